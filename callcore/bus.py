@@ -1,0 +1,97 @@
+"""In-process publish/subscribe bus between notifiers and edge sessions.
+
+Notifiers publish :class:`Message` objects (``name``, ``payload``, routing
+``audience``); websocket sessions and webhook senders subscribe with a
+predicate on the audience. Delivery is non-blocking: each subscriber owns a
+bounded queue; a subscriber that falls behind gets ``overflowed`` set and is
+disconnected by its owner rather than stalling everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    name: str  # e.g. "call.ringing"
+    payload: dict[str, Any]
+    #: who may receive it: {"agent:1001"}, {"queue:sales"}, {"supervisor"}, ...
+    audience: frozenset[str] = frozenset()
+
+
+@dataclass(eq=False)
+class Subscription:
+    keys: set[str]
+    queue: asyncio.Queue[Message]
+    overflowed: bool = False
+    predicate: Callable[[Message], bool] | None = None
+
+    async def get(self) -> Message:
+        return await self.queue.get()
+
+
+@dataclass
+class Bus:
+    max_queue: int = 1000
+    _by_key: dict[str, set[Subscription]] = field(default_factory=dict)
+    _wildcard: set[Subscription] = field(default_factory=set)
+    published: int = 0
+    dropped: int = 0
+
+    def subscribe(self, keys: set[str] | None = None, predicate: Callable[[Message], bool] | None = None) -> Subscription:
+        """``keys=None`` receives everything (e.g. webhooks); otherwise messages whose audience meets ``keys``."""
+        sub = Subscription(set(keys or ()), asyncio.Queue(self.max_queue), predicate=predicate)
+        if keys is None:
+            self._wildcard.add(sub)
+        else:
+            for k in sub.keys:
+                self._by_key.setdefault(k, set()).add(sub)
+        return sub
+
+    def add_keys(self, sub: Subscription, keys: set[str]) -> None:
+        for k in keys - sub.keys:
+            sub.keys.add(k)
+            self._by_key.setdefault(k, set()).add(sub)
+
+    def remove_keys(self, sub: Subscription, keys: set[str]) -> None:
+        for k in keys & sub.keys:
+            sub.keys.discard(k)
+            subs = self._by_key.get(k)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_key[k]
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._wildcard.discard(sub)
+        self.remove_keys(sub, set(sub.keys))
+
+    @property
+    def subscriber_count(self) -> int:
+        subs: set[Subscription] = set(self._wildcard)
+        for s in self._by_key.values():
+            subs |= s
+        return len(subs)
+
+    def publish(self, msg: Message) -> int:
+        """Deliver to every matching subscriber without awaiting. Returns how many got it."""
+        self.published += 1
+        targets: set[Subscription] = set(self._wildcard)
+        for key in msg.audience:
+            subs = self._by_key.get(key)
+            if subs:
+                targets |= subs
+        n = 0
+        for sub in targets:
+            if sub.predicate is not None and not sub.predicate(msg):
+                continue
+            try:
+                sub.queue.put_nowait(msg)
+                n += 1
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self.dropped += 1
+        return n

@@ -1,0 +1,138 @@
+"""Typed settings: defaults → optional YAML file → ``CALLCORE_*`` environment.
+
+The default run needs no file and no external service: SQLite under
+``data_dir``, dialplans from ``./dialplans``, everything bound to loopback.
+Secrets are :class:`pydantic.SecretStr` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+Part = Literal["agi", "ami", "http"]
+ALL_PARTS: tuple[Part, ...] = ("agi", "ami", "http")
+
+
+class WebhookSettings(BaseModel):
+    url: str
+    secret: SecretStr = SecretStr("")
+    events: list[str] = Field(default_factory=lambda: ["call.ringing", "call.answered", "call.ended"])
+    max_attempts: int = 5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLCORE_", extra="ignore", env_nested_delimiter="__")
+
+    # --- files
+    config_file: Path | None = None
+    data_dir: Path = Path("./data")
+    dialplans_dir: Path = Path("./dialplans")
+    sounds_dir: Path | None = None  # default: <dialplans_dir>/sounds
+    recordings_dir: Path | None = None  # default: <data_dir>/recordings
+
+    # --- database; default: sqlite+aiosqlite:///<data_dir>/callcore.db
+    database_url: SecretStr | None = None
+
+    # --- HTTP / websocket API
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    jwt_key: SecretStr = SecretStr("change-me-in-production")
+    api_tokens: dict[str, str] = Field(default_factory=dict)  # token -> "agent:<id>" | "supervisor" | "admin"
+    auth_required: bool = False
+
+    # --- FastAGI
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_header_timeout: float = 5.0
+    agi_command_timeout: float = 120.0
+    agi_shutdown_grace: float = 3.0
+
+    # --- AMI
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "callcore"
+    ami_secret: SecretStr = SecretStr("callcore-secret")
+    ami_action_timeout: float = 5.0
+    ami_reconnect_min: float = 0.5
+    ami_reconnect_max: float = 30.0
+
+    # --- which parts run in this process
+    only: list[Part] = Field(default_factory=lambda: list(ALL_PARTS))
+
+    # --- logging
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # --- contact-center behaviour
+    crm_url: str | None = None  # external CRM lookup base URL; None: built-in customer table
+    repeat_caller_hours: int = 24
+    pause_reasons: list[str] = Field(default_factory=lambda: ["break", "lunch", "training", "meeting", "admin"])
+    default_wrapup_seconds: int = 10
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    dialplan_watch: bool = True
+
+    @field_validator("only", mode="before")
+    @classmethod
+    def _split_only(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    # ---- derived values
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callcore.db').resolve()}"
+
+    @property
+    def effective_sounds_dir(self) -> Path:
+        return self.sounds_dir or (self.dialplans_dir / "sounds")
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return self.recordings_dir or (self.data_dir / "recordings")
+
+    def runs(self, part: Part) -> bool:
+        return part in self.only
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence (first wins): explicit init kwargs > environment > YAML file > defaults.
+        return (init_settings, env_settings, YamlFileSource(settings_cls))
+
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``CALLCORE_CONFIG_FILE`` (if any)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("CALLCORE_CONFIG_FILE")
+        self._data: dict[str, Any] = {}
+        if path:
+            p = Path(path)
+            if not p.is_file():
+                raise FileNotFoundError(f"CALLCORE_CONFIG_FILE={path}: no such file")
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the settings file must be a YAML mapping")
+            self._data = loaded
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
