@@ -1,0 +1,57 @@
+"""Ports the IVR engine needs from the rest of callcore, with plain defaults.
+
+The engine never imports ``cti``: routing, callbacks and context hand-off
+go through these protocols, and the composition root plugs in the CTI
+implementations (``cti.routing``). The defaults make the IVR runnable alone
+(console, ``callcore dialplan try``, classic AGI without a database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    queue: str  # the queue the flow asked for
+    priority: int  # the priority the flow asked for (0 = normal; higher is served first)
+    caller_num: str | None
+    vip: bool = False
+    context: dict[str, Any] = field(default_factory=dict)  # the IVR context so far
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    queue: str  # may differ from the request (overflow)
+    priority: int
+    timeout: int | None = None  # seconds in queue before giving up (Queue() timeout)
+    estimated_wait: int | None = None  # seconds, None when unknown
+    offer_callback: bool = False
+    reasons: tuple[str, ...] = ()  # human-readable: "vip", "repeat caller within 24h", "overflow: no agent"
+
+
+class Router(Protocol):
+    async def route(self, request: RouteRequest) -> RouteDecision: ...
+
+
+class PassThroughRouter:
+    """Default router: the flow's choice, unchanged."""
+
+    async def route(self, request: RouteRequest) -> RouteDecision:
+        return RouteDecision(queue=request.queue, priority=request.priority)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    call_uniqueid: str
+    caller_num: str | None
+    number: str  # the number to call back
+    queue: str
+    requested_time: str | None  # free text / ISO time the caller chose, None = asap
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class CallbackSink(Protocol):
+    async def create_callback(self, request: CallbackRequest) -> str:
+        """Store the request so agents see it; returns its id."""
