@@ -1,0 +1,73 @@
+"""Shared fixtures.
+
+The database backend under test is chosen by ``CALLCORE_TEST_DATABASE_URL``
+(set by ``scripts/test`` for the PostgreSQL leg); by default each test gets a
+fresh SQLite file. Unit tests get tables from ``Base.metadata.create_all``;
+the migration tests (tests/unit/callcore/test_migrations.py) prove that the
+Alembic history yields the same schema.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from callcore.db import Base, create_engine, import_all_models, session_factory
+
+CAPTURES = Path(__file__).resolve().parent / "fixtures" / "asterisk-captures"
+
+
+def test_database_url(tmp_path: Path) -> str:
+    url = os.environ.get("CALLCORE_TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def captures_dir() -> Path:
+    return CAPTURES
+
+
+@pytest.fixture
+async def db_engine(tmp_path: Path) -> AsyncEngine:
+    """An engine on an empty schema (all tables of all packages) on the backend under test."""
+    import_all_models()
+    url = test_database_url(tmp_path)
+    engine = create_engine(url)
+    schema = None
+    if url.startswith("postgresql"):
+        # isolate each test in its own schema on the throwaway database
+        schema = "t_" + uuid.uuid4().hex[:12]
+        from sqlalchemy import text
+
+        async with engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await engine.dispose()
+        engine = create_engine_with_schema(url, schema)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        yield engine
+    finally:
+        if schema is not None:
+            from sqlalchemy import text
+
+            async with engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+def create_engine_with_schema(url: str, schema: str) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
+
+
+@pytest.fixture
+def db_sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker:
+    return session_factory(db_engine)
