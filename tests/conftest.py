@@ -71,3 +71,42 @@ def create_engine_with_schema(url: str, schema: str) -> AsyncEngine:
 @pytest.fixture
 def db_sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker:
     return session_factory(db_engine)
+
+
+# --------------------------------------------------------------------------- db marker
+#: tests using any of these fixtures touch the database and are re-run on PostgreSQL
+DB_FIXTURES = {"db_engine", "db_sessionmaker", "empty_database_url", "server", "live_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture
+async def empty_database_url(tmp_path: Path):
+    """URL of a database with nothing in it, on the backend under test (a new
+    PostgreSQL database, dropped afterwards; or a new SQLite file)."""
+    url = os.environ.get("CALLCORE_TEST_DATABASE_URL")
+    if not url or not url.startswith("postgresql"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    import asyncpg
+
+    base, _, _ = url.rpartition("/")
+    admin_dsn = base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
+    name = "cc_empty_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield f"{base}/{name}"
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

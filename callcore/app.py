@@ -1,0 +1,275 @@
+"""The composition root: builds every object, wires them, owns every task.
+
+Order: settings → database → bus → domain services (CTI, IVR) → AMI client →
+FastAGI server → HTTP app. Nothing else in the code base constructs a
+long-lived service or starts a background task on its own; every task is
+created through :meth:`Container.spawn` and cancelled in :meth:`Container.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any, Awaitable, Callable
+
+import uvicorn
+from sqlalchemy import text
+
+from callcore import migrate
+from callcore.bus import Bus
+from callcore.db import create_engine, session_factory
+from callcore.metrics import Metrics
+from callcore.settings import Settings
+
+log = logging.getLogger("callcore")
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling.
+
+    ``uvicorn.Server.serve`` wraps everything in ``capture_signals()``, which
+    replaces the process's SIGINT/SIGTERM handlers and re-raises the signal
+    when it returns. The composition root owns signals for the whole process
+    (AGI grace period, AMI logoff, DB close), so we disable that here and stop
+    uvicorn by setting ``should_exit``.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.bus = Bus()
+        self.engine = None
+        self.sessionmaker = None
+        self.ami: Any = None
+        self.agi: Any = None
+        self.ivr: Any = None
+        self.cti: Any = None
+        self.http: _EmbeddedUvicorn | None = None
+        self.http_port: int | None = None
+        self.started_at = time.time()
+        self._tasks: set[asyncio.Task] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._register_metrics()
+
+    # ------------------------------------------------------------------ tasks
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
+        """Start a background task owned by the container (cancelled on stop)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------------ build
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        url = s.effective_database_url
+        if url.startswith("sqlite"):
+            # the embedded store upgrades itself; PostgreSQL is upgraded by `callcore db upgrade`
+            await asyncio.to_thread(migrate.upgrade, url)
+        self.engine = create_engine(url)
+        self.sessionmaker = session_factory(self.engine)
+        self._closers.append(self.engine.dispose)
+
+        await self._build_services()
+        if s.runs("ami"):
+            await self._start_ami()
+        if s.runs("agi"):
+            await self._start_agi()
+        if s.runs("http"):
+            await self._start_http()
+        log.info(
+            "callcore running: %s (database %s)",
+            ", ".join(self._listening()) or "no parts",
+            _redact_url(url),
+        )
+
+    async def _build_services(self) -> None:
+        """Domain services; filled in by the CTI and IVR wiring below."""
+        from callcore.wiring import build_services
+
+        await build_services(self)
+
+    async def _start_ami(self) -> None:
+        from callcore.wiring import start_ami
+
+        await start_ami(self)
+
+    async def _start_agi(self) -> None:
+        from callcore.wiring import start_agi
+
+        await start_agi(self)
+
+    async def _start_http(self) -> None:
+        from api.app import create_app
+
+        s = self.settings
+        app = create_app(self)
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
+        server = _EmbeddedUvicorn(config)
+        self.http = server
+        task = self.spawn(server.serve(), "http")
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if task.done():
+                task.result()  # raises the bind error, e.g. "address already in use"
+                raise RuntimeError("HTTP server stopped during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"HTTP server did not start on {s.http_host}:{s.http_port}")
+            await asyncio.sleep(0.01)
+        sockets = [sock for srv in server.servers for sock in srv.sockets]
+        self.http_port = sockets[0].getsockname()[1] if sockets else s.http_port
+
+    def _listening(self) -> list[str]:
+        s = self.settings
+        out = []
+        if self.http is not None:
+            out.append(f"HTTP http://{s.http_host}:{self.http_port}")
+        if self.agi is not None:
+            out.append(f"FastAGI agi://{s.agi_host}:{getattr(self.agi, 'port', s.agi_port)}")
+        if self.ami is not None:
+            out.append(f"AMI client → {s.ami_host}:{s.ami_port}")
+        return out
+
+    # --------------------------------------------------------------- http glue
+    def routers(self) -> list[Any]:
+        from callcore.wiring import routers
+
+        return routers(self)
+
+    def app_services(self) -> dict[str, Any]:
+        return {k: v for k, v in {"cti": self.cti, "ivr": self.ivr}.items() if v is not None}
+
+    async def readiness(self) -> dict[str, Any]:
+        db_ok, db_error = True, None
+        try:
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as conn:  # type: ignore[union-attr]
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # reported, not raised: this is a health probe
+            db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
+        ami_state = self.ami.state if self.ami is not None else "disabled"
+        report: dict[str, Any] = {
+            "ready": db_ok,
+            "database": {"ok": db_ok, **({"error": db_error} if db_error else {})},
+            "ami": {
+                "state": ami_state,
+                "connected": ami_state == "connected",
+                "address": f"{self.settings.ami_host}:{self.settings.ami_port}",
+            },
+            "agi": {"listening": self.agi is not None, "active_sessions": self._agi_active()},
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }
+        if ami_state not in ("connected", "disabled"):
+            report["ami"]["detail"] = "disconnected, retrying" if ami_state != "auth_failed" else "login refused"
+        return report
+
+    def _agi_active(self) -> int:
+        return int(getattr(self.agi, "active_sessions", 0)) if self.agi is not None else 0
+
+    def _register_metrics(self) -> None:
+        c = self.metrics.collector
+        c.ami_state = lambda: self.ami.state if self.ami is not None else "disabled"
+        c.gauge("callcore_agi_sessions_active", "FastAGI sessions in progress", self._agi_active)
+        c.counter(
+            "callcore_agi_sessions_total",
+            "FastAGI sessions accepted since start",
+            lambda: getattr(self.agi, "sessions_total", 0) if self.agi is not None else 0,
+        )
+        c.gauge("callcore_websocket_clients", "Connected websocket clients", self._ws_clients)
+        c.counter(
+            "callcore_ami_events_total",
+            "AMI events delivered to callcore state",
+            lambda: getattr(self.ami, "events_delivered", 0) if self.ami is not None else 0,
+        )
+        c.counter(
+            "callcore_ami_unknown_events_total",
+            "AMI events callcore does not consume (filtered cheaply)",
+            lambda: getattr(self.ami, "unknown_events", 0) if self.ami is not None else 0,
+        )
+        c.counter("callcore_bus_published_total", "Notifications published on the internal bus", lambda: self.bus.published)
+        c.counter("callcore_bus_dropped_total", "Notifications dropped for slow subscribers", lambda: self.bus.dropped)
+
+    def _ws_clients(self) -> int:
+        if self.cti is not None and hasattr(self.cti, "websocket_clients"):
+            return int(self.cti.websocket_clients)
+        return 0
+
+    # ------------------------------------------------------------------ stop
+    async def stop(self) -> None:
+        s = self.settings
+        if self.http is not None:
+            self.http.should_exit = True
+        if self.agi is not None:
+            with contextlib.suppress(Exception):
+                await self.agi.close(grace=s.agi_shutdown_grace)
+        if self.ami is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ami.close(), 2)
+        # give uvicorn a moment to close its sockets, then cancel whatever is left
+        http_tasks = [t for t in self._tasks if t.get_name() == "http"]
+        if http_tasks:
+            await asyncio.wait(http_tasks, timeout=2)
+        for closer in reversed(self._closers[1:]):
+            with contextlib.suppress(Exception):
+                await closer()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+        if self._closers:
+            await self._closers[0]()  # the database engine last
+        log.info("callcore stopped")
+
+
+def _redact_url(url: str) -> str:
+    """postgresql+asyncpg://user:secret@host/db → postgresql+asyncpg://user:***@host/db"""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+async def serve(settings: Settings, ready: Callable[[Container], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; SIGHUP reloads the dialplans."""
+    container = Container(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: container.spawn(_reload(container), "sighup-reload"))
+    try:
+        await container.start()
+        if ready is not None:
+            ready(container)
+        await stop.wait()
+        log.info("shutting down (signal received)")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await container.stop()
+
+
+async def _reload(container: Container) -> None:
+    if container.ivr is None:
+        log.info("SIGHUP: no IVR in this process, nothing to reload")
+        return
+    result = await container.ivr.reload()
+    log.info("SIGHUP: dialplan reload: %s", result)
