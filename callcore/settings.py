@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 Part = Literal["agi", "ami", "http"]
 ALL_PARTS: tuple[Part, ...] = ("agi", "ami", "http")
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     ami_reconnect_max: float = 30.0
 
     # --- which parts run in this process
-    only: list[Part] = Field(default_factory=lambda: list(ALL_PARTS))
+    only: Annotated[list[Part], NoDecode] = Field(default_factory=lambda: list(ALL_PARTS))
 
     # --- logging
     log_level: str = "INFO"

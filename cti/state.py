@@ -1,0 +1,1097 @@
+"""Live CTI state: calls, agents and queues, built from typed AMI events only.
+
+Pure: no I/O, no clock (``now`` is an argument, epoch seconds), no asyncio.
+:meth:`CtiState.apply` takes one event and returns the :class:`Change` list the
+service turns into notifications / persistence. :meth:`CtiState.rebuild`
+replaces the live picture with what a resync (CoreShowChannels, QueueStatus,
+QueueSummary) reports, and returns the changes that implies (calls that ended
+while the link was down, agents whose state moved).
+
+Model:
+
+* a **call** is one ``Linkedid``: every channel sharing it is a leg of it
+  (the caller leg has ``Uniqueid == Linkedid``; Local ``;2`` halves are
+  internal; agent legs are recognised by their channel matching a queue
+  member interface, e.g. ``Local/1001@agents-00000002;1`` ↔ ``Local/1001@agents/n``);
+* an **agent** is keyed by callcore's agent id; the directory maps interfaces
+  to ids (``register_agent``), an unknown interface gets the id its dial
+  string names (``Local/1001@...`` → ``1001``);
+* a **queue** holds its waiting callers (call id → time entered), members and
+  today's counters (answered, abandoned, answered within the service level).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from cti.ami import events as ev
+
+# ------------------------------------------------------------------ helpers
+_CHAN_SUFFIX = re.compile(r"-[0-9a-fA-F]+(;\d)?$")
+_AGENT_ID = re.compile(r"^[^/]+/([^@/;\-]+)")
+
+
+def interface_key(interface: str) -> str:
+    """``Local/1001@agents/n`` → ``local/1001@agents``; ``SIP/1001`` → ``sip/1001``."""
+    key = interface.strip()
+    if key.endswith("/n"):
+        key = key[:-2]
+    return key.lower()
+
+
+def channel_key(channel: str) -> str:
+    """``Local/1001@agents-00000002;1`` → ``local/1001@agents``; ``PJSIP/1001-0000000a`` → ``pjsip/1001``."""
+    return _CHAN_SUFFIX.sub("", channel).lower()
+
+
+def default_agent_id(interface: str) -> str:
+    m = _AGENT_ID.match(interface)
+    return m.group(1) if m else interface
+
+
+def _day(now: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+# ------------------------------------------------------------------- records
+@dataclass
+class QueueSettings:
+    """Per-queue behaviour the engine decides on (stored in ``cti_queue_settings``)."""
+
+    name: str
+    wrapup_seconds: int | None = None  # None: settings.default_wrapup_seconds
+    service_level_seconds: int = 20
+    overflow_queue: str | None = None
+    overflow_after_seconds: int | None = None  # wait threshold before overflowing
+    overflow_when_no_agent: bool = True
+    callback_after_seconds: int | None = 300  # offer a callback when the estimated wait reaches this
+    vip_priority: int = 10
+    repeat_priority: int = 5
+    default_handle_seconds: int = 180
+
+
+@dataclass
+class Leg:
+    uniqueid: str
+    channel: str
+    role: str  # caller | agent | local | other
+    agent_id: str | None = None
+    state: str = ""
+    created_at: float = 0.0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    cause: int | None = None
+    cause_txt: str = ""
+    bridge_id: str | None = None
+    dial_status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uniqueid": self.uniqueid,
+            "channel": self.channel,
+            "role": self.role,
+            "agent_id": self.agent_id,
+            "state": self.state,
+            "created_at": self.created_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "cause": self.cause,
+            "cause_txt": self.cause_txt,
+            "dial_status": self.dial_status,
+        }
+
+
+@dataclass
+class Call:
+    id: str  # the Linkedid
+    started_at: float
+    direction: str = "inbound"  # inbound | outbound
+    origin: str | None = None  # e.g. "click-to-call"
+    caller_num: str | None = None
+    caller_name: str | None = None
+    dialed: str | None = None
+    status: str = "new"  # new | ivr | queued | ringing | talking | dialing | ended
+    queue: str | None = None
+    position: int | None = None
+    queued_at: float | None = None
+    priority: int = 0
+    agents_rung: list[str] = field(default_factory=list)
+    ringing_agents: set[str] = field(default_factory=set)
+    agent_id: str | None = None
+    agent_channel: str | None = None
+    answered_at: float | None = None
+    hold_time: int | None = None
+    talk_time: int | None = None
+    bridge_id: str | None = None
+    on_hold: bool = False
+    recording: bool = False
+    recording_muted: bool = False
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    digits: str = ""
+    outcome: str | None = None  # answered | abandoned | ivr_hangup | unanswered | lost
+    end_cause: int | None = None
+    end_cause_txt: str = ""
+    ended_at: float | None = None
+    disposition: str | None = None
+    notes: str | None = None
+    ivr_context: dict[str, Any] | None = None
+    customer: dict[str, Any] | None = None
+    legs: dict[str, Leg] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)  # call timeline (persisted)
+
+    @property
+    def caller_leg(self) -> Leg | None:
+        leg = self.legs.get(self.id)
+        if leg is not None:
+            return leg
+        for leg in self.legs.values():
+            if leg.role == "caller":
+                return leg
+        return None
+
+    @property
+    def customer_channel(self) -> str | None:
+        """The channel of the customer side (what a redirect / hangup / DTMF acts on)."""
+        if self.direction == "outbound":
+            for leg in self.legs.values():
+                if leg.role == "other" and leg.ended_at is None:
+                    return leg.channel
+            return self.agent_channel
+        leg = self.caller_leg
+        return leg.channel if leg is not None and leg.ended_at is None else None
+
+    def live_agent_channel(self) -> str | None:
+        if self.agent_channel and any(
+            leg.channel == self.agent_channel and leg.ended_at is None for leg in self.legs.values()
+        ):
+            return self.agent_channel
+        return None
+
+    def log(self, now: float, kind: str, **data: Any) -> None:
+        self.events.append({"at": now, "event": kind, **data})
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        now = now if now is not None else time.time()
+        waited = None
+        if self.queued_at is not None:
+            end = self.answered_at or self.ended_at or now
+            waited = max(0, int(end - self.queued_at))
+        return {
+            "call_id": self.id,
+            "direction": self.direction,
+            "origin": self.origin,
+            "caller_num": self.caller_num,
+            "caller_name": self.caller_name,
+            "dialed": self.dialed,
+            "status": self.status,
+            "queue": self.queue,
+            "position": self.position,
+            "queued_at": self.queued_at,
+            "waited": waited,
+            "priority": self.priority,
+            "agents_rung": list(self.agents_rung),
+            "agent_id": self.agent_id,
+            "started_at": self.started_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "hold_time": self.hold_time,
+            "talk_time": self.talk_time,
+            "bridge_id": self.bridge_id,
+            "on_hold": self.on_hold,
+            "recording": self.recording,
+            "recording_muted": self.recording_muted,
+            "transfers": list(self.transfers),
+            "digits": self.digits,
+            "outcome": self.outcome,
+            "end_cause": self.end_cause,
+            "end_cause_txt": self.end_cause_txt,
+            "disposition": self.disposition,
+            "notes": self.notes,
+            "legs": [leg.to_dict() for leg in self.legs.values()],
+        }
+
+
+@dataclass
+class Agent:
+    id: str
+    interface: str | None = None
+    name: str | None = None
+    queues: dict[str, int] = field(default_factory=dict)  # queue -> penalty (live membership)
+    paused: bool = False
+    pause_reason: str | None = None
+    device_status: int = 0
+    in_call: bool = False
+    ringing_call: str | None = None
+    current_call: str | None = None
+    wrapup_until: float | None = None
+    wrapup_call: str | None = None
+    last_call_at: float | None = None
+    status_since: float = 0.0
+
+    @property
+    def logged_in(self) -> bool:
+        return bool(self.queues)
+
+    @property
+    def status(self) -> str:
+        if not self.queues and not self.current_call and not self.ringing_call:
+            return "logged_out"
+        if self.current_call:
+            return "on_call"
+        if self.ringing_call:
+            return "ringing"
+        if self.wrapup_until is not None:
+            return "wrapup"
+        if self.paused:
+            return "paused"
+        return "ready"
+
+    def signature(self) -> tuple[Any, ...]:
+        return (self.status, self.paused, self.pause_reason, tuple(sorted(self.queues.items())), self.current_call)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.id,
+            "name": self.name,
+            "interface": self.interface,
+            "status": self.status,
+            "logged_in": self.logged_in,
+            "queues": dict(self.queues),
+            "paused": self.paused,
+            "pause_reason": self.pause_reason,
+            "ringing_call": self.ringing_call,
+            "current_call": self.current_call,
+            "wrapup_until": self.wrapup_until,
+            "status_since": self.status_since,
+        }
+
+
+@dataclass
+class QueueState:
+    name: str
+    waiting: dict[str, float] = field(default_factory=dict)  # call id -> entered at
+    members: set[str] = field(default_factory=set)  # agent ids
+    strategy: str = ""
+    day: str = ""
+    answered: int = 0
+    answered_within_sl: int = 0
+    abandoned: int = 0
+    talk_seconds_total: int = 0
+    completed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something that happened to the live state that someone outside may care about."""
+
+    kind: str
+    call_id: str | None = None
+    agent_id: str | None = None
+    queue: str | None = None
+    data: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------- the state
+class CtiState:
+    def __init__(self, *, default_wrapup_seconds: int = 10, recent_ended: int = 500) -> None:
+        self.calls: dict[str, Call] = {}
+        self.agents: dict[str, Agent] = {}
+        self.queues: dict[str, QueueState] = {}
+        self.queue_settings: dict[str, QueueSettings] = {}
+        self.default_wrapup_seconds = default_wrapup_seconds
+        self._iface_to_agent: dict[str, str] = {}
+        self._chan_to_call: dict[str, str] = {}  # uniqueid -> call id
+        self.ended: dict[str, Call] = {}  # most recent ended calls (bounded)
+        self._recent_ended = recent_ended
+        self.unhandled: int = 0
+
+    # ------------------------------------------------------------ directory
+    def register_agent(self, agent_id: str, interface: str | None, name: str | None = None) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = self.agents[agent_id] = Agent(agent_id)
+        if agent.interface and interface_key(agent.interface) in self._iface_to_agent:
+            self._iface_to_agent.pop(interface_key(agent.interface), None)
+        agent.interface = interface
+        agent.name = name or agent.name
+        if interface:
+            self._iface_to_agent[interface_key(interface)] = agent_id
+        return agent
+
+    def unregister_agent(self, agent_id: str) -> None:
+        agent = self.agents.pop(agent_id, None)
+        if agent and agent.interface:
+            self._iface_to_agent.pop(interface_key(agent.interface), None)
+
+    def set_queue_settings(self, qs: QueueSettings) -> None:
+        self.queue_settings[qs.name] = qs
+
+    def settings_for(self, queue: str | None) -> QueueSettings:
+        if queue and queue in self.queue_settings:
+            return self.queue_settings[queue]
+        return QueueSettings(name=queue or "")
+
+    def agent_for_interface(self, interface: str, name: str | None = None) -> Agent:
+        key = interface_key(interface)
+        agent_id = self._iface_to_agent.get(key)
+        if agent_id is None:
+            agent_id = default_agent_id(interface)
+            agent = self.agents.get(agent_id)
+            if agent is not None and agent.interface and interface_key(agent.interface) != key:
+                agent_id = interface  # a different device claims the same number: keep them apart
+            agent = self.register_agent(agent_id, interface, name)
+            return agent
+        return self.agents[agent_id]
+
+    def agent_for_channel(self, channel: str) -> str | None:
+        return self._iface_to_agent.get(channel_key(channel))
+
+    def queue(self, name: str, now: float | None = None) -> QueueState:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = QueueState(name)
+        if now is not None:
+            day = _day(now)
+            if q.day != day:
+                q.day = day
+                q.answered = q.answered_within_sl = q.abandoned = q.talk_seconds_total = 0
+        return q
+
+    def call_for_agent(self, agent_id: str) -> Call | None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return None
+        cid = agent.current_call or agent.ringing_call
+        return self.calls.get(cid) if cid else None
+
+    def get_call(self, call_id: str) -> Call | None:
+        return self.calls.get(call_id) or self.ended.get(call_id)
+
+    # ------------------------------------------------------------- apply
+    def apply(self, event: ev.AmiEvent, now: float) -> list[Change]:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            self.unhandled += 1
+            return []
+        out: list[Change] = []
+        handler(self, event, now, out)
+        return out
+
+    def tick(self, now: float) -> list[Change]:
+        """Wrap-ups whose time is up: the agent becomes ready again."""
+        out: list[Change] = []
+        for agent in self.agents.values():
+            if agent.wrapup_until is not None and agent.wrapup_until <= now:
+                before = agent.signature()
+                call_id = agent.wrapup_call
+                agent.wrapup_until = None
+                agent.wrapup_call = None
+                self._agent_changed(agent, before, now, out, reason="wrapup_done", call_id=call_id)
+        return out
+
+    def end_wrapup(self, agent_id: str, now: float) -> list[Change]:
+        agent = self.agents.get(agent_id)
+        out: list[Change] = []
+        if agent is not None and agent.wrapup_until is not None:
+            before = agent.signature()
+            call_id = agent.wrapup_call
+            agent.wrapup_until = None
+            agent.wrapup_call = None
+            self._agent_changed(agent, before, now, out, reason="wrapup_done", call_id=call_id)
+        return out
+
+    # ------------------------------------------------------- internals
+    def _agent_changed(
+        self, agent: Agent, before: tuple[Any, ...], now: float, out: list[Change], **data: Any
+    ) -> None:
+        if agent.signature() != before:
+            if agent.status != before[0]:
+                agent.status_since = now
+            out.append(Change("agent.updated", agent_id=agent.id, call_id=agent.current_call, data=data or None))
+
+    def _queue_changed(self, name: str, out: list[Change]) -> None:
+        out.append(Change("queue.updated", queue=name))
+
+    def _call_for(self, chan: ev.ChannelInfo, now: float, out: list[Change]) -> Call:
+        call_id = self._chan_to_call.get(chan.uniqueid) or chan.linkedid or chan.uniqueid
+        call = self.calls.get(call_id)
+        if call is None:
+            call = Call(id=call_id, started_at=now)
+            self.calls[call_id] = call
+            call.log(now, "created", channel=chan.channel)
+            out.append(Change("call.created", call_id=call_id))
+        return call
+
+    def _leg(self, call: Call, chan: ev.ChannelInfo, now: float) -> Leg:
+        leg = call.legs.get(chan.uniqueid)
+        if leg is None:
+            agent_id = self.agent_for_channel(chan.channel)
+            if agent_id is not None:
+                role = "agent"
+            elif chan.uniqueid == call.id:
+                role = "caller"
+            elif chan.channel.endswith(";2") and any(
+                channel_key(l.channel) == channel_key(chan.channel) and l.channel.endswith(";1")
+                for l in call.legs.values()
+            ):
+                role = "local"
+            else:
+                role = "other"
+            leg = Leg(chan.uniqueid, chan.channel, role, agent_id, chan.state_desc, created_at=now)
+            call.legs[chan.uniqueid] = leg
+            self._chan_to_call[chan.uniqueid] = call.id
+            if role == "agent" and chan.uniqueid == call.id and not call.legs.keys() - {chan.uniqueid}:
+                # the first channel of the call is an agent's: an agent-originated (outbound) call
+                call.direction = "outbound"
+                call.agent_id = agent_id
+                call.agent_channel = chan.channel
+                call.status = "dialing"
+        return leg
+
+    def _caller_info(self, call: Call, chan: ev.ChannelInfo) -> None:
+        leg = call.legs.get(chan.uniqueid)
+        if call.direction == "inbound" and (leg is None or leg.role == "caller"):
+            if chan.caller_num and not call.caller_num:
+                call.caller_num = chan.caller_num
+            if chan.caller_name and not call.caller_name:
+                call.caller_name = chan.caller_name
+        elif call.direction == "outbound" and leg is not None and leg.role == "agent":
+            # click-to-call sets the agent leg's CallerID to the customer
+            if chan.caller_num and not call.caller_num:
+                call.caller_num = chan.caller_num
+            if chan.caller_name and not call.caller_name:
+                call.caller_name = chan.caller_name
+
+    def _touch(self, chan: ev.ChannelInfo, now: float, out: list[Change]) -> tuple[Call, Leg]:
+        call = self._call_for(chan, now, out)
+        leg = self._leg(call, chan, now)
+        leg.state = chan.state_desc or leg.state
+        self._caller_info(call, chan)
+        return call, leg
+
+    def _end_call(self, call: Call, now: float, out: list[Change], *, cause: int | None, cause_txt: str) -> None:
+        call.ended_at = now
+        call.status = "ended"
+        if call.end_cause is None:
+            call.end_cause = cause
+            call.end_cause_txt = cause_txt
+        if call.outcome is None:
+            if call.answered_at is not None:
+                call.outcome = "answered"
+            elif call.queue is not None:
+                call.outcome = "abandoned"
+            elif call.direction == "outbound":
+                call.outcome = "unanswered"
+            else:
+                call.outcome = "ivr_hangup"
+        if call.queue and call.id in self.queue(call.queue).waiting:
+            self.queue(call.queue).waiting.pop(call.id, None)
+            self._queue_changed(call.queue, out)
+        for agent in self.agents.values():
+            touched = False
+            before = agent.signature()
+            if agent.ringing_call == call.id:
+                agent.ringing_call = None
+                touched = True
+            if agent.current_call == call.id:
+                agent.current_call = None
+                touched = True
+            if touched:
+                self._agent_changed(agent, before, now, out, reason="call_ended", call_id=call.id)
+        call.log(now, "ended", cause=call.end_cause, outcome=call.outcome)
+        self.calls.pop(call.id, None)
+        for uid in call.legs:
+            self._chan_to_call.pop(uid, None)
+        self.ended[call.id] = call
+        while len(self.ended) > self._recent_ended:
+            self.ended.pop(next(iter(self.ended)))
+        out.append(Change("call.ended", call_id=call.id, agent_id=call.agent_id, queue=call.queue))
+
+    # ---------------------------------------------------------- rebuild
+    def rebuild(self, snapshot: Iterable[ev.AmiEvent], now: float) -> list[Change]:
+        """Replace the live picture by a resync snapshot (CoreShowChannel, QueueParams,
+        QueueMember, QueueEntry, QueueSummary events, any order)."""
+        out: list[Change] = []
+        events = list(snapshot)
+        channels = [e for e in events if isinstance(e, ev.CoreShowChannel)]
+        members = [e for e in events if isinstance(e, ev.QueueMember)]
+        entries = {e.uniqueid: e for e in events if isinstance(e, ev.QueueEntry)}
+        params = [e for e in events if isinstance(e, ev.QueueParams)]
+        summaries = [e for e in events if isinstance(e, ev.QueueSummary)]
+
+        before_agents = {a.id: a.signature() for a in self.agents.values()}
+        for name in {p.queue for p in params} | {s.queue for s in summaries}:
+            q = self.queue(name, now)
+        for p in params:
+            self.queue(p.queue, now).strategy = p.strategy
+            self.queue(p.queue).completed = p.completed
+
+        # members: QueueStatus is the whole truth for the queues it lists
+        listed = {p.queue for p in params} | {m.member.queue for m in members}
+        for agent in self.agents.values():
+            for qn in list(agent.queues):
+                if qn in listed:
+                    del agent.queues[qn]
+            agent.ringing_call = None
+            agent.current_call = None
+        for q in self.queues.values():
+            if q.name in listed:
+                q.members.clear()
+        member_in_call: dict[str, bool] = {}
+        for m in members:
+            info = m.member
+            agent = self.agent_for_interface(info.interface, info.name)
+            agent.queues[info.queue] = info.penalty
+            agent.paused = info.paused
+            agent.pause_reason = (info.paused_reason or None) if info.paused else None
+            agent.device_status = info.status
+            agent.in_call = info.in_call
+            member_in_call[agent.id] = member_in_call.get(agent.id, False) or info.in_call
+            self.queue(info.queue).members.add(agent.id)
+
+        # calls: group channels by Linkedid, keep what we already knew about them
+        old_calls = self.calls
+        self.calls = {}
+        self._chan_to_call = {}
+        by_call: dict[str, list[ev.CoreShowChannel]] = {}
+        for c in channels:
+            by_call.setdefault(c.chan.linkedid or c.chan.uniqueid, []).append(c)
+        for call_id, chans in by_call.items():
+            call = old_calls.pop(call_id, None)
+            if call is None:
+                started = now - max((_duration(c.duration) for c in chans), default=0)
+                call = Call(id=call_id, started_at=started)
+                call.log(now, "rebuilt")
+                out.append(Change("call.created", call_id=call_id))
+            else:
+                for uid in list(call.legs):
+                    if uid not in {c.chan.uniqueid for c in chans}:
+                        leg = call.legs.pop(uid)
+                        leg.ended_at = leg.ended_at or now
+            self.calls[call_id] = call
+            chans.sort(key=lambda c: (c.chan.uniqueid != call_id, c.chan.uniqueid))
+            for c in chans:
+                leg = self._leg(call, c.chan, now)
+                leg.state = c.chan.state_desc
+                leg.bridge_id = c.bridge_id or None
+                self._caller_info(call, c.chan)
+                if leg.role == "caller" and c.application == "Queue":
+                    call.queue = (c.application_data.split(",", 1)[0] or call.queue)
+            caller = call.caller_leg
+            agent_legs = [l for l in call.legs.values() if l.role == "agent"]
+            if call.direction == "outbound":
+                agent = self.agents.get(call.agent_id or "")
+                if agent is not None:
+                    agent.current_call = call.id
+                if any(l.state == "Up" for l in agent_legs):
+                    call.status = "talking"
+                    call.answered_at = call.answered_at or now
+                continue
+            bridged = [
+                l for l in agent_legs if caller is not None and l.bridge_id and l.bridge_id == caller.bridge_id
+            ]
+            if bridged:
+                leg = bridged[0]
+                call.agent_id = leg.agent_id
+                call.agent_channel = leg.channel
+                call.status = "talking"
+                call.answered_at = call.answered_at or now
+                call.bridge_id = leg.bridge_id
+                agent = self.agents.get(leg.agent_id or "")
+                if agent is not None:
+                    agent.current_call = call.id
+                    agent.wrapup_until = None
+            elif caller is not None and caller.uniqueid in entries:
+                call.status = "queued"
+            elif agent_legs:
+                call.status = "ringing"
+                for l in agent_legs:
+                    agent = self.agents.get(l.agent_id or "")
+                    if agent is not None and not member_in_call.get(agent.id):
+                        agent.ringing_call = call.id
+                        call.ringing_agents.add(agent.id)
+            elif call.status in ("new", "ringing", "talking", "queued"):
+                call.status = "ivr" if call.queue is None else call.status
+
+        # queue entries: waiting callers and their wait
+        for q in self.queues.values():
+            if q.name in listed:
+                q.waiting.clear()
+        for e in entries.values():
+            call_id = self._chan_to_call.get(e.uniqueid, e.uniqueid)
+            call = self.calls.get(call_id)
+            if call is None:
+                call = Call(id=call_id, started_at=now - e.wait)
+                self.calls[call_id] = call
+                out.append(Change("call.created", call_id=call_id))
+            call.queue = e.queue
+            call.position = e.position
+            call.priority = e.priority or call.priority
+            call.status = "queued"
+            call.queued_at = now - e.wait if call.queued_at is None else min(call.queued_at, now)
+            call.caller_num = call.caller_num or e.caller_num
+            call.caller_name = call.caller_name or e.caller_name
+            self.queue(e.queue, now).waiting[call_id] = call.queued_at
+
+        # calls we had that Asterisk no longer knows: they ended while we were away
+        for call in list(old_calls.values()):
+            self.calls[call.id] = call  # so _end_call can find/remove it
+            call.outcome = call.outcome or ("answered" if call.answered_at else None)
+            call.end_cause_txt = call.end_cause_txt or "ended during AMI disconnect"
+            call.log(now, "lost")
+            self._end_call(call, now, out, cause=None, cause_txt="ended during AMI disconnect")
+
+        for agent in self.agents.values():
+            prev = before_agents.get(agent.id)
+            if prev is None or agent.signature() != prev:
+                agent.status_since = now
+                out.append(Change("agent.updated", agent_id=agent.id, call_id=agent.current_call, data={"reason": "resync"}))
+        for name in self.queues:
+            self._queue_changed(name, out)
+        out.append(Change("state.resynced"))
+        return out
+
+    # --------------------------------------------------------- views
+    def queue_stats(self, name: str, now: float) -> dict[str, Any]:
+        q = self.queue(name, now)
+        by_state: dict[str, int] = {}
+        for agent_id in q.members:
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            by_state[agent.status] = by_state.get(agent.status, 0) + 1
+        waits = [max(0, int(now - t)) for t in q.waiting.values()]
+        offered = q.answered + q.abandoned
+        return {
+            "queue": name,
+            "waiting": len(q.waiting),
+            "longest_wait": max(waits, default=0),
+            "callers": [
+                {"call_id": cid, "waited": max(0, int(now - t)), "caller_num": getattr(self.calls.get(cid), "caller_num", None)}
+                for cid, t in sorted(q.waiting.items(), key=lambda kv: kv[1])
+            ],
+            "members": sorted(q.members),
+            "agents": by_state,
+            "logged_in": sum(n for s, n in by_state.items() if s != "logged_out"),
+            "available": by_state.get("ready", 0),
+            "answered_today": q.answered,
+            "abandoned_today": q.abandoned,
+            "answered_within_sl": q.answered_within_sl,
+            "service_level_seconds": self.settings_for(name).service_level_seconds,
+            "service_level": round(100.0 * q.answered_within_sl / offered, 1) if offered else None,
+            "avg_talk_seconds": round(q.talk_seconds_total / q.completed) if q.completed and q.talk_seconds_total else None,
+        }
+
+    def all_queue_stats(self, now: float) -> list[dict[str, Any]]:
+        names = set(self.queues) | set(self.queue_settings)
+        return [self.queue_stats(n, now) for n in sorted(names)]
+
+
+def _duration(text: str) -> int:
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        return 0
+    total = 0
+    for p in parts:
+        total = total * 60 + p
+    return total
+
+
+# ------------------------------------------------------------ event handlers
+def _on_newchannel(s: CtiState, e: ev.Newchannel, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.chan, now, out)
+    if leg.role == "caller" and call.dialed is None:
+        call.dialed = e.chan.exten or None
+    if call.status == "new" and call.direction == "inbound":
+        call.status = "ivr"
+
+
+def _on_newstate(s: CtiState, e: ev.Newstate, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.chan, now, out)
+    if e.chan.state_desc == "Up" and leg.answered_at is None:
+        leg.answered_at = now
+        if call.direction == "outbound" and leg.role == "agent" and call.status == "dialing":
+            call.status = "talking"
+            call.answered_at = now
+            call.log(now, "agent_answered", agent_id=leg.agent_id)
+            agent = s.agents.get(leg.agent_id or "")
+            if agent is not None:
+                before = agent.signature()
+                agent.current_call = call.id
+                agent.wrapup_until = None
+                s._agent_changed(agent, before, now, out, call_id=call.id)
+            out.append(Change("call.answered", call_id=call.id, agent_id=leg.agent_id))
+
+
+def _on_hangup(s: CtiState, e: ev.Hangup, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    call = s.calls.get(call_id)
+    if call is None:
+        return
+    leg = call.legs.get(e.chan.uniqueid)
+    if leg is None:
+        leg = s._leg(call, e.chan, now)
+    leg.ended_at = now
+    leg.cause = e.cause
+    leg.cause_txt = e.cause_txt
+    s._caller_info(call, e.chan)
+    if leg.role == "caller" and call.end_cause is None:
+        call.end_cause = e.cause
+        call.end_cause_txt = e.cause_txt
+    if leg.role == "agent" and call.direction == "outbound" and leg.channel == call.agent_channel:
+        call.end_cause = call.end_cause if call.end_cause is not None else e.cause
+        call.end_cause_txt = call.end_cause_txt or e.cause_txt
+    if all(l.ended_at is not None for l in call.legs.values()):
+        s._end_call(call, now, out, cause=e.cause, cause_txt=e.cause_txt)
+
+
+def _on_dial_begin(s: CtiState, e: ev.DialBegin, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.dest, now, out)
+    if e.chan is not None:
+        s._touch(e.chan, now, out)
+
+
+def _on_dial_end(s: CtiState, e: ev.DialEnd, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.dest, now, out)
+    leg.dial_status = e.dial_status
+    if (
+        call.direction == "outbound"
+        and e.chan is not None
+        and leg.role == "other"
+        and e.dial_status == "ANSWER"
+    ):
+        call.log(now, "customer_answered", channel=leg.channel)
+
+
+def _on_bridge_enter(s: CtiState, e: ev.BridgeEnter, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.chan, now, out)
+    leg.bridge_id = e.bridge_id
+    if leg.role in ("caller", "agent"):
+        call.bridge_id = e.bridge_id
+
+
+def _on_bridge_leave(s: CtiState, e: ev.BridgeLeave, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid)
+    call = s.calls.get(call_id or "")
+    if call is None:
+        return
+    leg = call.legs.get(e.chan.uniqueid)
+    if leg is not None:
+        leg.bridge_id = None
+
+
+def _on_caller_join(s: CtiState, e: ev.QueueCallerJoin, now: float, out: list[Change]) -> None:
+    call, leg = s._touch(e.chan, now, out)
+    call.queue = e.queue
+    call.position = e.position
+    call.queued_at = now
+    call.status = "queued"
+    call.log(now, "queued", queue=e.queue, position=e.position)
+    s.queue(e.queue, now).waiting[call.id] = now
+    out.append(Change("call.queued", call_id=call.id, queue=e.queue))
+    s._queue_changed(e.queue, out)
+
+
+def _on_caller_leave(s: CtiState, e: ev.QueueCallerLeave, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    q = s.queue(e.queue, now)
+    if q.waiting.pop(call_id, None) is not None:
+        s._queue_changed(e.queue, out)
+    call = s.calls.get(call_id)
+    if call is not None:
+        call.position = None
+        call.log(now, "left_queue", queue=e.queue)
+
+
+def _on_caller_abandon(s: CtiState, e: ev.QueueCallerAbandon, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    q = s.queue(e.queue, now)
+    q.abandoned += 1
+    q.waiting.pop(call_id, None)
+    call = s.calls.get(call_id)
+    if call is not None:
+        call.outcome = "abandoned"
+        call.hold_time = e.hold_time
+        call.log(now, "abandoned", queue=e.queue, hold_time=e.hold_time)
+        for agent_id in list(call.ringing_agents):
+            _stop_ringing(s, call, agent_id, now, out, "abandoned")
+    out.append(Change("call.abandoned", call_id=call_id, queue=e.queue))
+    s._queue_changed(e.queue, out)
+
+
+def _stop_ringing(s: CtiState, call: Call, agent_id: str, now: float, out: list[Change], reason: str) -> None:
+    call.ringing_agents.discard(agent_id)
+    agent = s.agents.get(agent_id)
+    if agent is not None and agent.ringing_call == call.id:
+        before = agent.signature()
+        agent.ringing_call = None
+        s._agent_changed(agent, before, now, out, call_id=call.id)
+    out.append(Change("call.missed", call_id=call.id, agent_id=agent_id, queue=call.queue, data={"reason": reason}))
+
+
+def _on_agent_called(s: CtiState, e: ev.AgentCalled, now: float, out: list[Change]) -> None:
+    call, _ = s._touch(e.chan, now, out)
+    agent = s.agent_for_interface(e.interface, e.member_name)
+    leg = s._leg(call, e.dest, now)
+    leg.role, leg.agent_id = "agent", agent.id
+    before = agent.signature()
+    agent.ringing_call = call.id
+    call.queue = call.queue or e.queue
+    call.agents_rung.append(agent.id)
+    call.ringing_agents.add(agent.id)
+    if call.status in ("queued", "ivr", "new", "ringing"):
+        call.status = "ringing"
+    call.log(now, "agent_called", agent_id=agent.id, channel=e.dest.channel)
+    out.append(Change("call.ringing", call_id=call.id, agent_id=agent.id, queue=e.queue))
+    s._agent_changed(agent, before, now, out, call_id=call.id)
+
+
+def _on_agent_ring_no_answer(s: CtiState, e: ev.AgentRingNoAnswer, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    call = s.calls.get(call_id)
+    agent = s.agent_for_interface(e.interface, e.member_name)
+    if call is None:
+        return
+    call.log(now, "ring_no_answer", agent_id=agent.id, ring_time=e.ring_time)
+    if call.status == "ringing" and not (call.ringing_agents - {agent.id}):
+        call.status = "queued"
+    _stop_ringing(s, call, agent.id, now, out, "no_answer")
+
+
+def _on_agent_dump(s: CtiState, e: ev.AgentDump, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    call = s.calls.get(call_id)
+    agent = s.agent_for_interface(e.interface, e.member_name)
+    if call is not None:
+        call.log(now, "agent_dump", agent_id=agent.id)
+        _stop_ringing(s, call, agent.id, now, out, "rejected")
+
+
+def _on_agent_connect(s: CtiState, e: ev.AgentConnect, now: float, out: list[Change]) -> None:
+    call, _ = s._touch(e.chan, now, out)
+    agent = s.agent_for_interface(e.interface, e.member_name)
+    leg = s._leg(call, e.dest, now)
+    leg.role, leg.agent_id = "agent", agent.id
+    for other in list(call.ringing_agents - {agent.id}):
+        _stop_ringing(s, call, other, now, out, "answered_elsewhere")
+    call.ringing_agents.discard(agent.id)
+    before = agent.signature()
+    agent.ringing_call = None
+    agent.current_call = call.id
+    agent.wrapup_until = None
+    agent.wrapup_call = None
+    call.agent_id = agent.id
+    call.agent_channel = e.dest.channel
+    call.answered_at = now
+    call.hold_time = e.hold_time
+    call.status = "talking"
+    call.outcome = "answered"
+    call.log(now, "answered", agent_id=agent.id, hold_time=e.hold_time, ring_time=e.ring_time)
+    q = s.queue(e.queue, now)
+    q.waiting.pop(call.id, None)
+    q.answered += 1
+    if e.hold_time <= s.settings_for(e.queue).service_level_seconds:
+        q.answered_within_sl += 1
+    out.append(Change("call.answered", call_id=call.id, agent_id=agent.id, queue=e.queue))
+    s._agent_changed(agent, before, now, out, call_id=call.id)
+    s._queue_changed(e.queue, out)
+
+
+def _on_agent_complete(s: CtiState, e: ev.AgentComplete, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
+    call = s.calls.get(call_id) or s.ended.get(call_id)
+    agent = s.agent_for_interface(e.interface, e.member_name)
+    before = agent.signature()
+    if agent.current_call == call_id:
+        agent.current_call = None
+    wrapup = s.settings_for(e.queue).wrapup_seconds
+    if wrapup is None:
+        wrapup = s.default_wrapup_seconds
+    agent.last_call_at = now
+    if wrapup > 0:
+        agent.wrapup_until = now + wrapup
+        agent.wrapup_call = call_id
+    q = s.queue(e.queue, now)
+    q.completed += 1
+    q.talk_seconds_total += e.talk_time
+    if call is not None:
+        call.talk_time = e.talk_time
+        call.hold_time = e.hold_time
+        call.log(now, "completed", agent_id=agent.id, talk_time=e.talk_time, reason=e.reason)
+    out.append(
+        Change(
+            "agent.wrapup" if wrapup > 0 else "agent.call_completed",
+            call_id=call_id,
+            agent_id=agent.id,
+            queue=e.queue,
+            data={"wrapup_seconds": wrapup, "reason": e.reason},
+        )
+    )
+    s._agent_changed(agent, before, now, out, call_id=call_id)
+
+
+def _member_update(s: CtiState, info: ev.MemberInfo, now: float, out: list[Change], *, removed: bool = False) -> None:
+    agent = s.agent_for_interface(info.interface, info.name)
+    before = agent.signature()
+    q = s.queue(info.queue, now)
+    if removed:
+        agent.queues.pop(info.queue, None)
+        q.members.discard(agent.id)
+    else:
+        agent.queues[info.queue] = info.penalty
+        q.members.add(agent.id)
+        agent.paused = info.paused
+        agent.pause_reason = (info.paused_reason or None) if info.paused else None
+        agent.device_status = info.status
+        agent.in_call = info.in_call
+    if not agent.queues:
+        agent.paused = False
+        agent.pause_reason = None
+    changed = agent.signature() != before
+    s._agent_changed(agent, before, now, out)
+    if changed:
+        s._queue_changed(info.queue, out)
+
+
+def _on_member_added(s: CtiState, e: ev.QueueMemberAdded, now: float, out: list[Change]) -> None:
+    _member_update(s, e.member, now, out)
+
+
+def _on_member_removed(s: CtiState, e: ev.QueueMemberRemoved, now: float, out: list[Change]) -> None:
+    _member_update(s, e.member, now, out, removed=True)
+
+
+def _on_member_event(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
+    _member_update(s, e.member, now, out)
+
+
+def _on_mixmonitor(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
+    call, _ = s._touch(e.chan, now, out)
+    call.recording = isinstance(e, ev.MixMonitorStart)
+    call.log(now, "recording_started" if call.recording else "recording_stopped")
+    out.append(Change("call.updated", call_id=call.id, agent_id=call.agent_id))
+
+
+def _on_mixmonitor_mute(s: CtiState, e: ev.MixMonitorMute, now: float, out: list[Change]) -> None:
+    call, _ = s._touch(e.chan, now, out)
+    call.recording_muted = e.state
+    call.log(now, "recording_muted" if e.state else "recording_unmuted", direction=e.direction)
+    out.append(Change("call.updated", call_id=call.id, agent_id=call.agent_id))
+
+
+def _on_dtmf(s: CtiState, e: ev.DTMFEnd, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.chan.uniqueid)
+    call = s.calls.get(call_id or "")
+    if call is not None and e.direction == "Received" and call.status in ("ivr", "new"):
+        leg = call.legs.get(e.chan.uniqueid)
+        if leg is not None and leg.role == "caller":
+            call.digits += e.digit
+
+
+def _on_hold(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
+    call, _ = s._touch(e.chan, now, out)
+    call.on_hold = isinstance(e, ev.Hold)
+    call.log(now, "hold" if call.on_hold else "unhold", channel=e.chan.channel)
+    out.append(Change("call.held" if call.on_hold else "call.unheld", call_id=call.id, agent_id=call.agent_id))
+
+
+def _on_blind_transfer(s: CtiState, e: ev.BlindTransfer, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.transferer.uniqueid) or e.transferer.linkedid
+    call = s.calls.get(call_id)
+    if call is None:
+        return
+    t = {"type": "blind", "result": e.result, "to": f"{e.extension}@{e.context}", "at": now,
+         "by": s.agent_for_channel(e.transferer.channel)}
+    call.transfers.append(t)
+    call.log(now, "transferred", **{k: v for k, v in t.items() if k != "at"})
+    out.append(Change("call.transferred", call_id=call.id, agent_id=call.agent_id, data=t))
+
+
+def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: list[Change]) -> None:
+    call_id = s._chan_to_call.get(e.orig_transferer.uniqueid) or e.orig_transferer.linkedid
+    call = s.calls.get(call_id)
+    if call is None:
+        return
+    target = e.transfer_target.channel if e.transfer_target else None
+    t = {"type": "attended", "result": e.result, "to": target, "at": now,
+         "by": s.agent_for_channel(e.orig_transferer.channel)}
+    call.transfers.append(t)
+    call.log(now, "transferred", **{k: v for k, v in t.items() if k != "at"})
+    if e.transfer_target is not None:
+        target_agent = s.agent_for_channel(e.transfer_target.channel)
+        if target_agent:
+            t["to_agent"] = target_agent
+    out.append(Change("call.transferred", call_id=call.id, agent_id=call.agent_id, data=t))
+
+
+def _on_shutdown(s: CtiState, e: ev.Shutdown, now: float, out: list[Change]) -> None:
+    for call in list(s.calls.values()):
+        call.log(now, "asterisk_shutdown", restart=e.restart)
+        s._end_call(call, now, out, cause=0, cause_txt="Asterisk shutdown")
+    for agent in s.agents.values():
+        before = agent.signature()
+        agent.queues.clear()
+        agent.ringing_call = agent.current_call = None
+        agent.paused, agent.pause_reason = False, None
+        s._agent_changed(agent, before, now, out, reason="asterisk_shutdown")
+    for q in s.queues.values():
+        q.members.clear()
+        q.waiting.clear()
+    out.append(Change("asterisk.shutdown", data={"restart": e.restart}))
+
+
+def _on_queue_member_listed(s: CtiState, e: ev.QueueMember, now: float, out: list[Change]) -> None:
+    _member_update(s, e.member, now, out)
+
+
+def _on_queue_params(s: CtiState, e: ev.QueueParams, now: float, out: list[Change]) -> None:
+    s.queue(e.queue, now).strategy = e.strategy
+
+
+def _ignore(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
+    return None
+
+
+_HANDLERS: dict[type, Any] = {
+    ev.Newchannel: _on_newchannel,
+    ev.Newstate: _on_newstate,
+    ev.Hangup: _on_hangup,
+    ev.DialBegin: _on_dial_begin,
+    ev.DialEnd: _on_dial_end,
+    ev.BridgeEnter: _on_bridge_enter,
+    ev.BridgeLeave: _on_bridge_leave,
+    ev.QueueCallerJoin: _on_caller_join,
+    ev.QueueCallerLeave: _on_caller_leave,
+    ev.QueueCallerAbandon: _on_caller_abandon,
+    ev.AgentCalled: _on_agent_called,
+    ev.AgentRingNoAnswer: _on_agent_ring_no_answer,
+    ev.AgentDump: _on_agent_dump,
+    ev.AgentConnect: _on_agent_connect,
+    ev.AgentComplete: _on_agent_complete,
+    ev.QueueMemberAdded: _on_member_added,
+    ev.QueueMemberRemoved: _on_member_removed,
+    ev.QueueMemberPause: _on_member_event,
+    ev.QueueMemberStatus: _on_member_event,
+    ev.QueueMemberPenalty: _on_member_event,
+    ev.MixMonitorStart: _on_mixmonitor,
+    ev.MixMonitorStop: _on_mixmonitor,
+    ev.MixMonitorMute: _on_mixmonitor_mute,
+    ev.DTMFEnd: _on_dtmf,
+    ev.DTMFBegin: _ignore,
+    ev.Hold: _on_hold,
+    ev.Unhold: _on_hold,
+    ev.BlindTransfer: _on_blind_transfer,
+    ev.AttendedTransfer: _on_attended_transfer,
+    ev.Shutdown: _on_shutdown,
+    ev.FullyBooted: _ignore,
+    ev.OriginateResponse: _ignore,
+    ev.QueueMember: _on_queue_member_listed,
+    ev.QueueParams: _on_queue_params,
+    ev.QueueEntry: _ignore,
+    ev.QueueSummary: _ignore,
+    ev.CoreShowChannel: _ignore,
+}

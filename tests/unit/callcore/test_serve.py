@@ -1,0 +1,140 @@
+"""`callcore serve` as a user runs it: a real process, real ports, real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class ServeProcess:
+    def __init__(self, tmp_path, extra_env=None, args=()):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+        env.update(
+            CALLCORE_DATA_DIR=str(tmp_path / "data"),
+            CALLCORE_HTTP_PORT="0",
+            CALLCORE_AGI_PORT="0",
+            CALLCORE_AMI_PORT=str(_closed_port()),  # nothing listens: AMI must retry
+            CALLCORE_AMI_RECONNECT_MAX="1",
+            CALLCORE_AMI_SECRET="do-not-log-me",
+        )
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callcore.cli", "serve", *args],
+            cwd=os.getcwd(),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in log within {timeout}s:\n{self.log}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    procs = []
+
+    def start(**kw):
+        p = ServeProcess(tmp_path, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+def test_serve_without_asterisk_reports_ami_honestly_and_stops_on_sigterm(serve):
+    p = serve()
+    port = int(p.wait_for_log(r"HTTP http://127\.0\.0\.1:(\d+)").group(1))
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+
+    # the log says clearly what it is waiting for
+    p.wait_for_log(r"AMI 127\.0\.0\.1:\d+ not reachable.*retrying in")
+    ready = httpx.get(base + "/readyz")
+    body = ready.json()
+    assert ready.status_code == 200, body  # DB reachable: the API is usable without Asterisk
+    assert body["database"]["ok"] is True
+    assert body["ami"]["connected"] is False
+    assert body["ami"]["state"] in ("disconnected", "connecting")
+    assert body["ami"]["detail"] == "disconnected, retrying"
+    assert body["agi"]["listening"] is True
+
+    metrics = httpx.get(base + "/metrics").text
+    assert "callcore_ami_connected 0.0" in metrics
+    assert "callcore_agi_sessions_active 0.0" in metrics
+    assert "callcore_websocket_clients" in metrics
+
+    t0 = time.monotonic()
+    p.proc.send_signal(signal.SIGTERM)
+    rc = p.proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 5, "shutdown took longer than 5 s"
+    assert rc == 0, p.log
+    p._reader.join(timeout=2)
+    assert "callcore stopped" in p.log
+    assert "do-not-log-me" not in p.log  # the AMI secret never reaches the log
+
+
+def test_only_flag_runs_just_that_part(serve):
+    p = serve(args=("--only", "http"))
+    port = int(p.wait_for_log(r"HTTP http://127\.0\.0\.1:(\d+)").group(1))
+    body = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+    assert body["ami"]["state"] == "disabled"
+    assert body["agi"]["listening"] is False
+    p.proc.send_signal(signal.SIGINT)
+    assert p.proc.wait(timeout=10) == 0
+
+
+def test_json_logs(serve):
+    import json
+
+    p = serve(args=("--log-json", "--only", "http"))
+    p.wait_for_log(r"callcore running")
+    p.proc.send_signal(signal.SIGTERM)
+    p.proc.wait(timeout=10)
+    p._reader.join(timeout=2)
+    records = [json.loads(line) for line in p.lines if line.startswith("{")]
+    assert any(r["msg"].startswith("callcore running") and r["level"] == "INFO" for r in records)
