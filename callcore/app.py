@@ -68,6 +68,10 @@ class Container:
         task.add_done_callback(self._task_done)
         return task
 
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register a service's async ``stop``; closers run in reverse order of registration."""
+        self._closers.append(closer)
+
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -83,7 +87,6 @@ class Container:
             await asyncio.to_thread(migrate.upgrade, url)
         self.engine = create_engine(url)
         self.sessionmaker = session_factory(self.engine)
-        self._closers.append(self.engine.dispose)
 
         await self._build_services()
         if s.runs("ami"):
@@ -224,15 +227,17 @@ class Container:
         http_tasks = [t for t in self._tasks if t.get_name() == "http"]
         if http_tasks:
             await asyncio.wait(http_tasks, timeout=2)
-        for closer in reversed(self._closers[1:]):
-            with contextlib.suppress(Exception):
-                await closer()
+        for closer in reversed(self._closers):
+            try:
+                await asyncio.wait_for(closer(), 5)
+            except Exception:
+                log.exception("error while stopping %s", getattr(closer, "__qualname__", closer))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2)
-        if self._closers:
-            await self._closers[0]()  # the database engine last
+        if self.engine is not None:
+            await self.engine.dispose()  # the database last: services flush into it while stopping
         log.info("callcore stopped")
 
 

@@ -1,7 +1,14 @@
 """How the domain packages are plugged together (called by ``callcore.app.Container``).
 
 Kept apart from the container's lifecycle code so the container reads as
-"what runs and in which order" and this file as "what talks to what".
+"what runs and in which order" and this file as "what talks to what":
+
+* AMI client ──typed events──▶ ``CtiService.handle_event``; after every
+  (re)login the client runs ``CtiService.resync`` before events are trusted.
+* ``CtiService`` ──actions──▶ AMI client (through its narrow ``AmiPort``).
+* IVR ──``Router``/``CallbackSink`` ports──▶ CTI routing and callbacks;
+  CTI ──``IvrContextSource``──▶ the IVR's stored context for screen pops.
+* FastAGI route ``ivr`` ──``AgiChannel``──▶ ``IvrService.run``.
 """
 
 from __future__ import annotations
@@ -9,23 +16,89 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from cti.ami.actions import Action, AmiNotConnected, AmiResponse
+
 if TYPE_CHECKING:  # pragma: no cover
     from callcore.app import Container
 
 log = logging.getLogger("callcore.wiring")
 
 
+class NoAmi:
+    """The AMI port of a process started without the ``ami`` part (e.g. ``--only http``):
+    call control answers 503 instead of pretending."""
+
+    state = "disabled"
+
+    async def send(self, action: Action, timeout: float | None = None) -> AmiResponse:
+        raise AmiNotConnected(f"{action.name}: this process runs without the AMI part (--only)")
+
+
 async def build_services(c: "Container") -> None:
-    return None
+    from cti.service import CtiService
+    from ivr.service import build_ivr_service
+
+    s = c.settings
+    if s.runs("ami"):
+        from cti.ami import AmiClient
+
+        c.ami = AmiClient(
+            s.ami_host,
+            s.ami_port,
+            s.ami_username,
+            s.ami_secret.get_secret_value(),
+            action_timeout=s.ami_action_timeout,
+            reconnect_min=s.ami_reconnect_min,
+            reconnect_max=s.ami_reconnect_max,
+            on_event=lambda event: c.cti.handle_event(event),
+            on_connect=lambda: c.cti.resync(c.ami),
+        )
+    ivr_holder: dict[str, Any] = {}
+
+    class _IvrContext:  # late-bound: the IVR service is built after CTI (it needs CTI's router)
+        async def context_for(self, uniqueid: str) -> dict[str, Any] | None:
+            ivr = ivr_holder.get("ivr")
+            return await ivr.context_for(uniqueid) if ivr is not None else None
+
+    c.cti = CtiService.from_settings(
+        s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext()
+    )
+    await c.cti.start()
+    c.add_closer(c.cti.stop)
+
+    c.ivr = await build_ivr_service(s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti)
+    ivr_holder["ivr"] = c.ivr
+    if hasattr(c.ivr, "start"):
+        await c.ivr.start()
+        c.add_closer(c.ivr.stop)
 
 
 async def start_ami(c: "Container") -> None:
-    return None
+    await c.ami.start()
 
 
 async def start_agi(c: "Container") -> None:
-    return None
+    from ivr.agi import AgiChannel, AgiSession, FastAgiServer
+
+    s = c.settings
+    server = FastAgiServer(
+        s.agi_host,
+        s.agi_port,
+        header_timeout=s.agi_header_timeout,
+        command_timeout=s.agi_command_timeout,
+    )
+    ivr = c.ivr
+
+    async def handle_ivr(session: AgiSession) -> None:  # agi://host:4573/ivr?flow=main&lang=ko
+        await ivr.run(AgiChannel(session))
+
+    server.add_route("ivr", handle_ivr)
+    await server.start()
+    c.agi = server
 
 
 def routers(c: "Container") -> list[Any]:
-    return []
+    from cti.routes import routers as cti_routers
+    from ivr.routes import router as ivr_router
+
+    return [*cti_routers(), ivr_router]

@@ -139,6 +139,7 @@ class Call:
     notes: str | None = None
     ivr_context: dict[str, Any] | None = None
     customer: dict[str, Any] | None = None
+    overflowed_to: str | None = None  # set when callcore moved the caller to the overflow queue
     legs: dict[str, Leg] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)  # call timeline (persisted)
 
@@ -206,6 +207,7 @@ class Call:
             "transfers": list(self.transfers),
             "digits": self.digits,
             "outcome": self.outcome,
+            "overflowed_to": self.overflowed_to,
             "end_cause": self.end_cause,
             "end_cause_txt": self.end_cause_txt,
             "disposition": self.disposition,
@@ -283,6 +285,10 @@ class QueueState:
     completed: int = 0
 
 
+class _Stale(Exception):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """Something that happened to the live state that someone outside may care about."""
@@ -307,6 +313,7 @@ class CtiState:
         self.ended: dict[str, Call] = {}  # most recent ended calls (bounded)
         self._recent_ended = recent_ended
         self.unhandled: int = 0
+        self.stale: int = 0
 
     # ------------------------------------------------------------ directory
     def register_agent(self, agent_id: str, interface: str | None, name: str | None = None) -> Agent:
@@ -377,7 +384,10 @@ class CtiState:
             self.unhandled += 1
             return []
         out: list[Change] = []
-        handler(self, event, now, out)
+        try:
+            handler(self, event, now, out)
+        except _Stale:
+            self.stale += 1  # a late event of a call that already ended: Linkedids are never reused
         return out
 
     def tick(self, now: float) -> list[Change]:
@@ -403,6 +413,23 @@ class CtiState:
             self._agent_changed(agent, before, now, out, reason="wrapup_done", call_id=call_id)
         return out
 
+    def record_transfer(self, call_id: str, info: dict[str, Any], now: float) -> list[Change]:
+        """A transfer callcore itself performed (a Redirect emits no BlindTransfer event)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        call.transfers.append(dict(info))
+        call.log(now, "transferred", **{k: v for k, v in info.items() if k != "at"})
+        return [Change("call.transferred", call_id=call_id, agent_id=call.agent_id, data=dict(info))]
+
+    def set_hold(self, call_id: str, on_hold: bool, now: float) -> list[Change]:
+        call = self.calls.get(call_id)
+        if call is None or call.on_hold == on_hold:
+            return []
+        call.on_hold = on_hold
+        call.log(now, "hold" if on_hold else "unhold")
+        return [Change("call.held" if on_hold else "call.unheld", call_id=call_id, agent_id=call.agent_id)]
+
     # ------------------------------------------------------- internals
     def _agent_changed(
         self, agent: Agent, before: tuple[Any, ...], now: float, out: list[Change], **data: Any
@@ -419,6 +446,8 @@ class CtiState:
         call_id = self._chan_to_call.get(chan.uniqueid) or chan.linkedid or chan.uniqueid
         call = self.calls.get(call_id)
         if call is None:
+            if call_id in self.ended:
+                raise _Stale(call_id)
             call = Call(id=call_id, started_at=now)
             self.calls[call_id] = call
             call.log(now, "created", channel=chan.channel)
@@ -561,6 +590,7 @@ class CtiState:
             by_call.setdefault(c.chan.linkedid or c.chan.uniqueid, []).append(c)
         for call_id, chans in by_call.items():
             call = old_calls.pop(call_id, None)
+            self.ended.pop(call_id, None)  # Asterisk still has it: it did not end
             if call is None:
                 started = now - max((_duration(c.duration) for c in chans), default=0)
                 call = Call(id=call_id, started_at=started)
@@ -653,6 +683,41 @@ class CtiState:
             self._queue_changed(name, out)
         out.append(Change("state.resynced"))
         return out
+
+    def seed_today(self, outcomes: Iterable[tuple[str, str | None, int | None, float | None]], now: float) -> None:
+        """Today's counters from persisted calls (so a restart does not zero the wallboard)."""
+        for queue, outcome, hold, talk in outcomes:
+            q = self.queue(queue, now)
+            if outcome == "answered":
+                q.answered += 1
+                if hold is not None and hold <= self.settings_for(queue).service_level_seconds:
+                    q.answered_within_sl += 1
+                if talk:
+                    q.completed += 1
+                    q.talk_seconds_total += int(talk)
+            elif outcome == "abandoned":
+                q.abandoned += 1
+
+    def overflow_due(self, now: float) -> list[tuple[Call, str, str]]:
+        """Waiting callers the engine must move to their queue's overflow queue:
+        (call, overflow queue, why), why = ``"no agent"`` or ``"wait"``."""
+        due: list[tuple[Call, str, str]] = []
+        for q in self.queues.values():
+            s = self.queue_settings.get(q.name)
+            if s is None or not s.overflow_queue or s.overflow_queue == q.name or not q.waiting:
+                continue
+            nobody = s.overflow_when_no_agent and not any(
+                self.agents[a].logged_in for a in q.members if a in self.agents
+            )
+            for call_id, entered in q.waiting.items():
+                call = self.calls.get(call_id)
+                if call is None or call.overflowed_to is not None or call.status == "talking":
+                    continue
+                if nobody:
+                    due.append((call, s.overflow_queue, "no agent"))
+                elif s.overflow_after_seconds is not None and now - entered >= s.overflow_after_seconds:
+                    due.append((call, s.overflow_queue, "wait"))
+        return due
 
     # --------------------------------------------------------- views
     def queue_stats(self, name: str, now: float) -> dict[str, Any]:

@@ -1,0 +1,558 @@
+"""CTI REST + websocket edge. Handlers stay thin: parse → service → serialize.
+
+The service is ``request.app.state.cti`` (a :class:`cti.service.CtiService`),
+the caller comes from :mod:`cti.auth`. Domain errors become clear HTTP errors
+(404 no such call/agent, 409 wrong state, 403, 422, 502/503 when Asterisk
+fails or is not connected) through :class:`CtiRoute`, never a 500.
+
+Include every router of :func:`routers` in the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from cti.ami.actions import AmiValueError
+from cti.auth import Principal, principal, require, websocket_principal
+from cti.service import CtiError, CtiService, Forbidden
+from cti.state import QueueSettings
+from ivr.ports import CallbackRequest
+
+log = logging.getLogger("callcore.cti.routes")
+
+
+class CtiRoute(APIRoute):
+    """Maps service errors to HTTP answers for every CTI route."""
+
+    def get_route_handler(self) -> Callable[..., Any]:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except CtiError as exc:
+                return JSONResponse({"detail": exc.message}, status_code=exc.status)
+            except AmiValueError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=422)
+
+        return wrapped
+
+
+def svc(request: Request) -> CtiService:
+    return request.app.state.cti
+
+
+def _self_or_supervisor(p: Principal, agent_id: str) -> None:
+    if not p.may_act_for(agent_id):
+        raise Forbidden("agents may only act for themselves")
+
+
+# ------------------------------------------------------------------ bodies
+class LoginBody(BaseModel):
+    agent_id: str
+    pin: str
+
+
+class SkillBody(BaseModel):
+    queue: str
+    penalty: int = Field(0, ge=0)
+
+
+class AgentCreate(BaseModel):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    interface: str = Field(min_length=3, max_length=200)
+    extension: str | None = None
+    role: Literal["agent", "supervisor", "admin"] = "agent"
+    skills: list[SkillBody] = Field(default_factory=list)
+    pin: str | None = Field(None, min_length=4, max_length=32)
+
+
+class AgentUpdate(BaseModel):
+    name: str | None = None
+    interface: str | None = None
+    extension: str | None = None
+    role: Literal["agent", "supervisor", "admin"] | None = None
+    skills: list[SkillBody] | None = None
+    pin: str | None = Field(None, min_length=4, max_length=32)
+
+
+class QueueLogin(BaseModel):
+    queues: list[str] | None = None
+
+
+class PauseBody(BaseModel):
+    reason: str
+
+
+class PauseReasonBody(BaseModel):
+    label: str | None = Field(None, max_length=200)
+    active: bool = True
+
+
+class TransferBody(BaseModel):
+    type: Literal["agent", "queue", "number"]
+    target: str = Field(min_length=1, max_length=80)
+
+
+class DtmfBody(BaseModel):
+    digits: str = Field(min_length=1, max_length=32)
+
+
+class DispositionBody(BaseModel):
+    disposition: str | None = Field(None, max_length=80)
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class ClickToCall(BaseModel):
+    number: str = Field(min_length=1, max_length=32)
+    customer_id: int | None = None
+    agent_id: str | None = None  # defaults to the caller
+
+
+class CallbackCreate(BaseModel):
+    number: str
+    queue: str
+    caller_num: str | None = None
+    call_id: str | None = None
+    requested_time: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=1, max_length=64)
+    phones: list[str] = Field(default_factory=list)
+    email: str | None = None
+    company: str | None = None
+    vip: bool = False
+    language: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerPatch(BaseModel):
+    name: str | None = None
+    phone: str | None = None
+    phones: list[str] | None = None
+    email: str | None = None
+    company: str | None = None
+    vip: bool | None = None
+    language: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class NoteBody(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+    call_id: str | None = None
+
+
+class QueueSettingsBody(BaseModel):
+    wrapup_seconds: int | None = Field(None, ge=0)
+    service_level_seconds: int = Field(20, ge=1)
+    overflow_queue: str | None = None
+    overflow_after_seconds: int | None = Field(None, ge=1)
+    overflow_when_no_agent: bool = True
+    callback_after_seconds: int | None = Field(300, ge=0)
+    vip_priority: int = Field(10, ge=0)
+    repeat_priority: int = Field(5, ge=0)
+    default_handle_seconds: int = Field(180, ge=1)
+
+
+class SpyBody(BaseModel):
+    interface: str | None = None  # the supervisor's phone; default: their agent record's interface
+
+
+# ------------------------------------------------------------------ routers
+auth_router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=CtiRoute)
+agents_router = APIRouter(prefix="/api", tags=["agents"], route_class=CtiRoute)
+calls_router = APIRouter(prefix="/api/calls", tags=["calls"], route_class=CtiRoute)
+callbacks_router = APIRouter(prefix="/api/callbacks", tags=["callbacks"], route_class=CtiRoute)
+customers_router = APIRouter(prefix="/api/customers", tags=["customers"], route_class=CtiRoute)
+queues_router = APIRouter(prefix="/api/queues", tags=["queues"], route_class=CtiRoute)
+supervisor_router = APIRouter(prefix="/api/supervisor", tags=["supervisor"], route_class=CtiRoute)
+ws_router = APIRouter(tags=["websocket"])
+
+
+@auth_router.post("/login")
+async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+    token = await svc(request).authenticate_agent(body.agent_id, body.pin)
+    p = svc(request).authenticator.authenticate(token)
+    return {"token": token, "agent_id": p.subject, "role": p.role}
+
+
+@auth_router.get("/me")
+async def me(p: Principal = Depends(principal)) -> dict[str, Any]:
+    return {"subject": p.subject, "role": p.role, "agent_id": p.agent_id}
+
+
+# ---- agents
+@agents_router.get("/agents")
+async def list_agents(request: Request, p: Principal = Depends(require("supervisor"))) -> list[dict[str, Any]]:
+    return svc(request).list_agents()
+
+
+@agents_router.post("/agents", status_code=201)
+async def create_agent(body: AgentCreate, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    data = body.model_dump()
+    data["skills"] = {s.queue: s.penalty for s in body.skills}
+    return await svc(request).create_agent(**data)
+
+
+@agents_router.get("/agents/{agent_id}")
+async def get_agent(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return svc(request).agent_view(agent_id)
+
+
+@agents_router.put("/agents/{agent_id}")
+async def update_agent(agent_id: str, body: AgentUpdate, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    data = body.model_dump(exclude_none=True)
+    if body.skills is not None:
+        data["skills"] = {s.queue: s.penalty for s in body.skills}
+    return await svc(request).update_agent(agent_id, **data)
+
+
+@agents_router.delete("/agents/{agent_id}", status_code=204)
+async def delete_agent(agent_id: str, request: Request, p: Principal = Depends(require("admin"))) -> Response:
+    await svc(request).delete_agent(agent_id)
+    return Response(status_code=204)
+
+
+@agents_router.post("/agents/{agent_id}/login")
+async def agent_login(agent_id: str, request: Request, body: QueueLogin | None = None, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).login(agent_id, body.queues if body else None, by=p.subject)
+
+
+@agents_router.post("/agents/{agent_id}/logout")
+async def agent_logout(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).logout(agent_id, by=p.subject)
+
+
+@agents_router.post("/agents/{agent_id}/pause")
+async def agent_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).pause(agent_id, body.reason, by=p.subject)
+
+
+@agents_router.post("/agents/{agent_id}/unpause")
+async def agent_unpause(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).unpause(agent_id, by=p.subject)
+
+
+@agents_router.post("/agents/{agent_id}/ready")
+async def agent_ready(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).ready(agent_id, by=p.subject)
+
+
+@agents_router.get("/agents/{agent_id}/current-call")
+async def agent_current_call(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    _self_or_supervisor(p, agent_id)
+    return {"agent_id": agent_id, "call": svc(request).current_call(agent_id)}
+
+
+@agents_router.get("/agents/{agent_id}/events")
+async def agent_events(agent_id: str, request: Request, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    _self_or_supervisor(p, agent_id)
+    svc(request).agent_view(agent_id)
+    return await svc(request).repository.agent_events(agent_id, limit)
+
+
+@agents_router.get("/pause-reasons")
+async def pause_reasons(request: Request, p: Principal = Depends(principal)) -> list[str]:
+    return list(svc(request).pause_reasons)
+
+
+@agents_router.put("/pause-reasons/{code}")
+async def put_pause_reason(code: str, body: PauseReasonBody, request: Request, p: Principal = Depends(require("admin"))) -> list[str]:
+    return await svc(request).set_pause_reason(code, body.label or code, body.active)
+
+
+# ---- calls
+@calls_router.get("")
+async def list_calls(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    return svc(request).list_calls(p)
+
+
+@calls_router.get("/history")
+async def call_history(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    agent_id: str | None = None,
+    queue: str | None = None,
+    p: Principal = Depends(principal),
+) -> list[dict[str, Any]]:
+    if not p.is_supervisor:
+        agent_id = p.agent_id
+    return await svc(request).repository.list_calls(limit=limit, agent_id=agent_id, queue=queue)
+
+
+@calls_router.post("/click-to-call", status_code=202)
+async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    agent_id = body.agent_id or p.agent_id
+    if agent_id is None:
+        raise Forbidden("click-to-call needs an agent")
+    _self_or_supervisor(p, agent_id)
+    return await svc(request).click_to_call(agent_id, body.number, customer_id=body.customer_id)
+
+
+@calls_router.get("/{call_id}")
+async def get_call(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).get_call(call_id, p)
+
+
+@calls_router.post("/{call_id}/hangup", status_code=202)
+async def hangup(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    await svc(request).hangup(call_id, p)
+    return {"call_id": call_id, "status": "hanging_up"}
+
+
+@calls_router.post("/{call_id}/transfer", status_code=202)
+async def transfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).transfer(call_id, p, body.type, body.target)
+
+
+@calls_router.post("/{call_id}/atxfer", status_code=202)
+async def atxfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).atxfer(call_id, p, body.type, body.target)
+
+
+@calls_router.post("/{call_id}/hold", status_code=202)
+async def hold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    await svc(request).hold(call_id, p)
+    return {"call_id": call_id, "on_hold": True}
+
+
+@calls_router.post("/{call_id}/unhold", status_code=202)
+async def unhold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    await svc(request).unhold(call_id, p)
+    return {"call_id": call_id, "on_hold": False}
+
+
+@calls_router.post("/{call_id}/dtmf", status_code=202)
+async def dtmf(call_id: str, body: DtmfBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    await svc(request).dtmf(call_id, p, body.digits)
+    return {"call_id": call_id, "digits": body.digits}
+
+
+@calls_router.post("/{call_id}/disposition")
+async def disposition(call_id: str, body: DispositionBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).set_disposition(call_id, p, body.disposition, body.notes)
+
+
+# ---- callbacks
+@callbacks_router.get("")
+async def list_callbacks(request: Request, status: str | None = None, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    return await svc(request).list_callbacks(p, status)
+
+
+@callbacks_router.post("", status_code=201)
+async def create_callback(body: CallbackCreate, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+    cb_id = await svc(request).create_callback(
+        CallbackRequest(body.call_id or "", body.caller_num, body.number, body.queue, body.requested_time, body.context)
+    )
+    return await svc(request).repository.get_callback(cb_id) or {"id": cb_id}
+
+
+@callbacks_router.post("/{callback_id}/take")
+async def take_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).take_callback(p, callback_id)
+
+
+@callbacks_router.post("/{callback_id}/dial", status_code=202)
+async def dial_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).dial_callback(p, callback_id)
+
+
+# ---- customers (the built-in CRM; other parts call GET /api/customers/lookup)
+@customers_router.get("")
+async def list_customers(request: Request, q: str | None = None, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    return await svc(request).repository.list_customers(q=q, limit=limit)
+
+
+@customers_router.get("/lookup")
+async def lookup_customer(request: Request, phone: str = Query(min_length=1, max_length=64), p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).customer_lookup(phone)
+
+
+@customers_router.post("", status_code=201)
+async def create_customer(body: CustomerBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    return await svc(request).repository.create_customer(**body.model_dump())
+
+
+@customers_router.get("/{customer_id}")
+async def get_customer(customer_id: int, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    c = await svc(request).repository.get_customer(customer_id)
+    if c is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return c
+
+
+@customers_router.put("/{customer_id}")
+async def update_customer(customer_id: int, body: CustomerPatch, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    c = await svc(request).repository.update_customer(customer_id, **body.model_dump(exclude_none=True))
+    if c is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return c
+
+
+@customers_router.delete("/{customer_id}", status_code=204)
+async def delete_customer(customer_id: int, request: Request, p: Principal = Depends(require("supervisor"))) -> Response:
+    if not await svc(request).repository.delete_customer(customer_id):
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)
+    return Response(status_code=204)
+
+
+@customers_router.post("/{customer_id}/notes", status_code=201)
+async def add_note(customer_id: int, body: NoteBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+    note = await svc(request).repository.add_customer_note(customer_id, body.text, author=p.subject, call_id=body.call_id)
+    if note is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return note
+
+
+# ---- queues
+@queues_router.get("")
+async def list_queues(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    return svc(request).queue_views()
+
+
+@queues_router.put("/{name}/settings")
+async def put_queue_settings(name: str, body: QueueSettingsBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+    return await svc(request).queue_settings_update(QueueSettings(name=name, **body.model_dump()))
+
+
+# ---- supervisor
+@supervisor_router.post("/agents/{agent_id}/{mode}", status_code=202)
+async def spy(
+    agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
+    p: Principal = Depends(require("supervisor")),
+) -> dict[str, Any]:
+    return await svc(request).spy(p, agent_id, mode, body.interface if body else None)
+
+
+@supervisor_router.post("/agents/{agent_id}/force-logout")
+async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+    return await svc(request).logout(agent_id, force=True, by=p.subject)
+
+
+@supervisor_router.post("/agents/{agent_id}/force-pause")
+async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+    return await svc(request).pause(agent_id, body.reason, by=p.subject)
+
+
+# ---- websocket
+def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str]]:
+    """Which bus keys a session may subscribe to: agents only their own ``agent:<id>``;
+    supervisors/admins ``queue:<name>``, ``queue.stats``, ``supervisor``, any ``agent:<id>``."""
+    ok: set[str] = set()
+    denied: list[str] = []
+    for key in requested:
+        if not isinstance(key, str) or not key:
+            continue
+        if key == f"agent:{p.agent_id}" and p.agent_id:
+            ok.add(key)
+        elif p.is_supervisor and (
+            key.startswith("queue:") or key.startswith("agent:") or key in ("queue.stats", "supervisor")
+        ):
+            ok.add(key)
+        else:
+            denied.append(key)
+    return ok, denied
+
+
+@ws_router.websocket("/ws")
+async def websocket(ws: WebSocket) -> None:
+    p = websocket_principal(ws)
+    if p is None:
+        await ws.close(code=4401, reason="authentication required")
+        return
+    service: CtiService = ws.app.state.cti
+    await ws.accept()
+    initial = {f"agent:{p.agent_id}"} if p.agent_id else set()
+    if p.is_supervisor:
+        initial.add("supervisor")
+    sub = service.bus.subscribe(initial)
+    service.websocket_clients += 1
+    try:
+        hello: dict[str, Any] = {"event": "hello", "payload": {"subject": p.subject, "role": p.role, "keys": sorted(sub.keys)}}
+        if p.agent_id and p.agent_id in service.state.agents:
+            hello["payload"]["agent"] = service.state.agents[p.agent_id].to_dict()
+            call = service.state.call_for_agent(p.agent_id)
+            hello["payload"]["call"] = service.pop(call, p.agent_id) if call else None
+        await ws.send_text(json.dumps(hello, ensure_ascii=False, default=str))
+        reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
+        writer = asyncio.create_task(_ws_writer(ws, sub), name="ws-writer")
+        done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None and not isinstance(t.exception(), WebSocketDisconnect):
+                log.warning("websocket session ended: %r", t.exception())
+    finally:
+        service.websocket_clients -= 1
+        service.bus.unsubscribe(sub)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def _ws_writer(ws: WebSocket, sub: Any) -> None:
+    while True:
+        msg = await sub.get()
+        if sub.overflowed:
+            await ws.close(code=1013, reason="too slow: messages dropped")
+            return
+        await ws.send_text(json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str))
+
+
+async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:
+    while True:
+        text = await ws.receive_text()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            await ws.send_text(json.dumps({"event": "error", "payload": {"detail": "invalid JSON"}}))
+            continue
+        if not isinstance(data, dict):
+            continue
+        if "subscribe" in data:
+            ok, denied = allowed_keys(p, list(data.get("subscribe") or []))
+            service.bus.add_keys(sub, ok)
+            await ws.send_text(json.dumps({"event": "subscribed", "payload": {"keys": sorted(sub.keys), "denied": denied}}))
+        elif "unsubscribe" in data:
+            keys = {k for k in (data.get("unsubscribe") or []) if isinstance(k, str)}
+            keys.discard(f"agent:{p.agent_id}")
+            service.bus.remove_keys(sub, keys)
+            await ws.send_text(json.dumps({"event": "unsubscribed", "payload": {"keys": sorted(sub.keys)}}))
+        elif data.get("ping") is not None:
+            await ws.send_text(json.dumps({"event": "pong", "payload": {"ping": data.get("ping")}}))
+
+
+ALL_ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    agents_router,
+    calls_router,
+    callbacks_router,
+    customers_router,
+    queues_router,
+    supervisor_router,
+    ws_router,
+)
+
+
+def routers() -> list[APIRouter]:
+    """Every CTI router, to include in the app (the app must set ``app.state.cti``)."""
+    return list(ALL_ROUTERS)
