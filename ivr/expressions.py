@@ -13,7 +13,8 @@ Grammar (lowest to highest precedence)::
     atom    := NUMBER | STRING | true | false | null | NAME | NAME "(" args ")"
              | "(" expr ")" | "[" args "]"
 
-``+`` on two strings (or a string and anything) concatenates. Variables that
+``+`` adds when one side is a number and the other is numeric (``"41" + 1``
+is 42); otherwise it concatenates as text (``"010" + "1234"``, ``"a" + 1``). Variables that
 were never set evaluate to ``null``. Functions: see :data:`FUNCTIONS`.
 Evaluation never raises for caller data: a type error makes the whole
 expression :class:`ExprError`, which the engine records and treats as
@@ -357,9 +358,15 @@ def _eval(n: tuple, env: Mapping[str, Any]) -> Any:
     if kind == "bin":
         op, a, b = n[1], _eval(n[2], env), _eval(n[3], env)
         if op == "+":
-            if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
-                return _s(a) + _s(b)
-            return _num(a) + _num(b)
+            # numbers add (a digit string added to a number counts as a number: "41" + 1 == 42);
+            # two strings, or anything with a non-numeric string or null, concatenate
+            nums = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)]
+            if any(nums):
+                try:
+                    return _num(a) + _num(b)
+                except ExprError:
+                    pass
+            return _s(a) + _s(b)
         if op in ("-", "*", "/", "//", "%"):
             x, y = _num(a), _num(b)
             if op == "-":

@@ -54,6 +54,7 @@ class LMap(dict):
     pos: Pos
     key_pos: dict[Any, Pos]
     val_pos: dict[Any, Pos]
+    val_style: dict[Any, str | None]  # YAML scalar style of each value: None (plain), '"', "'", '|', '>'
 
     def where(self, key: Any) -> Pos:
         """Position of ``key``'s value (or of the mapping when the key is absent)."""
@@ -61,6 +62,14 @@ class LMap(dict):
 
     def where_key(self, key: Any) -> Pos:
         return self.key_pos.get(key) or self.pos
+
+    def where_in(self, key: Any, offset: int) -> Pos:
+        """Position of character ``offset`` inside a one-line scalar value (after its opening quote)."""
+        base = self.where(key)
+        style = getattr(self, "val_style", {}).get(key)
+        if style in ("|", ">"):
+            return base
+        return Pos(base.file, base.line, base.col + offset + (1 if style in ('"', "'") else 0))
 
 
 class LList(list):
@@ -102,6 +111,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         m.pos = Pos.of(file, node)
         m.key_pos = {}
         m.val_pos = {}
+        m.val_style = {}
         for key_node, value_node in node.value:
             key = normalise_key(loader.construct_object(key_node, deep=True))
             try:
@@ -118,6 +128,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
             m[key] = loader.construct_object(value_node, deep=True)
             m.key_pos[key] = Pos.of(file, key_node)
             m.val_pos[key] = Pos.of(file, value_node)
+            m.val_style[key] = getattr(value_node, "style", None)
         return m
 
     def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LList:
@@ -135,6 +146,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         pos = Pos(file, mark.line + 1, mark.column + 1) if mark else Pos(file, 1, 1)
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        ctx_mark = exc.context_mark
+        if ctx_mark is not None and mark is not None and (ctx_mark.line, ctx_mark.column) != (mark.line, mark.column):
+            msg += f" (the construct started at line {ctx_mark.line + 1}, column {ctx_mark.column + 1})"
         raise LoadError(Problem(pos, f"YAML syntax error: {msg}")) from exc
     except yaml.YAMLError as exc:
         raise LoadError(Problem(Pos(file, 1, 1), f"YAML error: {exc}")) from exc

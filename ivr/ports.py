@@ -55,3 +55,14 @@ class CallbackRequest:
 class CallbackSink(Protocol):
     async def create_callback(self, request: CallbackRequest) -> str:
         """Store the request so agents see it; returns its id."""
+
+
+class InMemoryCallbackSink:
+    """Test double and stand-alone default (console, ``dialplan try``): keeps requests in a list."""
+
+    def __init__(self) -> None:
+        self.requests: list[CallbackRequest] = []
+
+    async def create_callback(self, request: CallbackRequest) -> str:
+        self.requests.append(request)
+        return f"cb-{len(self.requests)}"

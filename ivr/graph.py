@@ -1,0 +1,53 @@
+"""Graphviz DOT for a flow (``callcore dialplan graph``): one box per node, labelled edges."""
+
+from __future__ import annotations
+
+from ivr.flow import Flow, Node
+
+SHAPES = {
+    "menu": ("box", "#dbeafe"), "collect": ("box", "#dbeafe"), "survey": ("box", "#dbeafe"), "language": ("box", "#e0f2fe"),
+    "branch": ("diamond", "#fef3c7"), "hours": ("diamond", "#fef3c7"), "lookup": ("hexagon", "#ede9fe"),
+    "queue": ("doubleoctagon", "#dcfce7"), "callback": ("doubleoctagon", "#dcfce7"), "voicemail": ("doubleoctagon", "#dcfce7"),
+    "hangup": ("octagon", "#fee2e2"), "return": ("octagon", "#f3f4f6"), "subflow": ("component", "#f3f4f6"),
+}
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _label(node: Node) -> str:
+    a = node.args
+    extra = ""
+    if node.type == "queue":
+        extra = f"\nqueue {a.get('queue')}"
+    elif node.type == "subflow":
+        extra = f"\n→ flow {a.get('flow')}"
+    elif node.type == "hours":
+        extra = f"\n{a.get('schedule')}"
+    elif node.type == "lookup":
+        extra = f"\n{a.get('method')} {a.get('path')}"
+    elif node.type == "collect":
+        extra = f"\n→ {a.get('var')}"
+    return f"{node.id}\n[{node.type}]{extra}"
+
+
+def to_dot(flow: Flow) -> str:
+    lines = [
+        f"digraph {_q(flow.name)} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=10, style=filled];',
+        '  edge [fontname="Helvetica", fontsize=9];',
+        f"  labelloc=t; label={_q(f'{flow.name} — {flow.description}' if flow.description else flow.name)};",
+        '  __start [shape=circle, label="", width=0.2, fillcolor=black];',
+        f"  __start -> {_q(flow.start)};",
+    ]
+    for node in flow.nodes.values():
+        shape, color = SHAPES.get(node.type, ("box", "#ffffff"))
+        lines.append(f"  {_q(node.id)} [shape={shape}, fillcolor={_q(color)}, label={_q(_label(node))}];")
+    for node in flow.nodes.values():
+        for edge in node.edges():
+            style = ', style=dashed' if edge.label in ("after last try", "fallback", "else", "closed", "holiday", "long wait") else ""
+            lines.append(f"  {_q(node.id)} -> {_q(edge.target)} [label={_q(edge.label)}{style}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
