@@ -43,8 +43,10 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], Any] | None = None) -> None:
         self.settings = settings
+        #: wall clock for the IVR (business hours); injectable so tests can call "at" a given time
+        self.clock = clock
         self.metrics = Metrics()
         self.bus = Bus()
         self.engine = None

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     dialplans_dir: Path = Path("./dialplans")
     sounds_dir: Path | None = None  # default: <dialplans_dir>/sounds
     recordings_dir: Path | None = None  # default: <data_dir>/recordings
+    #: the sounds directory as Asterisk sees it (STREAM FILE paths); default: sounds_dir's absolute path
+    asterisk_sounds_prefix: str | None = None
 
     # --- database; default: sqlite+aiosqlite:///<data_dir>/callcore.db
     database_url: SecretStr | None = None

@@ -66,7 +66,9 @@ async def build_services(c: "Container") -> None:
     await c.cti.start()
     c.add_closer(c.cti.stop)
 
-    c.ivr = await build_ivr_service(s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm)
+    c.ivr = await build_ivr_service(
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm, clock=c.clock
+    )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):
         await c.ivr.start()

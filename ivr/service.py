@@ -169,6 +169,7 @@ async def build_ivr_service(
     callbacks: CallbackSink | None = None,
     lookup: LookupClient | None = None,
     crm: Any = None,
+    clock: Any = None,
 ) -> IvrService:
     """Wire an :class:`IvrService` from :class:`callcore.settings.Settings` (async: ``await`` it).
 
@@ -200,5 +201,13 @@ async def build_ivr_service(
         callbacks,
         lookup,
         repository,
-        sounds_prefix=str(sounds_dir.resolve()) + "/",
+        sounds_prefix=_sounds_prefix(settings, sounds_dir),
+        **({"clock": clock} if clock is not None else {}),
     )
+
+
+def _sounds_prefix(settings: Any, sounds_dir: Path) -> str:
+    """Where Asterisk finds the sounds: ``asterisk_sounds_prefix`` when Asterisk sees them
+    under another path (another container/host), else this host's absolute sounds dir."""
+    prefix = getattr(settings, "asterisk_sounds_prefix", None) or str(sounds_dir.resolve())
+    return prefix.rstrip("/") + "/"
