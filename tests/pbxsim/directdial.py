@@ -1,0 +1,129 @@
+"""``Dial()`` to a single (PJSIP) channel: blind transfer to an agent extension or an outside number.
+
+Not covered by a capture: the shapes reuse the captured DialBegin/DialEnd/Bridge*/Hangup
+field layouts; the order is Asterisk's for a two-party Dial.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .model import AgentBehavior, Channel, Member
+from .pbx import HungUp, Redirected, _Leg
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pbx import AgentHandle, Pbx
+
+
+def _new_pjsip(pbx: "Pbx", resource: str, ch: Channel, exten: str) -> Channel:
+    pbx._chan_seq += 1
+    dest = pbx._new_channel(f"PJSIP/{resource}-{pbx._chan_seq:08x}", "default", exten, 0, ch.linkedid)
+    dest.device = f"PJSIP/{resource}"
+    dest.cid_num, dest.cid_name = ch.cid_num, ch.cid_name
+    dest.conn_num, dest.conn_name = ch.cid_num, ch.cid_name
+    pbx.emit("Newchannel", pbx.snap(dest))
+    return dest
+
+
+async def _dial(pbx: "Pbx", ch: Channel, dest: Channel, dialstring: str, behavior: AgentBehavior,
+                agent: "AgentHandle | None", ring_timeout: float) -> str:
+    pbx.emit("DialBegin", [*pbx.snap(ch), *pbx.snap(dest, "Dest"), ("DialString", dialstring)])
+    pbx._newstate(dest, 5)
+    leg = _Leg(Member("", dialstring, agent.exten if agent else dialstring, ""), dest, dest, behavior, agent, pbx.now())
+    if agent is not None:
+        agent._reset()
+        agent.current = leg
+        agent.calls.append(dest)
+        pbx.notify()
+    try:
+        answered = False
+        if behavior.manual and agent is not None:
+            while True:
+                kind, cmd = await pbx.wait_on(ch, ring_timeout, queue=agent._cmd, redirectable=True)
+                if kind == "timeout" or cmd == "reject":
+                    break
+                if cmd == "answer":
+                    answered = True
+                    break
+        elif behavior.answer_after is not None and behavior.answer_after <= ring_timeout:
+            await pbx.wait_on(ch, behavior.answer_after, redirectable=True)
+            answered = True
+        else:
+            await pbx.wait_on(ch, ring_timeout, redirectable=True)
+    except (HungUp, Redirected):
+        pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(dest, "Dest"), ("DialStatus", "CANCEL")])
+        pbx._final_hangup(dest, 0)
+        if agent is not None:
+            agent.current = None
+        raise
+    if not answered:
+        pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(dest, "Dest"), ("DialStatus", "NOANSWER")])
+        pbx._final_hangup(dest, 0)
+        if agent is not None:
+            agent.current = None
+        pbx.setvar(ch, "DIALSTATUS", "NOANSWER")
+        return "NOANSWER"
+    leg.answered = True
+    pbx._newstate(dest, 6)
+    pbx.device_state(dest.device, "INUSE")
+    pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(dest, "Dest"), ("DialStatus", "ANSWER")])
+    bridge = pbx._bridge_create()
+    pbx._bridge_enter(bridge, dest)
+    pbx._bridge_enter(bridge, ch)
+    leg.connected.set()
+    pbx.notify()
+    talk = pbx.spawn(_talk(pbx, dest, behavior, agent), f"talk {dest.name}")
+    try:
+        await pbx.wait_on(ch, None, event=dest.hangup_ev, redirectable=True)
+    except (HungUp, Redirected):
+        talk.cancel()
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, dest)
+        pbx._final_hangup(dest, 16)
+        pbx.device_state(dest.device, "NOT_INUSE")
+        pbx._bridge_destroy(bridge)
+        if agent is not None:
+            agent.current = None
+        raise
+    pbx._bridge_leave(bridge, dest)
+    pbx._final_hangup(dest, 16)
+    pbx.device_state(dest.device, "NOT_INUSE")
+    pbx._bridge_leave(bridge, ch)
+    ch.dead_bridge = bridge
+    if agent is not None:
+        agent.current = None
+    pbx.setvar(ch, "DIALSTATUS", "ANSWER")
+    return "ANSWER"
+
+
+async def _talk(pbx: "Pbx", dest: Channel, behavior: AgentBehavior, agent: "AgentHandle | None") -> None:
+    try:
+        if behavior.manual and agent is not None:
+            while True:
+                _, cmd = await pbx.wait_on(dest, None, queue=agent._cmd)
+                if cmd == "hangup":
+                    break
+        elif behavior.hangup_after is None:
+            await dest.hangup_ev.wait()
+            return
+        else:
+            await pbx.wait_on(dest, behavior.hangup_after)
+    except HungUp:
+        return
+    pbx._hangup_request(dest, 16)
+    dest.hangup_cause = 16
+    dest.hangup_ev.set()
+    pbx.notify()
+
+
+async def dial_agent(pbx: "Pbx", ch: Channel, exten: str) -> str:
+    agent = pbx.agents.get(exten)
+    behavior = agent.behavior if agent is not None else AgentBehavior(0.0, None)
+    dest = _new_pjsip(pbx, exten, ch, exten)
+    return await _dial(pbx, ch, dest, exten, behavior, agent, 30.0)
+
+
+async def dial_external(pbx: "Pbx", ch: Channel, number: str) -> str:
+    behavior = pbx.customers.get(number, AgentBehavior(1.0, None))
+    dest = _new_pjsip(pbx, "trunk", ch, number)
+    return await _dial(pbx, ch, dest, f"{number}@trunk", behavior, None, 60.0)

@@ -1,0 +1,450 @@
+"""``app_queue`` as the emulator plays it: join, ring members per strategy, connect, complete, abandon.
+
+Event order follows ``ami-ivr-queue-agent.raw`` (answer / agent hangup),
+``ami-queue-abandon.raw`` (caller hangs up while a member rings),
+``ami-queue-leastrecent-answer.raw`` and ``ami-asterisk-restart.raw`` (hangup at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from .model import CONTEXT_BEHAVIORS, AgentBehavior, Channel, Member, Queue, QueueEntry
+from .pbx import HungUp, Redirected, _fmt_num, _Leg
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pbx import AgentHandle, Pbx
+
+_QUEUE_VARS = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS")
+
+
+def _member_target(interface: str) -> tuple[str, str, bool] | None:
+    """``Local/1001@agents/n`` → ("1001", "agents", nolocalopt)."""
+    if not interface.startswith("Local/"):
+        if interface.startswith(("PJSIP/", "SIP/")):
+            return interface.split("/", 1)[1], "agents", True
+        return None
+    body = interface[len("Local/") :]
+    nflag = body.endswith("/n")
+    if nflag:
+        body = body[:-2]
+    exten, _, ctx = body.partition("@")
+    return exten, ctx or "default", nflag
+
+
+def _behavior_for(pbx: "Pbx", exten: str, ctx: str) -> tuple[AgentBehavior, "AgentHandle | None"]:
+    behavior, _script, agent = pbx._endpoint(ctx, exten)
+    if behavior is None:
+        behavior = CONTEXT_BEHAVIORS["agents-noanswer"]  # nobody behind it: rings until timeout
+    return behavior, agent
+
+
+class _Run:
+    def __init__(self, pbx: "Pbx", ch: Channel, q: Queue, entry: QueueEntry) -> None:
+        self.pbx = pbx
+        self.ch = ch
+        self.q = q
+        self.entry = entry
+        self.legs: list[_Leg] = []
+        self.ring_q: asyncio.Queue = asyncio.Queue()
+        self.dial_start = pbx.now()
+
+    # ------------------------------------------------------------- helpers
+    def position(self) -> int:
+        try:
+            return self.q.callers.index(self.entry) + 1
+        except ValueError:
+            return 0
+
+    def _leave(self) -> None:
+        pbx, q, ch = self.pbx, self.q, self.ch
+        pos = self.position()
+        if self.entry in q.callers:
+            q.callers.remove(self.entry)
+        ch.queue = None
+        pbx.emit(
+            "QueueCallerLeave",
+            [*pbx.snap(ch), ("Queue", q.name), ("Position", str(pos)), ("Count", str(len(q.callers)))],
+        )
+        pbx.setvar(ch, "QUEUEPOSITION", str(pos))
+        pbx.notify()
+
+    def _wait_vars(self) -> None:
+        wait = self.pbx.now() - self.entry.joined
+        self.pbx.setvar(self.ch, "QUEUEWAIT", str(int(wait)))
+        self.pbx.setvar(self.ch, "QUEUEWAIT_MS", str(int(wait * 1000)))
+
+    def _agent_fields(self, leg: _Leg) -> list[tuple[str, str]]:
+        return [("Queue", self.q.name), ("Interface", leg.member.interface), ("MemberName", leg.member.name)]
+
+    def _member_status(self, m: Member) -> None:
+        self.pbx.emit("QueueMemberStatus", m.headers())
+
+    # ------------------------------------------------------------- ringing
+    def ring(self, members: list[Member]) -> None:
+        pbx, ch = self.pbx, self.ch
+        for m in members:
+            target = _member_target(m.interface)
+            if target is None:
+                continue
+            exten, ctx, nflag = target
+            behavior, agent = _behavior_for(pbx, exten, ctx)
+            one, two = pbx._local_pair(exten, ctx, ch.linkedid)
+            leg = _Leg(m, one, two, behavior, agent, pbx.now())
+            m.ringing = True
+            pbx.newexten(one, "AppQueue", "(Outgoing Line)")
+            pbx._set_callerid(one, ch.cid_num, ch.cid_name)
+            dialed = m.interface[len("Local/") :] if m.interface.startswith("Local/") else m.interface
+            pbx.setvar(one, "DIALEDPEERNUMBER", dialed)
+            pbx.setvar(two, "DIALEDPEERNUMBER", dialed)
+            two.conn_num, two.conn_name = ch.cid_num, ch.cid_name
+            pbx._set_callerid(two, ch.cid_num, ch.cid_name)
+            pbx._set_connected(two, ch.cid_num, ch.cid_name)
+            pbx._local_bridge(one, two, not nflag)
+            one.conn_num, one.conn_name = ch.cid_num, ch.cid_name
+            pbx.emit(
+                "AgentCalled",
+                [*pbx.snap(ch), *pbx.snap(one, "Dest", exten=ch.exten), *self._agent_fields(leg)],
+            )
+            answers = behavior.manual or behavior.answer_after is not None
+            pbx.newexten(two, "Answer" if answers else "Wait", "" if answers else "30")
+            pbx.emit(
+                "DialBegin",
+                [*pbx.snap(ch), *pbx.snap(one, "Dest", conn_unknown=True), ("DialString", m.interface)],
+            )
+            one.exten = ch.exten
+            self.legs.append(leg)
+            leg.task = pbx.spawn(self._agent_phone(leg), f"agent phone {one.name}")
+        pbx.notify()
+
+    async def _agent_phone(self, leg: _Leg) -> None:
+        pbx, b, agent, two = self.pbx, leg.behavior, leg.agent, leg.two
+        if agent is not None:
+            agent._reset()
+            agent.current = leg
+            agent.calls.append(leg.one)
+            pbx.notify()
+        try:
+            if b.manual and agent is not None:
+                while True:
+                    _, cmd = await pbx.wait_on(two, None, queue=agent._cmd)
+                    if cmd in ("answer", "reject"):
+                        break
+                if cmd == "reject":
+                    self.ring_q.put_nowait(("reject", leg))
+                    await two.hangup_ev.wait()
+                    return
+            elif b.answer_after is None:
+                await two.hangup_ev.wait()
+                return
+            else:
+                await pbx.wait_on(two, b.answer_after)
+            self.ring_q.put_nowait(("answer", leg))
+            await pbx.wait_on(two, None, event=leg.connected)
+            if b.manual and agent is not None:
+                while True:
+                    _, cmd = await pbx.wait_on(two, None, queue=agent._cmd)
+                    if cmd == "hangup":
+                        break
+            elif b.hangup_after is None:
+                await two.hangup_ev.wait()
+                return
+            else:
+                pbx.newexten(two, "Wait", _fmt_num(b.hangup_after), priority=2)
+                await pbx.wait_on(two, b.hangup_after)
+            await pbx.hangup_from_two(two, by_app=True)
+        except HungUp:
+            return
+        finally:
+            if agent is not None and agent.current is leg:
+                agent.current = None
+                pbx.notify()
+
+    def _drop_leg(self, leg: _Leg, *, dialend: str | None, double: bool = False) -> None:
+        """Stop ringing ``leg``: DialEnd, then the agent Local pair is hung up (cause 0)."""
+        pbx, ch = self.pbx, self.ch
+        if dialend is not None:
+            for _ in range(2 if double else 1):
+                pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(leg.one, "Dest"), ("DialStatus", dialend)])
+        leg.member.ringing = False
+        if leg in self.legs:
+            self.legs.remove(leg)
+        pbx._hangup_request(leg.two, 0)
+        pbx._final_hangup(leg.one, 0)
+        leg.two.hangup_ev.set()
+
+    def _finish_leg_two(self, leg: _Leg) -> None:
+        self.pbx._soft_hangup_request(leg.two, 16)
+        self.pbx._final_hangup(leg.two, 0)
+
+    def _ring_no_answer(self) -> None:
+        pbx, ch = self.pbx, self.ch
+        legs = list(self.legs)
+        for leg in legs:
+            ring_time = int(pbx.now() - leg.started)
+            pbx.emit(
+                "AgentRingNoAnswer",
+                [*pbx.snap(ch), *pbx.snap(leg.one, "Dest"), *self._agent_fields(leg), ("RingTime", str(ring_time))],
+            )
+        for leg in legs:
+            self._drop_leg(leg, dialend="NOANSWER")
+            self._finish_leg_two(leg)
+        pbx.notify()
+
+    def _cancel_all(self, double: bool = False) -> list[_Leg]:
+        legs = list(self.legs)
+        for leg in legs:
+            self._drop_leg(leg, dialend="CANCEL", double=double)
+        return legs
+
+    # ------------------------------------------------------------- connect / talk
+    async def connect(self, leg: _Leg) -> str:
+        pbx, ch, q, m = self.pbx, self.ch, self.q, leg.member
+        one, two = leg.one, leg.two
+        leg.answered = True
+        pbx._newstate(two, 6)
+        pbx.device_state(two.device, "INUSE")
+        m.ringing = False
+        m.status = 2
+        self._member_status(m)
+        pbx.device_state(f"Queue:{q.name}_avail", "INUSE")
+        pbx._newstate(one, 6)
+        pbx.newexten(one, "AppQueue", "(Outgoing Line)")
+        pbx._set_connected(one, ch.cid_num, ch.cid_name)
+        pbx.device_state(two.device, "INUSE")
+        pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(one, "Dest"), ("DialStatus", "ANSWER")])
+        for other in [lg for lg in self.legs if lg is not leg]:
+            self._drop_leg(other, dialend="CANCEL")
+            self._finish_leg_two(other)
+        self.legs = []
+        pbx.device_state(f"Queue:{q.name}", "NOT_INUSE")
+        hold = pbx.now() - self.entry.joined
+        self._leave()
+        self._wait_vars()
+        pbx.emit(
+            "AgentConnect",
+            [
+                *pbx.snap(ch),
+                *pbx.snap(one, "Dest"),
+                *self._agent_fields(leg),
+                ("HoldTime", str(int(hold))),
+                ("RingTime", str(int(pbx.now() - leg.started))),
+            ],
+        )
+        bridge = pbx._bridge_create()
+        pbx._bridge_enter(bridge, one)
+        pbx._bridge_enter(bridge, ch)
+        pbx.setvar(one, "BRIDGEPEER", ch.name)
+        pbx.setvar(ch, "BRIDGEPEER", one.name)
+        m.in_call = True
+        talk_start = pbx.now()
+        leg.connected.set()
+        pbx.notify()
+
+        reason = "agent"
+        redirect: Redirected | None = None
+        try:
+            await pbx.wait_on(ch, None, event=one.hangup_ev, redirectable=True)
+        except HungUp:
+            reason = "caller"
+        except Redirected as r:
+            reason = "transfer"
+            redirect = r
+        talk = pbx.now() - talk_start
+        complete = [
+            *pbx.snap(ch),
+            *pbx.snap(one, "Dest"),
+            *self._agent_fields(leg),
+            ("HoldTime", str(int(hold))),
+            ("TalkTime", str(int(talk))),
+            ("Reason", reason),
+        ]
+        if reason == "agent":
+            pbx.emit("AgentComplete", complete)
+            pbx.setvar(one, "BRIDGEPEER", "")
+            pbx.setvar(ch, "BRIDGEPEER", "")
+            pbx._bridge_leave(bridge, one)
+            pbx._final_hangup(one, one.hangup_cause)
+            pbx.device_state(one.device, "NOT_INUSE")
+            self._member_done(m, talk, hold)
+            pbx._bridge_leave(bridge, ch)
+            self._answered_vars(talk)
+            ch.dead_bridge = bridge
+            return ""
+        # the caller left: hung up, or moved away by an AMI Redirect (blind transfer)
+        pbx.emit("AgentComplete", complete)
+        pbx.setvar(ch, "BRIDGEPEER", "")
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, one)
+        pbx.hangup_from_one(one, 0 if ch.hangup_cause == 0 else 16)  # cause 0: PBX shutdown
+        self._member_done(m, talk, hold)
+        pbx._bridge_destroy(bridge)
+        if redirect is not None:
+            self._answered_vars(talk)
+            raise redirect
+        raise HungUp()
+
+    def _answered_vars(self, talk: float) -> None:
+        dial = self.pbx.now() - self.dial_start
+        self.pbx.setvar(self.ch, "ANSWEREDTIME", str(int(talk)))
+        self.pbx.setvar(self.ch, "ANSWEREDTIME_MS", str(int(talk * 1000)))
+        self.pbx.setvar(self.ch, "DIALEDTIME", str(int(dial)))
+        self.pbx.setvar(self.ch, "DIALEDTIME_MS", str(int(dial * 1000)))
+
+    def _member_done(self, m: Member, talk: float, hold: float) -> None:
+        pbx, q = self.pbx, self.q
+        m.in_call = False
+        m.status = 1
+        m.calls_taken += 1
+        m.last_call_t = pbx.now()
+        m.last_call = int(m.last_call_t)
+        q.completed += 1
+        if hold <= q.cfg.servicelevel:
+            q.completed_in_sl += 1
+        # app_queue's running averages: (old * 3 + new) / 4
+        q.holdtime = (q.holdtime * 3 + hold) / 4 if q.completed > 1 else hold
+        q.talktime = (q.talktime * 3 + talk) / 4 if q.completed > 1 else talk
+        if q.cfg.strategy == "rrmemory":
+            order = list(q.members)
+            if m.interface in order:
+                q.rr_next = order.index(m.interface) + 1
+        if m.interface in q.members:
+            self._member_status(m)
+        pbx.device_state(f"Queue:{q.name}_avail", "NOT_INUSE")
+        pbx.notify()
+
+    # ------------------------------------------------------------- leaving without an agent
+    def abandon(self) -> None:
+        pbx, ch, q = self.pbx, self.ch, self.q
+        legs = self._cancel_all(double=True)
+        two = ch.peer
+        pbx.setvar(ch, "QUEUEWAIT", str(int(pbx.now() - self.entry.joined)))
+        pbx.setvar(ch, "QUEUEWAIT_MS", str(int((pbx.now() - self.entry.joined) * 1000)))
+        self._answered_vars(0)
+        pbx.setvar(ch, "ABANDONED", "TRUE")
+        pos = self.position()
+        pbx.emit(
+            "QueueCallerAbandon",
+            [
+                *pbx.snap(ch),
+                ("Queue", q.name),
+                ("Position", str(pos)),
+                ("OriginalPosition", str(self.entry.original_position)),
+                ("HoldTime", str(int(pbx.now() - self.entry.joined))),
+            ],
+        )
+        q.abandoned += 1
+        if two is not None and not two.gone:  # shutdown: the phone side is hung up now
+            pbx._soft_hangup_request(two, 16)
+            pbx._hangup_request(ch, 0)
+            pbx._final_hangup(two, 0)
+        pbx.device_state(ch.device, "NOT_INUSE")
+        pbx.device_state(f"Queue:{q.name}", "NOT_INUSE")
+        self._leave()
+        pbx._soft_hangup_request(ch, 16)
+        for leg in legs:
+            self._finish_leg_two(leg)
+        pbx._final_hangup(ch, ch.hangup_cause)
+
+    def leave_without_agent(self) -> None:
+        for leg in self._cancel_all():
+            self._finish_leg_two(leg)
+        self._wait_vars()
+        self._leave()
+
+    # ------------------------------------------------------------- main loop
+    def our_turn(self) -> list[Member]:
+        pbx, q = self.pbx, self.q
+        avail = pbx._available(q)
+        if not avail:
+            return []
+        effective = 1 if q.cfg.strategy == "ringall" else len(avail)
+        ahead = [e for e in q.callers[: q.callers.index(self.entry)]] if self.entry in q.callers else []
+        if len(ahead) >= effective:
+            return []
+        return pbx._pick(q, avail)
+
+    async def run(self, timeout: float | None) -> str:
+        pbx, ch, q = self.pbx, self.ch, self.q
+        deadline = pbx.now() + timeout if timeout else None
+        while True:
+            remaining = None if deadline is None else deadline - pbx.now()
+            if remaining is not None and remaining <= 0:
+                self.leave_without_agent()
+                return "TIMEOUT"
+            picks = self.our_turn()
+            if not picks:
+                await pbx.wait_on(ch, min(remaining or 1.0, 1.0), event=pbx._changed, redirectable=True)
+                continue
+            self.ring(picks)
+            ring_left = q.cfg.timeout if remaining is None else min(q.cfg.timeout, remaining)
+            ring_end = pbx.now() + ring_left
+            answered = None
+            while answered is None and self.legs:
+                left = ring_end - pbx.now()
+                if left <= 0:
+                    break
+                kind, item = await pbx.wait_on(ch, left, queue=self.ring_q, redirectable=True)
+                if kind == "timeout":
+                    break
+                what, leg = item
+                if leg not in self.legs:
+                    continue
+                if what == "answer":
+                    answered = leg
+                elif what == "reject":
+                    self._drop_leg(leg, dialend="BUSY")
+                    self._finish_leg_two(leg)
+            if answered is not None:
+                return await self.connect(answered)
+            if self.legs:
+                self._ring_no_answer()
+            # retry after ``retry`` seconds (or sooner if the queue timeout ends first)
+            pause = q.cfg.retry if deadline is None else min(q.cfg.retry, max(0.0, deadline - pbx.now()))
+            await pbx.wait_on(ch, pause, redirectable=True)
+
+
+async def run_queue(pbx: "Pbx", ch: Channel, qname: str, timeout: float | None, prio: int) -> str:
+    q = pbx.queues.get(qname)
+    for v in _QUEUE_VARS:
+        pbx.setvar(ch, v, "")
+    if q is None:
+        pbx.setvar(ch, "QUEUESTATUS", "UNKNOWN")
+        return "UNKNOWN"
+    if not q.cfg.joinempty and not q.members:
+        pbx.setvar(ch, "QUEUESTATUS", "JOINEMPTY")
+        return "JOINEMPTY"
+    if q.cfg.maxlen and len(q.callers) >= q.cfg.maxlen:
+        pbx.setvar(ch, "QUEUESTATUS", "FULL")
+        return "FULL"
+    idx = len([e for e in q.callers if e.prio >= prio])
+    entry = QueueEntry(ch, prio, pbx.now(), idx + 1)
+    q.callers.insert(idx, entry)
+    ch.queue = qname
+    pbx.device_state(f"Queue:{qname}", "RINGING")
+    pbx.emit(
+        "QueueCallerJoin",
+        [*pbx.snap(ch), ("Queue", qname), ("Position", str(idx + 1)), ("Count", str(len(q.callers)))],
+    )
+    pbx.notify()
+    run = _Run(pbx, ch, q, entry)
+    try:
+        status = await run.run(timeout)
+    except HungUp:
+        if ch.gone:
+            raise
+        if entry in q.callers:
+            run.abandon()
+        raise
+    except Redirected:
+        if entry in q.callers:
+            run.leave_without_agent()
+        raise
+    except asyncio.CancelledError:
+        if entry in q.callers:
+            q.callers.remove(entry)
+        raise
+    if status:
+        pbx.setvar(ch, "QUEUESTATUS", status)
+    return status
