@@ -94,6 +94,9 @@ def _bridge(channel1: str, channel2: str) -> Action:
     return Action.make("Bridge", Channel1=channel1, Channel2=channel2, Tone="no")
 
 
+_QUEUE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,79}")
+
+
 def _dial_target(interface: str) -> str:
     """The Originate channel for a queue-member interface (``Local/1001@agents/n`` → ``Local/1001@agents``)."""
     return interface[:-2] if interface.endswith("/n") else interface
@@ -279,7 +282,7 @@ class CtiService:
     def _overflow(self, now: float) -> None:
         """The engine decides, Asterisk enforces: callers past their queue's overflow
         threshold (or in a queue nobody is logged into) are redirected to
-        ``transfer,queue-<overflow>,1``."""
+        ``transfer,<overflow queue>,1`` (asterisk-config/extensions.conf ``[transfer] _[a-z].``)."""
         for call, target, why in self.state.overflow_due(now):
             leg = call.caller_leg
             if leg is None or leg.ended_at is not None:
@@ -290,7 +293,7 @@ class CtiService:
 
     async def _redirect_overflow(self, call_id: str, channel: str, target: str) -> None:
         try:
-            await self._ami.send(act.redirect(channel, self.transfer_context, f"queue-{target}"))
+            await self._ami.send(act.redirect(channel, self.transfer_context, target))
         except Exception as exc:
             log.warning("overflow of %s to %s failed: %s", call_id, target, exc)
 
@@ -904,9 +907,11 @@ class CtiService:
                 raise Conflict(f"agent {target} is on a call")
             return (rec.extension or rec.id), rec.id
         if kind == "queue":
-            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", target):
-                raise Invalid("bad queue name")
-            return f"queue-{target}", None
+            # queue names start with a lowercase letter: the [transfer] context tells queues
+            # (_[a-z].), agent extensions (_1XXX) and outside numbers (_0X.) apart by pattern
+            if not _QUEUE_NAME.fullmatch(target):
+                raise Invalid("bad queue name (lowercase letter first, then a-z 0-9 _ -)")
+            return target, None
         if kind == "number":
             if not _NUMBER.fullmatch(target):
                 raise Invalid("bad phone number")

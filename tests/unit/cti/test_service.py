@@ -447,7 +447,7 @@ async def test_overflow_redirects_waiting_callers(service, ami, clock):
     feed(service, clock, events[: i + 1])
     await wait_for(lambda: ami.of("Redirect"))
     (r,) = ami.of("Redirect")
-    assert (r.get("Channel"), r.get("Context"), r.get("Exten")) == ("Local/wait30@sim-caller-00000016;1", "transfer", "queue-sales")
+    assert (r.get("Channel"), r.get("Context"), r.get("Exten")) == ("Local/wait30@sim-caller-00000016;1", "transfer", "sales")
     assert service.state.calls["1795396653.44"].overflowed_to == "sales"
     # the sales caller is being served: never moved, however long the call
     clock.advance(120)
