@@ -48,7 +48,7 @@ def test_try_holiday_and_lookup_timeout(capsys, crm_fixture):
               "--digits", ",0", "--at", "2026-02-19T10:00+09:00", "--lookup-fixture", str(crm_fixture)])
     out = capsys.readouterr().out
     assert "timeout: no answer within 2 s → fallback unknown_customer" in out
-    assert "■ call ends in queue 'general'" in out
+    assert "■ call ends in queue 'support'" in out
 
 
 def test_try_interactive_reads_keys_from_terminal(capsys, monkeypatch, crm_fixture):

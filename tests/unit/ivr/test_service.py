@@ -190,7 +190,7 @@ async def test_build_ivr_service_from_settings(tmp_path, db_sessionmaker):
         o = await svc.run(ch)
         # no CRM configured: the lookup takes its fallback, the caller still gets through
         assert o.context["lookups"]["main:crm_lookup"]["status"] == "error"
-        assert o.queue == "general"
+        assert o.queue == "support"
         assert heard(ch)[0] == f"{(tmp_path / 'dialplans' / 'sounds').resolve()}/ko/welcome"
         versions = await svc.registry.versions()
         assert {v.flow for v in versions} == {"main", "tech_support", "callback", "survey"}

@@ -108,7 +108,7 @@ async def test_after_hours_no_input_says_goodbye(shipped):
 
 async def test_main_menu_timeouts_fall_back_to_general_queue(shipped):
     o, _ = await call(shipped, ["", "", "", ""])
-    assert o.queue == "general"
+    assert o.queue == "support"
 
 
 async def test_post_call_survey_flow(shipped):
@@ -137,4 +137,4 @@ async def test_any_key_sequence_ends_cleanly(shipped, answers, hour, caller):
     assert o.error is None
     assert len(o.steps) < 100
     if o.kind == "queue":
-        assert o.queue in ("vip", "billing", "tech", "sales", "general") and not ch.hung_up
+        assert o.queue in ("vip", "billing", "tech", "sales", "support") and not ch.hung_up
