@@ -38,6 +38,11 @@ class BuiltinCrm:
             return None
         customer["previous_calls"] = await self._repo.previous_calls(phone, limit=self._previous)
         customer["source"] = "builtin"
+        # Custom fields (tier, status, balance…) live in ``attributes``; an IVR lookup maps
+        # top-level paths (``tier: customer.tier``) as an external CRM would return them,
+        # so expose them there too — never over the table's own columns.
+        for key, value in (customer.get("attributes") or {}).items():
+            customer.setdefault(key, value)
         return customer
 
 

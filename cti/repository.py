@@ -142,7 +142,14 @@ def _call_summary(row: CallRow) -> dict[str, Any]:
         "disposition": row.disposition,
         "notes": row.notes,
         "talk_time": row.talk_time,
+        "duration": _seconds_between(row.started_at, row.ended_at),
     }
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
 
 
 def _callback(row: CallbackRow) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class PbxConfig:
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     #: the AGI script (path + query string) run by ``ivr-in``; ``agi_args`` become ``agi_arg_N``
-    ivr_script: str = "ivr?flow=main"
+    ivr_script: str = "ivr?flow=main&lang=ko"
     ivr_args: tuple[str, ...] = ()
     survey_script: str = "survey?flow=survey"
     queues: list[QueueConfig] = field(default_factory=default_queues)

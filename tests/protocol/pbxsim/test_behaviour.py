@@ -323,7 +323,7 @@ async def test_scripted_call_through_ivr_into_queue(pbx_of, ivr):
     await call.wait(3)
     await call.hangup()
     h = app.sessions[0]["headers"]
-    assert h["agi_network_script"] == "ivr?flow=main" and h["agi_calleridname"] == "홍길동"
+    assert h["agi_network_script"] == "ivr?flow=main&lang=ko" and h["agi_calleridname"] == "홍길동"
     assert h["agi_dnid"] == "1588" and h["agi_channel"] == call.channel
     assert call.variables["IVR_QUEUE"] == "sales" and call.variables["AGISTATUS"] == "SUCCESS"
     assert ("STREAM FILE welcome \"12\"", "200 result=49 endpos=0") != app.sessions[0]["log"][1]
