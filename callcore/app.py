@@ -157,7 +157,10 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        return {k: v for k, v in {"cti": self.cti, "ivr": self.ivr}.items() if v is not None}
+        services = {"cti": self.cti, "ivr": self.ivr}
+        if self.cti is not None:
+            services["authenticator"] = self.cti.authenticator
+        return {k: v for k, v in services.items() if v is not None}
 
     async def readiness(self) -> dict[str, Any]:
         db_ok, db_error = True, None

@@ -134,7 +134,7 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from cti.auth import issue_token
+    from api.auth import issue_token
 
     settings = _settings_from_args(args)
     print(issue_token(settings.jwt_key.get_secret_value(), args.subject, args.role, args.ttl))

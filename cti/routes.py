@@ -1,7 +1,7 @@
 """CTI REST + websocket edge. Handlers stay thin: parse → service → serialize.
 
 The service is ``request.app.state.cti`` (a :class:`cti.service.CtiService`),
-the caller comes from :mod:`cti.auth`. Domain errors become clear HTTP errors
+the caller comes from :mod:`api.auth`. Domain errors become clear HTTP errors
 (404 no such call/agent, 409 wrong state, 403, 422, 502/503 when Asterisk
 fails or is not connected) through :class:`CtiRoute`, never a 500.
 
@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from cti.ami.actions import AmiValueError
-from cti.auth import Principal, principal, require, websocket_principal
+from api.auth import Principal, principal, require, websocket_principal
 from cti.service import CtiError, CtiService, Forbidden
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest

@@ -30,7 +30,7 @@ from cti import repository as repo_mod
 from cti.ami import actions as act
 from cti.ami import events as ev
 from cti.ami.actions import Action, AmiActionError, AmiNotConnected, AmiResponse, AmiTimeout
-from cti.auth import Authenticator, Principal
+from api.auth import Authenticator, Principal
 from cti.crm import BuiltinCrm, Crm, HttpCrm
 from cti.notifier import CtiNotifier
 from cti.repository import AgentRecord, CtiRepository, Duplicate

@@ -174,11 +174,25 @@ def cmd_graph(args: argparse.Namespace, out: Callable[[str], None] = print) -> i
 
 
 # ---------------------------------------------------------------- versions / rollback (running server)
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``--token`` or ``CALLCORE_API_TOKEN``; else, on the server's own host, a 5-minute
+    admin token signed with the shared ``CALLCORE_JWT_KEY`` from the settings."""
+    import os
+
+    token = getattr(args, "token", None) or os.environ.get("CALLCORE_API_TOKEN")
+    if not token:
+        from api.auth import issue_token
+        from callcore.settings import Settings
+
+        token = issue_token(Settings().jwt_key.get_secret_value(), "cli", "admin", 300)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def cmd_versions(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     import httpx
 
     try:
-        resp = httpx.get(f"{_api_base(args)}/api/dialplans", timeout=10)
+        resp = httpx.get(f"{_api_base(args)}/api/dialplans", headers=_auth_headers(args), timeout=10)
     except httpx.HTTPError as exc:
         out(f"cannot reach the callcore server: {exc}")
         return 1
@@ -195,7 +209,12 @@ def cmd_rollback(args: argparse.Namespace, out: Callable[[str], None] = print) -
     import httpx
 
     try:
-        resp = httpx.post(f"{_api_base(args)}/api/dialplans/{args.flow}/rollback", json={"hash": args.hash}, timeout=30)
+        resp = httpx.post(
+            f"{_api_base(args)}/api/dialplans/{args.flow}/rollback",
+            json={"hash": args.hash},
+            headers=_auth_headers(args),
+            timeout=30,
+        )
     except httpx.HTTPError as exc:
         out(f"cannot reach the callcore server: {exc}")
         return 1
@@ -267,12 +286,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = sub.add_parser("versions", help="list loaded versions on the running server")
     p.add_argument("flow", nargs="?")
     p.add_argument("--api", help="server base URL (default: from settings)")
+    p.add_argument("--token", help="API token (default: CALLCORE_API_TOKEN, else an admin token from CALLCORE_JWT_KEY)")
     p.set_defaults(func=cmd_versions)
 
     p = sub.add_parser("rollback", help="serve an earlier version of a flow on the running server")
     p.add_argument("flow")
     p.add_argument("hash", help="content hash or a 6+ character prefix (see `dialplan versions`)")
     p.add_argument("--api", help="server base URL (default: from settings)")
+    p.add_argument("--token", help="API token (default: CALLCORE_API_TOKEN, else an admin token from CALLCORE_JWT_KEY)")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("sounds", help="list sounds the flows need that are missing")

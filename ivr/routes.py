@@ -9,6 +9,9 @@ Expects ``request.app.state.ivr`` to be the :class:`~ivr.service.IvrService`
 * ``POST /api/dialplans/{flow}/rollback`` ``{"hash": "<hash or 6+ char prefix>"}``
 * ``GET /api/ivr/sessions/{uniqueid}`` → the last IVR session of a call: context + step log
 * ``GET /api/ivr/stats[?since=ISO]`` → outcomes, containment, drop-off by node
+
+Reload and rollback change what every caller hears: admins only. Reading versions,
+sessions and stats: supervisors (and admins). Tokens: see :mod:`api.auth`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.auth import Principal, require
 from ivr.service import IvrService
 
 router = APIRouter(tags=["ivr"])
@@ -41,12 +45,12 @@ def _result(result: Any) -> JSONResponse:
 
 
 @router.post("/api/dialplans/reload")
-async def reload_dialplans(request: Request) -> JSONResponse:
+async def reload_dialplans(request: Request, p: Principal = Depends(require("admin"))) -> JSONResponse:
     return _result(await _service(request).registry.reload("api"))
 
 
 @router.get("/api/dialplans")
-async def list_dialplans(request: Request) -> dict[str, Any]:
+async def list_dialplans(request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
     registry = _service(request).registry
     versions = await registry.versions()
     active = dict(registry.current.versions) if registry.loaded else {}
@@ -59,12 +63,14 @@ async def list_dialplans(request: Request) -> dict[str, Any]:
 
 
 @router.post("/api/dialplans/{flow}/rollback")
-async def rollback_dialplan(flow: str, body: RollbackBody, request: Request) -> JSONResponse:
+async def rollback_dialplan(
+    flow: str, body: RollbackBody, request: Request, p: Principal = Depends(require("admin"))
+) -> JSONResponse:
     return _result(await _service(request).registry.rollback(flow, body.hash))
 
 
 @router.get("/api/ivr/sessions/{uniqueid}")
-async def ivr_session(uniqueid: str, request: Request) -> dict[str, Any]:
+async def ivr_session(uniqueid: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
     service = _service(request)
     session = await service.repository.session(uniqueid)
     if session is None:
@@ -74,7 +80,9 @@ async def ivr_session(uniqueid: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/ivr/stats")
-async def ivr_stats(request: Request, since: datetime | None = None) -> dict[str, Any]:
+async def ivr_stats(
+    request: Request, since: datetime | None = None, p: Principal = Depends(require("supervisor"))
+) -> dict[str, Any]:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     return await _service(request).repository.stats(since)

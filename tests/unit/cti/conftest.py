@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from callcore.bus import Bus
-from cti.auth import Authenticator
+from api.auth import Authenticator
 from cti.crm import BuiltinCrm
 from cti.repository import CtiRepository
 from cti.routes import routers

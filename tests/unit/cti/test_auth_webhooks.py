@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from callcore.bus import Bus, Message
-from cti.auth import AuthError, Authenticator, issue_token, verify_token
+from api.auth import AuthError, Authenticator, issue_token, verify_token
 from cti.routes import allowed_keys
-from cti.auth import Principal
+from api.auth import Principal
 from cti.testing import wait_for
 from cti.webhooks import Hook, WebhookSender, sign, verify
 

@@ -9,7 +9,7 @@ import pytest
 from callcore.bus import Message
 from cti.ami import events as ev
 from cti.ami.actions import AmiActionError, AmiNotConnected, AmiTimeout
-from cti.auth import Principal
+from api.auth import Principal
 from cti.service import AmiFailed, AmiUnavailable, Conflict, Forbidden, Invalid, NotFound
 from cti.state import QueueSettings
 from cti.testing import capture_events, drain, list_events, ok, read_frames, wait_for

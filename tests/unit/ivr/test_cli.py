@@ -138,19 +138,25 @@ def test_versions_and_rollback_commands_talk_to_the_server_api(tmp_path, monkeyp
     app.include_router(router)
     app.state.ivr = IvrService(FlowRegistry(tmp_path, store=repo, check_sounds=False), PassThroughRouter(),
                                InMemoryCallbackSink(), FixtureLookupClient({}), repo)
+    from api.auth import Authenticator
+
+    # the CLI signs a short admin token with the shared key (CALLCORE_JWT_KEY) when given none
+    monkeypatch.setenv("CALLCORE_JWT_KEY", "cli-test-key")
+    app.state.authenticator = Authenticator("cli-test-key")
     with TestClient(app) as client:
-        assert client.post("/api/dialplans/reload").json()["ok"]
+        admin = {"Authorization": "Bearer " + app.state.authenticator.issue("t", "admin")}
+        assert client.post("/api/dialplans/reload", headers=admin).json()["ok"]
         (tmp_path / "main.yaml").write_text(v2)
-        assert client.post("/api/dialplans/reload").json()["ok"]
+        assert client.post("/api/dialplans/reload", headers=admin).json()["ok"]
         seen = []
 
-        def fake_get(url, timeout):
+        def fake_get(url, headers, timeout):
             seen.append(url)
-            return client.get(url.removeprefix("http://srv:8080"))
+            return client.get(url.removeprefix("http://srv:8080"), headers=headers)
 
-        def fake_post(url, json, timeout):
+        def fake_post(url, json, headers, timeout):
             seen.append(url)
-            return client.post(url.removeprefix("http://srv:8080"), json=json)
+            return client.post(url.removeprefix("http://srv:8080"), json=json, headers=headers)
 
         monkeypatch.setattr("httpx.get", fake_get)
         monkeypatch.setattr("httpx.post", fake_post)

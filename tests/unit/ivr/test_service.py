@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from api.auth import Authenticator
 from callcore.settings import Settings
 from ivr.console import ConsoleChannel
 from ivr.lookup import FixtureLookupClient
@@ -133,7 +134,10 @@ async def api(tmp_path, repo):
     app = FastAPI()
     app.include_router(ivr_router)
     app.state.ivr = svc
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+    app.state.authenticator = Authenticator("k", {"admin-t": "admin", "agent-t": "agent:1001"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers={"Authorization": "Bearer admin-t"}
+    ) as client:
         yield client, svc, plans
     await svc.stop()
 
@@ -175,8 +179,24 @@ async def test_api_session_and_stats(api):
 async def test_api_without_ivr_service_is_503():
     app = FastAPI()
     app.include_router(ivr_router)
+    app.state.authenticator = Authenticator("k", {"admin-t": "admin"})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-        assert (await client.post("/api/dialplans/reload")).status_code == 503
+        r = await client.post("/api/dialplans/reload", headers={"Authorization": "Bearer admin-t"})
+        assert r.status_code == 503
+
+
+async def test_api_reload_and_rollback_need_an_admin(api):
+    client, svc, plans = api
+    before = dict(svc.registry.current.versions)
+    (plans / "main.yaml").write_text(V2)
+    anonymous = await client.post("/api/dialplans/reload", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    agent = await client.post("/api/dialplans/reload", headers={"Authorization": "Bearer agent-t"})
+    assert agent.status_code == 403
+    r = await client.post("/api/dialplans/main/rollback", json={"hash": "abcdef"}, headers={"Authorization": "Bearer agent-t"})
+    assert r.status_code == 403
+    assert (await client.get("/api/ivr/stats", headers={"Authorization": "Bearer agent-t"})).status_code == 403
+    assert dict(svc.registry.current.versions) == before  # nothing changed for callers
 
 
 async def test_build_ivr_service_from_settings(tmp_path, db_sessionmaker):

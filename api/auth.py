@@ -1,4 +1,4 @@
-"""Authentication for the CTI REST/websocket edge.
+"""Authentication for the REST/websocket edge (every package's routes use it).
 
 Tokens are ``v1.<payload>.<signature>``: payload = base64url(JSON ``{"sub",
 "role", "exp"}``), signature = base64url(HMAC-SHA256(key, "v1." + payload)).
@@ -7,7 +7,8 @@ from ``settings.api_tokens`` map a token to ``"agent:<id>"``, ``"supervisor"``
 or ``"admin"`` (integrations, wallboards).
 
 The FastAPI dependencies (:func:`principal`, :func:`require`) find the
-:class:`Authenticator` at ``request.app.state.cti.authenticator``.
+:class:`Authenticator` at ``app.state.authenticator`` (set by ``api.app.create_app``;
+apps built in tests may instead set ``app.state.cti`` and its ``authenticator``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from fastapi import HTTPException, Request, WebSocket
 
@@ -127,9 +128,16 @@ def _token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | N
     return headers.get("x-callcore-token") or query.get("token")
 
 
+def _authenticator(state: Any) -> Authenticator:
+    auth = getattr(state, "authenticator", None)
+    if auth is None:
+        auth = state.cti.authenticator
+    return auth
+
+
 def principal(request: Request) -> Principal:
     """FastAPI dependency: the caller, or HTTP 401."""
-    auth: Authenticator = request.app.state.cti.authenticator
+    auth = _authenticator(request.app.state)
     try:
         return auth.authenticate(_token_from(request.headers, request.query_params))
     except AuthError as exc:
@@ -137,7 +145,7 @@ def principal(request: Request) -> Principal:
 
 
 def websocket_principal(ws: WebSocket) -> Principal | None:
-    auth: Authenticator = ws.app.state.cti.authenticator
+    auth = _authenticator(ws.app.state)
     try:
         return auth.authenticate(_token_from(ws.headers, ws.query_params))
     except AuthError:
