@@ -141,7 +141,14 @@ async def _database_url(tmp_path: Path, empty_database_url: str) -> str:
 
 
 @pytest.fixture
-async def server(tmp_path, empty_database_url):
+def server_overrides() -> dict[str, Any]:
+    """Settings overrides for the ``server`` fixture; a test module redefines this fixture
+    to change them (e.g. a private copy of the dialplans to edit during a call)."""
+    return {}
+
+
+@pytest.fixture
+async def server(tmp_path, empty_database_url, server_overrides):
     """The whole stack. Yields a :class:`Stack`; the emulator runs at 1/50 time scale."""
     url = await _database_url(tmp_path, empty_database_url)
     pbx = Pbx(PbxConfig(agi_port=1, time_scale=0.02, monitor_dir=tmp_path / "monitor"))
@@ -159,6 +166,7 @@ async def server(tmp_path, empty_database_url):
         api_tokens={ADMIN_TOKEN: "admin"},
         default_wrapup_seconds=1,
     )
+    settings = settings.model_copy(update=server_overrides)
     container = Container(settings, clock=lambda: OPEN_HOURS)
     await container.start()
     pbx.cfg.agi_port = container.agi.port  # the emulator's FastAGI client dials callcore
