@@ -94,6 +94,29 @@ def _bridge(channel1: str, channel2: str) -> Action:
     return Action.make("Bridge", Channel1=channel1, Channel2=channel2, Tone="no")
 
 
+def _confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> ev.QueueMemberAdded:
+    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``."""
+    return ev.QueueMemberAdded(
+        ev.MemberInfo(
+            queue=queue,
+            name=rec.name,
+            interface=rec.interface,
+            state_interface=rec.interface,
+            membership="dynamic",
+            penalty=penalty,
+            calls_taken=0,
+            last_call=0,
+            last_pause=0,
+            login_time=int(now),
+            in_call=False,
+            status=1,
+            paused=rec.paused,
+            paused_reason=(rec.pause_reason or "") if rec.paused else "",
+            wrapuptime=0,
+        )
+    )
+
+
 _QUEUE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,79}")
 
 
@@ -611,8 +634,13 @@ class CtiService:
                         reason=rec.pause_reason if rec.paused else None,
                     ),
                 )
-                if ok and rec.id not in readded:
-                    readded.append(rec.id)
+                if ok:
+                    # Asterisk confirmed the QueueAdd; its QueueMemberAdded event is held until
+                    # this resync returns, so apply the confirmed membership now: the desks are
+                    # told below where they really stand (the held event repeats it harmlessly).
+                    self._dispatch(self.state.apply(_confirmed_member(queue, rec, penalty, now), now), now)
+                    if rec.id not in readded:
+                        readded.append(rec.id)
         for call in self.state.calls.values():
             if call.id not in before_calls and call.queue and call.id not in self._pop_cache:
                 self._start_preload(call.id)
