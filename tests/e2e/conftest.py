@@ -48,6 +48,18 @@ def heard(call) -> list[str]:
     return [p.rsplit("/", 1)[-1] for p in call.one.prompts]
 
 
+async def press_when_listening(call, digits: str, timeout: float = 5.0) -> None:
+    """Press while the IVR is reading digits. Like a real Asterisk, the emulator drops DTMF
+    that arrives between AGI commands; a test that presses blindly is racy."""
+
+    def listening() -> bool:
+        cmds = call.agi_commands
+        return bool(cmds) and cmds[-1].startswith(("GET DATA", "WAIT FOR DIGIT"))
+
+    await eventually(listening, timeout, "the IVR listening for digits")
+    await call.press(digits)
+
+
 async def expect_prompt(call, name: str, timeout: float = 5.0) -> None:
     await eventually(lambda: name in heard(call), timeout, f"prompt {name!r} (heard {heard(call)})")
 
@@ -148,10 +160,17 @@ def server_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server(tmp_path, empty_database_url, server_overrides):
+def pbx_overrides() -> dict[str, Any]:
+    """PbxConfig overrides for the ``server`` fixture (e.g. a slower ``time_scale``)."""
+    return {}
+
+
+@pytest.fixture
+async def server(tmp_path, empty_database_url, server_overrides, pbx_overrides):
     """The whole stack. Yields a :class:`Stack`; the emulator runs at 1/50 time scale."""
     url = await _database_url(tmp_path, empty_database_url)
-    pbx = Pbx(PbxConfig(agi_port=1, time_scale=0.02, monitor_dir=tmp_path / "monitor"))
+    config = {"agi_port": 1, "time_scale": 0.02, "monitor_dir": tmp_path / "monitor", **pbx_overrides}
+    pbx = Pbx(PbxConfig(**config))
     await pbx.start()
     settings = Settings(
         data_dir=tmp_path / "data",

@@ -9,7 +9,7 @@ call as if nothing happened.
 
 from __future__ import annotations
 
-from tests.e2e.conftest import eventually, expect_prompt
+from tests.e2e.conftest import eventually, expect_prompt, press_when_listening
 
 
 async def test_restart_resync_readds_agents_and_tells_desks(server):
@@ -60,7 +60,7 @@ async def test_restart_resync_readds_agents_and_tells_desks(server):
     pbx.agent("1001", manual=True)
     nxt = await pbx.dial("01099998888", exten="15881234", context="ivr-in")
     await expect_prompt(nxt, "main_menu", timeout=10)
-    await nxt.press("3")  # sales
+    await press_when_listening(nxt, "3")  # sales
     await nxt.wait_for_queue("sales", timeout=10)
     pop = await desk.wait_for("call.ringing", timeout=10)
     assert pop["payload"]["caller_num"] == "01099998888"

@@ -8,7 +8,7 @@ the same call context → answers → caller hangs up → call record in the dat
 
 from __future__ import annotations
 
-from tests.e2e.conftest import eventually, expect_prompt, heard
+from tests.e2e.conftest import eventually, expect_prompt, heard, press_when_listening
 
 CALLER = "01012345678"
 
@@ -40,9 +40,9 @@ async def test_ivr_queue_pop_transfer_and_call_record(server):
     call = await pbx.dial(CALLER, name="홍길동", exten="15881234", context="ivr-in")
     await expect_prompt(call, "welcome")
     await expect_prompt(call, "main_menu", timeout=10)  # language timeout, hours open, CRM lookup done
-    await call.press("1")  # billing
+    await press_when_listening(call, "1")  # billing
     await expect_prompt(call, "billing_menu")
-    await call.press("2")  # talk to billing
+    await press_when_listening(call, "2")  # talk to billing
     await call.wait_for_queue("billing", timeout=10)
     assert call.variables["IVR_QUEUE"] == "billing"
     assert call.variables["IVR_PRIORITY"] == "5"  # gold tier: the flow's priority expression

@@ -9,7 +9,14 @@ import shutil
 
 import pytest
 
-from tests.e2e.conftest import ROOT, eventually, expect_prompt
+from tests.e2e.conftest import ROOT, eventually, expect_prompt, press_when_listening
+
+
+@pytest.fixture
+def pbx_overrides():
+    # 1/5 of real time: the main menu's 5 s timeout lasts 1 s here, time enough for the
+    # file watcher (300 ms debounce) to reload while caller A is still in the menu
+    return {"time_scale": 0.2}
 
 
 @pytest.fixture
@@ -48,22 +55,22 @@ async def test_edit_during_a_call_broken_edit_and_rollback(server):
         return (await s.api("GET", "/api/dialplans", expect=200))["active"]["main"]
 
     v2 = None
-    for _ in range(300):
+    for _ in range(100):
         v2 = await active_main()
         if v2 != v1:
             break
-        await a.wait(0.5)
+        await a.wait(0.1)
     assert v2 != v1, "the file watcher did not load the edited flow"
 
     # A's call keeps version 1: "1" still opens the billing menu
-    await a.press("1")
+    await press_when_listening(a, "1")
     await expect_prompt(a, "billing_menu")
-    await a.press("2")
+    await press_when_listening(a, "2")
     await a.wait_for_queue("billing", timeout=10)
 
     # a new caller gets version 2: "1" goes straight to the sales queue
     b = await _to_main_menu(pbx, "01011110002")
-    await b.press("1")
+    await press_when_listening(b, "1")
     await b.wait_for_queue("sales", timeout=10)
 
     sa = await s.api("GET", f"/api/ivr/sessions/{a.uniqueid}", expect=200)
@@ -80,14 +87,14 @@ async def test_edit_during_a_call_broken_edit_and_rollback(server):
     assert main_yaml.read_text(encoding="utf-8").splitlines()[int(line) - 1][int(col) - 1 :].startswith("set_salez")
     assert await active_main() == v2
     c = await _to_main_menu(pbx, "01011110003")
-    await c.press("1")
+    await press_when_listening(c, "1")
     await c.wait_for_queue("sales", timeout=10)
 
     # rollback to version 1 through the API (as `callcore dialplan rollback main <hash>` does)
     await s.api("POST", "/api/dialplans/main/rollback", json={"hash": v1[:12]}, expect=200)
     assert await active_main() == v1
     d = await _to_main_menu(pbx, "01011110004")
-    await d.press("1")
+    await press_when_listening(d, "1")
     await expect_prompt(d, "billing_menu")
     sd = await s.api("GET", f"/api/ivr/sessions/{d.uniqueid}", expect=200)
     assert sd["version_hash"] == v1
