@@ -127,14 +127,16 @@ class Stack:
         await desk.wait_for("hello")
         return desk
 
-    async def create_agent(self, agent_id: str, name: str, skills: list[str], pin: str = "4321", role: str = "agent") -> str:
+    async def create_agent(
+        self, agent_id: str, name: str, skills: list[str], pin: str = "4321", role: str = "agent", interface: str | None = None
+    ) -> str:
         await self.api(
             "POST",
             "/api/agents",
             json={
                 "id": agent_id,
                 "name": name,
-                "interface": f"Local/{agent_id}@agents/n",
+                "interface": interface or f"Local/{agent_id}@agents/n",
                 "extension": agent_id,
                 "role": role,
                 "skills": [{"queue": q, "penalty": 0} for q in skills],
