@@ -234,14 +234,17 @@ class CtiRepository:
             await s.refresh(row)
             return _agent(row)
 
-    async def delete_agent(self, agent_id: str) -> bool:
+    async def _delete(self, model: type, key: Any) -> bool:
         async with self._sm() as s:
-            row = await s.get(AgentRow, agent_id)
+            row = await s.get(model, key)
             if row is None:
                 return False
             await s.delete(row)
             await s.commit()
             return True
+
+    async def delete_agent(self, agent_id: str) -> bool:
+        return await self._delete(AgentRow, agent_id)
 
     async def verify_pin(self, agent_id: str, pin: str) -> AgentRecord | None:
         async with self._sm() as s:
@@ -537,13 +540,7 @@ class CtiRepository:
             return _customer(row)
 
     async def delete_customer(self, customer_id: int) -> bool:
-        async with self._sm() as s:
-            row = await s.get(CustomerRow, customer_id)
-            if row is None:
-                return False
-            await s.delete(row)
-            await s.commit()
-            return True
+        return await self._delete(CustomerRow, customer_id)
 
     async def find_customer_by_phone(self, phone: str) -> dict[str, Any] | None:
         async with self._sm() as s:
