@@ -99,6 +99,33 @@ async def start_agi(c: "Container") -> None:
     c.agi = server
 
 
+async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
+    """The IVR of one classic-AGI process (``callcore agi``, one process per call): the
+    server's database (IVR context for the screen pop, session log, callbacks), its CRM
+    and its routing priorities (VIP, repeat caller) — without AMI, so without queue-load
+    decisions. Returns ``(ivr_service, aclose)``."""
+    from callcore.bus import Bus
+    from callcore.db import create_engine, session_factory
+    from cti.service import CtiService
+    from ivr.service import build_ivr_service
+
+    engine = create_engine(settings.effective_database_url)
+    sessionmaker = session_factory(engine)
+    cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
+    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti, crm=cti.crm)
+
+    async def aclose() -> None:
+        try:
+            await ivr.stop()
+            crm_close = getattr(cti.crm, "aclose", None)
+            if crm_close is not None:
+                await crm_close()
+        finally:
+            await engine.dispose()
+
+    return ivr, aclose
+
+
 def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router

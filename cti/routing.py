@@ -54,7 +54,12 @@ def decide(
     load: QueueLoad,
     facts: CallerFacts,
     overflow_load: QueueLoad | None = None,
+    *,
+    load_known: bool = True,
 ) -> RouteDecision:
+    """``load_known=False``: this process has no live view of the queues (no AMI part,
+    or the link is down): decide the priority only — an empty state must not read as
+    "no agent logged in" and send every caller to overflow or a callback offer."""
     reasons: list[str] = []
     priority = request.priority
     if facts.vip or request.vip:
@@ -65,6 +70,9 @@ def decide(
         reasons.append(f"repeat caller within {facts.repeat_hours}h")
 
     queue = request.queue
+    if not load_known:
+        reasons.append("queue load unknown here (no live AMI view): no overflow or callback decision")
+        return RouteDecision(queue=queue, priority=priority, reasons=tuple(reasons))
     chosen_load = load
     overflow = settings.overflow_queue
     est = estimate_wait(load)
@@ -139,8 +147,10 @@ class CtiRouter:
         count_recent_calls: RepeatCount,
         repeat_caller_hours: int = 24,
         lookup_timeout: float = 1.0,
+        live: Callable[[], bool] = lambda: True,
     ) -> None:
         self._state = state
+        self._live = live
         self._lookup = lookup_customer
         self._count = count_recent_calls
         self._hours = repeat_caller_hours
@@ -159,9 +169,8 @@ class CtiRouter:
         settings = self._state.settings_for(request.queue)
         load = queue_load(self._state, request.queue)
         overflow_load = queue_load(self._state, settings.overflow_queue) if settings.overflow_queue else None
-        decision = decide(
-            request, settings, load, CallerFacts(vip=vip, repeat_calls=repeat or 0, repeat_hours=self._hours), overflow_load
-        )
+        facts = CallerFacts(vip=vip, repeat_calls=repeat or 0, repeat_hours=self._hours)
+        decision = decide(request, settings, load, facts, overflow_load, load_known=self._live())
         self.decisions += 1
         log.info("route %s → %s prio=%s (%s)", request.queue, decision.queue, decision.priority, ", ".join(decision.reasons))
         return decision

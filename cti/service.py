@@ -174,6 +174,7 @@ class CtiService:
             count_recent_calls=self._count_recent_calls,
             repeat_caller_hours=repeat_caller_hours,
             lookup_timeout=crm_timeout,
+            live=self._queues_live,
         )
         self._agents: dict[str, AgentRecord] = {}  # DB directory (desired state)
         self._pop_cache: dict[str, dict[str, Any]] = {}  # call id -> {"customer", "ivr", "previous"}
@@ -223,6 +224,11 @@ class CtiService:
             repeat_caller_hours=settings.repeat_caller_hours,
             **overrides,
         )
+
+    def _queues_live(self) -> bool:
+        """True when the state mirrors Asterisk: the AMI link is up and resynced. (A port
+        without ``state``, such as a test double, is taken as live.)"""
+        return getattr(self._ami, "state", "connected") == "connected"
 
     # -------------------------------------------------------- lifecycle
     async def start(self) -> None:

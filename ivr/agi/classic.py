@@ -166,19 +166,16 @@ class PystChannel(AgiChannel):
 
 # ------------------------------------------------------------------- main
 async def _run_ivr(channel: Channel, settings: "Settings") -> None:
-    """The only glue to the IVR engine (written separately): build the service, run this call."""
-    from ivr.service import build_ivr_service
+    """Run this call's IVR with the server's database, CRM and routing (see
+    :func:`callcore.wiring.build_standalone_ivr`)."""
+    from callcore.wiring import build_standalone_ivr
 
-    service = build_ivr_service(settings)
-    if inspect.isawaitable(service):
-        service = await service
+    service, aclose = await build_standalone_ivr(settings)
     try:
         await service.run(channel)
     finally:
-        closer = getattr(service, "aclose", None)
-        if closer is not None:
-            with contextlib.suppress(Exception):
-                await closer()
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,36 @@ def test_overflow_when_no_agent_logged_in():
     assert d.estimated_wait == 0 and d.offer_callback is False
 
 
+def test_without_a_live_view_only_the_priority_is_decided():
+    """An --only agi process, or one whose AMI link is down, has an empty state: that must
+    not read as "nobody logged in" (overflow + callback offer for every caller)."""
+    s = QueueSettings("sales", overflow_queue="support", callback_after_seconds=60, vip_priority=10)
+    empty = load(logged_in=0, staffed=0, available=0)
+    d = decide(RouteRequest("sales", 0, None, vip=True), s, empty, CallerFacts(), empty, load_known=False)
+    assert d.queue == "sales" and d.priority == 10
+    assert d.offer_callback is False and d.estimated_wait is None
+    assert d.reasons[0] == "vip" and d.reasons[1].startswith("queue load unknown here")
+
+
+async def test_router_is_not_live_while_the_ami_link_is_down():
+    state = CtiState()
+    state.set_queue_settings(QueueSettings("sales", overflow_queue="support", callback_after_seconds=60))
+    link = {"up": False}
+
+    async def nobody(phone):
+        return None
+
+    async def never(phone, hours):
+        return 0
+
+    router = CtiRouter(state, lookup_customer=nobody, count_recent_calls=never, live=lambda: link["up"])
+    d = await router.route(RouteRequest("sales", 0, "01012345678"))
+    assert d.queue == "sales" and not d.offer_callback
+    link["up"] = True  # live and really nobody logged in: overflow
+    d = await router.route(RouteRequest("sales", 0, "01012345678"))
+    assert d.queue == "support" and d.offer_callback
+
+
 def test_overflow_on_wait_threshold_and_after_timeout():
     s = QueueSettings("sales", overflow_queue="support", overflow_after_seconds=60, callback_after_seconds=None)
     busy = load(logged_in=1, staffed=1, available=0, waiting=4, handle=120)  # 600 s

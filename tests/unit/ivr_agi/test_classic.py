@@ -7,7 +7,6 @@ import io
 import os
 import signal
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -147,70 +146,93 @@ async def test_stdin_eof_is_a_hangup_not_a_spin():
         await ch.answer()  # the session is over
 
 
-FAKE_SERVICE_MAIN = textwrap.dedent(
-    """
-    import sys, types
-    mod = types.ModuleType("ivr.service")
+CLASSIC_FLOW = """\
+flow: main
+languages: [ko]
+start: ask
+agent_vars: [account]
+nodes:
+  ask:
+    type: collect
+    prompt: enter_account
+    var: account
+    min_length: 4
+    max_length: 4
+    timeout: 3
+    retries: 1
+    next: to_sales
+    on_fail: to_sales
+  to_sales:
+    type: queue
+    queue: sales
+    data: {account: account}
+"""
 
-    class Service:
-        async def run(self, channel):
-            await channel.answer()
-            digits = await channel.collect("enter-account", 3, 4)
-            await channel.set_variable("ACCOUNT", digits)
-            await channel.play("thanks")
-            await channel.set_variable("NOT_REACHED", "1")
 
-    mod.build_ivr_service = lambda settings: Service()
-    sys.modules["ivr.service"] = mod
-    from ivr.agi.classic import main
-    sys.exit(main())
-    """
-)
+def _answer(command: list[str]) -> bytes:
+    """What Asterisk answers on a live channel (the caller types 4711 at the prompt)."""
+    verb = " ".join(command[:2])
+    if verb == "GET DATA":
+        return b"200 result=4711\n"
+    if verb in ("SET VARIABLE", "HANGUP"):
+        return b"200 result=1\n"
+    if verb == "STREAM FILE":
+        return b"200 result=0 endpos=1600\n"
+    if verb == "GET VARIABLE":
+        return b"200 result=0\n"
+    return b"200 result=0\n"
 
 
-async def test_main_runs_the_ivr_over_stdin_stdout(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCORE_DATA_DIR": str(tmp_path), "CALLCORE_LOG_LEVEL": "INFO"}
+async def test_callcore_agi_runs_the_real_ivr_and_stores_its_context(tmp_path):
+    """`callcore agi` (classic AGI: one process per call, stdin/stdout) runs the real
+    engine and writes to the server's database, so the screen pop sees the IVR context."""
+    import wave
+
+    from callcore import migrate
+    from callcore.db import create_engine, session_factory
+    from ivr.repository import SqlIvrRepository
+
+    plans = tmp_path / "plans"
+    (plans / "sounds" / "ko").mkdir(parents=True)
+    (plans / "main.yaml").write_text(CLASSIC_FLOW, encoding="utf-8")
+    with wave.open(str(plans / "sounds" / "ko" / "enter_account.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0\0" * 800)
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'callcore.db'}"
+    await asyncio.to_thread(migrate.upgrade, db_url)  # the server (or `callcore db upgrade`) did this
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env.update(PYTHONPATH=str(ROOT), CALLCORE_DATA_DIR=str(tmp_path), CALLCORE_DATABASE_URL=db_url,
+               CALLCORE_DIALPLANS_DIR=str(plans), CALLCORE_DIALPLAN_WATCH="false", CALLCORE_LOG_LEVEL="INFO")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        FAKE_SERVICE_MAIN,
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "callcore.cli", "agi",
+        cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdin and proc.stdout and proc.stderr
-    answers = [
-        b"200 result=0\n",
-        b"200 result=4711\n",
-        b"200 result=1\n",
-        b"200 result=-1 endpos=1200\n",  # caller hung up during the prompt
-    ]
-    commands = []
+    commands: list[list[str]] = []
     try:
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(30):
             proc.stdin.write(HEADERS.encode("utf-8"))
             await proc.stdin.drain()
-            for answer in answers:
-                line = await proc.stdout.readline()
-                assert line, (await proc.stderr.read()).decode()
+            while line := await proc.stdout.readline():
                 commands.append(parse_args(line.decode().rstrip("\n")))
-                proc.stdin.write(answer)
+                proc.stdin.write(_answer(commands[-1]))
                 await proc.stdin.drain()
-            rest = await proc.stdout.read()
             err = (await proc.stderr.read()).decode()
             code = await proc.wait()
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert commands == [
-        ["ANSWER"],
-        ["GET", "DATA", "enter-account", "3000", "4"],
-        ["SET", "VARIABLE", "ACCOUNT", "4711"],
-        ["STREAM", "FILE", "thanks", ""],
-    ]
-    assert rest == b""  # nothing but AGI commands on stdout (logs go to stderr)
     assert code == 0, err
-    assert "caller hung up" in err and "1795395806.2" in err
+    assert ["GET", "DATA", f"{plans.resolve()}/sounds/ko/enter_account", "3000", "4"] in commands
+    assert ["SET", "VARIABLE", "IVR_QUEUE", "sales"] in commands  # the dialplan continues into Queue()
+
+    engine = create_engine(db_url)
+    try:
+        session = await SqlIvrRepository(session_factory(engine)).session("1795395806.2")
+    finally:
+        await engine.dispose()
+    assert session is not None and session["outcome"] == "queue" and session["queue"] == "sales"
+    assert session["context"]["agent"]["account"] == "4711"
+    assert session["caller"] == "01012345678"
