@@ -62,7 +62,7 @@ def compile_filters(lines: list[str]) -> tuple[list[re.Pattern], list[re.Pattern
 ACTION_CLASSES: dict[str, set[str]] = {
     "login": set(), "logoff": set(), "ping": set(), "events": set(), "queuestatus": set(), "queuesummary": set(),
     "originate": {"originate"},
-    "redirect": {"call"}, "setvar": {"call"}, "playdtmf": {"call"},
+    "redirect": {"call"}, "setvar": {"call"}, "playdtmf": {"call"}, "bridge": {"call"}, "atxfer": {"call"},
     "hangup": {"system", "call"}, "getvar": {"call", "reporting"},
     "queueadd": {"agent"}, "queueremove": {"agent"}, "queuepause": {"agent"}, "queuepenalty": {"agent"},
     "coreshowchannels": {"system", "reporting"},
@@ -257,6 +257,14 @@ def _chan(pbx: "Pbx", name: str):
     return pbx.channels.get(name)
 
 
+def _chan_prefix(pbx: "Pbx", name: str):
+    """``ast_channel_get_by_name_prefix``: the exact name, else the first channel whose name starts with it."""
+    ch = pbx.channels.get(name)
+    if ch is not None:
+        return ch
+    return next((c for n, c in pbx.channels.items() if n.lower().startswith(name.lower())), None)
+
+
 class AmiServer:
     def __init__(self, pbx: "Pbx") -> None:
         self.pbx = pbx
@@ -271,6 +279,8 @@ class AmiServer:
             "ping": self.a_ping,
             "originate": self.a_originate,
             "redirect": self.a_redirect,
+            "bridge": self.a_bridge,
+            "atxfer": self.a_atxfer,
             "hangup": self.a_hangup,
             "queueadd": self.a_queueadd,
             "queueremove": self.a_queueremove,
@@ -454,11 +464,72 @@ class AmiServer:
             raise ActionError("Priority not specified")
         if not prio.isdigit() or int(prio) < 1:
             raise ActionError("Priority is invalid")
+        name2, context2 = h.get("extrachannel", ""), h.get("extracontext", "")
+        exten2, prio2 = h.get("extraexten", ""), h.get("extrapriority", "")
+        if name2 and context2:
+            if not exten2:
+                raise ActionError("ExtraExten not specified")
+            if not prio2:
+                raise ActionError("ExtraPriority not specified")
+            if not prio2.isdigit() or int(prio2) < 1:
+                raise ActionError("ExtraPriority is invalid")
         ch = _chan(self.pbx, name)
         if ch is None:
             raise ActionError(f"Channel does not exist: {name}")
+        if ch.hangup_ev.is_set():
+            raise ActionError("Redirect failed, channel not up.")
+        if not name2:
+            self.pbx.redirect(ch, context, exten, int(prio))
+            s.success(aid, "Redirect successful")
+            return
+        ch2 = _chan(self.pbx, name2)
+        if ch2 is None:
+            raise ActionError(f"ExtraChannel does not exist: {name2}")
+        if ch2.hangup_ev.is_set():
+            raise ActionError("Redirect failed, extra channel not up.")
+        # dual redirect (AST_FLAG_BRIDGE_DUAL_REDIRECT_WAIT): both leave before either bridge reacts
         self.pbx.redirect(ch, context, exten, int(prio))
-        s.success(aid, "Redirect successful")
+        if context2:
+            self.pbx.redirect(ch2, context2, exten2, int(prio2))
+        else:
+            self.pbx.redirect(ch2, context, exten, int(prio))
+        s.success(aid, "Dual Redirect successful")
+
+    async def a_atxfer(self, s: Session, h: dict, f: Frame, aid: str | None) -> None:
+        """``Atxfer`` (main/manager.c ``action_atxfer``): texts and checks in its order."""
+        name, exten, context = h.get("channel", ""), h.get("exten", ""), h.get("context", "")
+        if not name:
+            raise ActionError("No channel specified")
+        if not exten:
+            raise ActionError("No extension specified")
+        ch = _chan(self.pbx, name)
+        if ch is None:
+            raise ActionError("Channel specified does not exist")
+        code = self.pbx.cfg.atxfer_featurecode
+        if not code:
+            raise ActionError("No attended transfer feature code found")
+        if context:
+            self.pbx.setvar(ch, "TRANSFER_CONTEXT", context)
+        self.pbx.atxfer(ch, code, exten, context)
+        s.success(aid, "Atxfer successfully queued")
+
+    async def a_bridge(self, s: Session, h: dict, f: Frame, aid: str | None) -> None:
+        """``Bridge`` (main/features.c ``action_bridge``): texts and checks in its order."""
+        name1, name2 = h.get("channel1", ""), h.get("channel2", "")
+        if not name1 or not name2:
+            raise ActionError("Missing channel parameter in request")
+        ch1 = _chan_prefix(self.pbx, name1)
+        if ch1 is None:
+            raise ActionError(f"Channel1 does not exist: {name1}")
+        ch2 = _chan_prefix(self.pbx, name2)
+        if ch2 is None:
+            raise ActionError(f"Channel2 does not exist: {name2}")
+        if ch1.hangup_ev.is_set():  # ast_channel_yank fails on a channel being hung up
+            raise ActionError(f"Unable to add Channel1 to bridge: {ch1.name}")
+        if ch2.hangup_ev.is_set():
+            raise ActionError(f"Unable to add Channel2 to bridge: {ch2.name}")
+        self.pbx.bridge_channels(ch1, ch2)
+        s.success(aid, "Channels have been bridged")
 
     async def a_hangup(self, s: Session, h: dict, f: Frame, aid: str | None) -> None:
         name = h.get("channel", "")

@@ -209,6 +209,45 @@ async def callcore_queue_entry(pbx: "Pbx", ch: Channel, exten: str) -> None:
     await callcore_enter_queue(pbx, ch, exten)
 
 
+async def callcore_hold(pbx: "Pbx", ch: Channel, exten: str) -> None:
+    """``[hold]`` (callcore's hold: ``Redirect`` customer → ``s``, ``ExtraChannel`` agent → ``agent``;
+    unhold is AMI ``Bridge``, whose after-bridge goto brings each leg back here at priority 2)."""
+    if exten not in ("s", "agent"):
+        pbx.newexten(ch, "Hangup", "", priority=1)
+        return
+    if ch.priority <= 1:
+        if exten == "s":
+            pbx.newexten(ch, "MusicOnHold", "default", priority=1)
+            pbx.start_moh(ch, "default")
+            try:
+                await pbx.wait_on(ch, None, redirectable=True)  # until hung up, redirected or bridged
+            finally:
+                pbx.stop_moh(ch)
+        else:
+            pbx.newexten(ch, "Wait", "3600", priority=1)
+            await pbx.wait_on(ch, 3600.0, redirectable=True)
+    ch.priority = 1  # priority 2 is Hangup() (run by the caller of run_context)
+
+
+async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
+    """``ChanSpy(<channel prefix>,<options>)`` run by ``ch`` (an Originate ``Application=ChanSpy``):
+    spies on the first live channel whose name starts with the prefix (not ``ch`` itself);
+    ``E``-like: returns when the spied channel hangs up (or ``ch`` does); nothing to spy on: returns."""
+    spec, _, opts = data.partition(",")
+    ch.app, ch.appdata = "ChanSpy", data
+    target = pbx.channels.get(spec) or next(
+        (c for name, c in pbx.channels.items() if spec and name.startswith(spec) and c is not ch and not c.gone), None
+    )
+    if target is None:
+        return
+    pbx.emit("ChanSpyStart", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+    ch.vars["SPY_OPTIONS"] = opts
+    try:
+        await pbx.wait_on(ch, None, event=target.hangup_ev)
+    finally:
+        pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+
+
 def _spy(mode: str):
     opts = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}[mode]
 
@@ -243,6 +282,7 @@ CALLCORE = {
     "voicemail": callcore_voicemail_ctx,
     "survey": callcore_survey,
     "outbound": outbound,
+    "hold": callcore_hold,
 }
 
 

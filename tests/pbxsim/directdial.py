@@ -75,7 +75,26 @@ async def _dial(pbx: "Pbx", ch: Channel, dest: Channel, dialstring: str, behavio
     talk = pbx.spawn(_talk(pbx, dest, behavior, agent), f"talk {dest.name}")
     try:
         await pbx.wait_on(ch, None, event=dest.hangup_ev, redirectable=True)
-    except (HungUp, Redirected):
+    except Redirected:
+        if dest.redirect_ev.is_set() and not dest.hangup_ev.is_set():
+            # dual Redirect (e.g. callcore's hold of a click-to-call): the callee has no dialplan of
+            # its own; it leaves the bridge and runs the dialplan at its target (after-bridge goto)
+            pbx._bridge_leave(bridge, ch)
+            pbx._bridge_leave(bridge, dest)
+            pbx._bridge_destroy(bridge)
+            assert dest.redirect_to is not None
+            pbx._start_dialplan(dest, *dest.redirect_to)
+            raise
+        talk.cancel()
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, dest)
+        pbx._final_hangup(dest, 16)
+        pbx.device_state(dest.device, "NOT_INUSE")
+        pbx._bridge_destroy(bridge)
+        if agent is not None:
+            agent.current = None
+        raise
+    except HungUp:
         talk.cancel()
         pbx._bridge_leave(bridge, ch)
         pbx._bridge_leave(bridge, dest)

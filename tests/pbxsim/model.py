@@ -137,6 +137,9 @@ class PbxConfig:
     dialplan: str = "callcore"
     #: emit the noise events (Newexten, VarSet, AGIExec*, DeviceStateChange, ...)
     noise: bool = True
+    #: features.conf ``[featuremap] atxfer`` (asterisk-config/features.conf); Asterisk's built-in
+    #: default is empty, and then AMI Atxfer answers "No attended transfer feature code found"
+    atxfer_featurecode: str = "*2"
 
 
 class Recording:
@@ -235,6 +238,12 @@ class Channel:
         self.agi_commands: list[str] = []
         self.queue: str | None = None  # queue it waits in
         self.on_hold = False
+        self.moh: str | None = None  # music class while MusicOnHold plays to this channel
+        self.moh_log: list[tuple[float, str, str]] = []  # (virtual time, "start"/"stop", class)
+        #: the bridge gives this channel the transfer features (Queue option t / Dial option T)
+        self.transfer_features = False
+        self.atxfer_to: tuple[str, str] | None = None  # (exten, context) of a requested attended transfer
+        self.atxfer_ev = asyncio.Event()
 
     @property
     def up(self) -> bool:
@@ -248,6 +257,8 @@ class Bridge:
     def __init__(self, uid: str) -> None:
         self.uid = uid
         self.channels: list[Channel] = []
+        self.dissolved = asyncio.Event()  # a basic bridge dissolves when a party hangs up or leaves
+        self.destroyed = False
 
 
 @dataclass

@@ -42,6 +42,10 @@ class HungUp(Exception):
     pass
 
 
+#: pseudo-context of a redirect target meaning "join this bridge" (AMI Bridge); exten = the Bridge
+BRIDGE_TARGET = "@bridge"
+
+
 @dataclass
 class Event:
     """One emitted AMI event (as written to the wire, without per-session ActionID lists)."""
@@ -709,6 +713,9 @@ class Pbx:
         self.emit("BridgeLeave", [*self._bridge_headers(b), *self.snap(ch)], t=t)
 
     def _bridge_destroy(self, b: Bridge) -> None:
+        if b.destroyed:
+            return
+        b.destroyed = True
         self.emit("BridgeDestroy", self._bridge_headers(b))
 
     # ------------------------------------------------------------- DTMF / hold
@@ -730,6 +737,18 @@ class Pbx:
             self.emit("DTMFEnd", [*self.snap(ch.peer), ("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")])
             if ch.peer.collecting:
                 ch.peer.dtmf.put_nowait(digit)
+
+    def atxfer(self, ch: Channel, feature_code: str, exten: str, context: str) -> None:
+        """AMI Atxfer (manager.c ``action_atxfer``): the feature code and the extension are queued on
+        ``ch`` as DTMF read from it; the bridge's attended-transfer hook acts on them only when the
+        bridge gave ``ch`` the transfer features (Queue option ``t``), otherwise nothing happens."""
+        for d in feature_code + exten:
+            self.emit("DTMFBegin", [*self.snap(ch), ("Digit", d), ("Direction", "Received")])
+            self.emit("DTMFEnd", [*self.snap(ch), ("Digit", d), ("DurationMs", "100"), ("Direction", "Received")])
+        if ch.transfer_features and ch.bridge is not None and not ch.hangup_ev.is_set():
+            ch.atxfer_to = (exten, context or ch.vars.get("TRANSFER_CONTEXT") or ch.context)
+            ch.atxfer_ev.set()
+            self.notify()
 
     def hold(self, ch: Channel, music_class: str = "default") -> None:
         ch.on_hold = True
@@ -971,6 +990,8 @@ class Pbx:
                 answered.set_result(True)
             if context is not None and exten is not None:
                 self._start_dialplan(one, context, exten, priority)
+            elif application:
+                self.spawn(self._run_application(one, application, data), f"app {application} {one.name}")
             if script is not None:
                 call = Call(self, one, two)
                 self.calls.append(call)
@@ -1092,6 +1113,10 @@ class Pbx:
                 ch.redirect_ev.clear()
                 ch.redirect_to = None
                 try:
+                    if ctx == BRIDGE_TARGET:
+                        # yanked into a bridge by AMI Bridge: sit there, then the after-bridge goto
+                        target = await self._sit_in_bridge(ch, ext, prio)  # type: ignore[arg-type]
+                        continue
                     await run_context(self, ch, ctx, ext)
                     target = None
                 except Redirected as r:
@@ -1106,11 +1131,85 @@ class Pbx:
                 bridge, ch.dead_bridge = ch.dead_bridge, None
                 self.hangup_from_one(ch, 16, bridge=bridge)
 
+    async def _run_application(self, one: Channel, application: str, data: str) -> None:
+        """Originate ``Application=``/``Data=``: the answered channel runs the application, then hangs up."""
+        from .dialplan import chanspy
+
+        try:
+            if application.lower() == "chanspy":
+                await chanspy(self, one, data)
+        except HungUp:
+            pass
+        if not one.gone:
+            if one.hangup_ev.is_set():
+                self._finish_dead_one(one)
+            else:
+                self.hangup_from_one(one, 16)
+
     # ------------------------------------------------------------- redirect / hangup (AMI)
     def redirect(self, ch: Channel, context: str, exten: str, priority: int = 1) -> None:
+        """AMI Redirect (``ast_async_goto``): whatever the channel runs (an app, a bridge) gives it up
+        and the dialplan continues at ``context,exten,priority``. A bridged channel without a
+        dialplan of its own (the agent leg of a queue call) leaves the bridge and starts one."""
         ch.redirect_to = (context, exten, priority)
         ch.redirect_ev.set()
         self.notify()
+
+    def bridge_channels(self, first: Channel, second: Channel) -> Bridge:
+        """AMI ``Bridge`` (features.c ``action_bridge``): a new basic bridge; each channel is pulled out of
+        the dialplan application it runs (``ast_bridge_add_channel`` → ``ast_channel_yank``; MusicOnHold
+        stops) and imparted. Each gets an after-bridge goto to where it was (the next priority, as it
+        runs in the dialplan's autoloop): when the bridge dissolves it continues there."""
+        b = self._bridge_create()
+        for ch in (first, second):
+            after = (ch.context, ch.exten, ch.priority + 1)
+            self.stop_moh(ch)
+            ch.redirect_to = (BRIDGE_TARGET, b, after)  # type: ignore[assignment]
+            ch.redirect_ev.set()
+        self.notify()
+        return b
+
+    async def _sit_in_bridge(self, ch: Channel, b: Bridge, after: tuple[str, str, int]) -> tuple[str, str, int]:
+        self._bridge_enter(b, ch)
+        self.notify()
+        try:
+            kind, _ = await self.wait_on(ch, None, event=b.dissolved, redirectable=True)
+        except HungUp:
+            self._bridge_leave(b, ch)
+            self._dissolve(b)
+            raise
+        except Redirected as r:
+            self._bridge_leave(b, ch)
+            self._dissolve(b)
+            return r.target
+        # the other party left: the basic bridge dissolved and kicked us out
+        self._bridge_leave(b, ch)
+        if not b.channels:
+            self._bridge_destroy(b)
+        ch.priority = after[2] - 1
+        return after
+
+    def _dissolve(self, b: Bridge) -> None:
+        b.dissolved.set()
+        if not b.channels:
+            self._bridge_destroy(b)
+        self.notify()
+
+    # ------------------------------------------------------------- music on hold
+    def start_moh(self, ch: Channel, music_class: str = "default") -> None:
+        if ch.moh is not None:
+            return
+        ch.moh = music_class
+        ch.moh_log.append((self.now(), "start", music_class))
+        self.emit("MusicOnHoldStart", [*self.snap(ch), ("Class", music_class)])
+
+    def stop_moh(self, ch: Channel) -> None:
+        if ch.moh is None:
+            return
+        ch.moh_log.append((self.now(), "stop", ch.moh))
+        ch.moh = None
+        if not ch.gone:
+            self.emit("MusicOnHoldStop", self.snap(ch))
 
     async def hangup_channel(self, ch: Channel, cause: int = 16) -> None:
         """AMI Hangup / soft hangup of any channel."""

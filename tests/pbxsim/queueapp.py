@@ -244,13 +244,29 @@ class _Run:
 
         reason = "agent"
         redirect: Redirected | None = None
-        try:
-            await pbx.wait_on(ch, None, event=one.hangup_ev, redirectable=True)
-        except HungUp:
-            reason = "caller"
-        except Redirected as r:
-            reason = "transfer"
-            redirect = r
+        one.transfer_features = True  # Queue option t: the called party may transfer
+        while True:
+            agent_left = asyncio.Event()  # the agent leg hung up, was redirected or started an attended transfer
+            watch = pbx.spawn(_set_on_any(agent_left, one.hangup_ev, one.redirect_ev, one.atxfer_ev), f"queue watch {one.name}")
+            try:
+                await pbx.wait_on(ch, None, event=agent_left, redirectable=True)
+            except HungUp:
+                reason = "caller"
+            except Redirected as r:
+                reason = "transfer"
+                redirect = r
+            finally:
+                watch.cancel()
+            if redirect is None and reason == "agent" and one.atxfer_ev.is_set() and not one.hangup_ev.is_set():
+                one.atxfer_ev.clear()
+                outcome = await self._attended_transfer(leg, bridge, talk_start, hold)
+                if outcome == "rebridge":
+                    continue
+                return outcome
+            break
+        one.transfer_features = False
+        if one.redirect_ev.is_set() and not one.hangup_ev.is_set() and not one.gone:
+            return await self._agent_leg_redirected(leg, bridge, talk_start, hold, redirect)
         talk = pbx.now() - talk_start
         complete = [
             *pbx.snap(ch),
@@ -285,6 +301,206 @@ class _Run:
             raise redirect
         raise HungUp()
 
+    async def _attended_transfer(self, leg: _Leg, bridge, talk_start: float, hold: float) -> str:
+        """The agent leg started an attended transfer (AMI Atxfer → the bridge's atxfer feature;
+        main/bridge_basic.c). The caller is held (MOH), the agent leg moves to a consultation bridge
+        with ``Local/<exten>@<context>`` whose ``;2`` runs the dialplan (``[transfer]``). The agent
+        hanging up completes it (answered: TRANSFER_COMPLETE; still ringing: blond transfer):
+        the target bridge merges into the caller's bridge, the agent leg is kicked,
+        ``AttendedTransfer`` (DestType Bridge) and app_queue's ``AgentComplete Reason: transfer``.
+        The target hanging up first brings the agent back to the caller (TRANSFER_REBRIDGE).
+        Returns "rebridge", or ends like :meth:`connect` (``""`` / raises HungUp)."""
+        pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
+        assert one.atxfer_to is not None
+        exten, context = one.atxfer_to
+        pbx.emit("Hold", [*pbx.snap(one), ("MusicClass", "default")])  # ast_bridge_channel_write_hold
+        pbx.start_moh(ch, "default")
+        consult = pbx._bridge_create()
+        pbx._bridge_leave(bridge, one)
+        pbx._bridge_enter(consult, one)
+        t1, t2 = pbx._local_pair(exten, context, one.linkedid)  # dial_transfer: Local/<exten>@<context>
+        for c in (t1, t2):
+            pbx._set_callerid(c, one.cid_num, one.cid_name)
+        pbx.emit("DialBegin", [*pbx.snap(one), *pbx.snap(t1, "Dest"), ("DialString", f"{exten}@{context}")])
+        pbx._start_dialplan(t2, context, exten)
+        answered = False
+        while True:
+            changed = pbx._changed
+            if one.hangup_ev.is_set():
+                stimulus = "transferer_hangup"
+            elif ch.hangup_ev.is_set():
+                stimulus = "transferee_hangup"
+            elif t1.hangup_ev.is_set() or t2.hangup_ev.is_set() or t1.gone or t2.gone:
+                stimulus = "target_hangup"
+            elif not answered and t2.bridge is not None:
+                answered = True  # the target answered: the Local channel is up, consulting
+                pbx._newstate(t2, 6)
+                pbx._newstate(t1, 6)
+                pbx.emit("DialEnd", [*pbx.snap(one), *pbx.snap(t1, "Dest"), ("DialStatus", "ANSWER")])
+                pbx._bridge_enter(consult, t1)
+                continue
+            else:
+                try:
+                    await asyncio.wait_for(changed.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            break
+
+        def finish_target_leg() -> None:
+            if not t1.gone:
+                if t1.bridge is not None:
+                    pbx._bridge_leave(t1.bridge, t1)
+                pbx.hangup_from_one(t1, 16)
+
+        if stimulus == "target_hangup":
+            if not answered:
+                pbx.emit("DialEnd", [*pbx.snap(one), *pbx.snap(t1, "Dest"), ("DialStatus", "NOANSWER")])
+            finish_target_leg()
+            pbx._bridge_leave(consult, one)
+            pbx._bridge_destroy(consult)
+            pbx._bridge_enter(bridge, one)
+            pbx.stop_moh(ch)
+            pbx.emit("Unhold", pbx.snap(one))
+            return "rebridge"
+        if stimulus == "transferee_hangup":
+            # TRANSFER_FAIL: the agent and the target keep talking in the consultation bridge
+            self._attended_event("Fail", one, bridge, consult, ch, t1 if answered else None, dest=None)
+            pbx.emit("AgentComplete", [*pbx.snap(ch), *pbx.snap(one, "Dest"), *self._agent_fields(leg),
+                                       ("HoldTime", str(int(hold))), ("TalkTime", str(int(pbx.now() - talk_start))), ("Reason", "caller")])
+            self._member_done(m, pbx.now() - talk_start, hold, in_use=True)
+            pbx._bridge_leave(bridge, ch)
+            pbx._bridge_destroy(bridge)
+            pbx.spawn(self._consultation_left(leg, consult, t1), f"consultation {one.name}")
+            raise HungUp()
+        # the transferer hung up: complete (or blond) — merge the target into the caller's bridge
+        pbx.stop_moh(ch)  # bridge_unhold(transferee_bridge)
+        pbx._bridge_leave(consult, one)
+        pbx.emit("BridgeMerge", [*[("To" + k, v) for k, v in pbx._bridge_headers(bridge)],
+                                 *[("From" + k, v) for k, v in pbx._bridge_headers(consult)]])
+        if t1.bridge is consult:
+            pbx._bridge_leave(consult, t1)
+        pbx._bridge_enter(bridge, t1)
+        pbx._bridge_destroy(consult)
+        self._attended_event("Success", one, bridge, consult, ch, t1, dest=bridge)
+        talk = pbx.now() - talk_start
+        pbx.emit("AgentComplete", [*pbx.snap(ch), *pbx.snap(one, "Dest"), *self._agent_fields(leg),
+                                   ("HoldTime", str(int(hold))), ("TalkTime", str(int(talk))), ("Reason", "transfer")])
+        pbx._final_hangup(one, one.hangup_cause)
+        pbx.device_state(one.device, "NOT_INUSE")
+        self._member_done(m, talk, hold)
+        # the caller now talks to the target, still inside Queue()'s bridge
+        try:
+            await pbx.wait_on(ch, None, event=t1.hangup_ev)
+        except HungUp:
+            pbx._bridge_leave(bridge, ch)
+            finish_target_leg()
+            pbx._bridge_destroy(bridge)
+            raise
+        if t1.bridge is bridge:
+            pbx._bridge_leave(bridge, t1)
+        pbx._bridge_leave(bridge, ch)
+        self._answered_vars(pbx.now() - talk_start)
+        ch.dead_bridge = bridge
+        return ""
+
+    async def _consultation_left(self, leg: _Leg, consult, t1: Channel) -> None:
+        pbx, one = self.pbx, leg.one
+        waits = [asyncio.ensure_future(one.hangup_ev.wait()), asyncio.ensure_future(t1.hangup_ev.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        for c in (one, t1):
+            if c.bridge is consult:
+                pbx._bridge_leave(consult, c)
+        pbx._bridge_destroy(consult)
+        for c in (one, t1):
+            if not c.gone:
+                pbx.hangup_from_one(c, 16)
+        leg.member.status = 1
+        self._member_status(leg.member)
+
+    def _attended_event(self, result: str, transferer: Channel, orig, second, transferee: Channel,
+                        target: Channel | None, dest) -> None:
+        pbx = self.pbx
+        h = [("Result", result)]
+        h += pbx.snap(transferer, "OrigTransferer")
+        h += [("Orig" + k, v) for k, v in pbx._bridge_headers(orig)]
+        h += pbx.snap(transferer, "SecondTransferer")
+        h += [("Second" + k, v) for k, v in pbx._bridge_headers(second)]
+        h += pbx.snap(transferee, "Transferee")
+        if target is not None:
+            h += pbx.snap(target, "TransferTarget")
+        h.append(("IsExternal", "No"))
+        if dest is not None:
+            h += [("DestType", "Bridge"), ("DestBridgeUniqueid", dest.uid)]
+        else:
+            h.append(("DestType", "Fail"))
+        pbx.emit("AttendedTransfer", h)
+
+    async def _agent_leg_redirected(
+        self, leg: _Leg, bridge, talk_start: float, hold: float, redirect: Redirected | None
+    ) -> str:
+        """The agent leg was sent elsewhere by AMI Redirect — with the caller (``ExtraChannel``, e.g.
+        callcore's hold) or alone. Asterisk 20: ``ast_async_goto`` on a bridged channel is an
+        explicit goto + ``AST_SOFTHANGUP_ASYNCGOTO``; both legs leave the bridge (BridgeLeave), the
+        imparted agent leg runs the dialplan at its new place (after-bridge goto) and the caller's
+        Queue() returns. No hangup request is published, so app_queue's stasis subscription sends
+        **no AgentComplete now**: it stays armed and sends it when the caller or the agent leg is
+        later hung up (``handle_hangup``: Reason caller/agent, TalkTime counted from the connect),
+        and only then updates the member (CallsTaken, LastCall, wrapuptime)."""
+        pbx, ch, one = self.pbx, self.ch, leg.one
+        if redirect is not None:
+            pbx.setvar(ch, "BRIDGEPEER", "")
+            pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, one)
+        if redirect is None:  # the caller is kicked out of the dissolving bridge
+            pbx.setvar(ch, "BRIDGEPEER", "")
+            pbx._bridge_leave(bridge, ch)
+        pbx._bridge_destroy(bridge)
+        target = one.redirect_to
+        assert target is not None
+        pbx._start_dialplan(one, *target)
+        pbx.spawn(self._complete_on_hangup(leg, talk_start, hold), f"agentcomplete {one.name}")
+        self._answered_vars(pbx.now() - talk_start)
+        if redirect is not None:
+            raise redirect
+        ch.dead_bridge = None
+        return ""
+
+    async def _complete_on_hangup(self, leg: _Leg, talk_start: float, hold: float) -> None:
+        pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
+        waits = {asyncio.ensure_future(ch.hangup_ev.wait()): "caller", asyncio.ensure_future(one.hangup_ev.wait()): "agent"}
+        try:
+            done, _ = await asyncio.wait(list(waits), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in waits:
+                f.cancel()
+        kinds = {waits[f] for f in done}
+        reason = kinds.pop() if len(kinds) == 1 else "caller"
+        pbx.emit(
+            "AgentComplete",
+            [
+                *pbx.snap(ch),
+                *pbx.snap(one, "Dest"),
+                *self._agent_fields(leg),
+                ("HoldTime", str(int(hold))),
+                ("TalkTime", str(int(pbx.now() - talk_start))),
+                ("Reason", reason),
+            ],
+        )
+        self._member_done(m, pbx.now() - talk_start, hold, in_use=not one.gone)
+        if not one.gone:
+            # the agent's Local device stays INUSE while the leg lives (ringinuse=no: not rung)
+            await one.hangup_ev.wait()
+            await asyncio.sleep(0)
+            m.status = 1
+            if m.interface in self.q.members:
+                self._member_status(m)
+            pbx.notify()
+
     def _answered_vars(self, talk: float) -> None:
         dial = self.pbx.now() - self.dial_start
         self.pbx.setvar(self.ch, "ANSWEREDTIME", str(int(talk)))
@@ -292,10 +508,10 @@ class _Run:
         self.pbx.setvar(self.ch, "DIALEDTIME", str(int(dial)))
         self.pbx.setvar(self.ch, "DIALEDTIME_MS", str(int(dial * 1000)))
 
-    def _member_done(self, m: Member, talk: float, hold: float) -> None:
+    def _member_done(self, m: Member, talk: float, hold: float, in_use: bool = False) -> None:
         pbx, q = self.pbx, self.q
         m.in_call = False
-        m.status = 1
+        m.status = 2 if in_use else 1
         m.calls_taken += 1
         m.last_call_t = pbx.now()
         m.last_call = int(m.last_call_t)
@@ -403,6 +619,16 @@ class _Run:
             # retry after ``retry`` seconds (or sooner if the queue timeout ends first)
             pause = q.cfg.retry if deadline is None else min(q.cfg.retry, max(0.0, deadline - pbx.now()))
             await pbx.wait_on(ch, pause, redirectable=True)
+
+
+async def _set_on_any(target: asyncio.Event, *events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def run_queue(pbx: "Pbx", ch: Channel, qname: str, timeout: float | None, prio: int) -> str:
