@@ -435,14 +435,7 @@ async def put_queue_settings(name: str, body: QueueSettingsBody, request: Reques
 
 
 # ---- supervisor
-@supervisor_router.post("/agents/{agent_id}/{mode}", status_code=202)
-async def spy(
-    agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
-    p: Principal = Depends(require("supervisor")),
-) -> dict[str, Any]:
-    return await svc(request).spy(p, agent_id, mode, body.interface if body else None)
-
-
+# the literal force-* paths first: /agents/{agent_id}/{mode} would match them (422)
 @supervisor_router.post("/agents/{agent_id}/force-logout")
 async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
     return await svc(request).logout(agent_id, force=True, by=p.subject)
@@ -451,6 +444,14 @@ async def force_logout(agent_id: str, request: Request, p: Principal = Depends(r
 @supervisor_router.post("/agents/{agent_id}/force-pause")
 async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
     return await svc(request).pause(agent_id, body.reason, by=p.subject)
+
+
+@supervisor_router.post("/agents/{agent_id}/{mode}", status_code=202)
+async def spy(
+    agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
+    p: Principal = Depends(require("supervisor")),
+) -> dict[str, Any]:
+    return await svc(request).spy(p, agent_id, mode, body.interface if body else None)
 
 
 # ---- websocket

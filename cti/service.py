@@ -181,6 +181,7 @@ class CtiService:
         self._crm_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._pending_clicks: dict[str, dict[str, Any]] = {}  # agent id -> click-to-call details
         self._wrapup_paused: set[str] = set()  # agents callcore paused in Asterisk for wrap-up
+        self._parked: dict[str, tuple[str, str]] = {}  # leg of an on-hold call -> (call id, the other leg)
         self._preloads: dict[str, asyncio.Task[None]] = {}
         self._persisting: dict[str, asyncio.Task[Any]] = {}  # call id -> persistence task
         self._after_wrapup_tasks: dict[str, asyncio.Task[Any]] = {}
@@ -348,6 +349,22 @@ class CtiService:
             self._dispatch(changes, now)
         if isinstance(event, ev.OriginateResponse) and event.response != "Success":
             self._originate_failed(event)
+        elif isinstance(event, ev.Hangup) and event.chan.channel in self._parked:
+            self._release_parked_peer(event.chan.channel)
+
+    def _release_parked_peer(self, gone: str) -> None:
+        """One leg of an on-hold call hung up. On hold, the legs sit apart in ``[hold]``
+        (customer: music on hold; agent: ``Wait(3600)``) and nothing links them any more,
+        so Asterisk would keep the other side on a dead line. Hang it up."""
+        call_id, other = self._parked.pop(gone)
+        self._parked.pop(other, None)
+        self._spawn(self._hangup_quietly(other, call_id), f"cti-release-{call_id}")
+
+    async def _hangup_quietly(self, channel: str, call_id: str) -> None:
+        try:
+            await self._ami.send(act.hangup(channel))
+        except Exception as exc:  # already gone is fine; anything else is logged
+            log.info("release of parked agent leg %s (call %s): %s", channel, call_id, exc)
 
     def _dispatch(self, changes: list[Change], now: float) -> None:
         for ch in changes:
@@ -994,6 +1011,8 @@ class CtiService:
         if customer is None or agent is None or customer == agent:
             raise Conflict("hold needs a live customer leg and agent leg")
         await self._send(act.redirect(customer, self.hold_context, "s", extra_channel=agent, extra_exten="agent"))
+        self._parked[customer] = (call.id, agent)
+        self._parked[agent] = (call.id, customer)
         self._dispatch(self.state.set_hold(call.id, True, self._clock()), self._clock())
 
     async def unhold(self, call_id: str, actor: Principal) -> None:
@@ -1005,6 +1024,8 @@ class CtiService:
         if customer is None or agent is None:
             raise Conflict("a leg of the call has gone")
         await self._send(_bridge(agent, customer))
+        self._parked.pop(customer, None)
+        self._parked.pop(agent, None)
         self._dispatch(self.state.set_hold(call.id, False, self._clock()), self._clock())
 
     async def dtmf(self, call_id: str, actor: Principal, digits: str) -> None:

@@ -327,12 +327,6 @@ async def test_supervisor_spies_on_an_agents_call(server, mode, options):
     await eventually(lambda: not [c for c in pbx.channels if c.startswith("Local/2001@agents-")], what="spy leg gone")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cti/routes.py declares POST /api/supervisor/agents/{agent_id}/{mode} (spy, mode: Literal) before "
-    "force-pause/force-logout: Starlette matches the spy route first and answers 422 'Input should be listen, "
-    "whisper or barge'. Declare the force-* routes before the spy route.",
-)
 async def test_supervisor_force_pause_and_force_logout(server):
     s, pbx = server, server.pbx
     tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales", "billing"])
@@ -637,13 +631,6 @@ async def test_hold_and_unhold_of_a_click_to_call(server):
     await desk.wait_for("call.ended", call_id=call_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Asterisk keeps the parked agent leg in [hold] agent Wait(3600) after the customer hangs up "
-    "while on hold (nothing links the two legs any more); callcore does not hang the agent leg up, "
-    "so the agent stays connected to silence and the call stays live. Fix in callcore: when the "
-    "customer leg of an on-hold call hangs up, send AMI Hangup for the agent leg.",
-)
 async def test_customer_hanging_up_while_on_hold_releases_the_agent(server):
     s, pbx = server, server.pbx
     tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales"])
@@ -655,4 +642,18 @@ async def test_customer_hanging_up_while_on_hold_releases_the_agent(server):
     complete = await pbx.wait_for_event("AgentComplete")
     assert complete["Reason"] == "caller"
     await eventually(lambda: agent_leg.gone, 3, what="the parked agent leg hung up")
+    await desk.wait_for("call.ended", call_id=call_id)
+
+
+async def test_agent_hanging_up_while_on_hold_releases_the_customer(server):
+    """The mirror case: the customer must not be left in music on hold forever."""
+    s, pbx = server, server.pbx
+    tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales"])
+    call, call_id = await answered_queue_call(s, "sales", phone, desk)
+    await s.api("POST", f"/api/calls/{call_id}/hold", token=tok, expect=202)
+    await pbx.wait_for_event("MusicOnHoldStart", Channel=call.channel)
+    await phone.hangup()
+    await eventually(lambda: call.one.gone, 3, what="the customer on hold hung up by callcore")
+    hangups = [f for name, f in pbx.ami.actions if name == "Hangup"]
+    assert any(("Channel", call.channel) in f for f in hangups)
     await desk.wait_for("call.ended", call_id=call_id)
