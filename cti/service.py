@@ -278,7 +278,7 @@ class CtiService:
             self.state.unregister_agent(gone)
         self._agents = {a.id: a for a in agents}
         for a in agents:
-            self.state.register_agent(a.id, a.interface, a.name)
+            self.state.register_agent(a.id, a.interface, a.name, a.extension)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -394,7 +394,9 @@ class CtiService:
                     data = ch.data or {}
                     pop = self.pop(call, call.agent_id, now)
                     pop["transfer"] = {k: v for k, v in data.items() if k != "at"}
-                    self.notifier.call_transferred({call.agent_id or "", data.get("to_agent") or ""}, pop)
+                    # the transferring agent (``by``), the agent who has the call now, the target
+                    audience = {call.agent_id or "", data.get("to_agent") or "", data.get("by") or ""}
+                    self.notifier.call_transferred(audience, pop)
             elif kind in ("call.updated", "call.held", "call.unheld"):
                 call = self.state.calls.get(ch.call_id or "")
                 if call is not None and call.agent_id:
@@ -572,7 +574,8 @@ class CtiService:
         task = self._preloads.pop(call.id, None)
         if task is not None:
             task.cancel()
-        agents = {call.agent_id} if call.agent_id else set()
+        # every agent who handled it: the last one and those who transferred it on
+        agents = {a for a in [call.agent_id, *(t.get("by") for t in call.transfers)] if a}
         self.notifier.call_ended(agents, self.pop(call, call.agent_id, now) | {"previous_interactions": (cache or {}).get("previous", [])})
         task = self._spawn(self._persist(call), f"cti-persist-{call.id}")
         self._persisting[call.id] = task
@@ -724,7 +727,7 @@ class CtiService:
         except Duplicate as exc:
             raise Conflict(str(exc)) from None
         self._agents[rec.id] = rec
-        self.state.register_agent(rec.id, rec.interface, rec.name)
+        self.state.register_agent(rec.id, rec.interface, rec.name, rec.extension)
         return self.agent_view(rec.id)
 
     async def update_agent(self, agent_id: str, **fields: Any) -> dict[str, Any]:
@@ -736,7 +739,7 @@ class CtiService:
         if rec is None:
             raise NotFound(f"no such agent: {agent_id}")
         self._agents[rec.id] = rec
-        self.state.register_agent(rec.id, rec.interface, rec.name)
+        self.state.register_agent(rec.id, rec.interface, rec.name, rec.extension)
         return self.agent_view(rec.id)
 
     async def delete_agent(self, agent_id: str) -> None:

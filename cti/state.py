@@ -32,6 +32,7 @@ from cti.ami import events as ev
 # ------------------------------------------------------------------ helpers
 _CHAN_SUFFIX = re.compile(r"-[0-9a-fA-F]+(;\d)?$")
 _AGENT_ID = re.compile(r"^[^/]+/([^@/;\-]+)")
+_EXTEN_OF = re.compile(r"^(?:pjsip|sip|iax2|local)/(\d+)(?:@[a-z0-9_-]+)?$")
 
 
 def interface_key(interface: str) -> str:
@@ -309,6 +310,9 @@ class CtiState:
         self.queue_settings: dict[str, QueueSettings] = {}
         self.default_wrapup_seconds = default_wrapup_seconds
         self._iface_to_agent: dict[str, str] = {}
+        #: agent extensions: a transfer reaches an agent's phone as ``PJSIP/1002-…`` or
+        #: ``Local/1002@transfer-…;1``, not through the queue-member interface
+        self._ext_to_agent: dict[str, str] = {}
         self._chan_to_call: dict[str, str] = {}  # uniqueid -> call id
         self.ended: dict[str, Call] = {}  # most recent ended calls (bounded)
         self._recent_ended = recent_ended
@@ -316,10 +320,16 @@ class CtiState:
         self.stale: int = 0
 
     # ------------------------------------------------------------ directory
-    def register_agent(self, agent_id: str, interface: str | None, name: str | None = None) -> Agent:
+    def register_agent(
+        self, agent_id: str, interface: str | None, name: str | None = None, extension: str | None = None
+    ) -> Agent:
         agent = self.agents.get(agent_id)
         if agent is None:
             agent = self.agents[agent_id] = Agent(agent_id)
+        for ext in [e for e, a in self._ext_to_agent.items() if a == agent_id]:
+            del self._ext_to_agent[ext]
+        if extension:
+            self._ext_to_agent[extension] = agent_id
         if agent.interface and interface_key(agent.interface) in self._iface_to_agent:
             self._iface_to_agent.pop(interface_key(agent.interface), None)
         agent.interface = interface
@@ -329,6 +339,8 @@ class CtiState:
         return agent
 
     def unregister_agent(self, agent_id: str) -> None:
+        for ext in [e for e, a in self._ext_to_agent.items() if a == agent_id]:
+            del self._ext_to_agent[ext]
         agent = self.agents.pop(agent_id, None)
         if agent and agent.interface:
             self._iface_to_agent.pop(interface_key(agent.interface), None)
@@ -354,7 +366,13 @@ class CtiState:
         return self.agents[agent_id]
 
     def agent_for_channel(self, channel: str) -> str | None:
-        return self._iface_to_agent.get(channel_key(channel))
+        key = channel_key(channel)
+        agent_id = self._iface_to_agent.get(key)
+        if agent_id is None:
+            m = _EXTEN_OF.match(key)  # pjsip/1002, local/1002@transfer
+            if m is not None:
+                agent_id = self._ext_to_agent.get(m.group(1))
+        return agent_id
 
     def queue(self, name: str, now: float | None = None) -> QueueState:
         q = self.queues.get(name)
@@ -1086,11 +1104,32 @@ def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: 
          "by": s.agent_for_channel(e.orig_transferer.channel)}
     call.transfers.append(t)
     call.log(now, "transferred", **{k: v for k, v in t.items() if k != "at"})
-    if e.transfer_target is not None:
-        target_agent = s.agent_for_channel(e.transfer_target.channel)
-        if target_agent:
-            t["to_agent"] = target_agent
+    target_agent = s.agent_for_channel(e.transfer_target.channel) if e.transfer_target is not None else None
+    if target_agent:
+        t["to_agent"] = target_agent
     out.append(Change("call.transferred", call_id=call.id, agent_id=call.agent_id, data=t))
+    if e.result != "Success":
+        return
+    # The customer is bridged with the target now. Asterisk put the customer on hold for
+    # the consultation (Hold on the transferer) and sends no Unhold when it completes.
+    if call.on_hold:
+        call.on_hold = False
+        out.append(Change("call.unheld", call_id=call.id, agent_id=call.agent_id))
+    if target_agent and target_agent != call.agent_id:
+        previous = s.agents.get(call.agent_id or "")
+        if previous is not None and previous.current_call == call.id:
+            before = previous.signature()
+            previous.current_call = None
+            s._agent_changed(previous, before, now, out, reason="transferred_away", call_id=call.id)
+        agent = s.agents.get(target_agent)
+        if agent is not None:
+            before = agent.signature()
+            agent.ringing_call = None
+            agent.current_call = call.id
+            s._agent_changed(agent, before, now, out, reason="transfer_answered", call_id=call.id)
+        call.agent_id = target_agent
+        call.agent_channel = e.transfer_target.channel if e.transfer_target is not None else call.agent_channel
+        out.append(Change("call.answered", call_id=call.id, agent_id=target_agent))
 
 
 def _on_shutdown(s: CtiState, e: ev.Shutdown, now: float, out: list[Change]) -> None:

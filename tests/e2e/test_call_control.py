@@ -543,6 +543,15 @@ async def test_attended_transfer_consults_agent_1002_then_hands_the_customer_ove
     assert phone_b.talking
     transferred = (await desk_a.wait_for("call.transferred", call_id=call_id))["payload"]
     assert transferred["transfer"]["type"] == "attended" and transferred["transfer"]["result"] == "Success"
+    assert transferred["transfer"]["to_agent"] == "1002"
+    # the target's desk gets the call with its whole context; the call is 1002's now
+    taken = (await desk_b.wait_for("call.answered", call_id=call_id))["payload"]
+    assert taken["agent_id"] == "1002" and taken["on_hold"] is False
+    assert taken["caller_num"] == transferred["caller_num"] and taken["transfers"][-1]["type"] == "attended"
+    current_b = (await s.api("GET", "/api/agents/1002/current-call", token=tok_b, expect=200))["call"]
+    assert current_b["call_id"] == call_id
+    await eventually(lambda: s.cti.state.agents["1001"].current_call is None, what="1001 released from the call")
+    assert s.cti.state.agents["1002"].current_call == call_id
     await call.wait(2)
     await call.hangup()
     await eventually(lambda: not phone_b.talking, what="1002 released")
