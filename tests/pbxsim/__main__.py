@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--call", action="append", default=[], help="number[:name][@context/exten] placed at start")
     p.add_argument("--script", default="wait:1.5,press:1,wait:25,hangup", help="caller script for --call")
     p.add_argument("--time-scale", type=float, default=1.0)
+    p.add_argument("--prompt-seconds", type=float, default=1.0, help="length of every prompt (virtual seconds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--monitor-dir", type=Path, default=None)
     p.add_argument("--dialplan", choices=("callcore", "capture"), default="callcore")
@@ -81,7 +82,7 @@ async def amain(args: argparse.Namespace) -> int:
             queues.append(q)
     cfg = PbxConfig(
         ami_host=args.ami_host, ami_port=args.ami_port, secret=args.secret, agi_host=host or "127.0.0.1",
-        agi_port=int(port), queues=queues, time_scale=args.time_scale, seed=args.seed,
+        agi_port=int(port), queues=queues, time_scale=args.time_scale, default_prompt_seconds=args.prompt_seconds, seed=args.seed,
         monitor_dir=args.monitor_dir, dialplan=args.dialplan,
     )
     pbx = Pbx(cfg)

@@ -97,6 +97,8 @@ CONTEXT_BEHAVIORS = {
     "agents": AgentBehavior(0.0, 3.0),
     "agents-long": AgentBehavior(0.0, 20.0),
     "agents-noanswer": AgentBehavior(None, None),
+    # asterisk-config/extensions.conf [callcore-test-agent]: Wait(1), Answer(), Wait(8), Hangup()
+    "callcore-test-agent": AgentBehavior(1.0, 8.0),
 }
 
 

@@ -97,6 +97,13 @@ CAPTURE_SCRIPTS: dict[str, list[Step]] = {
 }
 
 
+def _test_caller_script(exten: str) -> list[Step] | None:
+    """``[callcore-test-caller] _pressX``: Answer, Wait(6), SendDTMF(X), Wait(20), Hangup."""
+    if len(exten) == 6 and exten.startswith("press") and exten[5] in "0123456789*#":
+        return [Wait(6), Press(exten[5]), Wait(20), Hangup()]
+    return None
+
+
 @dataclass
 class _Leg:
     """A queue member being rung for one caller (Local/<ext>@<ctx>/n)."""
@@ -1034,6 +1041,8 @@ class Pbx:
         """What answers ``Local/<exten>@<context>``: a caller script, or an agent phone."""
         if context == "sim-caller":
             return None, self.scripts.get(exten), None
+        if context == "callcore-test-caller":  # asterisk-config/extensions.conf, live e2e tests
+            return None, _test_caller_script(exten), None
         agent = self.agents.get(exten)
         if context in CONTEXT_BEHAVIORS and (agent is None or context != "agents"):
             return CONTEXT_BEHAVIORS[context], None, None
