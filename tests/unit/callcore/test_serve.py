@@ -138,3 +138,29 @@ def test_json_logs(serve):
     p._reader.join(timeout=2)
     records = [json.loads(line) for line in p.lines if line.startswith("{")]
     assert any(r["msg"].startswith("callcore running") and r["level"] == "INFO" for r in records)
+
+
+def test_sighup_reloads_the_dialplans(serve, tmp_path):
+    import shutil
+
+    plans = tmp_path / "plans"
+    shutil.copytree("dialplans", plans)
+    p = serve(
+        extra_env={
+            "CALLCORE_DIALPLANS_DIR": str(plans),
+            "CALLCORE_DIALPLAN_WATCH": "false",  # only the signal may reload here
+            "CALLCORE_API_TOKENS": '{"serve-admin": "admin"}',
+        },
+        args=("--only", "http"),
+    )
+    port = int(p.wait_for_log(r"HTTP http://127\.0\.0\.1:(\d+)").group(1))
+    headers = {"Authorization": "Bearer serve-admin"}
+    before = httpx.get(f"http://127.0.0.1:{port}/api/dialplans", headers=headers).json()["active"]["main"]
+    main = plans / "main.yaml"
+    main.write_text(main.read_text(encoding="utf-8").replace("timeout: 2\n", "timeout: 3\n", 1), encoding="utf-8")
+    p.proc.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"SIGHUP: dialplan reload")
+    after = httpx.get(f"http://127.0.0.1:{port}/api/dialplans", headers=headers).json()["active"]["main"]
+    assert after != before
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.proc.wait(timeout=10) == 0
