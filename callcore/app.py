@@ -264,7 +264,7 @@ async def serve(settings: Settings, ready: Callable[[Container], None] | None = 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: container.spawn(_reload(container), "sighup-reload"))
+    loop.add_signal_handler(signal.SIGHUP, lambda: _on_sighup(container))
     try:
         await container.start()
         if ready is not None:
@@ -277,9 +277,9 @@ async def serve(settings: Settings, ready: Callable[[Container], None] | None = 
         await container.stop()
 
 
-async def _reload(container: Container) -> None:
+def _on_sighup(container: Container) -> None:
     if container.ivr is None:
         log.info("SIGHUP: no IVR in this process, nothing to reload")
         return
-    result = await container.ivr.reload()
-    log.info("SIGHUP: dialplan reload: %s", result)
+    log.info("SIGHUP: dialplan reload requested")
+    container.ivr.registry.request_reload("SIGHUP")  # an owned task of the registry; it logs the result

@@ -286,20 +286,11 @@ class FlowRegistry:
             log.exception("dialplan watcher stopped; use SIGHUP or POST /api/dialplans/reload")
 
     def request_reload(self, reason: str) -> asyncio.Task[ReloadResult]:
-        """Schedule a reload as an owned task (SIGHUP handler)."""
+        """Schedule a reload as an owned task (the composition root's SIGHUP handler)."""
         task = asyncio.get_running_loop().create_task(self.reload(reason), name=f"dialplan-reload:{reason}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def install_sighup(self, loop: asyncio.AbstractEventLoop | None = None) -> bool:
-        """Reload on SIGHUP (Unix). Returns False where signals are unavailable."""
-        loop = loop or asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.request_reload("SIGHUP"))
-        except (NotImplementedError, AttributeError, RuntimeError, ValueError):
-            return False
-        return True
 
     async def stop(self) -> None:
         if self._stop_event is not None:

@@ -159,7 +159,7 @@ def test_sighup_reloads_the_dialplans(serve, tmp_path):
     main = plans / "main.yaml"
     main.write_text(main.read_text(encoding="utf-8").replace("timeout: 2\n", "timeout: 3\n", 1), encoding="utf-8")
     p.proc.send_signal(signal.SIGHUP)
-    p.wait_for_log(r"SIGHUP: dialplan reload")
+    p.wait_for_log(r"dialplans loaded \(SIGHUP\)")
     after = httpx.get(f"http://127.0.0.1:{port}/api/dialplans", headers=headers).json()["active"]["main"]
     assert after != before
     p.proc.send_signal(signal.SIGTERM)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
 import pytest
@@ -179,15 +177,14 @@ async def test_file_watch_reloads_and_rejects(plans):
     assert reg._watch_task is None
 
 
-async def test_sighup_triggers_reload(plans):
+async def test_requested_reload_is_an_owned_task(plans):
+    """What the server's SIGHUP handler calls (the signal itself: tests/unit/callcore/test_serve.py)."""
     reg = registry(plans)
     await reg.reload()
-    assert reg.install_sighup()
     try:
         (plans / "main.yaml").write_text(V2, encoding="utf-8")
-        os.kill(os.getpid(), signal.SIGHUP)
+        task = reg.request_reload("SIGHUP")
         await poll(lambda: reg.current.versions["main"] == content_hash(V2, {}), what="SIGHUP reload")
-        assert reg.last_result.reason == "SIGHUP"
+        assert reg.last_result.reason == "SIGHUP" and task.done()
     finally:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await reg.stop()
