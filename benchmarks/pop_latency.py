@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import LOG_COUNTER, LOAD_CPUS, SERVER_CPUS, Child, Figure, Heartbeat, check, pipe_recv, quiet_logs, rss_bytes, summarize
+from benchmarks.common import LOG_COUNTER, GcPauses, apply_gc_mode, LOAD_CPUS, SERVER_CPUS, Child, Figure, Heartbeat, check, pipe_recv, quiet_logs, rss_bytes, summarize
 
 SIZES = {
     "full": {"agents": 2000, "bg_fps": 5000, "pops": 1000, "burst": 200, "bursts": 3, "gap": 0.02},
@@ -303,8 +303,9 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
     else:
         port, stop_server, how = await _start_callcore(ami_port)
         info["server"] = how
-    info.update(port=port, rss=rss_bytes())
+    info.update(port=port, rss=rss_bytes(), gc_mode=apply_gc_mode())
     hb = Heartbeat(0.005).start()
+    gcp = GcPauses()
     conn.send({"ready": info})
     while True:
         msg = await pipe_recv(conn)
@@ -312,10 +313,16 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             break
         if msg.get("cmd") == "rss":
             hb.reset()  # from here on: the measured part
+            gcp.reset()
             conn.send({"rss": rss_bytes()})
         if msg.get("cmd") == "stats":
-            conn.send({"stats": {"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
-                                 "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
+            import gc
+            from collections import Counter
+
+            objs = gc.get_objects()
+            types = Counter(type(o).__qualname__ for o in objs).most_common(12)
+            conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
+                                 "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
     await hb.stop()
     await stop_server()
 

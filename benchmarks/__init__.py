@@ -1,0 +1,1 @@
+"""callcore benchmarks: ``benchmarks/run`` (or ``python -m benchmarks``); see README.md."""

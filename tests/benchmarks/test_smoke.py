@@ -1,0 +1,102 @@
+"""Smoke runs of the benchmarks at tiny sizes, so they don't rot.
+
+These check that each benchmark runs end to end (child processes, fake Asterisk,
+websocket clients, AGI emulator) and that its counts add up. They assert NOTHING
+about timing: figures at these sizes mean nothing, and the machine is shared.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.amigen import DELIM, CaptureMix
+from benchmarks.common import Figure, table
+
+
+def _figures_ok(res: dict) -> None:
+    assert res["figures"], "no figures"
+    for f in res["figures"]:
+        assert isinstance(f, Figure)
+        assert f.verdict in ("PASS", "MISS", "info")
+        assert f.value is None or not math.isnan(f.value), f
+    assert table(res["figures"])
+
+
+def test_capture_mix_copies_have_fresh_ids() -> None:
+    mix = CaptureMix()
+    a, b = mix.copy(0), mix.copy(1)
+    assert a.count(DELIM) == b.count(DELIM) == mix.frames_per_copy
+    assert a != b
+    assert b"Uniqueid: 2000000000." in a and b"Uniqueid: 2000000001." in b
+    assert b"Uniqueid: 2000000000." not in b
+    assert "홍길동".encode() in a  # UTF-8 names survive the templating
+    chunks = list(mix.stream(mix.frames_per_copy + 7))
+    assert sum(c.count(DELIM) for c in chunks) == mix.frames_per_copy + 7
+
+
+def test_ami_ingest_smoke() -> None:
+    from benchmarks import ami_ingest
+
+    res = ami_ingest.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    n = d["sizes"]["frames"]
+    for kind in ("panoramisk", "callcore"):
+        for r in d["throughput"][kind]:
+            assert r["frames"] == n, (kind, r["frames"], n)  # frames processed == frames sent
+    cc = d["throughput"]["callcore"][0]
+    assert cc["decode_errors"] == 0
+    assert cc["dropped_noise"] > 0 and cc["events_delivered"] > 0 and cc["notifications"] > 0
+    mem = d["memory"]
+    assert mem["frames"] == d["sizes"]["memory_frames"]
+    assert mem["live_calls"] <= 5  # every replayed call ends
+    for kind in ("callcore", "panoramisk"):
+        for b in d["burst"][kind]:
+            assert b["frames"] == b["expected"], (kind, b)
+
+
+def test_pop_latency_smoke() -> None:
+    from benchmarks import pop_latency
+
+    res = pop_latency.run("smoke")
+    _figures_ok(res)
+    cfg = res["details"]["sizes"]
+    for kind in ("callcore", "floor"):
+        r = res["details"][kind]
+        assert r["ws_clients"] == cfg["agents"], kind
+        assert len(r["sequential_ms"]) == cfg["pops"] and r["lost"] == 0, kind  # pops received == pops sent
+        assert r["wrong_agent"] == 0 and r["duplicates"] == 0, kind  # ... and to the right agent
+        assert [len(b) for b in r["bursts_ms"]] == [cfg["burst"]] * cfg["bursts"] and r["burst_lost"] == 0, kind
+
+
+def test_fastagi_smoke() -> None:
+    from benchmarks import fastagi
+
+    res = fastagi.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    script = d["script"]
+    agi_lines = [x for k, x in script if k == "agi"]
+    assert agi_lines[0] == "ANSWER"
+    assert [k for k, _ in script].count("http") == 1  # the CRM lookup
+    assert sum(1 for x in agi_lines if x.startswith("SET VARIABLE")) >= 3
+    for kind in ("panoramisk", "callcore"):
+        run = d["runs"][kind][0]
+        t = run["throughput"]
+        assert t["sessions"] > 0 and t["failed"] == 0, kind
+        assert t["commands"] == t["sessions"] * len(agi_lines), kind  # every session ran the whole script
+        c = run["concurrent"]
+        assert c["sessions"] == d["sizes"]["sessions"] and c["failed"] == 0, kind
+        assert c["server_ms"]["all_ms"]["n"] == c["commands"], kind  # every command timed server-side
+        p = run["park"]
+        assert p["parked"] == p["completed"] == d["sizes"]["park"], kind
+
+
+@pytest.mark.parametrize("argv", [["--only", "nope"]])
+def test_cli_rejects_unknown_benchmark(argv: list[str]) -> None:
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
