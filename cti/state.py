@@ -537,7 +537,13 @@ class CtiState:
         if call.queue and call.id in self.queue(call.queue).waiting:
             self.queue(call.queue).waiting.pop(call.id, None)
             self._queue_changed(call.queue, out)
-        for agent in self.agents.values():
+        # only the agents this call can have touched (every assignment of ringing_call /
+        # current_call comes from these): visiting all agents made each hangup O(agents)
+        involved = {call.agent_id, *call.agents_rung, *call.ringing_agents, *(l.agent_id for l in call.legs.values())}
+        for agent_id in involved:
+            agent = self.agents.get(agent_id or "")
+            if agent is None or call.id not in (agent.ringing_call, agent.current_call):
+                continue
             touched = False
             before = agent.signature()
             if agent.ringing_call == call.id:

@@ -30,6 +30,7 @@ Design points (see GUIDE §3 "AMI"):
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import logging
 import time
 from dataclasses import dataclass
@@ -322,6 +323,7 @@ class AmiProtocol(AMIProtocol):
         self._stopped = False
         self._paused = False
         self._drain_handle: asyncio.Handle | None = None
+        self._pending: deque[memoryview] = deque()  # received, not yet fed to the parser
         self._loop: asyncio.AbstractEventLoop | None = None
         #: resolved (with the exception or None) when the connection is gone
         self.lost: asyncio.Future[BaseException | None] | None = None
@@ -367,9 +369,29 @@ class AmiProtocol(AMIProtocol):
         if self._stopped:
             return
         self.stats.reads += 1
-        self.parser.feed(data)
+        # Keep the read as is and feed the parser one ``parse_chunk`` at a time from
+        # ``_drain``: copying a 100 MB burst into the parser's buffer in this callback
+        # (and compacting it later) blocked the loop for ~77 ms (benchmarks/README.md).
+        self._pending.append(memoryview(data))
         if self._drain_handle is None:
             self._drain()
+
+    def _feed_some(self) -> bool:
+        """Move up to ``parse_chunk`` bytes of received data into the parser."""
+        if not self._pending:
+            return False
+        budget = self.parse_chunk
+        pending = self._pending
+        while pending and budget > 0:
+            view = pending[0]
+            if len(view) <= budget:
+                pending.popleft()
+                piece = view
+            else:
+                piece, pending[0] = view[:budget], view[budget:]
+            self.parser.feed(piece)
+            budget -= len(piece)
+        return True
 
     def _drain(self) -> None:
         """Hand out frames until the backlog is empty or the time slice is used up.
@@ -383,8 +405,12 @@ class AmiProtocol(AMIProtocol):
         on_frame = self._on_frame
         deadline = time.perf_counter() + self.slice_seconds
         while not self._stopped:
+            if parser.backlog < self.parse_chunk:
+                self._feed_some()
             frames = parser.parse(self.parse_chunk)
-            if frames is None:
+            if frames is None:  # no complete frame buffered: more input, if any is pending
+                if self._feed_some():
+                    continue
                 break
             for headers in frames:
                 on_frame(headers)
