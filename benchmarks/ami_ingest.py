@@ -29,7 +29,7 @@ import resource
 import time
 from typing import Any
 
-from benchmarks.common import LOG_COUNTER, LOAD_CPUS, SERVER_CPUS, Child, Figure, Heartbeat, check, pipe_recv, quiet_logs, rss_bytes
+from benchmarks.common import apply_gc_mode, LOG_COUNTER, LOAD_CPUS, SERVER_CPUS, Child, Figure, Heartbeat, check, pipe_recv, quiet_logs, rss_bytes
 
 SIZES = {
     "full": {"frames": 1_000_000, "reps": 3, "memory_frames": 10_000_000, "burst_mb": (25, 100)},
@@ -138,6 +138,7 @@ async def _server_main(conn: Any, kind: str, port: int) -> None:
         )
         await client.start()
         await client.wait_connected(10)
+        apply_gc_mode(default="freeze")  # as callcore's composition root does after start-up
 
         def count() -> int:
             return client.stats.frames
@@ -331,6 +332,7 @@ async def _burst_main(sizes_mb: tuple[int, ...]) -> dict[str, Any]:
         client._gate_open = True  # logged in and resynced: events flow to the CTI service
         proto = AmiProtocol(client._on_frame, stats=client.stats)
         proto.connection_made(_StubTransport())  # type: ignore[arg-type]
+        apply_gc_mode(default="freeze")  # as callcore's composition root does after start-up
         hb = Heartbeat(0.002).start()
         await asyncio.sleep(0.01)
         with _LongestCallback() as longest:

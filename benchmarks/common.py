@@ -239,15 +239,15 @@ class GcPauses:
         self.count = [0, 0, 0]
 
 
-#: experiments only: CALLCORE_BENCH_GC=freeze runs gc.collect(); gc.freeze() in the server
-#: process after start-up (what the composition root could do), =off disables the collector
+#: CALLCORE_BENCH_GC overrides what a server process does with the collector after start-up:
+#: "freeze" (gc.collect(); gc.freeze(), what callcore's composition root does), "none", "off"
 GC_ENV = "CALLCORE_BENCH_GC"
 
 
-def apply_gc_mode() -> str:
+def apply_gc_mode(default: str = "") -> str:
     import gc
 
-    mode = os.environ.get(GC_ENV, "")
+    mode = os.environ.get(GC_ENV, default)
     if mode == "freeze":
         gc.collect()
         gc.freeze()

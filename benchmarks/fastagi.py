@@ -304,7 +304,9 @@ async def _server_main(conn: Any, kind: str, crm_port: int, script: list[tuple[s
     timings = _Timings()
     gcp = GcPauses()
     cpu0 = _cpu()
-    mode = os.environ.get(GC_ENV, "")  # experiments only: "freeze" (gc.freeze() after start-up) or "off"
+    # callcore's server freezes its start-up objects (callcore/app.py Container.start);
+    # the bare panoramisk baseline does not. CALLCORE_BENCH_GC overrides both.
+    mode = os.environ.get(GC_ENV, "freeze" if kind == "callcore" else "")
     crm_url = f"http://127.0.0.1:{crm_port}"
     if kind == "callcore":
         port, stop = await _start_callcore(crm_url, timings)
