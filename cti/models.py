@@ -101,8 +101,9 @@ class CallRow(Base):
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    hold_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hold_time: Mapped[int | None] = mapped_column(Integer, nullable=True)  # seconds waiting in the queue (app_queue HoldTime)
     talk_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    on_hold_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)  # time the agent held the caller
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     end_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
     end_cause_txt: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -128,6 +128,8 @@ class Call:
     talk_time: int | None = None
     bridge_id: str | None = None
     on_hold: bool = False
+    held_since: float | None = None  # when the current hold started
+    on_hold_seconds: float = 0.0  # hold time accumulated over the call (holds already ended)
     recording: bool = False
     recording_muted: bool = False
     transfers: list[dict[str, Any]] = field(default_factory=list)
@@ -172,6 +174,15 @@ class Call:
             return self.agent_channel
         return None
 
+    def set_on_hold(self, on_hold: bool, now: float) -> None:
+        """Flip the hold flag, accumulating the time spent on hold."""
+        if on_hold and not self.on_hold:
+            self.held_since = now
+        elif not on_hold and self.on_hold and self.held_since is not None:
+            self.on_hold_seconds += max(0.0, now - self.held_since)
+            self.held_since = None
+        self.on_hold = on_hold
+
     def log(self, now: float, kind: str, **data: Any) -> None:
         self.events.append({"at": now, "event": kind, **data})
 
@@ -203,6 +214,7 @@ class Call:
             "talk_time": self.talk_time,
             "bridge_id": self.bridge_id,
             "on_hold": self.on_hold,
+            "on_hold_seconds": round(self.on_hold_seconds, 3),
             "recording": self.recording,
             "recording_muted": self.recording_muted,
             "transfers": list(self.transfers),
@@ -444,7 +456,7 @@ class CtiState:
         call = self.calls.get(call_id)
         if call is None or call.on_hold == on_hold:
             return []
-        call.on_hold = on_hold
+        call.set_on_hold(on_hold, now)
         call.log(now, "hold" if on_hold else "unhold")
         return [Change("call.held" if on_hold else "call.unheld", call_id=call_id, agent_id=call.agent_id)]
 
@@ -521,6 +533,8 @@ class CtiState:
 
     def _end_call(self, call: Call, now: float, out: list[Change], *, cause: int | None, cause_txt: str) -> None:
         call.ended_at = now
+        if call.on_hold:  # ended while on hold: that hold counts up to the end
+            call.set_on_hold(False, now)
         call.status = "ended"
         if call.end_cause is None:
             call.end_cause = cause
@@ -1083,7 +1097,7 @@ def _on_dtmf(s: CtiState, e: ev.DTMFEnd, now: float, out: list[Change]) -> None:
 
 def _on_hold(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
     call, _ = s._touch(e.chan, now, out)
-    call.on_hold = isinstance(e, ev.Hold)
+    call.set_on_hold(isinstance(e, ev.Hold), now)
     call.log(now, "hold" if call.on_hold else "unhold", channel=e.chan.channel)
     out.append(Change("call.held" if call.on_hold else "call.unheld", call_id=call.id, agent_id=call.agent_id))
 
@@ -1119,7 +1133,7 @@ def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: 
     # The customer is bridged with the target now. Asterisk put the customer on hold for
     # the consultation (Hold on the transferer) and sends no Unhold when it completes.
     if call.on_hold:
-        call.on_hold = False
+        call.set_on_hold(False, now)
         out.append(Change("call.unheld", call_id=call.id, agent_id=call.agent_id))
     if target_agent and target_agent != call.agent_id:
         previous = s.agents.get(call.agent_id or "")

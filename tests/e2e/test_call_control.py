@@ -632,12 +632,26 @@ async def test_hold_and_unhold_of_a_click_to_call(server):
     await pbx.wait_for_event("MusicOnHoldStart", Channel=trunk.name)
     await eventually(lambda: (agent_leg.context, agent_leg.exten) == ("hold", "agent"), what="agent leg parked")
     assert not trunk.gone and trunk.bridge is None
+    await pbx.sleep(10)  # ten (virtual) seconds of music
     await s.api("POST", f"/api/calls/{call_id}/unhold", token=tok, expect=202)
     await eventually(lambda: trunk.bridge is not None and trunk.bridge is agent_leg.bridge, what="bridged again")
     assert trunk.moh is None
     await phone.hangup()
     await eventually(lambda: trunk.gone, what="customer hung up by the after-bridge goto")
     await desk.wait_for("call.ended", call_id=call_id)
+    # the time on hold is part of the stored call record (wall-clock seconds: the PBX runs fast)
+    scale = pbx.cfg.time_scale
+
+    async def stored():
+        return await s.cti.repository.get_call(call_id)
+
+    record = None
+    for _ in range(100):
+        record = await stored()
+        if record:
+            break
+        await pbx.sleep(1)
+    assert record is not None and record["on_hold_seconds"] >= 10 * scale * 0.9
 
 
 async def test_customer_hanging_up_while_on_hold_releases_the_agent(server):

@@ -28,3 +28,23 @@ async def test_migrations_apply_to_an_empty_database_and_match_the_models(empty_
         await engine.dispose()
     # idempotent: a second upgrade is a no-op
     await asyncio.to_thread(migrate.upgrade, empty_database_url)
+
+
+async def test_each_revision_downgrades_and_upgrades_again(empty_database_url):
+    """An operator can step back one release and forward again (SQLite batch mode, PostgreSQL)."""
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    await asyncio.to_thread(migrate.downgrade, empty_database_url, "0001")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            cols = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("cti_calls")})
+        assert "on_hold_seconds" not in cols and "hold_time" in cols
+        assert await migrate.current_revision(engine) == "0001"
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    engine = create_engine(empty_database_url)
+    try:
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()

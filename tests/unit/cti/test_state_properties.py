@@ -58,3 +58,17 @@ def test_reordered_events_do_not_crash(events):
     for i, e in enumerate(events):
         s.apply(e, 1000.0 + i)
     check_invariants(s)
+
+
+def test_time_on_hold_accumulates_across_holds_and_up_to_the_end():
+    from cti.state import Call
+
+    call = Call(id="c1", started_at=0.0)
+    call.set_on_hold(True, 10.0)
+    call.set_on_hold(True, 12.0)  # already on hold: the first start counts
+    call.set_on_hold(False, 15.0)
+    call.set_on_hold(True, 20.0)
+    call.set_on_hold(False, 21.5)
+    assert call.on_hold_seconds == 6.5 and call.held_since is None
+    call.set_on_hold(True, 30.0)
+    assert call.to_dict(31.0)["on_hold_seconds"] == 6.5  # the running hold is not counted yet
