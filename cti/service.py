@@ -450,6 +450,7 @@ class CtiService:
             "previous_interactions": cache.get("previous", []),
             "recording": call.recording,
             "on_hold": call.on_hold,
+            "on_hold_seconds": round(call.on_hold_seconds, 3),
             "transfers": list(call.transfers),
             "outcome": call.outcome,
             "end_cause": call.end_cause,
