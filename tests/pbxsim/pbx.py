@@ -1085,21 +1085,27 @@ class Pbx:
             return False
         return True
 
+    async def talk_then_hang_up(self, two: Channel, behavior: AgentBehavior, agent: AgentHandle | None) -> None:
+        """An answered phone talks — until the test says ``hangup`` (manual), for
+        ``hangup_after`` seconds, or until the other side leaves (``None``) — then hangs up.
+        Raises :class:`HungUp` when the other side hangs up first."""
+        if agent is not None and behavior.manual:
+            while True:
+                _, cmd = await self.wait_on(two, None, queue=agent._cmd)
+                if cmd == "hangup":
+                    break
+        elif behavior.hangup_after is None:
+            await two.hangup_ev.wait()
+            return
+        else:
+            self.newexten(two, "Wait", _fmt_num(behavior.hangup_after), priority=2)
+            await self.wait_on(two, behavior.hangup_after)
+        await self.hangup_from_two(two, by_app=True)
+
     async def _talk_phone(self, two: Channel, behavior: AgentBehavior, agent: AgentHandle | None) -> None:
         """After answering an originate: talk, then hang up from the phone side."""
         try:
-            if agent is not None and behavior.manual:
-                while True:
-                    _, cmd = await self.wait_on(two, None, queue=agent._cmd)
-                    if cmd == "hangup":
-                        break
-            elif behavior.hangup_after is None:
-                await two.hangup_ev.wait()
-                return
-            else:
-                self.newexten(two, "Wait", _fmt_num(behavior.hangup_after), priority=2)
-                await self.wait_on(two, behavior.hangup_after)
-            await self.hangup_from_two(two, by_app=True)
+            await self.talk_then_hang_up(two, behavior, agent)
         except HungUp:
             return
         finally:

@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from .model import CONTEXT_BEHAVIORS, AgentBehavior, Channel, Member, Queue, QueueEntry
-from .pbx import HungUp, Redirected, _fmt_num, _Leg
+from .pbx import HungUp, Redirected, _Leg
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pbx import AgentHandle, Pbx
@@ -142,18 +142,7 @@ class _Run:
                 await pbx.wait_on(two, b.answer_after)
             self.ring_q.put_nowait(("answer", leg))
             await pbx.wait_on(two, None, event=leg.connected)
-            if b.manual and agent is not None:
-                while True:
-                    _, cmd = await pbx.wait_on(two, None, queue=agent._cmd)
-                    if cmd == "hangup":
-                        break
-            elif b.hangup_after is None:
-                await two.hangup_ev.wait()
-                return
-            else:
-                pbx.newexten(two, "Wait", _fmt_num(b.hangup_after), priority=2)
-                await pbx.wait_on(two, b.hangup_after)
-            await pbx.hangup_from_two(two, by_app=True)
+            await pbx.talk_then_hang_up(two, b, agent)
         except HungUp:
             return
         finally:
