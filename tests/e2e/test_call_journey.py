@@ -127,3 +127,40 @@ async def test_ivr_queue_pop_transfer_and_call_record(server):
     # the recording the dialplan started (MixMonitor) is a real file
     assert call.recording is not None and call.recording.exists()
     assert "welcome" in heard(call)
+
+
+async def test_callback_left_in_the_ivr_when_nobody_can_answer(server):
+    """Every billing agent is on a break: the router offers a callback, the caller leaves
+    one in the IVR (own number, afternoon), and it becomes a task on the billing desk."""
+    s = server
+    pbx = s.pbx
+    tok = await s.create_agent("1001", "김상담", ["billing"])
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    await s.api("POST", "/api/agents/1001/pause", token=tok, json={"reason": "lunch"}, expect=200)
+    await eventually(lambda: s.cti.state.agents["1001"].paused, what="1001 paused in callcore's state")
+    desk = await s.desk(tok)
+
+    call = await pbx.dial(CALLER, name="홍길동", exten="15881234", context="ivr-in")
+    await expect_prompt(call, "main_menu", timeout=10)
+    await press_when_listening(call, "1")
+    await expect_prompt(call, "billing_menu")
+    await press_when_listening(call, "2")
+    await expect_prompt(call, "long_wait_offer")  # nobody can answer: the router offers a callback
+    await press_when_listening(call, "1")
+    await expect_prompt(call, "callback_number_menu")
+    await press_when_listening(call, "1")  # call me back on this number
+    await expect_prompt(call, "callback_when_menu")
+    await press_when_listening(call, "2")  # in the afternoon
+    await expect_prompt(call, "callback_confirmed")
+    await call.wait_for_hangup(timeout=10)
+    assert not [e for e in call.events("QueueCallerJoin")]  # the caller never waited in a queue
+
+    created = (await desk.wait_for("callback.created"))["payload"]
+    assert created["number"] == CALLER and created["queue"] == "billing"
+    assert created["requested_time"].endswith("T14:00-18:00")
+    listed = await s.api("GET", "/api/callbacks", token=tok, expect=200)
+    assert [c["id"] for c in listed] == [created["id"]]
+    taken = await s.api("POST", f"/api/callbacks/{created['id']}/take", token=tok, expect=200)
+    assert taken["status"] == "taken" and taken["agent_id"] == "1001"
+    session = await s.api("GET", f"/api/ivr/sessions/{call.uniqueid}", expect=200)
+    assert session["outcome"] == "callback"
