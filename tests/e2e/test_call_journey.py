@@ -164,3 +164,41 @@ async def test_callback_left_in_the_ivr_when_nobody_can_answer(server):
     assert taken["status"] == "taken" and taken["agent_id"] == "1001"
     session = await s.api("GET", f"/api/ivr/sessions/{call.uniqueid}", expect=200)
     assert session["outcome"] == "callback"
+
+
+async def test_overflow_after_the_wait_threshold(server):
+    """Sales is staffed but nobody is free; after the queue's overflow threshold callcore
+    moves the waiting caller to support (Redirect), where an agent gets the pop with the
+    caller's IVR context."""
+    s = server
+    pbx = s.pbx
+    tok_a = await s.create_agent("1001", "김상담", ["sales"])
+    tok_b = await s.create_agent("1002", "이상담", ["support"])
+    for agent, tok in (("1001", tok_a), ("1002", tok_b)):
+        await s.api("POST", f"/api/agents/{agent}/login", token=tok, expect=200)
+    await s.api("POST", "/api/agents/1001/pause", token=tok_a, json={"reason": "meeting"}, expect=200)
+    await s.api(
+        "PUT", "/api/queues/sales/settings",
+        json={"overflow_queue": "support", "overflow_after_seconds": 1, "callback_after_seconds": None},
+        expect=200,
+    )
+    await eventually(lambda: s.cti.state.agents["1001"].paused and s.cti.state.agents["1002"].logged_in, what="agents")
+    desk_b = await s.desk(tok_b)
+    pbx.agent("1002", manual=True)
+
+    call = await pbx.dial(CALLER, name="홍길동", exten="15881234", context="ivr-in")
+    await expect_prompt(call, "main_menu", timeout=10)
+    await press_when_listening(call, "3")  # sales
+    await call.wait_for_queue("sales", timeout=10)
+    assert call.variables["IVR_QUEUE"] == "sales"  # the IVR routed to sales: someone is logged in there
+    # one (real) second later callcore redirects the caller
+    redirect = await pbx.wait_for_event("QueueCallerJoin", timeout=10, Queue="support")
+    assert redirect["Linkedid"] == call.linkedid
+    sent = [f for name, f in pbx.ami.actions if name == "Redirect"]
+    assert any(("Context", "transfer") in f and ("Exten", "support") in f for f in sent)
+
+    pop = (await desk_b.wait_for("call.ringing", timeout=10))["payload"]
+    assert pop["queue"] == "support" and pop["caller_num"] == CALLER
+    assert pop["ivr"]["agent"]["intent"] == "sales"
+    assert s.cti.state.calls[pop["call_id"]].overflowed_to == "support"
+    await call.hangup()
