@@ -6,7 +6,7 @@ field layouts; the order is Asterisk's for a two-party Dial.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .model import AgentBehavior, Channel, Member
 from .pbx import HungUp, Redirected, _Leg
@@ -85,24 +85,10 @@ async def _dial(pbx: "Pbx", ch: Channel, dest: Channel, dialstring: str, behavio
             assert dest.redirect_to is not None
             pbx._start_dialplan(dest, *dest.redirect_to)
             raise
-        talk.cancel()
-        pbx._bridge_leave(bridge, ch)
-        pbx._bridge_leave(bridge, dest)
-        pbx._final_hangup(dest, 16)
-        pbx.device_state(dest.device, "NOT_INUSE")
-        pbx._bridge_destroy(bridge)
-        if agent is not None:
-            agent.current = None
+        _tear_down(pbx, ch, dest, bridge, talk, agent)
         raise
     except HungUp:
-        talk.cancel()
-        pbx._bridge_leave(bridge, ch)
-        pbx._bridge_leave(bridge, dest)
-        pbx._final_hangup(dest, 16)
-        pbx.device_state(dest.device, "NOT_INUSE")
-        pbx._bridge_destroy(bridge)
-        if agent is not None:
-            agent.current = None
+        _tear_down(pbx, ch, dest, bridge, talk, agent)
         raise
     pbx._bridge_leave(bridge, dest)
     pbx._final_hangup(dest, 16)
@@ -115,18 +101,23 @@ async def _dial(pbx: "Pbx", ch: Channel, dest: Channel, dialstring: str, behavio
     return "ANSWER"
 
 
+def _tear_down(pbx: "Pbx", ch: Channel, dest: Channel, bridge: Any, talk: Any, agent: "AgentHandle | None") -> None:
+    """The caller side left (hangup or Redirect): the callee is hung up, the bridge goes."""
+    talk.cancel()
+    pbx._bridge_leave(bridge, ch)
+    pbx._bridge_leave(bridge, dest)
+    pbx._final_hangup(dest, 16)
+    pbx.device_state(dest.device, "NOT_INUSE")
+    pbx._bridge_destroy(bridge)
+    if agent is not None:
+        agent.current = None
+
+
 async def _talk(pbx: "Pbx", dest: Channel, behavior: AgentBehavior, agent: "AgentHandle | None") -> None:
+    """The dialled phone talks, then hangs up (a hangup request from the phone)."""
     try:
-        if behavior.manual and agent is not None:
-            while True:
-                _, cmd = await pbx.wait_on(dest, None, queue=agent._cmd)
-                if cmd == "hangup":
-                    break
-        elif behavior.hangup_after is None:
-            await dest.hangup_ev.wait()
+        if not await pbx.phone_talks(dest, behavior, agent):
             return
-        else:
-            await pbx.wait_on(dest, behavior.hangup_after)
     except HungUp:
         return
     pbx._hangup_request(dest, 16)

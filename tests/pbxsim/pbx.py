@@ -1085,22 +1085,30 @@ class Pbx:
             return False
         return True
 
-    async def talk_then_hang_up(self, two: Channel, behavior: AgentBehavior, agent: AgentHandle | None) -> None:
-        """An answered phone talks — until the test says ``hangup`` (manual), for
-        ``hangup_after`` seconds, or until the other side leaves (``None``) — then hangs up.
+    async def phone_talks(
+        self, chan: Channel, behavior: AgentBehavior, agent: AgentHandle | None, *, wait_app: bool = False
+    ) -> bool:
+        """An answered phone talks: until the test says ``hangup`` (manual), for
+        ``hangup_after`` seconds (``wait_app``: as the dialplan's ``Wait()``), or until the
+        other side leaves (``hangup_after`` None). True when the phone hangs up now.
         Raises :class:`HungUp` when the other side hangs up first."""
         if agent is not None and behavior.manual:
             while True:
-                _, cmd = await self.wait_on(two, None, queue=agent._cmd)
+                _, cmd = await self.wait_on(chan, None, queue=agent._cmd)
                 if cmd == "hangup":
-                    break
-        elif behavior.hangup_after is None:
-            await two.hangup_ev.wait()
-            return
-        else:
-            self.newexten(two, "Wait", _fmt_num(behavior.hangup_after), priority=2)
-            await self.wait_on(two, behavior.hangup_after)
-        await self.hangup_from_two(two, by_app=True)
+                    return True
+        if behavior.hangup_after is None:
+            await chan.hangup_ev.wait()
+            return False
+        if wait_app:
+            self.newexten(chan, "Wait", _fmt_num(behavior.hangup_after), priority=2)
+        await self.wait_on(chan, behavior.hangup_after)
+        return True
+
+    async def talk_then_hang_up(self, two: Channel, behavior: AgentBehavior, agent: AgentHandle | None) -> None:
+        """A Local agent half: talk (:meth:`phone_talks`), then hang up from the phone side."""
+        if await self.phone_talks(two, behavior, agent, wait_app=True):
+            await self.hangup_from_two(two, by_app=True)
 
     async def _talk_phone(self, two: Channel, behavior: AgentBehavior, agent: AgentHandle | None) -> None:
         """After answering an originate: talk, then hang up from the phone side."""
