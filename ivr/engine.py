@@ -348,12 +348,20 @@ class Engine:
                 self._note(step, f"digit {digit} → {a['options'][digit]}")
                 return a["options"][digit]
             reason = "no key pressed" if not digit else f"key {digit!r} is not an option"
-            if attempt < tries:
-                self._note(step, f"try {attempt}/{tries}: {reason}, repeating")
-                await self._play(a["timeout_prompt"] if not digit else a["invalid_prompt"], call, flow)
-            else:
-                self._note(step, f"try {attempt}/{tries}: {reason}; no tries left → {a['on_fail']}")
+            await self._missed(step, attempt, tries, reason, "repeating", a, bool(digit), call, flow)
         return a["on_fail"]
+
+    async def _missed(
+        self, step: Step, attempt: int, tries: int, why: str, again: str, a: dict[str, Any], got_input: bool,
+        call: _Call, flow: Flow,
+    ) -> None:
+        """A menu/collect try that failed: note why, and play the timeout or invalid prompt
+        before the next try (nothing after the last: the node goes to ``on_fail``)."""
+        if attempt < tries:
+            self._note(step, f"try {attempt}/{tries}: {why}, {again}")
+            await self._play(a["invalid_prompt"] if got_input else a["timeout_prompt"], call, flow)
+        else:
+            self._note(step, f"try {attempt}/{tries}: {why}; no tries left → {a['on_fail']}")
 
     async def _n_collect(self, n: Node, flow: Flow, call: _Call, step: Step, stack) -> str:
         a = n.args
@@ -381,11 +389,7 @@ class Engine:
                 call.vars[a["var"]] = value
                 self._note(step, f"{a['var']} = {value!r}")
                 return a["next"]
-            if attempt < tries:
-                self._note(step, f"try {attempt}/{tries}: {problem}, asking again")
-                await self._play(a["timeout_prompt"] if not value else a["invalid_prompt"], call, flow)
-            else:
-                self._note(step, f"try {attempt}/{tries}: {problem}; no tries left → {a['on_fail']}")
+            await self._missed(step, attempt, tries, problem, "asking again", a, bool(value), call, flow)
         return a["on_fail"]
 
     async def _n_say(self, n: Node, flow: Flow, call: _Call, step: Step, stack) -> str:
