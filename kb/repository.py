@@ -7,7 +7,7 @@ Full text, over the *analysed* terms (kb.analysis) kept in ``search_title`` / ``
 
 * SQLite: an FTS5 table ``kb_fts(title, body)`` (``unicode61`` tokenizer: the terms are
   already space-separated), rowid = article id, ranked by ``bm25`` with the title
-  weighted 3×. Written in the same transaction as the article.
+  weighted 5×. Written in the same transaction as the article.
 * PostgreSQL: ``setweight(to_tsvector('simple', search_title), 'A') ||
   setweight(to_tsvector('simple', search_body), 'B')`` with a GIN index over exactly that
   expression, ranked by ``ts_rank``. ``simple`` does no stemming: the analysis did.
@@ -117,7 +117,7 @@ class KbRepository:
                 match = " OR ".join(f'"{t}"' for t in terms)
                 hits = (
                     await s.execute(
-                        text("SELECT rowid, -bm25(kb_fts, 3.0, 1.0) AS rel FROM kb_fts WHERE kb_fts MATCH :m ORDER BY rel DESC LIMIT :n"),
+                        text("SELECT rowid, -bm25(kb_fts, 5.0, 1.0) AS rel FROM kb_fts WHERE kb_fts MATCH :m ORDER BY rel DESC LIMIT :n"),
                         {"m": match, "n": 2000},
                     )
                 ).all()

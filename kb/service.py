@@ -46,6 +46,9 @@ _STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CONTENT_FIELDS = ("title", "body", "kind", "steps", "language", "owner", "tags", "products", "queues", "intents",
                   "notice", "valid_from", "valid_until")
 FEEDBACK_KINDS = ("used", "helpful")
+LANGUAGE_MATCH = 1.5  # search: factor for articles written in the query's language
+SYNONYM_WEIGHT = 0.5  # search: relevance through a synonym counts half
+_HANGUL = re.compile(r"[가-힣]")
 MAX_ATTACHMENT = 20 * 1024 * 1024
 ATTACHMENT_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
 
@@ -448,9 +451,21 @@ class KbService:
         if query.empty:
             rows = [(r, 0.0) for r in await self.repository.browse(filters, now=now, limit=limit + offset)] if not q.strip() else []
         else:
-            rows = await self.repository.search(query.expanded, filters, now=now)
+            # the query's own (or typo-corrected) terms count fully, terms added by synonyms less
+            primary = [t for t in query.expanded if t not in query.synonyms]
+            scores: dict[int, tuple[ArticleRow, float]] = {
+                r.id: (r, rel) for r, rel in await self.repository.search(primary, filters, now=now)
+            }
+            if query.synonyms:
+                for r, rel in await self.repository.search(query.synonyms, filters, now=now):
+                    base = scores.get(r.id, (r, 0.0))[1]
+                    scores[r.id] = (r, base + SYNONYM_WEIGHT * rel)
+            rows = list(scores.values())
+        # relevance × usage (helpful marks), and a nudge for articles in the language of the query
+        q_lang = "ko" if _HANGUL.search(q) else "en"
         ranked = sorted(
-            ((r, rel, rel * (1 + self.usage_weight * math.log1p(r.helpful_count))) for r, rel in rows),
+            ((r, rel, rel * (1 + self.usage_weight * math.log1p(r.helpful_count)) * (LANGUAGE_MATCH if r.language == q_lang else 1.0))
+             for r, rel in rows),
             key=lambda t: (-t[2], t[0].id),
         )
         page = ranked[offset : offset + limit]
