@@ -162,7 +162,12 @@ def normalise_content(data: Mapping[str, Any], base: Mapping[str, Any] | None = 
 
 
 def content_of(row: ArticleRow) -> dict[str, Any]:
-    return {f: getattr(row, f) for f in CONTENT_FIELDS}
+    """The row's content as :func:`normalise_content` returns it (SQLite hands back naive date-times)."""
+    c = {f: getattr(row, f) for f in CONTENT_FIELDS}
+    for k in ("valid_from", "valid_until"):
+        if c[k] is not None and c[k].tzinfo is None:
+            c[k] = c[k].replace(tzinfo=timezone.utc)
+    return c
 
 
 def _jsonable(content: Mapping[str, Any]) -> dict[str, Any]:
