@@ -157,3 +157,31 @@ async def test_expiry_reminders(sample_kb, clock):
     assert (await kb.expiring(AGENT, within_days=0))[0]["expired"] is True
     # past its validity it is no longer found nor suggested
     assert "notice-refund-policy-2027" not in [r["slug"] for r in (await kb.search("환불", AGENT))["results"]]
+
+
+async def test_suggestions_for_a_refund_call_put_the_refund_article_first_and_say_why(sample_kb):
+    from kb.rules import CallContext
+
+    ctx = CallContext(intent="refund", path=("welcome", "main_menu", "billing_menu", "set_refund"), queue="billing", tier="standard")
+    sugg = await sample_kb.suggest(ctx, limit=4)
+    assert [s["slug"] for s in sugg] == ["refund-procedure", "notice-refund-policy-2027", "payment-cancel", "refund-call-script"]
+    assert len(await sample_kb.suggest(ctx)) == 3  # the rules' limit
+    assert sugg[0]["because"]["en"] == "suggested because: IVR intent = refund; IVR path = billing_menu; queue = billing"
+    assert sugg[0]["because"]["ko"] == "추천 이유: IVR 의도 = refund; IVR 경로 = billing_menu; 대기열 = billing"
+    assert sugg[3]["kind"] == "script" and [s["id"] for s in sugg[3]["steps"]][0] == "greeting"
+    # a VIP tier brings the VIP guide in; an English caller gets the English article before the Korean one
+    vip = await sample_kb.suggest(CallContext(queue="billing", tier="vip"))
+    assert vip[0]["slug"] == "vip-care" and vip[0]["because"]["en"] == "suggested because: customer tier = vip"
+    en = await sample_kb.suggest(CallContext(intent="refund", language="en"), limit=2)
+    assert en[0]["slug"] == "refund-procedure-en"
+    # a caller whose recent call was closed as "refund-request" (a tag of the refund articles)
+    disp = await sample_kb.suggest(CallContext(queue="support", dispositions=("refund-request",)))
+    assert disp[0]["slug"] == "refund-procedure" and disp[0]["reasons"][0]["rule"] == "recent-disposition"
+    # nothing known about the call: only recent notices
+    assert [s["slug"] for s in await sample_kb.suggest(CallContext())] == ["notice-refund-policy-2027"]
+
+
+async def test_enrich_pop_reads_the_screen_pop(sample_kb):
+    pop = {"queue": "billing", "ivr": {"path": ["billing_menu"], "agent": {"intent": "refund"}, "language": "ko"}}
+    out = await sample_kb.enrich_pop(pop)
+    assert out["context"]["intent"] == "refund" and out["suggestions"][0]["slug"] == "refund-procedure"
