@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         ivr_cli = None
     if ivr_cli is not None and hasattr(ivr_cli, "register"):
         ivr_cli.register(sub)
+
+    from kb import cli as kb_cli  # kb (issue 17): callcore kb check/import/export/search/gaps/expiring
+
+    kb_cli.register(sub)
     return parser
 
 

@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     dialplan_watch: bool = True
 
+    # --- knowledge base (kb, issue 17)
+    kb_rules_file: Path | None = None  # default: <dialplans_dir>/kb/rules.yaml
+    kb_attachments_dir: Path | None = None  # default: <data_dir>/kb-attachments
+    #: load the Markdown articles of kb_sample_dir (default: the shipped sample, kb/sample)
+    #: into an empty knowledge base on start
+    kb_load_sample: bool = True
+    kb_sample_dir: Path | None = None
+
+    @property
+    def effective_kb_rules_file(self) -> Path:
+        return self.kb_rules_file or (self.dialplans_dir / "kb" / "rules.yaml")
+
+    @property
+    def effective_kb_attachments_dir(self) -> Path:
+        return self.kb_attachments_dir or (self.data_dir / "kb-attachments")
+
     @field_validator("only", mode="before")
     @classmethod
     def _split_only(cls, v: Any) -> Any:

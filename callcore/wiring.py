@@ -74,6 +74,38 @@ async def build_services(c: "Container") -> None:
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
 
+    # --- kb (issue 17): the knowledge base, fed by the screen pop of CTI's calls
+    if s.runs("http") or s.runs("ami"):
+        await build_kb(c)
+
+
+async def build_kb(c: "Container") -> None:
+    """Knowledge base: search, suggestions for the pop (``app.state.kb``; ``app.state.kb_pops``
+    gives the pop of a live or just-ended call, which the suggestions are computed from)."""
+    from kb.analysis import Analyzer
+    from kb.repository import KbRepository
+    from kb.rules import load_rules
+    from kb.service import SAMPLE_DIR, KbService
+    from kb.storage import FilesystemStore
+
+    s = c.settings
+    rules_file = s.effective_kb_rules_file
+    rules, problems = load_rules(rules_file) if rules_file.is_file() else (None, [])
+    for p in problems:
+        log.log(logging.ERROR if p.severity == "error" else logging.WARNING, "kb rules: %s", p)
+    if rules is None and rules_file.is_file():
+        log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
+    c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=FilesystemStore(s.effective_kb_attachments_dir), rules=rules)
+    await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
+    c.add_closer(c.kb.stop)
+    cti = c.cti
+
+    def pop_for(call_id: str) -> dict[str, Any] | None:
+        call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
+        return cti.pop(call, call.agent_id) if call is not None else None
+
+    c.kb_pops = pop_for
+
 
 async def start_ami(c: "Container") -> None:
     await c.ami.start()
@@ -129,5 +161,6 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
 def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
+    from kb.routes import router as kb_router  # kb (issue 17)
 
-    return [*cti_routers(), ivr_router]
+    return [*cti_routers(), ivr_router, kb_router]

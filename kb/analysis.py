@@ -19,6 +19,7 @@ inflections ("환불해 주세요" / "환불은") meet on the same terms.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import threading
@@ -53,6 +54,15 @@ def jamo(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 
 
+@functools.cache
+def shared_kiwi():
+    """Kiwi with its default model, loaded once per process: the model is read-only data
+    (~100 MB) that every :class:`Analyzer` can share."""
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
 class Analyzer:
     """Text → index terms. One per process (Kiwi's model takes ~1 s and ~100 MB to load)."""
 
@@ -68,10 +78,12 @@ class Analyzer:
         if self._kiwi is None:
             with self._lock:
                 if self._kiwi is None:
-                    from kiwipiepy import Kiwi
-
-                    self._kiwi = Kiwi()
+                    self._kiwi = shared_kiwi()
         return self._kiwi
+
+    def warm(self) -> None:
+        """Load the model now (call it in a thread from async code)."""
+        self.kiwi.tokenize("워밍업")
 
     def tokens(self, text: str) -> list[Token]:
         out: list[Token] = []

@@ -16,6 +16,7 @@ archive, edit published articles, edit synonyms, see reports.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import hashlib
 import logging
@@ -39,6 +40,9 @@ from kb.rules import CallContext, Candidate, RuleSet, intent_values, score
 from kb.storage import AttachmentStore
 
 log = logging.getLogger("callcore.kb")
+
+#: the shipped sample knowledge base (Korean + English articles for dialplans/main.yaml)
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,119}$")
 _STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -250,10 +254,15 @@ class KbService:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), timezone.utc)
 
-    async def start(self) -> None:
+    async def start(self, *, sample_dir: Path | None = None) -> None:
+        """Index, synonyms, vocabulary; Kiwi's model (loaded in a thread: ~1 s of CPU the event
+        loop must not wait for); then, into an empty knowledge base, the articles of ``sample_dir``."""
         await self.repository.ensure_search_index()
         await self.reload_synonyms()
         self.vocabulary.add(await self.repository.all_search_terms())
+        await asyncio.to_thread(self.analyzer.warm)
+        if sample_dir is not None:
+            await self.load_sample_if_empty(sample_dir)
 
     async def stop(self) -> None:  # nothing in flight: every method awaits its own writes
         return None
