@@ -67,7 +67,7 @@ async def build_services(c: "Container") -> None:
     c.add_closer(c.cti.stop)
 
     c.ivr = await build_ivr_service(
-        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm, clock=c.clock
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock
     )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):
@@ -99,10 +99,13 @@ async def build_kb(c: "Container") -> None:
     await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
     c.add_closer(c.kb.stop)
     cti = c.cti
+    # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
+    # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
+    cti.pops.add_enricher("kb", c.kb.enrich)
 
     def pop_for(call_id: str) -> dict[str, Any] | None:
         call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
-        return cti.pop(call, call.agent_id) if call is not None else None
+        return cti.pops.pop(call, call.agent_id) if call is not None else None
 
     c.kb_pops = pop_for
 
@@ -144,7 +147,7 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     engine = create_engine(settings.effective_database_url)
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
-    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti, crm=cti.crm)
+    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
 
     async def aclose() -> None:
         try:

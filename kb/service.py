@@ -538,6 +538,14 @@ class KbService:
         ctx = CallContext.from_pop(pop)
         return {"context": _ctx_dict(ctx), "suggestions": await self.suggest(ctx)}
 
+    async def enrich(self, call: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The CTI pop enricher (``cti.pops.PopBuilder.add_enricher("kb", …)``): ``context`` is the
+        preload's ``{"customer", "ivr", "previous"}``, ``call`` the live call (its queue)."""
+        return await self.enrich_pop({
+            "queue": getattr(call, "queue", None), "customer": context.get("customer"), "ivr": context.get("ivr"),
+            "previous_interactions": context.get("previous") or [],
+        })
+
     # ------------------------------------------------------------ on the call
     async def mark(self, call_id: str, article_id: int, kind: str, actor: Actor, *, suggested: bool = False) -> dict[str, Any]:
         """The agent marks an article used / helpful on a call (helpful implies used); idempotent."""
