@@ -206,7 +206,7 @@ def check_rules(text: str, file: str, *, flow_nodes: Iterable[str] | None = None
                     if not vals or not all(isinstance(v, str) and v for v in vals):
                         err(raw_nodes.where(node), "map a node to an intent or a list of intents")
                         continue
-                    if nodes_known is not None and node not in nodes_known:
+                    if nodes_known is not None and str(node).split(":", 1)[-1] not in nodes_known:
                         warn(raw_nodes.where_key(node), f"no dialplan node named {node!r}")
                     nodes[str(node)] = tuple(vals)
         elif raw_nodes is not None:
@@ -280,8 +280,8 @@ def signals(rule: Rule, ctx: CallContext) -> list[str]:
     """The call's values for ``rule.match`` (empty: the rule does not apply to this call)."""
     if rule.match == "intent":
         vals = intent_values(ctx.intent)
-    elif rule.match == "path":
-        vals = [n for n in ctx.path if n in rule.nodes]
+    elif rule.match == "path":  # the IVR records "flow:node"; rules may name "node" or "flow:node"
+        vals = list(dict.fromkeys(k for n in ctx.path for k in (n, n.split(":", 1)[-1]) if k in rule.nodes))
     elif rule.match == "queue":
         vals = [ctx.queue] if ctx.queue else []
     elif rule.match == "tier":

@@ -162,7 +162,8 @@ async def test_expiry_reminders(sample_kb, clock):
 async def test_suggestions_for_a_refund_call_put_the_refund_article_first_and_say_why(sample_kb):
     from kb.rules import CallContext
 
-    ctx = CallContext(intent="refund", path=("welcome", "main_menu", "billing_menu", "set_refund"), queue="billing", tier="standard")
+    path = ("main:welcome", "main:main_menu", "main:billing_menu", "main:set_refund", "main:billing_queue")  # as the IVR records it
+    ctx = CallContext(intent="refund", path=path, queue="billing", tier="standard")
     sugg = await sample_kb.suggest(ctx, limit=4)
     assert [s["slug"] for s in sugg] == ["refund-procedure", "notice-refund-policy-2027", "payment-cancel", "refund-call-script"]
     assert len(await sample_kb.suggest(ctx)) == 3  # the rules' limit
