@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, Text, and_, cast, delete, func, literal_column, or_, select, text, update
+from sqlalchemy import Select, Text, and_, cast, column, delete, func, literal_column, or_, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,6 +44,17 @@ _PG_VECTOR = (
 )
 #: full-text candidates fetched before the usage re-ranking
 CANDIDATES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: int
+    relevance: float  # full-text relevance, higher is better (FTS5 -bm25, PostgreSQL ts_rank)
+    helpful: int
+    language: str
+
+
+_FTS = table("kb_fts", column("rowid"))
 
 
 @dataclass(slots=True)
@@ -105,34 +116,46 @@ class KbRepository:
 
     async def search(
         self, terms: Sequence[str], filters: SearchFilters, *, now: datetime | None = None, limit: int = CANDIDATES
-    ) -> list[tuple[ArticleRow, float]]:
-        """Articles matching any of ``terms`` (already analysed; only word characters), best first,
-        with their full-text relevance (higher is better)."""
-        if not terms:
-            return []
+    ) -> list[Hit]:
+        """The ``limit`` best full-text matches of any of ``terms`` (already analysed; only word
+        characters) that pass ``filters``, best first. Only ids and ranking inputs are read:
+        the caller loads the rows of the page it shows."""
+        return (await self.search_many([terms], filters, now=now, limit=limit))[0]
+
+    async def search_many(
+        self, term_sets: Sequence[Sequence[str]], filters: SearchFilters, *, now: datetime | None = None,
+        limit: int = CANDIDATES,
+    ) -> list[list[Hit]]:
+        """:meth:`search` for several term sets, in one session."""
         dialect = await self.dialect()
         conds = self._filters(filters, now)
+        stmts = [self._search_stmt(dialect, terms, conds, limit) if terms else None for terms in term_sets]
+        out: list[list[Hit]] = []
         async with self._sm() as s:
-            if dialect == "sqlite":
-                match = " OR ".join(f'"{t}"' for t in terms)
-                hits = (
-                    await s.execute(
-                        text("SELECT rowid, -bm25(kb_fts, 5.0, 1.0) AS rel FROM kb_fts WHERE kb_fts MATCH :m ORDER BY rel DESC LIMIT :n"),
-                        {"m": match, "n": 2000},
-                    )
-                ).all()
-                rel = {int(r[0]): float(r[1]) for r in hits}
-                if not rel:
-                    return []
-                rows = (await s.scalars(select(ArticleRow).where(ArticleRow.id.in_(list(rel)), *conds))).all()
-                ranked = sorted(((r, rel[r.id]) for r in rows), key=lambda p: (-p[1], p[0].id))
-                return ranked[:limit]
+            for stmt in stmts:
+                rows = (await s.execute(stmt)).all() if stmt is not None else []
+                out.append([Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows])
+        return out
+
+    @staticmethod
+    def _search_stmt(dialect: str, terms: Sequence[str], conds: list[Any], limit: int) -> Any:
+        cols = (ArticleRow.id, ArticleRow.helpful_count, ArticleRow.language)
+        if dialect == "sqlite":
+            match = " OR ".join(f'"{t}"' for t in terms)
+            rank = literal_column("-bm25(kb_fts, 5.0, 1.0)").label("rel")
+            stmt = (
+                select(*cols, rank)
+                .select_from(ArticleRow)
+                .join(_FTS, _FTS.c.rowid == ArticleRow.id)
+                .where(text("kb_fts MATCH :m").bindparams(m=match), *conds)
+            )
+        else:
             tsq = " | ".join("'" + t.replace("'", "''") + "'" for t in terms)
             vector = literal_column(_PG_VECTOR)
             query = func.to_tsquery("simple", tsq)
             rank = func.ts_rank(vector, query).label("rel")
-            stmt = select(ArticleRow, rank).where(vector.op("@@")(query), *conds).order_by(rank.desc(), ArticleRow.id).limit(limit)
-            return [(row, float(r)) for row, r in (await s.execute(stmt)).all()]
+            stmt = select(*cols, rank).where(vector.op("@@")(query), *conds)
+        return stmt.order_by(rank.desc(), ArticleRow.id).limit(limit)
 
     @staticmethod
     def _filters(f: SearchFilters, now: datetime | None) -> list[Any]:

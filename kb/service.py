@@ -35,7 +35,7 @@ import yaml
 from kb.analysis import Analyzer, Synonyms, Vocabulary, analyse_query, highlight
 from kb.models import KINDS, LANGUAGES, STATUSES, ArticleRow, ArticleVersionRow, AttachmentRow, FeedbackRow, NoticeRow, ScriptTickRow
 from kb.permissions import Actor
-from kb.repository import Duplicate, KbRepository, SearchFilters
+from kb.repository import Duplicate, Hit, KbRepository, SearchFilters
 from kb.rules import CallContext, Candidate, RuleSet, intent_values, score
 from kb.storage import AttachmentStore
 
@@ -463,26 +463,27 @@ class KbService:
         filters = SearchFilters(status=status, queue=queue, tag=tag, language=language, kind=kind)
         now = self.now()
         if query.empty:
-            rows = [(r, 0.0) for r in await self.repository.browse(filters, now=now, limit=limit + offset)] if not q.strip() else []
+            rows = await self.repository.browse(filters, now=now, limit=limit, offset=offset) if not q.strip() else []
+            page = [(r, 0.0, 0.0) for r in rows]
+            total = len(rows)
         else:
             # the query's own (or typo-corrected) terms count fully, terms added by synonyms less
             primary = [t for t in query.expanded if t not in query.synonyms]
-            scores: dict[int, tuple[ArticleRow, float]] = {
-                r.id: (r, rel) for r, rel in await self.repository.search(primary, filters, now=now)
-            }
-            if query.synonyms:
-                for r, rel in await self.repository.search(query.synonyms, filters, now=now):
-                    base = scores.get(r.id, (r, 0.0))[1]
-                    scores[r.id] = (r, base + SYNONYM_WEIGHT * rel)
-            rows = list(scores.values())
-        # relevance × usage (helpful marks), and a nudge for articles in the language of the query
-        q_lang = "ko" if _HANGUL.search(q) else "en"
-        ranked = sorted(
-            ((r, rel, rel * (1 + self.usage_weight * math.log1p(r.helpful_count)) * (LANGUAGE_MATCH if r.language == q_lang else 1.0))
-             for r, rel in rows),
-            key=lambda t: (-t[2], t[0].id),
-        )
-        page = ranked[offset : offset + limit]
+            direct, via_synonyms = await self.repository.search_many([primary, query.synonyms], filters, now=now)
+            hits: dict[int, tuple[Hit, float]] = {h.id: (h, h.relevance) for h in direct}
+            for h in via_synonyms:
+                hits[h.id] = (h, hits.get(h.id, (h, 0.0))[1] + SYNONYM_WEIGHT * h.relevance)
+            # relevance × usage (helpful marks), and a nudge for articles in the language of the query
+            q_lang = "ko" if _HANGUL.search(q) else "en"
+            ranked = sorted(
+                ((h.id, rel, rel * (1 + self.usage_weight * math.log1p(h.helpful)) * (LANGUAGE_MATCH if h.language == q_lang else 1.0))
+                 for h, rel in hits.values()),
+                key=lambda t: (-t[2], t[0]),
+            )
+            total = len(ranked)
+            chosen = ranked[offset : offset + limit]
+            rows_by_id = await self.repository.by_ids(i for i, _, _ in chosen)
+            page = [(rows_by_id[i], rel, final) for i, rel, final in chosen if i in rows_by_id]
         marks = query.expanded
         results = []
         for r, rel, final in page:
@@ -494,7 +495,7 @@ class KbService:
             results.append(d)
         return {
             "query": q, "terms": query.terms, "searched": query.expanded, "corrected": query.corrected,
-            "synonyms": query.synonyms, "total": len(ranked), "results": results,
+            "synonyms": query.synonyms, "total": total, "results": results,
         }
 
     # ------------------------------------------------------------ suggestions
