@@ -83,6 +83,7 @@ async def build_kb(c: "Container") -> None:
     """Knowledge base: search, suggestions for the pop (``app.state.kb``; ``app.state.kb_pops``
     gives the pop of a live or just-ended call, which the suggestions are computed from)."""
     from kb.analysis import Analyzer
+    from kb.notifier import KbNotifier
     from kb.repository import KbRepository
     from kb.rules import load_rules
     from kb.service import SAMPLE_DIR, KbService
@@ -95,10 +96,12 @@ async def build_kb(c: "Container") -> None:
         log.log(logging.ERROR if p.severity == "error" else logging.WARNING, "kb rules: %s", p)
     if rules is None and rules_file.is_file():
         log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
-    c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=FilesystemStore(s.effective_kb_attachments_dir), rules=rules)
+    cti = c.cti
+    notifier = KbNotifier(c.bus, agents=lambda: [a.id for a in cti.state.agents.values() if a.logged_in])
+    c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=FilesystemStore(s.effective_kb_attachments_dir),
+                     rules=rules, notifier=notifier)
     await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
     c.add_closer(c.kb.stop)
-    cti = c.cti
     # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
     # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
     cti.pops.add_enricher("kb", c.kb.enrich)

@@ -34,6 +34,7 @@ import yaml
 
 from kb.analysis import Analyzer, Synonyms, Vocabulary, analyse_query, highlight
 from kb.models import KINDS, LANGUAGES, STATUSES, ArticleRow, ArticleVersionRow, AttachmentRow, FeedbackRow, NoticeRow, ScriptTickRow
+from kb.notifier import KbNotifier
 from kb.permissions import Actor
 from kb.repository import Duplicate, Hit, KbRepository, SearchFilters
 from kb.rules import CallContext, Candidate, RuleSet, intent_values, score
@@ -240,6 +241,9 @@ class KbService:
         rules: RuleSet | None = None,
         clock: Callable[[], float] = time.time,
         usage_weight: float | None = None,
+        notifier: KbNotifier | None = None,
+        reminder_interval: float = 3600.0,
+        reminder_days: int = 7,
     ) -> None:
         self.repository = repository
         self.analyzer = analyzer
@@ -250,6 +254,11 @@ class KbService:
         self.synonyms = Synonyms(analyzer)
         self.vocabulary = Vocabulary()
         self.searches = 0
+        self.notifier = notifier
+        self.reminder_interval = reminder_interval
+        self.reminder_days = reminder_days
+        self._reminded: set[tuple[int, str]] = set()  # (article id, day) already reminded
+        self._reminder_task: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), timezone.utc)
@@ -263,9 +272,44 @@ class KbService:
         await asyncio.to_thread(self.analyzer.warm)
         if sample_dir is not None:
             await self.load_sample_if_empty(sample_dir)
+        if self.notifier is not None and self._reminder_task is None:
+            self._reminder_task = asyncio.get_running_loop().create_task(self._reminder_loop(), name="kb-expiry-reminders")
 
-    async def stop(self) -> None:  # nothing in flight: every method awaits its own writes
-        return None
+    async def stop(self) -> None:
+        """Cancel the reminder task (every other method awaits its own writes)."""
+        task, self._reminder_task = self._reminder_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _reminder_loop(self) -> None:
+        while True:
+            try:
+                await self.remind()
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                log.exception("knowledge base expiry reminders failed")
+            await asyncio.sleep(self.reminder_interval)
+
+    async def remind(self) -> int:
+        """Send ``kb.expiring`` to the owner (and supervisors) of every published article past or
+        within ``reminder_days`` of its validity date, once a day per article. Returns how many."""
+        if self.notifier is None:
+            return 0
+        from kb.permissions import SYSTEM
+
+        day = self.now().date().isoformat()
+        sent = 0
+        for a in await self.expiring(SYSTEM, within_days=self.reminder_days):
+            if (a["id"], day) in self._reminded:
+                continue
+            self._reminded.add((a["id"], day))
+            self.notifier.expiring(a["owner"], {k: a[k] for k in ("id", "slug", "title", "owner", "valid_until", "expired")})
+            sent += 1
+        return sent
+
+    def _announce(self, notice: NoticeRow | None) -> None:
+        if notice is not None and self.notifier is not None and notice.id is not None:
+            self.notifier.notice(notice_dict(notice))
 
     # ------------------------------------------------------------ articles
     def _index_fields(self, content: Mapping[str, Any]) -> tuple[str, str]:
@@ -308,6 +352,7 @@ class KbService:
             row = await self.repository.save(row, version, notice)
         except Duplicate:
             raise Conflict(f"an article with slug {slug!r} already exists") from None
+        self._announce(notice)
         return await self.article(row.id, actor)
 
     async def _row(self, article_id: int) -> ArticleRow:
@@ -353,6 +398,7 @@ class KbService:
         version = ArticleVersionRow(version=row.version, content=_jsonable(content), status=row.status, author=actor.subject,
                                     comment=comment[:500], created_at=now)
         row = await self.repository.save(row, version, notice)
+        self._announce(notice)
         return await self.article(row.id, actor)
 
     async def set_status(self, article_id: int, status: str, actor: Actor) -> dict[str, Any]:
@@ -378,6 +424,7 @@ class KbService:
         row.status = status
         row.updated_at = now
         row = await self.repository.save(row, None, notice)
+        self._announce(notice)
         return await self.article(row.id, actor)
 
     async def versions(self, article_id: int, actor: Actor) -> list[dict[str, Any]]:
@@ -605,9 +652,7 @@ class KbService:
         out = []
         for n in notices:
             mine = next((a for a in by_notice.get(n.id, []) if a.agent_id == actor.subject), None)
-            d = {"id": n.id, "article_id": n.article_id, "version": n.version, "title": n.title, "change": n.change,
-                 "created_at": n.created_at.isoformat(), "created_by": n.created_by,
-                 "acknowledged_at": mine.acked_at.isoformat() if mine else None}
+            d = notice_dict(n) | {"acknowledged_at": mine.acked_at.isoformat() if mine else None}
             if actor.may("kb.publish"):
                 d["acknowledged_by"] = sorted(a.agent_id for a in by_notice.get(n.id, []))
             out.append(d)
@@ -774,6 +819,11 @@ def article_dict(r: ArticleRow) -> dict[str, Any]:
         "created_at": _iso(r.created_at), "updated_at": _iso(r.updated_at), "published_at": _iso(r.published_at),
         "reviewed_by": r.reviewed_by, "used_count": r.used_count,
     }
+
+
+def notice_dict(n: NoticeRow) -> dict[str, Any]:
+    return {"id": n.id, "article_id": n.article_id, "version": n.version, "title": n.title, "change": n.change,
+            "created_at": _iso(n.created_at), "created_by": n.created_by}
 
 
 def attachment_dict(a: AttachmentRow) -> dict[str, Any]:

@@ -186,3 +186,40 @@ async def test_enrich_pop_reads_the_screen_pop(sample_kb):
     pop = {"queue": "billing", "ivr": {"path": ["billing_menu"], "agent": {"intent": "refund"}, "language": "ko"}}
     out = await sample_kb.enrich_pop(pop)
     assert out["context"]["intent"] == "refund" and out["suggestions"][0]["slug"] == "refund-procedure"
+
+
+async def test_notices_and_expiry_reminders_go_out_on_the_bus(kb, clock):
+    import asyncio
+
+    import yaml
+
+    from callcore.bus import Bus
+    from kb.notifier import EVENTS_FILE, KbNotifier
+
+    bus = Bus()
+    kb.notifier = KbNotifier(bus, agents=lambda: ["1001", "1002"])
+    desk_1001, sup = bus.subscribe({"agent:1001"}), bus.subscribe({"supervisor"})
+    a = await kb.create({"slug": "n1", "title": "새 공지", "notice": True, "status": "published", "owner": "1002",
+                         "valid_until": "2026-12-25"}, REVIEWER)
+    msg = desk_1001.queue.get_nowait()
+    assert msg.name == "kb.notice" and msg.payload["article_id"] == a["id"] and msg.payload["change"] == "new"
+    assert sup.queue.get_nowait().name == "kb.notice"
+    # expiry: once a day per article, to the owner and supervisors
+    owner = bus.subscribe({"agent:1002"})
+    assert await kb.remind() == 1 and await kb.remind() == 0
+    m = owner.queue.get_nowait()
+    assert m.name == "kb.expiring" and m.payload["slug"] == "n1" and m.payload["expired"] is False
+    assert desk_1001.queue.empty()
+    clock.t += 86400
+    assert await kb.remind() == 1
+    # every emitted event and payload key is documented
+    doc = yaml.safe_load(EVENTS_FILE.read_text(encoding="utf-8"))
+    assert set(msg.payload) == set(doc["kb.notice"]["payload"]) and set(m.payload) == set(doc["kb.expiring"]["payload"])
+    # the reminder task is owned: started by start(), cancelled by stop()
+    kb.reminder_interval = 0.01
+    await kb.start()
+    task = kb._reminder_task
+    assert task is not None and not task.done()
+    await kb.stop()
+    assert task.cancelled() or task.done()
+    await asyncio.sleep(0)
