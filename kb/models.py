@@ -145,3 +145,20 @@ class AcknowledgementRow(Base):
     notice_id: Mapped[int] = mapped_column(ForeignKey("kb_notices.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     acked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProposalRow(Base):
+    """An agent's proposed change to a published article, applied only when a reviewer accepts it."""
+
+    __tablename__ = "kb_proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    base_version: Mapped[int] = mapped_column(Integer)  # the version the author saw
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | accepted | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

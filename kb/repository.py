@@ -34,6 +34,7 @@ from kb.models import (
     AttachmentRow,
     FeedbackRow,
     NoticeRow,
+    ProposalRow,
     ScriptTickRow,
     SynonymRow,
 )
@@ -268,6 +269,37 @@ class KbRepository:
     async def count(self) -> int:
         async with self._sm() as s:
             return (await s.execute(select(func.count()).select_from(ArticleRow))).scalar_one()
+
+    # ------------------------------------------------------------ proposals
+    async def add_proposal(self, row: ProposalRow) -> ProposalRow:
+        async with self._sm() as s:
+            s.add(row)
+            await s.commit()
+            await s.refresh(row)
+            return row
+
+    async def proposal(self, proposal_id: int) -> ProposalRow | None:
+        async with self._sm() as s:
+            return await s.get(ProposalRow, proposal_id)
+
+    async def proposals(self, *, article_id: int | None = None, status: str | None = None) -> list[ProposalRow]:
+        async with self._sm() as s:
+            stmt = select(ProposalRow).order_by(ProposalRow.created_at, ProposalRow.id)
+            if article_id is not None:
+                stmt = stmt.where(ProposalRow.article_id == article_id)
+            if status is not None:
+                stmt = stmt.where(ProposalRow.status == status)
+            return list((await s.scalars(stmt)).all())
+
+    async def decide_proposal(self, proposal_id: int, status: str, by: str, at: datetime) -> bool:
+        """Close an open proposal; False if it was no longer open (decided concurrently)."""
+        async with self._sm() as s:
+            res = await s.execute(
+                update(ProposalRow).where(ProposalRow.id == proposal_id, ProposalRow.status == "open")
+                .values(status=status, decided_by=by, decided_at=at)
+            )
+            await s.commit()
+            return bool(res.rowcount)
 
     # ------------------------------------------------------------ attachments
     async def add_attachment(self, row: AttachmentRow) -> AttachmentRow:

@@ -162,6 +162,29 @@ async def rollback(article_id: int, body: RollbackBody, request: Request, a: Act
     return await svc(request).rollback(article_id, body.version, a)
 
 
+@router.post("/articles/{article_id}/proposals", status_code=201)
+async def propose(article_id: int, body: ArticleBody, request: Request, a: Actor = Depends(actor)) -> dict[str, Any]:
+    """Propose a change to a published article (any agent); a reviewer accepts or rejects it."""
+    data = body.data()
+    comment = data.pop("comment", None)
+    return await svc(request).propose(article_id, data, a, comment=comment)
+
+
+@router.get("/proposals")
+async def proposals(request: Request, article_id: int | None = None,
+                    status: Literal["open", "accepted", "rejected"] | None = "open", a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+    return await svc(request).proposals(a, article_id=article_id, status=status)
+
+
+class DecisionBody(BaseModel):
+    accept: bool
+
+
+@router.post("/proposals/{proposal_id}/decision")
+async def decide(proposal_id: int, body: DecisionBody, request: Request, a: Actor = Depends(actor)) -> dict[str, Any]:
+    return await svc(request).decide(proposal_id, body.accept, a)
+
+
 @router.post("/articles/{article_id}/attachments", status_code=201)
 async def add_attachment(article_id: int, request: Request, filename: str = Query(..., min_length=1, max_length=255),
                          a: Actor = Depends(actor)) -> Any:

@@ -33,7 +33,9 @@ import frontmatter
 import yaml
 
 from kb.analysis import Analyzer, Synonyms, Vocabulary, analyse_query, highlight
-from kb.models import KINDS, LANGUAGES, STATUSES, ArticleRow, ArticleVersionRow, AttachmentRow, FeedbackRow, NoticeRow, ScriptTickRow
+from kb.models import (
+    KINDS, LANGUAGES, STATUSES, ArticleRow, ArticleVersionRow, AttachmentRow, FeedbackRow, NoticeRow, ProposalRow, ScriptTickRow,
+)
 from kb.notifier import KbNotifier
 from kb.permissions import Actor
 from kb.repository import Duplicate, Hit, KbRepository, SearchFilters
@@ -379,7 +381,8 @@ class KbService:
         if "status" in data and data["status"] != row.status:
             raise Invalid("change the status with the status action (review / publish / archive)")
         if row.status in ("published", "archived"):
-            actor.need("kb.publish", f"the article is {row.status}: only a reviewer edits it (propose a new article or ask a reviewer)")
+            actor.need("kb.publish", f"the article is {row.status}: a reviewer edits it; propose the change instead "
+                                     f"(POST /api/kb/articles/{row.id}/proposals)")
         elif row.owner not in (None, actor.subject) and not actor.may("kb.publish"):
             raise Forbidden(f"the draft belongs to {row.owner}")
         content = normalise_content(data, content_of(row))
@@ -400,6 +403,61 @@ class KbService:
         row = await self.repository.save(row, version, notice)
         self._announce(notice)
         return await self.article(row.id, actor)
+
+    # ------------------------------------------------------------ proposals (agents → reviewers)
+    async def propose(self, article_id: int, data: Mapping[str, Any], actor: Actor, *, comment: str | None = None) -> dict[str, Any]:
+        """Any agent proposes a change to a published article; it stays as it is until a reviewer accepts."""
+        actor.need("kb.write")
+        row = await self._row(article_id)
+        if row.status != "published":
+            raise Invalid(f"the article is {row.status}: edit it directly (proposals are for published articles)")
+        if "slug" in data or "status" in data:
+            raise Invalid("a proposal changes the content only (not slug or status)")
+        content = normalise_content(data, content_of(row))
+        if content == content_of(row):
+            raise Invalid("the proposal changes nothing")
+        p = await self.repository.add_proposal(ProposalRow(
+            article_id=row.id, base_version=row.version, content=_jsonable(content), author=actor.subject,
+            comment=(comment or data.get("comment") or None), status="open", created_at=self.now(),
+        ))
+        return await self._proposal_dict(p, row)
+
+    async def _proposal_dict(self, p: ProposalRow, row: ArticleRow | None = None) -> dict[str, Any]:
+        row = row or await self._row(p.article_id)
+        proposed = normalise_content(p.content)
+        diff = "".join(difflib.unified_diff(
+            to_markdown(row.slug, "-", content_of(row)).splitlines(keepends=True),
+            to_markdown(row.slug, "-", proposed).splitlines(keepends=True),
+            fromfile=f"{row.slug}@v{row.version}", tofile=f"{row.slug}@proposal-{p.id}",
+        ))
+        return {"id": p.id, "article_id": p.article_id, "slug": row.slug, "base_version": p.base_version,
+                "current_version": row.version, "author": p.author, "comment": p.comment, "status": p.status,
+                "decided_by": p.decided_by, "decided_at": _iso(p.decided_at), "created_at": _iso(p.created_at),
+                "changed": sorted(k for k in CONTENT_FIELDS if proposed.get(k) != content_of(row).get(k)), "diff": diff}
+
+    async def proposals(self, actor: Actor, *, article_id: int | None = None, status: str | None = "open") -> list[dict[str, Any]]:
+        actor.need("kb.write")
+        if status not in (None, "open", "accepted", "rejected"):
+            raise Invalid("status: open, accepted or rejected")
+        ps = await self.repository.proposals(article_id=article_id, status=status)
+        rows = await self.repository.by_ids({p.article_id for p in ps})
+        return [await self._proposal_dict(p, rows.get(p.article_id)) for p in ps if p.article_id in rows]
+
+    async def decide(self, proposal_id: int, accept: bool, actor: Actor) -> dict[str, Any]:
+        """A reviewer accepts (a new version of the article, on the notice board) or rejects a proposal."""
+        actor.need("kb.publish", "reviewers (supervisor / QA lead) decide proposals")
+        p = await self.repository.proposal(proposal_id)
+        if p is None:
+            raise NotFound(f"no proposal {proposal_id}")
+        if p.status != "open" or not await self.repository.decide_proposal(p.id, "accepted" if accept else "rejected",
+                                                                            actor.subject, self.now()):
+            raise Conflict(f"proposal {proposal_id} was already {p.status if p.status != 'open' else 'decided'}")
+        article = None
+        if accept:
+            note = f"proposal #{p.id} by {p.author}" + (f": {p.comment}" if p.comment else "")
+            article = await self.update(p.article_id, normalise_content(p.content), actor, comment=note)
+        out = await self._proposal_dict(await self.repository.proposal(p.id))  # type: ignore[arg-type]
+        return out | {"article": article}
 
     async def set_status(self, article_id: int, status: str, actor: Actor) -> dict[str, Any]:
         """draft → review (author) → published (reviewer) → archived (reviewer); back to draft."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0002
-Create Date: 2026-12-02 04:32:07.635952
+Create Date: 2026-12-02 05:04:08.224667
 """
 
 from alembic import op
@@ -119,6 +119,24 @@ def upgrade() -> None:
     with op.batch_alter_table('kb_notices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_kb_notices_article_id'), ['article_id'], unique=False)
 
+    op.create_table('kb_proposals',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('article_id', sa.Integer(), nullable=False),
+    sa.Column('base_version', sa.Integer(), nullable=False),
+    sa.Column('content', sa.JSON(), nullable=False),
+    sa.Column('author', sa.String(length=64), nullable=False),
+    sa.Column('comment', sa.String(length=500), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('decided_by', sa.String(length=64), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['article_id'], ['kb_articles.id'], name=op.f('fk_kb_proposals_article_id_kb_articles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_proposals'))
+    )
+    with op.batch_alter_table('kb_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kb_proposals_article_id'), ['article_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_kb_proposals_status'), ['status'], unique=False)
+
     op.create_table('kb_script_ticks',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('call_id', sa.String(length=64), nullable=False),
@@ -161,6 +179,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_kb_script_ticks_call_id'))
 
     op.drop_table('kb_script_ticks')
+    with op.batch_alter_table('kb_proposals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kb_proposals_status'))
+        batch_op.drop_index(batch_op.f('ix_kb_proposals_article_id'))
+
+    op.drop_table('kb_proposals')
     with op.batch_alter_table('kb_notices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_kb_notices_article_id'))
 

@@ -100,3 +100,16 @@ async def test_synonym_editing_needs_a_reviewer(client):
     assert (await client.put(f"/api/kb/synonyms/{gid}", json={"terms": ["x"]}, headers=h("sup-tok"))).status_code == 422
     assert (await client.delete(f"/api/kb/synonyms/{gid}", headers=h("sup-tok"))).status_code == 204
     assert (await client.delete(f"/api/kb/synonyms/{gid}", headers=h("sup-tok"))).status_code == 404
+
+
+async def test_proposals_over_http(client, sample_kb):
+    art = (await sample_kb.repository.by_slug("address-change")).id
+    assert (await client.patch(f"/api/kb/articles/{art}", json={"body": "x"}, headers=h("agent-tok"))).status_code == 403
+    r = await client.post(f"/api/kb/articles/{art}/proposals", json={"body": "새 본문", "comment": "갱신"}, headers=h("agent-tok"))
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    assert [p["id"] for p in (await client.get("/api/kb/proposals", headers=h("sup-tok"))).json()] == [pid]
+    assert (await client.post(f"/api/kb/proposals/{pid}/decision", json={"accept": True}, headers=h("agent-tok"))).status_code == 403
+    r = await client.post(f"/api/kb/proposals/{pid}/decision", json={"accept": True}, headers=h("sup-tok"))
+    assert r.json()["article"]["body"] == "새 본문"
+    assert (await client.post(f"/api/kb/proposals/{pid}/decision", json={"accept": False}, headers=h("sup-tok"))).status_code == 409

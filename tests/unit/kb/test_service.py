@@ -223,3 +223,27 @@ async def test_notices_and_expiry_reminders_go_out_on_the_bus(kb, clock):
     await kb.stop()
     assert task.cancelled() or task.done()
     await asyncio.sleep(0)
+
+
+async def test_agents_propose_changes_to_published_articles_and_reviewers_decide(sample_kb):
+    kb = sample_kb
+    art = await kb.repository.by_slug("refund-procedure")
+    before = art.body
+    p = await kb.propose(art.id, {"body": before.replace("3~5일", "2~3일")}, AGENT, comment="2027 기준")
+    assert p["status"] == "open" and p["changed"] == ["body"] and "+5. **처리 기간 안내**: 카드사 사정에 따라 영업일 기준 2~3일" in p["diff"]
+    assert (await kb.repository.by_slug("refund-procedure")).body == before  # live content unchanged
+    with pytest.raises(Invalid, match="changes nothing"):
+        await kb.propose(art.id, {"body": before}, AGENT)
+    with pytest.raises(Forbidden):
+        await kb.decide(p["id"], True, AGENT)
+    assert [x["id"] for x in await kb.proposals(AGENT)] == [p["id"]]
+    done = await kb.decide(p["id"], True, REVIEWER)
+    assert done["status"] == "accepted" and done["decided_by"] == "sup1" and done["article"]["version"] == 2
+    assert "2~3일" in (await kb.repository.by_slug("refund-procedure")).body
+    assert (await kb.versions(art.id, AGENT))[-1]["comment"] == "proposal #1 by 1001: 2027 기준"
+    with pytest.raises(Conflict):
+        await kb.decide(p["id"], False, REVIEWER)
+    r = await kb.propose(art.id, {"title": "환불 절차 (개정)"}, OTHER_AGENT)
+    assert (await kb.decide(r["id"], False, REVIEWER))["status"] == "rejected"
+    assert (await kb.repository.by_slug("refund-procedure")).title == "카드 결제 환불 절차"
+    assert await kb.proposals(AGENT) == [] and len(await kb.proposals(AGENT, status=None)) == 2
