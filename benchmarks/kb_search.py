@@ -59,7 +59,9 @@ def _articles(n: int, rng: random.Random) -> list[dict[str, Any]]:
             out.append({"slug": f"gen-{i}", "title": title, "body": body, "language": "en", "tags": [p, t]})
             continue
         p, t = rng.choice(_PRODUCTS), rng.choice(_TOPICS)
-        body = "\n".join(rng.choice(_SENTENCES).format(p=rng.choice([p, *_PRODUCTS[:3]]), t=rng.choice([t, *_TOPICS[:3]]),
+        # mostly about its own product and topic, sometimes mentioning another one (any of them)
+        body = "\n".join(rng.choice(_SENTENCES).format(p=p if rng.random() < 0.7 else rng.choice(_PRODUCTS),
+                                                       t=t if rng.random() < 0.7 else rng.choice(_TOPICS),
                                                        n=rng.randint(1, 30)) for _ in range(8))
         out.append({"slug": f"gen-{i}", "title": f"{p} {t} 안내", "body": body, "language": "ko", "tags": [p, t],
                     "queues": [rng.choice(["billing", "tech", "sales", "support"])]})
