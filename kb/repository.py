@@ -82,6 +82,18 @@ class KbRepository:
     def session(self) -> AsyncSession:
         return self._sm()
 
+    async def _add(self, row: Any) -> Any:
+        """Insert one row and return it with its generated id."""
+        async with self._sm() as s:
+            s.add(row)
+            await s.commit()
+            await s.refresh(row)
+            return row
+
+    async def _get(self, model: Any, key: int) -> Any:
+        async with self._sm() as s:
+            return await s.get(model, key)
+
     async def dialect(self) -> str:
         if self._dialect is None:
             async with self._sm() as s:
@@ -216,8 +228,7 @@ class KbRepository:
 
     # ------------------------------------------------------------ articles
     async def get(self, article_id: int) -> ArticleRow | None:
-        async with self._sm() as s:
-            return await s.get(ArticleRow, article_id)
+        return await self._get(ArticleRow, article_id)
 
     async def by_slug(self, slug: str) -> ArticleRow | None:
         async with self._sm() as s:
@@ -291,15 +302,10 @@ class KbRepository:
 
     # ------------------------------------------------------------ proposals
     async def add_proposal(self, row: ProposalRow) -> ProposalRow:
-        async with self._sm() as s:
-            s.add(row)
-            await s.commit()
-            await s.refresh(row)
-            return row
+        return await self._add(row)
 
     async def proposal(self, proposal_id: int) -> ProposalRow | None:
-        async with self._sm() as s:
-            return await s.get(ProposalRow, proposal_id)
+        return await self._get(ProposalRow, proposal_id)
 
     async def proposals(self, *, article_id: int | None = None, status: str | None = None) -> list[ProposalRow]:
         async with self._sm() as s:
@@ -322,11 +328,7 @@ class KbRepository:
 
     # ------------------------------------------------------------ attachments
     async def add_attachment(self, row: AttachmentRow) -> AttachmentRow:
-        async with self._sm() as s:
-            s.add(row)
-            await s.commit()
-            await s.refresh(row)
-            return row
+        return await self._add(row)
 
     async def attachments(self, article_id: int) -> list[AttachmentRow]:
         async with self._sm() as s:
@@ -334,8 +336,7 @@ class KbRepository:
             return list((await s.scalars(stmt)).all())
 
     async def attachment(self, attachment_id: int) -> AttachmentRow | None:
-        async with self._sm() as s:
-            return await s.get(AttachmentRow, attachment_id)
+        return await self._get(AttachmentRow, attachment_id)
 
     # ------------------------------------------------------------ synonyms
     async def synonyms(self) -> list[SynonymRow]:
@@ -343,12 +344,7 @@ class KbRepository:
             return list((await s.scalars(select(SynonymRow).order_by(SynonymRow.id))).all())
 
     async def add_synonyms(self, terms: list[str]) -> SynonymRow:
-        async with self._sm() as s:
-            row = SynonymRow(terms=terms)
-            s.add(row)
-            await s.commit()
-            await s.refresh(row)
-            return row
+        return await self._add(SynonymRow(terms=terms))
 
     async def update_synonyms(self, group_id: int, terms: list[str]) -> SynonymRow | None:
         async with self._sm() as s:
@@ -419,8 +415,7 @@ class KbRepository:
             return list((await s.scalars(stmt)).all())
 
     async def notice(self, notice_id: int) -> NoticeRow | None:
-        async with self._sm() as s:
-            return await s.get(NoticeRow, notice_id)
+        return await self._get(NoticeRow, notice_id)
 
     async def acknowledgements(self, notice_ids: Sequence[int]) -> list[AcknowledgementRow]:
         if not notice_ids:
@@ -430,30 +425,24 @@ class KbRepository:
             return list((await s.scalars(stmt)).all())
 
     async def acknowledge(self, notice_id: int, agent_id: str) -> AcknowledgementRow:
+        """Record the acknowledgement once; the first one stands (also against a concurrent one)."""
+        mine = select(AcknowledgementRow).where(AcknowledgementRow.notice_id == notice_id, AcknowledgementRow.agent_id == agent_id)
         async with self._sm() as s:
-            existing = (
-                await s.scalars(
-                    select(AcknowledgementRow).where(AcknowledgementRow.notice_id == notice_id, AcknowledgementRow.agent_id == agent_id)
-                )
-            ).first()
+            existing = (await s.scalars(mine)).first()
             if existing is not None:
                 return existing
             row = AcknowledgementRow(notice_id=notice_id, agent_id=agent_id)
             s.add(row)
             try:
                 await s.commit()
-            except IntegrityError:  # a concurrent acknowledgement of the same notice
+            except IntegrityError:
                 await s.rollback()
-                return (
-                    await s.scalars(
-                        select(AcknowledgementRow).where(AcknowledgementRow.notice_id == notice_id, AcknowledgementRow.agent_id == agent_id)
-                    )
-                ).one()
+                return (await s.scalars(mine)).one()
             await s.refresh(row)
             return row
 
     # ------------------------------------------------------------ reports
-    async def usage(self) -> list[tuple[ArticleRow]]:
+    async def usage(self) -> list[ArticleRow]:
         async with self._sm() as s:
             stmt = select(ArticleRow).order_by(ArticleRow.helpful_count.desc(), ArticleRow.used_count.desc(), ArticleRow.id)
             return list((await s.scalars(stmt)).all())
