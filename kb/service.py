@@ -229,9 +229,6 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged, "errors": self.errors}
-
 
 class KbService:
     def __init__(
@@ -255,7 +252,6 @@ class KbService:
         self.usage_weight = self.rules.usage_weight if usage_weight is None else usage_weight
         self.synonyms = Synonyms(analyzer)
         self.vocabulary = Vocabulary()
-        self.searches = 0
         self.notifier = notifier
         self.reminder_interval = reminder_interval
         self.reminder_days = reminder_days
@@ -300,6 +296,7 @@ class KbService:
         from kb.permissions import SYSTEM
 
         day = self.now().date().isoformat()
+        self._reminded = {k for k in self._reminded if k[1] == day}  # only today's matter
         sent = 0
         for a in await self.expiring(SYSTEM, within_days=self.reminder_days):
             if (a["id"], day) in self._reminded:
@@ -317,14 +314,14 @@ class KbService:
     def _index_fields(self, content: Mapping[str, Any]) -> tuple[str, str]:
         title = self.analyzer.index_text(content["title"] + " " + " ".join(content.get("tags") or ()))
         body_parts = [content.get("body") or ""] + [f"{s['title']} {s['text']}" for s in content.get("steps") or ()]
-        body = self.analyzer.index_text("\n".join(body_parts))
-        self.vocabulary.add(title.split() + body.split())
-        return title, body
+        return title, self.analyzer.index_text("\n".join(body_parts))
 
-    def _apply(self, row: ArticleRow, content: Mapping[str, Any]) -> None:
+    async def _apply(self, row: ArticleRow, content: Mapping[str, Any]) -> None:
         for k, v in content.items():
             setattr(row, k, v)
-        row.search_title, row.search_body = self._index_fields(content)
+        # a long body is milliseconds of Kiwi: analysed in a thread, off the event loop
+        row.search_title, row.search_body = await asyncio.to_thread(self._index_fields, content)
+        self.vocabulary.add(row.search_title.split() + row.search_body.split())
 
     async def create(self, data: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         actor.need("kb.write")
@@ -343,7 +340,7 @@ class KbService:
             raise Conflict(f"an article with slug {slug!r} already exists")
         now = self.now()
         row = ArticleRow(slug=slug, status=status, version=1, created_at=now, updated_at=now)
-        self._apply(row, content)
+        await self._apply(row, content)
         notice = None
         if status == "published":
             row.published_at, row.reviewed_by = now, actor.subject
@@ -392,7 +389,7 @@ class KbService:
 
     async def _new_version(self, row: ArticleRow, content: dict[str, Any], actor: Actor, comment: str) -> dict[str, Any]:
         now = self.now()
-        self._apply(row, content)
+        await self._apply(row, content)
         row.version += 1
         row.updated_at = now
         notice = None
@@ -563,7 +560,6 @@ class KbService:
             raise Invalid("limit is 1..100 and offset ≥ 0")
         if len(q) > 500:
             raise Invalid("the query is at most 500 characters")
-        self.searches += 1
         query = analyse_query(q, self.analyzer, self.synonyms, self.vocabulary)
         filters = SearchFilters(status=status, queue=queue, tag=tag, language=language, kind=kind)
         now = self.now()
