@@ -98,8 +98,17 @@ async def build_kb(c: "Container") -> None:
         log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
     cti = c.cti
     notifier = KbNotifier(c.bus, agents=lambda: [a.id for a in cti.state.agents.values() if a.logged_in])
+    ivr = c.ivr
+
+    def flow_nodes() -> list[str] | None:  # for the rules checker's "no dialplan node named …" warning
+        registry = getattr(ivr, "registry", None)
+        if registry is None or not registry.loaded:
+            return None
+        return [n for f in registry.current.flows.values() for n in f.nodes]
+
     c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=FilesystemStore(s.effective_kb_attachments_dir),
-                     rules=rules, notifier=notifier)
+                     rules=rules, notifier=notifier, rules_file=rules_file, flow_nodes=flow_nodes)
+    c.kb.rules_problems = [str(p) for p in problems]
     await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
     c.add_closer(c.kb.stop)
     # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop

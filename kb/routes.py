@@ -287,6 +287,23 @@ async def delete_synonyms(group_id: int, request: Request, a: Actor = Depends(ac
     return Response(status_code=204)
 
 
+# ------------------------------------------------------------------ rules
+@router.get("/rules")
+async def rules(request: Request, a: Actor = Depends(actor)) -> dict[str, Any]:
+    """The suggestion rules in use, and the problems of the last load."""
+    a.need("kb.read")
+    kb = svc(request)
+    return kb.rules_summary() | {"problems": kb.rules_problems}
+
+
+@router.post("/rules/reload")
+async def reload_rules(request: Request, a: Actor = Depends(actor)) -> Any:
+    """Re-read dialplans/kb/rules.yaml (reviewers); 422 with the problems if it has errors."""
+    a.need("kb.publish")
+    result = svc(request).reload_rules()
+    return result if result["reloaded"] else JSONResponse(result, status_code=422)
+
+
 # ------------------------------------------------------------------ reports
 @router.get("/reports/gaps")
 async def gaps(request: Request, days: int | None = Query(None, ge=1, le=3650), a: Actor = Depends(actor)) -> dict[str, Any]:

@@ -243,6 +243,8 @@ class KbService:
         notifier: KbNotifier | None = None,
         reminder_interval: float = 3600.0,
         reminder_days: int = 7,
+        rules_file: Path | None = None,
+        flow_nodes: Callable[[], Iterable[str] | None] | None = None,
     ) -> None:
         self.repository = repository
         self.analyzer = analyzer
@@ -255,6 +257,9 @@ class KbService:
         self.notifier = notifier
         self.reminder_interval = reminder_interval
         self.reminder_days = reminder_days
+        self.rules_file = rules_file
+        self._flow_nodes = flow_nodes
+        self.rules_problems: list[str] = []
         self._reminded: set[tuple[int, str]] = set()  # (article id, day) already reminded
         self._reminder_task: asyncio.Task[None] | None = None
 
@@ -598,6 +603,29 @@ class KbService:
             "query": q, "terms": query.terms, "searched": query.expanded, "corrected": query.corrected,
             "synonyms": query.synonyms, "total": total, "results": results,
         }
+
+    # ------------------------------------------------------------ rules
+    def reload_rules(self) -> dict[str, Any]:
+        """Re-read the rules file; like a dialplan reload, a file with errors is refused and the
+        rules in use stay. Returns what happened and every problem (``file:line:col: …``)."""
+        from kb.rules import load_rules
+
+        if self.rules_file is None:
+            raise Invalid("this knowledge base was started without a rules file")
+        nodes = self._flow_nodes() if self._flow_nodes is not None else None
+        rules, problems = load_rules(self.rules_file, flow_nodes=nodes)
+        self.rules_problems = [str(p) for p in problems]
+        if rules is not None:
+            self.rules = rules
+        return {"reloaded": rules is not None, "problems": self.rules_problems, **self.rules_summary()}
+
+    def rules_summary(self) -> dict[str, Any]:
+        r = self.rules
+        return {"file": r.source, "limit": r.limit, "usage_weight": r.usage_weight, "notice_days": r.notice_days,
+                "language_bonus": r.language_bonus,
+                "rules": [{"name": x.name, "match": x.match, "weight": x.weight, "when": list(x.when),
+                           "articles": list(x.articles), "nodes": {k: list(v) for k, v in x.nodes.items()},
+                           "because": dict(x.because)} for x in r.rules]}
 
     # ------------------------------------------------------------ suggestions
     async def suggest(self, ctx: CallContext, *, limit: int | None = None) -> list[dict[str, Any]]:

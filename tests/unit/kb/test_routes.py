@@ -113,3 +113,14 @@ async def test_proposals_over_http(client, sample_kb):
     r = await client.post(f"/api/kb/proposals/{pid}/decision", json={"accept": True}, headers=h("sup-tok"))
     assert r.json()["article"]["body"] == "새 본문"
     assert (await client.post(f"/api/kb/proposals/{pid}/decision", json={"accept": False}, headers=h("sup-tok"))).status_code == 409
+
+
+async def test_rules_endpoints(client, sample_kb, tmp_path):
+    r = await client.get("/api/kb/rules", headers=h("agent-tok"))
+    assert r.status_code == 200 and r.json()["rules"][0]["name"] == "ivr-intent"
+    assert (await client.post("/api/kb/rules/reload", headers=h("agent-tok"))).status_code == 403
+    f = tmp_path / "rules.yaml"
+    f.write_text("rules: []\n", encoding="utf-8")
+    sample_kb.rules_file = f
+    r = await client.post("/api/kb/rules/reload", headers=h("sup-tok"))
+    assert r.status_code == 422 and r.json()["problems"] == [f"{f}:1:8: 'rules' must be a non-empty list"]

@@ -100,3 +100,49 @@ def test_call_context_from_a_screen_pop():
     ctx = CallContext.from_pop(pop)
     assert ctx == CallContext("refund", ("welcome", "main_menu", "billing_menu", "set_refund"), "billing", "gold", ("refund",), "en")
     assert CallContext.from_pop({}) == CallContext()
+
+
+async def test_rules_reload_refuses_a_broken_file_and_keeps_the_rules_in_use(kb, tmp_path):
+    from kb.service import Invalid
+
+    with pytest.raises(Invalid):
+        kb.reload_rules()  # started without a file
+    f = tmp_path / "rules.yaml"
+    f.write_text(GOOD, encoding="utf-8")
+    kb.rules_file = f
+    kb._flow_nodes = lambda: ["billing_menu"]
+    ok = kb.reload_rules()
+    assert ok["reloaded"] and ok["limit"] == 2 and [r["name"] for r in ok["rules"]] == ["ivr-intent", "queue"]
+    f.write_text(GOOD.replace("weight: 10", "weight: ten"), encoding="utf-8")
+    bad = kb.reload_rules()
+    assert not bad["reloaded"] and bad["problems"] == [f"{f}:5:13: 'weight' must be a number between 0.0001 and 1000; got 'ten'"]
+    assert kb.rules.limit == 2 and len(kb.rules.rules) == 2  # still the good ones
+
+
+def test_cli_check_prints_file_line_col_and_fails_on_errors(tmp_path, capsys):
+    from callcore.cli import main
+
+    assert main(["kb", "check", str(RULES)]) == 0
+    assert capsys.readouterr().out.startswith("OK: 0 error(s), 0 warning(s); 6 rule(s)")
+    bad = tmp_path / "kb" / "rules.yaml"
+    bad.parent.mkdir()
+    bad.write_text(GOOD.replace("match: queue", "match: mood"), encoding="utf-8")
+    assert main(["kb", "check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:8:12: 'match' must be one of" in out and "FAILED: 1 error(s)" in out
+
+
+def test_cli_import_search_export(tmp_path, capsys):
+    from callcore.cli import main
+    from tests.unit.kb.conftest import SAMPLE
+
+    data = str(tmp_path / "data")
+    assert main(["kb", "import", str(SAMPLE), "--data-dir", data]) == 0
+    assert "created 12, updated 0, unchanged 0, errors 0" in capsys.readouterr().out
+    assert main(["kb", "search", "환불해주세요", "--data-dir", data]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("terms: 환불") and "refund-procedure" in out[1]
+    assert main(["kb", "export", str(tmp_path / "out"), "--data-dir", data]) == 0
+    assert (tmp_path / "out" / "refund-procedure.md").read_text(encoding="utf-8").startswith("---\nslug: refund-procedure\n")
+    assert main(["kb", "expiring", "--days", "3650", "--data-dir", data]) == 0
+    assert "notice-refund-policy-2027" in capsys.readouterr().out
