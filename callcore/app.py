@@ -164,8 +164,7 @@ class Container:
 
     def app_services(self) -> dict[str, Any]:
         services = {"cti": self.cti, "ivr": self.ivr}
-        # kb (issue 17): the knowledge base and the pop source of its call suggestions
-        services |= {"kb": getattr(self, "kb", None), "kb_pops": getattr(self, "kb_pops", None)}
+        services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         return {k: v for k, v in services.items() if v is not None}

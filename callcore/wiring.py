@@ -80,22 +80,16 @@ async def build_services(c: "Container") -> None:
 
 
 async def build_kb(c: "Container") -> None:
-    """Knowledge base: search, suggestions for the pop (``app.state.kb``; ``app.state.kb_pops``
-    gives the pop of a live or just-ended call, which the suggestions are computed from)."""
+    """Knowledge base (``app.state.kb``): search, the ``"kb"`` pop enricher, suggestions and
+    marks for a call read from CTI's pop of that call."""
     from kb.analysis import Analyzer
     from kb.notifier import KbNotifier
     from kb.repository import KbRepository
-    from kb.rules import load_rules
     from kb.service import SAMPLE_DIR, KbService
     from kb.storage import FilesystemStore
 
     s = c.settings
     rules_file = s.effective_kb_rules_file
-    rules, problems = load_rules(rules_file) if rules_file.is_file() else (None, [])
-    for p in problems:
-        log.log(logging.ERROR if p.severity == "error" else logging.WARNING, "kb rules: %s", p)
-    if rules is None and rules_file.is_file():
-        log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
     cti = c.cti
     notifier = KbNotifier(c.bus, agents=lambda: [a.id for a in cti.state.agents.values() if a.logged_in])
     ivr = c.ivr
@@ -106,20 +100,25 @@ async def build_kb(c: "Container") -> None:
             return None
         return [n for f in registry.current.flows.values() for n in f.nodes]
 
+    def pop_for(call_id: str) -> dict[str, Any] | None:  # the pop of a live or just-ended call
+        call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
+        return cti.pops.pop(call, call.agent_id) if call is not None else None
+
     c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=FilesystemStore(s.effective_kb_attachments_dir),
-                     rules=rules, notifier=notifier, rules_file=rules_file, flow_nodes=flow_nodes)
-    c.kb.rules_problems = [str(p) for p in problems]
+                     notifier=notifier, rules_file=rules_file, flow_nodes=flow_nodes, pops=pop_for)
+    if rules_file.is_file():
+        loaded = c.kb.reload_rules()
+        for problem in loaded["problems"]:
+            log.warning("kb rules: %s", problem)
+        if not loaded["reloaded"]:
+            log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
+    else:
+        log.warning("kb rules %s not found: the pop carries no suggestions", rules_file)
     await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
     c.add_closer(c.kb.stop)
     # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
     # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
     cti.pops.add_enricher("kb", c.kb.enrich)
-
-    def pop_for(call_id: str) -> dict[str, Any] | None:
-        call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
-        return cti.pops.pop(call, call.agent_id) if call is not None else None
-
-    c.kb_pops = pop_for
 
 
 async def start_ami(c: "Container") -> None:

@@ -93,7 +93,7 @@ class RollbackBody(BaseModel):
 class FeedbackBody(BaseModel):
     article_id: int
     kind: Literal["used", "helpful"] = "helpful"
-    suggested: bool = False
+    suggested: bool | None = None  # default: read from the call's pop
 
 
 class TickBody(BaseModel):
@@ -212,13 +212,8 @@ async def get_attachment(attachment_id: int, request: Request, a: Actor = Depend
 # ------------------------------------------------------------------ on a call
 @router.get("/calls/{call_id}/suggestions")
 async def call_suggestions(call_id: str, request: Request, a: Actor = Depends(actor)) -> dict[str, Any]:
-    """The suggestions for a live (or just ended) call, from its screen pop."""
-    a.need("kb.read")
-    pops = getattr(request.app.state, "kb_pops", None)
-    pop = pops(call_id) if pops is not None else None
-    if pop is None:
-        raise NotFound(f"no live call {call_id}")
-    return await svc(request).enrich_pop(pop)
+    """The suggestions for a live (or just-ended) call, from its screen pop."""
+    return await svc(request).call_suggestions(call_id, a)
 
 
 class SuggestBody(BaseModel):

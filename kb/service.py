@@ -245,6 +245,7 @@ class KbService:
         reminder_days: int = 7,
         rules_file: Path | None = None,
         flow_nodes: Callable[[], Iterable[str] | None] | None = None,
+        pops: Callable[[str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.repository = repository
         self.analyzer = analyzer
@@ -257,6 +258,8 @@ class KbService:
         self.notifier = notifier
         self.reminder_interval = reminder_interval
         self.reminder_days = reminder_days
+        #: the screen pop of a live or just-ended call (CTI), or None
+        self.pops = pops
         self.rules_file = rules_file
         self._flow_nodes = flow_nodes
         self.rules_problems: list[str] = []
@@ -676,14 +679,33 @@ class KbService:
             "previous_interactions": context.get("previous") or [],
         })
 
+    def _pop(self, call_id: str) -> Mapping[str, Any] | None:
+        return self.pops(call_id) if self.pops is not None else None
+
+    async def call_suggestions(self, call_id: str, actor: Actor) -> dict[str, Any]:
+        """The suggestions for a live (or just-ended) call: the pop's, or computed from the pop."""
+        actor.need("kb.read")
+        _check_call_id(call_id)
+        pop = self._pop(call_id)
+        if pop is None:
+            raise NotFound(f"no live call {call_id}")
+        enriched = pop.get("kb")
+        return dict(enriched) if isinstance(enriched, Mapping) else await self.enrich_pop(pop)
+
     # ------------------------------------------------------------ on the call
-    async def mark(self, call_id: str, article_id: int, kind: str, actor: Actor, *, suggested: bool = False) -> dict[str, Any]:
-        """The agent marks an article used / helpful on a call (helpful implies used); idempotent."""
+    async def mark(self, call_id: str, article_id: int, kind: str, actor: Actor, *, suggested: bool | None = None) -> dict[str, Any]:
+        """The agent marks an article used / helpful on a call (helpful implies used); idempotent.
+        ``suggested`` (was it among the pop's suggestions?) is read from the call's pop when known."""
         actor.need("kb.write")
         if kind not in FEEDBACK_KINDS:
             raise Invalid(f"kind: one of {', '.join(FEEDBACK_KINDS)}")
         _check_call_id(call_id)
         row = await self._row(article_id)
+        pop = self._pop(call_id)
+        enriched = pop.get("kb") if pop is not None else None
+        if isinstance(enriched, Mapping):
+            suggested = any(s.get("id") == row.id for s in enriched.get("suggestions") or ())
+        suggested = bool(suggested)
         kinds = ["used", "helpful"] if kind == "helpful" else ["used"]
         added = []
         for k in kinds:

@@ -47,8 +47,8 @@ async def test_refund_call_pops_the_refund_article_first_and_the_helpful_mark_co
 
     await agent.answer()
     await desk.wait_for("call.answered", call_id=call_id)
-    marked = await s.api("POST", f"/api/kb/calls/{call_id}/feedback", token=tok,
-                         json={"article_id": first["id"], "kind": "helpful", "suggested": True}, expect=200)
+    marked = await s.api("POST", f"/api/kb/calls/{call_id}/feedback", token=tok,  # "suggested" comes from the pop
+                         json={"article_id": first["id"], "kind": "helpful"}, expect=200)
     assert marked["helpful_count"] == 1 and marked["recorded"] == ["used", "helpful"]
     await call.wait(2)
     await call.hangup()

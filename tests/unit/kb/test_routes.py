@@ -19,7 +19,7 @@ async def client(sample_kb):
     app.state.kb = sample_kb
     app.state.authenticator = Authenticator("k", TOKENS)
     pops = {"c-1": {"queue": "billing", "ivr": {"path": ["billing_menu"], "agent": {"intent": "refund"}}}}
-    app.state.kb_pops = pops.get
+    sample_kb.pops = pops.get
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kb") as c:
         yield c
 

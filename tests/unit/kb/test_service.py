@@ -247,3 +247,17 @@ async def test_agents_propose_changes_to_published_articles_and_reviewers_decide
     assert (await kb.decide(r["id"], False, REVIEWER))["status"] == "rejected"
     assert (await kb.repository.by_slug("refund-procedure")).title == "카드 결제 환불 절차"
     assert await kb.proposals(AGENT) == [] and len(await kb.proposals(AGENT, status=None)) == 2
+
+
+async def test_suggested_is_read_from_the_calls_pop(sample_kb):
+    kb = sample_kb
+    refund = await kb.repository.by_slug("refund-procedure")
+    other = await kb.repository.by_slug("address-change")
+    kb.pops = {"c-9": {"kb": {"suggestions": [{"id": refund.id}]}}}.get
+    await kb.mark("c-9", refund.id, "used", AGENT)
+    await kb.mark("c-9", other.id, "used", AGENT, suggested=True)  # the desk's claim loses to the pop
+    rec = await kb.call_record("c-9", AGENT)
+    assert {(a["article_id"], a["suggested"]) for a in rec["articles"]} == {(refund.id, True), (other.id, False)}
+    assert (await kb.call_suggestions("c-9", AGENT))["suggestions"][0]["id"] == refund.id
+    with pytest.raises(NotFound):
+        await kb.call_suggestions("c-10", AGENT)
