@@ -137,6 +137,7 @@ async def _measure(cfg: dict[str, Any]) -> dict[str, Any]:
                                          {"m": match})).all()
                     base.append(time.perf_counter() - t)
         finally:
+            await kb.stop()
             await engine.dispose()
     return {"articles": articles, "build_s": round(build_s, 1), "analyse_s": round(analyse_s, 1), "latency": lat,
             "baseline": base, "hits": hits}

@@ -113,7 +113,10 @@ def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int
             kb = KbService(KbRepository(session_factory(engine)), Analyzer(),
                            store=FilesystemStore(settings.effective_kb_attachments_dir), rules=rules)
             await kb.start()
-            return await body(kb)
+            try:
+                return await body(kb)
+            finally:
+                await kb.stop()
         finally:
             await engine.dispose()
 

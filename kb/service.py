@@ -270,12 +270,16 @@ class KbService:
         return datetime.fromtimestamp(self._clock(), timezone.utc)
 
     async def start(self, *, sample_dir: Path | None = None) -> None:
-        """Index, synonyms, vocabulary; Kiwi's model (loaded in a thread: ~1 s of CPU the event
-        loop must not wait for); then, into an empty knowledge base, the articles of ``sample_dir``."""
+        """Index, synonyms, vocabulary; Kiwi's model; then, into a knowledge base that holds
+        nothing but (part of) the sample yet, the sample articles of ``sample_dir``.
+
+        The model load (~1 s) holds the GIL the whole time — a thread would not keep the event
+        loop running — so it happens here, while the composition root is still building
+        services, before AMI, FastAGI and HTTP start: no call or request ever waits for it."""
         await self.repository.ensure_search_index()
         await self.reload_synonyms()
         self.vocabulary.add(await self.repository.all_search_terms())
-        await asyncio.to_thread(self.analyzer.warm)
+        self.analyzer.warm()
         if sample_dir is not None:
             await self.load_sample_if_empty(sample_dir)
         if self.notifier is not None and self._reminder_task is None:
@@ -831,7 +835,7 @@ class KbService:
         await self.reload_synonyms()
 
     # ------------------------------------------------------------ import / export
-    async def import_dir(self, directory: Path, actor: Actor) -> ImportReport:
+    async def import_dir(self, directory: Path, actor: Actor, *, only_new: bool = False) -> ImportReport:
         """Import every ``*.md`` (Markdown + YAML front matter), upserting by slug; a synonyms file
         ``synonyms.yaml`` (a list of lists) replaces nothing and adds the groups not there yet."""
         actor.need("kb.publish")
@@ -846,6 +850,9 @@ class KbService:
                 report.errors.append(getattr(exc, "message", f"{path.name}: {exc}"))
                 continue
             existing = await self.repository.by_slug(slug)
+            if existing is not None and only_new:
+                report.unchanged.append(slug)
+                continue
             try:
                 if existing is None:
                     await self.create({"slug": slug, "status": status, **content, "comment": f"imported from {path.name}"}, actor)
@@ -889,12 +896,24 @@ class KbService:
         return written
 
     async def load_sample_if_empty(self, directory: Path) -> ImportReport | None:
-        """First run: an empty knowledge base gets the shipped sample (``kb/sample``)."""
-        if await self.repository.count() > 0 or not Path(directory).is_dir():
+        """First run: a knowledge base with no article of its own gets the shipped sample
+        (``kb/sample``). An import cut short (the server stopped during its first start) is
+        completed on the next start; articles already there are never touched."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            return None
+        sample: dict[str, Path] = {}
+        for path in sorted(directory.glob("*.md")):
+            try:
+                sample[parse_markdown(path.read_text(encoding="utf-8"), path.name)[0]] = path
+            except (Invalid, UnicodeDecodeError):
+                continue
+        have = {r.slug for r in await self.repository.list_articles()}
+        if not have <= set(sample) or have == set(sample):
             return None
         from kb.permissions import SYSTEM
 
-        report = await self.import_dir(directory, SYSTEM)
+        report = await self.import_dir(directory, SYSTEM, only_new=True)
         log.info("knowledge base: loaded the sample (%d articles) from %s", len(report.created), directory)
         for e in report.errors:
             log.warning("knowledge base sample: %s", e)

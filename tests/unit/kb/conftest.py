@@ -47,7 +47,8 @@ async def kb(db_sessionmaker, analyzer, clock) -> KbService:
     assert rules is not None, problems
     service = KbService(KbRepository(db_sessionmaker), analyzer, store=MemoryStore(), rules=rules, clock=clock)
     await service.start()
-    return service
+    yield service
+    await service.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ on the scripts/test PostgreSQL leg): expected hits and rank order for real Korea
 
 import pytest
 
-from kb.permissions import SYSTEM
 from tests.unit.kb.conftest import AGENT, REVIEWER
 
 pytestmark = pytest.mark.db

@@ -261,3 +261,21 @@ async def test_suggested_is_read_from_the_calls_pop(sample_kb):
     assert (await kb.call_suggestions("c-9", AGENT))["suggestions"][0]["id"] == refund.id
     with pytest.raises(NotFound):
         await kb.call_suggestions("c-10", AGENT)
+
+
+async def test_the_sample_loads_into_an_empty_kb_completes_a_cut_import_and_never_touches_edits(kb, tmp_path):
+    import shutil
+
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in ("refund-procedure.md", "payment-cancel.md"):
+        shutil.copy(SAMPLE / name, part / name)
+    assert len((await kb.load_sample_if_empty(part)).created) == 2  # as if the first start was cut short
+    refund = await kb.repository.by_slug("refund-procedure")
+    await kb.update(refund.id, {"title": "환불 절차 (개정)"}, REVIEWER)
+    report = await kb.load_sample_if_empty(SAMPLE)
+    assert len(report.created) == 10 and "refund-procedure" in report.unchanged
+    assert (await kb.repository.by_slug("refund-procedure")).title == "환불 절차 (개정)"
+    assert await kb.load_sample_if_empty(SAMPLE) is None  # complete: nothing to do
+    await kb.create({"slug": "own", "title": "우리 문서"}, AGENT)
+    assert await kb.load_sample_if_empty(SAMPLE) is None  # the team's own articles: never again
