@@ -93,7 +93,7 @@ class Analyzer:
         return self._kiwi
 
     def warm(self) -> None:
-        """Load the model now (call it in a thread from async code)."""
+        """Load the model now (~1 s; it holds the GIL, so a thread does not help the event loop)."""
         self.kiwi.tokenize("워밍업")
 
     def tokens(self, text: str) -> list[Token]:
