@@ -382,6 +382,9 @@ class CtiState:
             del self._ext_to_agent[ext]
         if extension:
             self._ext_to_agent[extension] = agent_id
+        elif agent_id.isdigit() and agent_id not in self._ext_to_agent:
+            # no extension on record: a transfer dials the agent's id (CtiService._target_exten)
+            self._ext_to_agent[agent_id] = agent_id
         if agent.interface and interface_key(agent.interface) in self._iface_to_agent:
             self._iface_to_agent.pop(interface_key(agent.interface), None)
         agent.interface = interface
