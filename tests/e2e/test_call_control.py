@@ -306,7 +306,7 @@ async def test_send_dtmf_to_the_customer_and_hang_up_from_the_desk(server):
 
 
 # ------------------------------------------------------------------ supervisor
-@pytest.mark.parametrize("mode,options", [("listen", "q"), ("whisper", "qw"), ("barge", "qB")])
+@pytest.mark.parametrize("mode,options", [("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")])
 async def test_supervisor_spies_on_an_agents_call(server, mode, options):
     s, pbx = server, server.pbx
     tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales"])
