@@ -786,8 +786,8 @@ class CtiState:
                 agent = self.agents.get(call.agent_id or "")
                 if agent is not None:
                     agent.current_call = call.id
-                if any(l.state == "Up" for l in agent_legs):
-                    call.status = "talking"
+                if any(l.state == "Up" for l in call.legs.values() if l.role == "other"):
+                    call.status = "talking"  # the customer's leg is up
                     call.answered_at = call.answered_at or now
                 continue
             bridged = [
@@ -952,11 +952,18 @@ def _on_newstate(s: CtiState, e: ev.Newstate, now: float, out: list[Change]) -> 
     call, leg = s._touch(e.chan, now, out)
     if e.chan.state_desc == "Up" and leg.answered_at is None:
         leg.answered_at = now
-        if call.direction == "outbound" and leg.role == "agent" and call.status == "dialing":
-            call.status = "talking"
-            call.answered_at = now
+        agent = s.agents.get(leg.agent_id or "")
+        if (
+            call.direction == "outbound"
+            and leg.role == "agent"
+            and call.status == "dialing"
+            and leg.agent_id == call.agent_id
+            and (agent is None or agent.current_call != call.id)
+        ):
+            # the agent's own phone answered: the agent is on the call, the customer is being
+            # dialled now. Not "answered" yet: that is the customer's leg answering (DialEnd
+            # ANSWER); a trunk that is unreachable never creates one (ami-click-to-call-unreachable)
             call.log(now, "agent_answered", agent_id=leg.agent_id)
-            agent = s.agents.get(leg.agent_id or "")
             if agent is not None:
                 before = agent.signature()
                 agent.current_call = call.id
@@ -1040,6 +1047,11 @@ def _on_dial_end(s: CtiState, e: ev.DialEnd, now: float, out: list[Change]) -> N
         and e.dial_status == "ANSWER"
     ):
         call.log(now, "customer_answered", channel=leg.channel)
+        if call.answered_at is None:
+            call.answered_at = now
+            call.status = "talking"
+            call.outcome = "answered"
+            out.append(Change("call.updated", call_id=call.id, agent_id=call.agent_id))
 
 
 def _on_bridge_enter(s: CtiState, e: ev.BridgeEnter, now: float, out: list[Change]) -> None:

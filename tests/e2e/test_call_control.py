@@ -134,6 +134,7 @@ async def test_click_to_call_rings_the_agent_first_then_the_customer_with_the_re
             break
         await pbx.sleep(1)
     assert row and row["direction"] == "outbound" and row["agent_id"] == "1001"
+    assert row["outcome"] == "answered"  # the customer's trunk leg answered
 
 
 # ------------------------------------------------------------------ hold / unhold

@@ -88,3 +88,22 @@ async def test_desk_phone_hold_is_seen_on_the_phone_channel(server):
     assert timeline["on_hold"] is False
     await phone.hangup()
     await desk.wait_for("call.ended", call_id=call_id)
+
+
+async def test_click_to_call_the_customer_never_answers_is_not_answered(server):
+    """Only the agent's phone answered (issue 9 item 8): the record says "unanswered"."""
+    from tests.pbxsim import AgentBehavior
+
+    s, pbx = server, server.pbx
+    tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales"])
+    pbx.customers["01044443333"] = AgentBehavior(answer_after=None, hangup_after=None)  # rings out (60 s)
+    await s.api("POST", "/api/calls/click-to-call", token=tok, json={"number": "01044443333"}, expect=202)
+    await phone.answer()
+    dial = await pbx.wait_for_event("DialBegin", DialString="01044443333@trunk")
+    answered = (await desk.wait_for("call.answered"))["payload"]
+    assert answered["status"] == "dialing"  # the agent is on it, the customer is being dialled
+    call_id = answered["call_id"]
+    await pbx.wait_for_event("DialEnd", DestChannel=dial["DestChannel"], DialStatus="NOANSWER", timeout=10)
+    ended = (await desk.wait_for("call.ended", call_id=call_id, timeout=10))["payload"]
+    assert ended["outcome"] == "unanswered"
+    await eventually(lambda: s.cti.state.agents["1001"].status == "ready", what="1001 free again, no wrap-up")

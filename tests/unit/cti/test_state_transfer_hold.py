@@ -254,3 +254,37 @@ def _complete(call_id: str, agent: str, now: float) -> ev.AgentComplete:
     return ev.translate({"Event": "AgentComplete", "Channel": "SIP/trunk-00000001", "Uniqueid": call_id,
                          "Linkedid": call_id, "Queue": "sales", "Interface": f"Local/{agent}@sim-agent-long/n",
                          "MemberName": agent, "HoldTime": "1", "TalkTime": "9", "Reason": "caller"})
+
+
+def test_click_to_call_to_an_unreachable_trunk_is_not_answered(captures_dir):
+    """Only the agent's phone answered; the trunk channel was never created (Reason 4, then the
+    Local legs hang up with Cause 3): the call is not "answered" (issue 9 item 8)."""
+    s = _state()
+    events = _events(captures_dir, "ami-click-to-call-unreachable")
+    assert [e.reason for e in events if isinstance(e, ev.OriginateResponse)] == [4]
+    steps = _play(s, events)
+    call = _only_call(s)
+    assert call.direction == "outbound" and call.agent_id == "9101"
+    assert call.outcome == "unanswered" and call.answered_at is None
+    assert call.end_cause == 3
+    assert "customer_answered" not in [e["event"] for e in call.events]
+    # the agent was on it while it was dialled (desk pop), free afterwards, no wrap-up
+    assert len(_changes(steps, "call.answered", "9101")) == 1
+    assert not _changes(steps, "agent.wrapup")
+    assert s.agents["9101"].current_call is None
+
+
+def test_click_to_call_is_answered_when_the_customer_leg_answers():
+    s = _state()
+    agent = "Local/9101@sim-agent-long-00000001;1"
+    uid = "5.1"
+    chan = {"Channel": agent, "Uniqueid": uid, "Linkedid": uid}
+    s.apply(ev.translate({"Event": "Newchannel", **chan, "ChannelStateDesc": "Ring"}), 1.0)
+    s.apply(ev.translate({"Event": "Newstate", **chan, "ChannelStateDesc": "Up"}), 2.0)
+    call = s.calls[uid]
+    assert call.status == "dialing" and call.answered_at is None and s.agents["9101"].current_call == uid
+    trunk = {"DestChannel": "PJSIP/trunk-00000002", "DestUniqueid": "5.3", "DestLinkedid": uid}
+    s.apply(ev.translate({"Event": "DialBegin", **chan, **trunk}), 3.0)
+    changes = s.apply(ev.translate({"Event": "DialEnd", **chan, **trunk, "DialStatus": "ANSWER"}), 4.0)
+    assert call.status == "talking" and call.answered_at == 4.0 and call.outcome == "answered"
+    assert [c.kind for c in changes if c.call_id == uid] == ["call.updated"]
