@@ -497,6 +497,29 @@ class _Run:
         queue_log, finds no agent event string and **never sends AgentComplete** for this call
         (ami-hold-unhold-agent-hangup) — whoever hangs up later."""
         pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
+        sent = False
+
+        def complete(reason: str) -> None:
+            nonlocal sent
+            if sent:
+                return
+            sent = True
+            pbx.emit(
+                "AgentComplete",
+                [
+                    *pbx.snap(ch),
+                    *pbx.snap(one, "Dest"),
+                    *self._agent_fields(leg),
+                    ("HoldTime", str(int(hold))),
+                    ("TalkTime", str(int(pbx.now() - talk_start))),
+                    ("Reason", reason),
+                ],
+            )
+            self._member_done(m, pbx.now() - talk_start, hold, in_use=not one.gone)
+
+        # sent before the leg's Hangup event, as app_queue does (ami-hold-caller-hangup-on-hold)
+        ch.before_hangup.append(lambda: complete("caller"))
+        one.before_hangup.append(lambda: complete("agent"))
         waits = {
             asyncio.ensure_future(ch.hangup_ev.wait()): "caller",
             asyncio.ensure_future(one.hangup_ev.wait()): "agent",
@@ -509,7 +532,8 @@ class _Run:
             for f in waits:
                 f.cancel()
         kinds = {waits[f] for f in done}
-        if "bridged" in kinds:
+        if "bridged" in kinds and not sent:
+            sent = True  # disarmed: app_queue "No agent event string, bailing"
             self._member_done(m, pbx.now() - talk_start, hold, in_use=True, status=False)
             if not one.gone:
                 await one.hangup_ev.wait()
@@ -519,19 +543,7 @@ class _Run:
                 self._member_status(m)
             pbx.notify()
             return
-        reason = kinds.pop() if len(kinds) == 1 else "caller"
-        pbx.emit(
-            "AgentComplete",
-            [
-                *pbx.snap(ch),
-                *pbx.snap(one, "Dest"),
-                *self._agent_fields(leg),
-                ("HoldTime", str(int(hold))),
-                ("TalkTime", str(int(pbx.now() - talk_start))),
-                ("Reason", reason),
-            ],
-        )
-        self._member_done(m, pbx.now() - talk_start, hold, in_use=not one.gone)
+        complete(kinds.pop() if len(kinds) == 1 else "caller")
         if not one.gone:
             # the agent's Local device stays INUSE while the leg lives (ringinuse=no: not rung)
             await one.hangup_ev.wait()
