@@ -145,6 +145,12 @@ async def callcore_transfer(pbx: "Pbx", ch: Channel, exten: str) -> None:
         if status != "ANSWER":
             await callcore_voicemail(pbx, ch, exten, priority=3)
         return
+    if re.fullmatch(r"9\d{3}", exten):  # the shipped test agents: Dial(Local/9XXX@callcore-test-agent/n,30,tT)
+        pbx.newexten(ch, "Dial", f"Local/{exten}@callcore-test-agent/n,30,tT", priority=1)
+        from .directdial import dial_local
+
+        await dial_local(pbx, ch, exten, "callcore-test-agent")
+        return
     pbx.newexten(ch, "Dial", f"PJSIP/{exten}@trunk,60,T", priority=1)
     from .directdial import dial_external
 
