@@ -17,7 +17,13 @@ Model:
   to ids (``register_agent``), an unknown interface gets the id its dial
   string names (``Local/1001@...`` → ``1001``);
 * a **queue** holds its waiting callers (call id → time entered), members and
-  today's counters (answered, abandoned, answered within the service level).
+  today's counters (answered, abandoned, answered within the service level);
+* **who is on a call** comes from channels and bridges: each agent's :class:`AgentPart`
+  opens when it answers (AgentConnect, or a plain Dial to its phone: a blind transfer to an
+  agent) and closes when its last leg hangs up or an attended transfer moves the caller on;
+  closing it starts the wrap-up and counts talk time and queue stats. app_queue's
+  ``AgentComplete`` only confirms a part: it comes late (blind transfer) or never (after an
+  unhold ``Bridge``) on a real Asterisk (ARCHITECTURE.md §3c).
 """
 
 from __future__ import annotations
