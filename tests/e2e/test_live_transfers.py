@@ -49,17 +49,25 @@ async def _record(live, call_id: str) -> dict[str, Any]:
     raise AssertionError(f"call {call_id} was not stored")
 
 
-async def test_live_blind_transfer_to_a_queue(live):
+async def _blind_transfer(live, second_queue: str, target: dict[str, str]):
+    """9001 (sales) answers a caller and blind-transfers it; 9002 (``second_queue``) is the target
+    side. The first agent's leg is hung up by the Redirect: 9001 is released at once, while the
+    call goes on; 9002's desk rings."""
     tok_a, desk_a = await _agent(live, "9001", "sales")
-    tok_b, desk_b = await _agent(live, "9002", "support")
+    tok_b, desk_b = await _agent(live, "9002", second_queue)
     await _caller(live, "sales")
     call_id = (await desk_a.wait_for("call.answered", timeout=20))["payload"]["call_id"]
-    await live.api("POST", f"/api/calls/{call_id}/transfer", token=tok_a, json={"type": "queue", "target": "support"}, expect=202)
-    # the first agent's leg is hung up by the Redirect: released now, while the call goes on
+    await live.api("POST", f"/api/calls/{call_id}/transfer", token=tok_a, json=target, expect=202)
     await desk_a.wait_for("agent.status", timeout=10, status="wrapup")
     assert call_id in live.cti.state.calls
     await desk_b.wait_for("call.ringing", timeout=15, call_id=call_id)
-    await desk_b.wait_for("call.answered", timeout=15, call_id=call_id)
+    answered = (await desk_b.wait_for("call.answered", timeout=15, call_id=call_id))["payload"]
+    assert answered["agent_id"] == "9002"
+    return tok_b, desk_b, call_id
+
+
+async def test_live_blind_transfer_to_a_queue(live):
+    _, desk_b, call_id = await _blind_transfer(live, "support", {"type": "queue", "target": "support"})
     await desk_b.wait_for("call.ended", timeout=30, call_id=call_id)
     record = await _record(live, call_id)
     assert record["agent_id"] == "9002" and record["outcome"] == "answered"
@@ -67,16 +75,8 @@ async def test_live_blind_transfer_to_a_queue(live):
 
 
 async def test_live_blind_transfer_to_an_agent(live):
-    tok_a, desk_a = await _agent(live, "9001", "sales")
-    tok_b, desk_b = await _agent(live, "9002", "billing")
-    await _caller(live, "sales")
-    call_id = (await desk_a.wait_for("call.answered", timeout=20))["payload"]["call_id"]
-    await live.api("POST", f"/api/calls/{call_id}/transfer", token=tok_a, json={"type": "agent", "target": "9002"}, expect=202)
-    await desk_a.wait_for("agent.status", timeout=10, status="wrapup")
     # a plain Dial to 9002 (no queue events): the pops still come, and the call is 9002's
-    await desk_b.wait_for("call.ringing", timeout=15, call_id=call_id)
-    answered = (await desk_b.wait_for("call.answered", timeout=15, call_id=call_id))["payload"]
-    assert answered["agent_id"] == "9002"
+    tok_b, desk_b, call_id = await _blind_transfer(live, "billing", {"type": "agent", "target": "9002"})
     await live.api("POST", f"/api/calls/{call_id}/hold", token=tok_b, expect=202)
     await desk_b.wait_for("call.updated", timeout=5, call_id=call_id, on_hold=True)
     await live.api("POST", f"/api/calls/{call_id}/unhold", token=tok_b, expect=202)

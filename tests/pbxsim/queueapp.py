@@ -535,15 +535,8 @@ class _Run:
         if "bridged" in kinds and not sent:
             sent = True  # disarmed: app_queue "No agent event string, bailing"
             self._member_done(m, pbx.now() - talk_start, hold, in_use=True, status=False)
-            if not one.gone:
-                await one.hangup_ev.wait()
-                await asyncio.sleep(0)
-            m.status = 1
-            if m.interface in self.q.members:
-                self._member_status(m)
-            pbx.notify()
-            return
-        complete(kinds.pop() if len(kinds) == 1 else "caller")
+        else:
+            complete(kinds.pop() if len(kinds) == 1 else "caller")
         if not one.gone:
             # the agent's Local device stays INUSE while the leg lives (ringinuse=no: not rung)
             await one.hangup_ev.wait()

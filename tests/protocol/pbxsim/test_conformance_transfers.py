@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.pbxsim import Pbx
 
 from .helpers import Frame, assert_same_shapes, get, load_capture
@@ -102,29 +104,20 @@ def _conforms(pbx: Pbx, capture: str) -> None:
     assert_same_shapes(key_events(ours(pbx)), ref)
 
 
-async def test_blind_transfer_to_queue(pbx_of):
-    pbx, a, b = await _two_agents(pbx_of)
+@pytest.mark.parametrize("target,second_queue,capture", [
+    ("support", "support", "ami-blind-transfer-to-queue"),  # re-enters a queue: AgentCalled/Connect for 1002
+    ("1002", "billing", "ami-blind-transfer-to-agent"),  # a plain Dial to the agent: no queue events
+])
+async def test_blind_transfer(pbx_of, target, second_queue, capture):
+    pbx, a, b = await _two_agents(pbx_of, q2=second_queue)
     call = await pbx.dial("01012345678", "홍길동", context="queue-direct", exten="sales")
     await a.answer()
-    pbx.redirect(call.one, "transfer", "support")  # callcore's REST blind transfer
-    await call.wait_for_queue("support")
+    pbx.redirect(call.one, "transfer", target)  # callcore's REST blind transfer
     await b.answer()
     await pbx.sleep(5)
     await call.hangup()
     await call.wait_for_hangup()
-    _conforms(pbx, "ami-blind-transfer-to-queue")
-
-
-async def test_blind_transfer_to_agent(pbx_of):
-    pbx, a, b = await _two_agents(pbx_of, q2="billing")
-    call = await pbx.dial("01012345678", "홍길동", context="queue-direct", exten="sales")
-    await a.answer()
-    pbx.redirect(call.one, "transfer", "1002")  # a plain Dial to the agent: no queue events
-    await b.answer()
-    await pbx.sleep(5)
-    await call.hangup()
-    await call.wait_for_hangup()
-    _conforms(pbx, "ami-blind-transfer-to-agent")
+    _conforms(pbx, capture)
 
 
 async def _held(pbx_of):
