@@ -67,7 +67,8 @@ async def _blind_transfer(live, second_queue: str, target: dict[str, str]):
 
 
 async def test_live_blind_transfer_to_a_queue(live):
-    _, desk_b, call_id = await _blind_transfer(live, "support", {"type": "queue", "target": "support"})
+    tok_b, desk_b, call_id = await _blind_transfer(live, "support", {"type": "queue", "target": "support"})
+    await live.api("POST", f"/api/calls/{call_id}/hangup", token=tok_b, expect=202)
     await desk_b.wait_for("call.ended", timeout=30, call_id=call_id)
     record = await _record(live, call_id)
     assert record["agent_id"] == "9002" and record["outcome"] == "answered"
@@ -81,6 +82,7 @@ async def test_live_blind_transfer_to_an_agent(live):
     await desk_b.wait_for("call.updated", timeout=5, call_id=call_id, on_hold=True)
     await live.api("POST", f"/api/calls/{call_id}/unhold", token=tok_b, expect=202)
     await desk_b.wait_for("call.updated", timeout=5, call_id=call_id, on_hold=False)
+    await live.api("POST", f"/api/calls/{call_id}/hangup", token=tok_b, expect=202)  # B's call: no 403
     await desk_b.wait_for("call.ended", timeout=30, call_id=call_id)
     record = await _record(live, call_id)
     assert record["agent_id"] == "9002"
@@ -131,6 +133,14 @@ async def test_live_click_to_call(live):
     pop = (await desk.wait_for("call.answered", timeout=15))["payload"]
     assert pop["direction"] == "outbound" and pop["caller_num"] == number and pop["status"] == "dialing"
     call_id = pop["call_id"]
+
+    def settled():  # the customer answered (talking) or the call failed (ended)
+        return next((m for m in desk.messages if m["payload"].get("call_id") == call_id
+                     and (m["event"] == "call.ended" or m["payload"].get("status") == "talking")), None)
+
+    await eventually(settled, 20, "the customer leg answered or the call ended")
+    if call_id in live.cti.state.calls:
+        await live.api("POST", f"/api/calls/{call_id}/hangup", token=tok, expect=202)
     await desk.wait_for("call.ended", timeout=30, call_id=call_id)
     record = await _record(live, call_id)
     # "answered" only when the customer's trunk leg answered (a test Asterisk with no reachable
