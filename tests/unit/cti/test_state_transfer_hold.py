@@ -288,3 +288,42 @@ def test_click_to_call_is_answered_when_the_customer_leg_answers():
     changes = s.apply(ev.translate({"Event": "DialEnd", **chan, **trunk, "DialStatus": "ANSWER"}), 4.0)
     assert call.status == "talking" and call.answered_at == 4.0 and call.outcome == "answered"
     assert [c.kind for c in changes if c.call_id == uid] == ["call.updated"]
+
+
+# ------------------------------------------------- whatever is missed: the parts stay sound
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.conftest import CAPTURES  # noqa: E402
+from tests.unit.cti.test_state_properties import check_invariants  # noqa: E402
+
+_LIVE_FILES = [
+    "ami-blind-transfer-to-queue", "ami-blind-transfer-to-agent", "ami-hold-unhold-agent-hangup",
+    "ami-hold-caller-hangup-on-hold", "ami-attended-transfer", "ami-pjsip-phone-hold",
+    "ami-click-to-call-unreachable", "ami-chanspy-listen",
+]
+_LIVE_STREAM = [e for f in _LIVE_FILES for e in capture_events(CAPTURES / LIVE / f"{f}.raw")]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.booleans(), min_size=len(_LIVE_STREAM), max_size=len(_LIVE_STREAM)))
+def test_any_subsequence_of_the_live_captures_keeps_the_parts_sound(keep):
+    s = _state()
+    now = 1000.0
+    wrapups = 0
+    for e, k in zip(_LIVE_STREAM, keep):
+        if k:
+            wrapups += sum(1 for c in s.apply(e, now) if c.kind in ("agent.wrapup", "agent.call_completed"))
+            check_invariants(s)
+        now += 0.25
+    calls = [*s.calls.values(), *s.ended.values()]
+    closed = [p for c in calls for p in c.parts if p.ended_at is not None]
+    assert wrapups == len(closed)  # each part is accounted exactly once
+    for c in s.ended.values():
+        assert all(p.ended_at is not None for p in c.parts)  # nobody stays on an ended call
+        assert c.talk_time == (sum(p.talk_time for p in c.parts) if c.parts else c.talk_time)
+    for q in s.queues.values():
+        assert q.completed == sum(1 for p in closed if p.queue == q.name)
+    for agent in s.agents.values():
+        if agent.current_call is not None:
+            assert s.calls[agent.current_call].open_part(agent.id) is not None or s.calls[agent.current_call].direction == "outbound"
