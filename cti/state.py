@@ -511,7 +511,7 @@ class CtiState:
 
     # ------------------------------------------------- who is on the call
     def _open_part(self, call: Call, agent_id: str, queue: str | None, channel: str | None, now: float,
-                   out: list[Change], *, pop_reason: str | None = None) -> AgentPart:
+                   out: list[Change]) -> AgentPart:
         """``agent_id`` answered ``call``: it is on the call. The first open part's agent is the
         call's agent (a consultation target answering during an attended transfer waits its turn)."""
         part = call.open_part(agent_id)
@@ -527,7 +527,7 @@ class CtiState:
             agent.current_call = call.id
             agent.wrapup_until = None
             agent.wrapup_call = None
-            self._agent_changed(agent, before, now, out, call_id=call.id, **({"reason": pop_reason} if pop_reason else {}))
+            self._agent_changed(agent, before, now, out, call_id=call.id)
         first = call.open_part()
         if first is part:
             call.agent_id = agent_id

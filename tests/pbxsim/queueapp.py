@@ -314,7 +314,9 @@ class _Run:
             talk = pbx.now() - talk_start
             pbx.emit("AgentComplete", [*pbx.snap(ch), *self._agent_fields(leg), ("HoldTime", str(int(hold))),
                                        ("TalkTime", str(int(talk))), ("Reason", "caller")])
+            busy = m.in_call, m.status  # the member may be on its next call by now: counters only
             self._member_done(m, talk, hold, status=False)
+            m.in_call, m.status = busy
 
         ch.before_hangup.append(late_complete)
         self._answered_vars(pbx.now() - talk_start)
