@@ -168,14 +168,18 @@ class AgentHandle:
     def hold(self, music_class: str = "default") -> None:
         if not self.talking:
             raise RuntimeError(f"agent {self.exten} is not on a call")
-        assert self.current is not None
-        self.pbx.hold(self.current.two, music_class)
+        self.pbx.hold(self._phone_channel(), music_class)
 
     def unhold(self) -> None:
         if not self.talking:
             raise RuntimeError(f"agent {self.exten} is not on a call")
+        self.pbx.unhold(self._phone_channel())
+
+    def _phone_channel(self) -> Channel:
+        """Where the phone's own hold shows: its ``PJSIP/…`` channel when one is modelled behind the
+        member's Local channel, else the Local ``;2`` half (the phone side) or the direct-dial callee."""
         assert self.current is not None
-        self.pbx.unhold(self.current.two)
+        return getattr(self.current, "phone", None) or self.current.two
 
 
 class Call:
