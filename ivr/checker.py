@@ -8,7 +8,8 @@ Checks: YAML syntax and duplicate keys (menu digits), unknown node types and
 fields, value types, undefined targets (with "did you mean"), unreachable
 nodes, loops that can cycle without a node that waits for the caller,
 unknown schedules / subflows, subflow recursion, missing sound files per
-language, variables that are read but never set.
+language, variables that are read but never set, schedules without holiday
+data for the coming 12 months (warning).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterable
 
@@ -290,8 +292,34 @@ def _subflow_cycles(flows: dict[str, Flow]) -> list[Problem]:
     return out
 
 
-def check_flows(flows: dict[str, Flow], sounds_dir: Path | None) -> list[Problem]:
+HOLIDAY_HORIZON = timedelta(days=365)
+
+
+def check_holiday_coverage(flow: Flow, today: date | None = None) -> list[Problem]:
+    """A schedule must know its holidays for the coming 12 months: either a public
+    calendar (``public_holidays: KR``, every year) or dates listed far enough ahead."""
+    today = today or date.today()
+    out: list[Problem] = []
+    for name, sched in flow.schedules.items():
+        if sched is None:
+            continue
+        until = sched.holiday_data_until()
+        if until is not None and until >= today + HOLIDAY_HORIZON:
+            continue
+        known = f"holiday data ends {until.isoformat()}" if until else "no holiday data"
+        out.append(Problem(
+            sched.pos or flow.pos,
+            f"schedule {name!r}: {known}; the coming 12 months are not covered "
+            f"(add 'public_holidays: KR' for every year's public holidays; company days stay in 'holidays')",
+            "warning",
+        ))
+    return out
+
+
+def check_flows(flows: dict[str, Flow], sounds_dir: Path | None, today: date | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    for flow in flows.values():
+        problems.extend(check_holiday_coverage(flow, today))
     assigned: set[str] = set()
     for flow in flows.values():
         assigned |= _assigned_vars(flow)
