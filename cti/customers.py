@@ -1,8 +1,10 @@
 """Who is calling: the CRM behind a short cache shared by the router, the pop
 preload, click-to-call and call persistence; and the customer REST service.
 
-A cached record is dropped when the customer behind it changes (created, updated,
-deleted, a note added through ``/api/customers``, or a call of theirs stored), so a
+A found record is cached ``cache_seconds`` (120 s), "no such customer" only
+``miss_cache_seconds`` (5 s). Cached lookups of a number are dropped when the
+customer behind it changes — created, updated (old and new numbers), deleted or
+given a note through ``/api/customers``, or a call of theirs stored — so a
 customer created a moment before their call is in that call's pop."""
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ class CustomerService:
         clock: Callable[[], float],
         timeout: float = 1.5,
         cache_seconds: float = 120.0,
+        miss_cache_seconds: float = 5.0,
     ) -> None:
         self.repository = repository
         self.crm = crm
         self._clock = clock
         self.timeout = timeout
         self.cache_seconds = cache_seconds
+        self.miss_cache_seconds = miss_cache_seconds
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     async def lookup_customer(self, phone: str) -> dict[str, Any] | None:
@@ -50,7 +54,7 @@ class CustomerService:
         except Exception:
             log.exception("CRM lookup for %s failed", phone)
             return None
-        self._cache[phone] = (now + self.cache_seconds, record)
+        self._cache[phone] = (now + (self.cache_seconds if record is not None else self.miss_cache_seconds), record)
         if len(self._cache) > 10_000:
             for k in [k for k, (exp, _) in self._cache.items() if exp <= now]:
                 self._cache.pop(k, None)
@@ -61,6 +65,44 @@ class CustomerService:
         for phone in phones:
             if phone:
                 self._cache.pop(phone, None)
+
+    def forget_customer(self, customer: dict[str, Any] | None) -> None:
+        if customer:
+            self.forget(customer.get("phone"), *(customer.get("phones") or []))
+
+    # ------------------------------------------------- the customer REST service
+    async def create_customer(self, **fields: Any) -> dict[str, Any]:
+        customer = await self.repository.create_customer(**fields)
+        self.forget_customer(customer)  # a "not found" cached for this number is wrong now
+        return customer
+
+    async def get_customer(self, customer_id: int) -> dict[str, Any]:
+        customer = await self.repository.get_customer(customer_id)
+        if customer is None:
+            raise NotFound(f"no such customer: {customer_id}")
+        return customer
+
+    async def update_customer(self, customer_id: int, **fields: Any) -> dict[str, Any]:
+        before = await self.repository.get_customer(customer_id)
+        customer = await self.repository.update_customer(customer_id, **fields)
+        if customer is None:
+            raise NotFound(f"no such customer: {customer_id}")
+        self.forget_customer(before)
+        self.forget_customer(customer)
+        return customer
+
+    async def delete_customer(self, customer_id: int) -> None:
+        before = await self.repository.get_customer(customer_id)
+        if not await self.repository.delete_customer(customer_id):
+            raise NotFound(f"no such customer: {customer_id}")
+        self.forget_customer(before)
+
+    async def add_note(self, customer_id: int, text: str, *, author: str, call_id: str | None) -> dict[str, Any]:
+        note = await self.repository.add_customer_note(customer_id, text, author=author, call_id=call_id)
+        if note is None:
+            raise NotFound(f"no such customer: {customer_id}")
+        self.forget_customer(await self.repository.get_customer(customer_id))
+        return note
 
     async def count_recent_calls(self, phone: str, hours: int) -> int:
         return await self.repository.count_calls_since(phone, repo_mod.since_hours(hours, self._clock()))

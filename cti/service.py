@@ -80,6 +80,7 @@ class CtiService:
         tick_interval: float = 0.25,
         crm_timeout: float = 1.5,
         crm_cache_seconds: float = 120.0,
+        crm_miss_cache_seconds: float = 5.0,
     ) -> None:
         self._ami = ami
         self.repository = repository
@@ -98,7 +99,9 @@ class CtiService:
         self.pops = PopBuilder(clock)
         self.tasks = TaskOwner("cti")  # persistence, AMI side effects: flushed on stop
         self.directory = AgentDirectory(repository, self.state)
-        self.customers = CustomerService(repository, crm, clock=clock, timeout=crm_timeout, cache_seconds=crm_cache_seconds)
+        self.customers = CustomerService(
+            repository, crm, clock=clock, timeout=crm_timeout, cache_seconds=crm_cache_seconds, miss_cache_seconds=crm_miss_cache_seconds
+        )
         self.router = CtiRouter(
             self.state,
             lookup_customer=self.customers.lookup_customer,
@@ -110,7 +113,7 @@ class CtiService:
 
         # subscribers (each its own module in cti/subscribers/)
         self.preload = crm_preload.CrmPreload(
-            self.state, self.pops, self.customers, repository, self.notifier, ivr_context, timeout=crm_timeout
+            self.state, self.pops, self.customers, repository, self.notifier, ivr_context, timeout=crm_timeout, clock=clock
         )
         self.screen_pop = screen_pop.ScreenPopNotifier(self.state, self.pops, self.notifier)
         self.persistence = persistence.CallPersistence(self.state, repository, self.customers, self.preload, self.tasks)
@@ -183,6 +186,7 @@ class CtiService:
             pause_reasons=settings.pause_reasons,
             default_wrapup_seconds=settings.default_wrapup_seconds,
             repeat_caller_hours=settings.repeat_caller_hours,
+            crm_miss_cache_seconds=getattr(settings, "crm_miss_cache_seconds", 5.0),
             **overrides,
         )
 
