@@ -34,6 +34,7 @@ from api.auth import Authenticator
 from callcore.bus import Bus
 from cti.agents import AgentService
 from cti.ami import events as ev
+from cti.bookkeeping import Bookkeeping
 from cti.callbacks import CallbackService
 from cti.calls import CallControlService
 from cti.crm import BuiltinCrm, Crm, HttpCrm
@@ -117,14 +118,15 @@ class CtiService:
         )
         self.screen_pop = screen_pop.ScreenPopNotifier(self.state, self.pops, self.notifier)
         self.persistence = persistence.CallPersistence(self.state, repository, self.customers, self.preload, self.tasks)
-        self.wrapup = wrapup.WrapupTimer(self.state, self.directory, ami, repository, self.tasks)
+        self.bookkeeping = Bookkeeping()  # database writes that follow an AMI action: retried, never blocking it
+        self.wrapup = wrapup.WrapupTimer(self.state, self.directory, ami, repository, self.tasks, self.bookkeeping)
         self.overflow = overflow.Overflow(self.state, ami, self.tasks, transfer_context=transfer_context)
 
         # feature services, one job each (the routes call these)
         common = {"state": self.state, "directory": self.directory}
         self.agents = AgentService(
             ami=ami, repository=repository, dispatcher=self.dispatcher, pops=self.pops, wrapup=self.wrapup,
-            authenticator=authenticator, clock=clock, pause_reasons=pause_reasons, **common,
+            authenticator=authenticator, clock=clock, pause_reasons=pause_reasons, bookkeeping=self.bookkeeping, **common,
         )
         self.calls = CallControlService(
             ami=ami, repository=repository, dispatcher=self.dispatcher, pops=self.pops, persistence=self.persistence,
