@@ -77,8 +77,8 @@ class ChangeDispatcher:
         wanted = frozenset(kinds) if kinds is not None else None
         if wanted is not None:
             unknown = wanted - set(KINDS)
-            if unknown:
-                raise ValueError(f"subscriber {name!r}: unknown change kinds {sorted(unknown)}")
+            if unknown:  # a typo, or a kind added to CtiState later: say so, do not refuse
+                log.warning("subscriber %r asks for change kinds no part of callcore emits yet: %s", name, sorted(unknown))
         target = getattr(handler, "__call__", handler)
         is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(target)
         self._subs.append(_Subscriber(name, handler, wanted, is_async))
