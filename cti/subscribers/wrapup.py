@@ -70,10 +70,14 @@ class WrapupTimer:
                 self.paused.add(agent_id)
             except Exception as exc:
                 log.warning("wrap-up pause of %s failed: %s", agent_id, exc)
-        if rec is not None:
-            await self._books.write(
-                f"recording the wrap-up of {agent_id}",
-                lambda: self._repo.add_agent_event(agent_id, "wrapup", queue=queue, call_id=call_id),
+        if rec is not None:  # bookkeeping in its own task: the end of wrap-up waits only for the pause
+            self._tasks.spawn(
+                self._books.write(
+                    f"recording the wrap-up of {agent_id}",
+                    lambda: self._repo.add_agent_event(agent_id, "wrapup", queue=queue, call_id=call_id),
+                ),
+                f"cti-wrapup-event-{agent_id}",
+                key=f"wrapup-event:{agent_id}",
             )
 
     async def _end(self, agent_id: str, call_id: str | None) -> None:
@@ -89,6 +93,9 @@ class WrapupTimer:
                 await self._ami.send(act.queue_pause(rec.interface, False))
             except Exception as exc:
                 log.warning("end-of-wrap-up unpause of %s failed: %s", agent_id, exc)
+        written = self._tasks.get(f"wrapup-event:{agent_id}")
+        if written is not None and not written.done():
+            await asyncio.wait({written})  # the agent's events stay in order: wrap-up, then ready
         await self._books.write(
             f"recording the end of wrap-up of {agent_id}", lambda: self._repo.add_agent_event(agent_id, "ready", call_id=call_id)
         )

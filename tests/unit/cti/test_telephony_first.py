@@ -5,6 +5,8 @@ counted instead of blocking them."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cti.ami import events as ev
@@ -81,3 +83,22 @@ async def test_queue_add_after_an_asterisk_restart_does_not_wait_for_the_databas
     adds = sorted((a.get("Queue"), a.get("Interface")) for a in ami.of("QueueAdd"))
     assert adds == [("sales", "Local/1001@agents/n"), ("support", "Local/1001@agents/n")]
     assert report["agents_readded"] == ["1001"]
+
+
+async def test_a_hanging_database_write_never_holds_the_wrapup_pause_or_unpause(service, ami, clock, repo, monkeypatch):
+    await add_agents(service)
+    await service.queues.queue_settings_update(QueueSettings("sales", wrapup_seconds=30))
+    stuck = asyncio.Event()
+
+    async def hangs(*args, **kwargs):
+        await stuck.wait()  # the database does not answer
+
+    monkeypatch.setattr(repo, "add_agent_event", hangs)
+    events = [e for e in capture_events(CAPTURES / "ami-ivr-queue-agent.raw") if not isinstance(e, ev.QueueMemberPause)]
+    feed(service, clock, events)
+    await wait_for(lambda: ami.of("QueuePause"))
+    clock.advance(31)
+    await wait_for(lambda: len(ami.of("QueuePause")) == 2)  # unpaused while the wrap-up event is still being written
+    assert ami.of("QueuePause")[1].get("Paused") == "false"
+    stuck.set()
+    await service.idle()
