@@ -209,7 +209,9 @@ async def build_ivr_service(
     composition root passes the CTI one. Lookups go to ``settings.crm_url``;
     with ``crm`` (any object with ``async lookup(phone) -> dict | None``, e.g.
     CTI's built-in customer table) ``/customers/by-phone/{phone}`` is answered
-    by it and other paths still go to ``crm_url``.
+    by it and other paths still go to ``crm_url``. With ``pop_preload`` (CTI's
+    ``CrmPreload``) the screen pop is preloaded at the queue hand-off, waited for at
+    most ``settings.pop_preload_wait`` seconds.
     """
     from ivr.repository import SqlIvrRepository
 
