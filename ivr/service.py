@@ -138,7 +138,8 @@ class IvrService:
             self._remember(info.uniqueid, outcome.context)  # before the variables: Queue() may start at once
             preload = self._prepare_pop(info, outcome.context)
             await self._hand_off(channel, outcome, session_id)
-            await self._await_preload(preload)
+            if outcome.kind == "queue":  # not when the caller left during the hand-off
+                await self._await_preload(preload)
         self._remember(info.uniqueid, outcome.context)
         if session_id is not None:
             try:
