@@ -8,8 +8,7 @@ Checks: YAML syntax and duplicate keys (menu digits), unknown node types and
 fields, value types, undefined targets (with "did you mean"), unreachable
 nodes, loops that can cycle without a node that waits for the caller,
 unknown schedules / subflows, subflow recursion, missing sound files per
-language, variables that are read but never set, schedules without holiday
-data for the coming 12 months (warning).
+language, variables that are read but never set.
 """
 
 from __future__ import annotations
@@ -68,6 +67,30 @@ def _prompts(node: Node) -> list[tuple[str, Prompt]]:
     return out
 
 
+HOLIDAY_HORIZON = timedelta(days=365)
+
+
+def check_holiday_coverage(flow: Flow, today: date | None = None) -> list[Problem]:
+    """A schedule must know its holidays for the coming 12 months: either a public
+    calendar (``public_holidays: KR``, every year) or dates listed far enough ahead."""
+    today = today or date.today()
+    out: list[Problem] = []
+    for name, sched in flow.schedules.items():
+        if sched is None:
+            continue
+        until = sched.holiday_data_until()
+        if until is not None and until >= today + HOLIDAY_HORIZON:
+            continue
+        known = f"holiday data ends {until.isoformat()}" if until else "no holiday data"
+        out.append(Problem(
+            sched.pos or flow.pos,
+            f"schedule {name!r}: {known}; the coming 12 months are not covered "
+            f"(add 'public_holidays: KR' for every year's public holidays; company days stay in 'holidays')",
+            "warning",
+        ))
+    return out
+
+
 def check_flow(flow: Flow, all_flows: dict[str, Flow], sounds_dir: Path | None, assigned: set[str] | None = None) -> list[Problem]:
     """Meaning checks of one flow (``all_flows`` resolves subflows)."""
     problems: list[Problem] = []
@@ -116,6 +139,7 @@ def check_flow(flow: Flow, all_flows: dict[str, Flow], sounds_dir: Path | None, 
                 problems.append(Problem(node.pos, f"{what(node)} is unreachable from start node {flow.start!r}"))
 
     problems.extend(_no_wait_loops(flow))
+    problems.extend(check_holiday_coverage(flow))
 
     # prompts and sounds
     for node in nodes.values():
@@ -292,34 +316,8 @@ def _subflow_cycles(flows: dict[str, Flow]) -> list[Problem]:
     return out
 
 
-HOLIDAY_HORIZON = timedelta(days=365)
-
-
-def check_holiday_coverage(flow: Flow, today: date | None = None) -> list[Problem]:
-    """A schedule must know its holidays for the coming 12 months: either a public
-    calendar (``public_holidays: KR``, every year) or dates listed far enough ahead."""
-    today = today or date.today()
-    out: list[Problem] = []
-    for name, sched in flow.schedules.items():
-        if sched is None:
-            continue
-        until = sched.holiday_data_until()
-        if until is not None and until >= today + HOLIDAY_HORIZON:
-            continue
-        known = f"holiday data ends {until.isoformat()}" if until else "no holiday data"
-        out.append(Problem(
-            sched.pos or flow.pos,
-            f"schedule {name!r}: {known}; the coming 12 months are not covered "
-            f"(add 'public_holidays: KR' for every year's public holidays; company days stay in 'holidays')",
-            "warning",
-        ))
-    return out
-
-
-def check_flows(flows: dict[str, Flow], sounds_dir: Path | None, today: date | None = None) -> list[Problem]:
+def check_flows(flows: dict[str, Flow], sounds_dir: Path | None) -> list[Problem]:
     problems: list[Problem] = []
-    for flow in flows.values():
-        problems.extend(check_holiday_coverage(flow, today))
     assigned: set[str] = set()
     for flow in flows.values():
         assigned |= _assigned_vars(flow)

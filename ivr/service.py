@@ -136,10 +136,7 @@ class IvrService:
         outcome.context["session_id"] = session_id
         if outcome.kind == "queue":
             self._remember(info.uniqueid, outcome.context)  # before the variables: Queue() may start at once
-            preload = self._prepare_pop(info, outcome.context)
             await self._hand_off(channel, outcome, session_id)
-            if outcome.kind == "queue":  # not when the caller left during the hand-off
-                await self._await_preload(preload)
         self._remember(info.uniqueid, outcome.context)
         if session_id is not None:
             try:
@@ -169,6 +166,7 @@ class IvrService:
             await asyncio.wait({future}, timeout=self.pop_preload_wait)
 
     async def _hand_off(self, channel: Channel, outcome: IvrOutcome, session_id: int | None) -> None:
+        preload = self._prepare_pop(channel.info, outcome.context)  # the screen pop loads while the variables are set
         variables = [("IVR_QUEUE", outcome.queue or ""), ("IVR_PRIORITY", str(outcome.priority or 0))]
         if outcome.timeout is not None:
             variables.append(("IVR_TIMEOUT", str(outcome.timeout)))
@@ -187,6 +185,8 @@ class IvrService:
             outcome.kind = "error"
             outcome.error = "queue hand-off failed"
             outcome.context["outcome"] = "error"
+        if outcome.kind == "queue":  # not when the caller left during the hand-off
+            await self._await_preload(preload)
 
 
 async def build_ivr_service(
