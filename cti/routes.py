@@ -395,28 +395,38 @@ async def lookup_customer(request: Request, phone: str = Query(min_length=1, max
 
 @customers_router.post("", status_code=201)
 async def create_customer(body: CustomerBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customers.create_customer(**body.model_dump())
+    return await svc(request).repository.create_customer(**body.model_dump())
 
 
 @customers_router.get("/{customer_id}")
 async def get_customer(customer_id: int, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customers.get_customer(customer_id)
+    c = await svc(request).repository.get_customer(customer_id)
+    if c is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return c
 
 
 @customers_router.put("/{customer_id}")
 async def update_customer(customer_id: int, body: CustomerPatch, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customers.update_customer(customer_id, **body.model_dump(exclude_none=True))
+    c = await svc(request).repository.update_customer(customer_id, **body.model_dump(exclude_none=True))
+    if c is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return c
 
 
 @customers_router.delete("/{customer_id}", status_code=204)
 async def delete_customer(customer_id: int, request: Request, p: Principal = Depends(require("supervisor"))) -> Response:
-    await svc(request).customers.delete_customer(customer_id)
+    if not await svc(request).repository.delete_customer(customer_id):
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)
     return Response(status_code=204)
 
 
 @customers_router.post("/{customer_id}/notes", status_code=201)
 async def add_note(customer_id: int, body: NoteBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customers.add_note(customer_id, body.text, author=p.subject, call_id=body.call_id)
+    note = await svc(request).repository.add_customer_note(customer_id, body.text, author=p.subject, call_id=body.call_id)
+    if note is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return note
 
 
 # ---- queues

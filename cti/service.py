@@ -195,6 +195,7 @@ class CtiService:
     # -------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Load the directory and queue settings; start the owned background loops."""
+        self.customers.watch()  # customer writes drop cached CRM lookups
         await self.directory.reload()
         for qs in await self.repository.queue_settings():
             self.state.set_queue_settings(qs)
@@ -219,6 +220,7 @@ class CtiService:
         await self.dispatcher.stop(flush_timeout)
         if self.webhooks is not None:
             await self.webhooks.stop()
+        self.customers.unwatch()
         close = getattr(self.crm, "aclose", None)
         if close is not None:
             await close()

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from cti.ami import events as ev
+from cti.crm import BuiltinCrm
 from cti.pops import PopBuilder
 from cti.state import Call
 from cti.testing import capture_events, drain
@@ -155,16 +156,28 @@ async def test_a_customer_created_shortly_before_the_call_is_in_the_ringing_pop(
 
 async def test_crm_cache_keeps_a_miss_briefly_and_drops_lookups_of_a_changed_customer(service, clock, repo):
     customers = service.customers
+    external = {"0200": None}
+
+    class ExternalCrm:  # a CRM callcore does not write to: only the short miss cache helps
+        async def lookup(self, phone):
+            return external.get(phone)
+
+    service.customers.crm = ExternalCrm()
     assert await customers.lookup_customer("0200") is None
-    c = await repo.create_customer(name="Direct insert", phone="0200")  # not through the service: cached miss
-    assert await customers.lookup_customer("0200") is None
-    clock.advance(customers.miss_cache_seconds + 0.1)  # an external CRM's new customer shows up soon
-    assert (await customers.lookup_customer("0200"))["id"] == c["id"]
-    # a found record is cached longer, but an update through the service drops it (old and new number)
-    await customers.update_customer(c["id"], name="Renamed", phone="0300")
-    assert await customers.lookup_customer("0200") is None
-    assert (await customers.lookup_customer("0300"))["name"] == "Renamed"
-    await customers.add_note(c["id"], "VIP from now on", author="1001", call_id=None)
-    assert (await customers.lookup_customer("0300"))["notes"][0]["text"] == "VIP from now on"
-    await customers.delete_customer(c["id"])
+    external["0200"] = {"id": "ext-1", "name": "New in the external CRM"}
+    assert await customers.lookup_customer("0200") is None  # the miss is cached...
+    clock.advance(customers.miss_cache_seconds + 0.1)  # ...only briefly
+    assert (await customers.lookup_customer("0200"))["id"] == "ext-1"
+
+    # callcore's own table: any write drops the cached lookups (hits and misses), whoever wrote it
+    service.customers.crm = BuiltinCrm(repo)
     assert await customers.lookup_customer("0300") is None
+    c = await repo.create_customer(name="Kim", phone="0300")
+    assert (await customers.lookup_customer("0300"))["name"] == "Kim"
+    await repo.update_customer(c["id"], name="Renamed", phone="0400")  # old and new number
+    assert await customers.lookup_customer("0300") is None
+    assert (await customers.lookup_customer("0400"))["name"] == "Renamed"
+    await repo.add_customer_note(c["id"], "VIP from now on", author="1001", call_id=None)
+    assert (await customers.lookup_customer("0400"))["notes"][0]["text"] == "VIP from now on"
+    await repo.delete_customer(c["id"])
+    assert await customers.lookup_customer("0400") is None
