@@ -1,5 +1,6 @@
 """Who is calling: the CRM behind a short cache shared by the router, the pop
-preload, click-to-call and call persistence; and the customer REST service.
+preload, click-to-call and call persistence; and the lookup behind
+``GET /api/customers/lookup``.
 
 A found record is cached ``cache_seconds`` (120 s), "no such customer" only
 ``miss_cache_seconds`` (5 s). Cached lookups of a number are dropped when the
