@@ -409,7 +409,10 @@ class KbService:
             notice = NoticeRow(version=row.version, title=content["title"], change="changed", created_by=actor.subject, created_at=now)
         version = ArticleVersionRow(version=row.version, content=_jsonable(content), status=row.status, author=actor.subject,
                                     comment=comment[:500], created_at=now)
-        row = await self.repository.save(row, version, notice)
+        try:
+            row = await self.repository.save(row, version, notice)
+        except Duplicate:  # another edit saved version N+1 first
+            raise Conflict(f"article {row.id} was changed meanwhile (now past v{row.version - 1}); reload it and edit again") from None
         self._announce(notice)
         return await self.article(row.id, actor)
 
@@ -490,7 +493,10 @@ class KbService:
                 notice = None
         row.status = status
         row.updated_at = now
-        row = await self.repository.save(row, None, notice)
+        try:
+            row = await self.repository.save(row, None, notice)
+        except Duplicate:  # published concurrently: that notice stands
+            raise Conflict(f"article {row.id} was published meanwhile") from None
         self._announce(notice)
         return await self.article(row.id, actor)
 

@@ -279,3 +279,17 @@ async def test_the_sample_loads_into_an_empty_kb_completes_a_cut_import_and_neve
     assert await kb.load_sample_if_empty(SAMPLE) is None  # complete: nothing to do
     await kb.create({"slug": "own", "title": "우리 문서"}, AGENT)
     assert await kb.load_sample_if_empty(SAMPLE) is None  # the team's own articles: never again
+
+
+async def test_concurrent_edits_one_wins_the_other_is_a_conflict(kb):
+    import asyncio
+
+    a = await kb.create({"slug": "race", "title": "경쟁", "body": "v1"}, AGENT)
+    results = await asyncio.gather(
+        kb.update(a["id"], {"body": "A"}, AGENT), kb.update(a["id"], {"body": "B"}, AGENT), return_exceptions=True
+    )
+    ok = [r for r in results if isinstance(r, dict)]
+    assert ok and all(isinstance(r, (dict, Conflict)) for r in results), results  # never a crash
+    versions = [v["version"] for v in await kb.versions(a["id"], AGENT)]
+    assert versions == list(range(1, len(ok) + 2))  # every saved edit is one version, none lost or doubled
+    assert (await kb.article(a["id"], AGENT))["version"] == versions[-1]
