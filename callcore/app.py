@@ -56,6 +56,11 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        # security (issue 11): built by callcore.wiring.build_security
+        self.keyring: Any = None
+        self.authenticator: Any = None
+        self.auth: Any = None
+        self.audit: Any = None
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -84,6 +89,10 @@ class Container:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        # security (issue 11): refuse guessable keys/secrets before anything listens
+        from auth.checker import check_startup
+
+        self.keyring = check_startup(s)
         url = s.effective_database_url
         if url.startswith("sqlite"):
             # the embedded store upgrades itself; PostgreSQL is upgraded by `callcore db upgrade`
@@ -166,6 +175,7 @@ class Container:
         services = {"cti": self.cti, "ivr": self.ivr}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
+        services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)
         return {k: v for k, v in services.items() if v is not None}
 
     async def readiness(self) -> dict[str, Any]:

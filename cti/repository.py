@@ -6,9 +6,6 @@ the repository is safe to share between concurrent tasks.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -32,6 +29,9 @@ from cti.models import (
     QueueSettingsRow,
 )
 from cti.state import Call, QueueSettings
+from auth.passwords import Passwords
+
+PASSWORDS = Passwords()
 
 
 class Duplicate(Exception):
@@ -93,21 +93,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-def hash_pin(pin: str, *, salt: bytes | None = None, rounds: int = 100_000) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, rounds)
-    return f"pbkdf2_sha256${rounds}${salt.hex()}${digest.hex()}"
+def hash_pin(pin: str) -> str:
+    """Argon2id (see :mod:`auth.passwords`); PINs stored as PBKDF2 before are rehashed on login."""
+    return PASSWORDS.hash(pin)
 
 
 def check_pin(pin: str, stored: str) -> bool:
-    try:
-        algo, rounds, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if algo != "pbkdf2_sha256":
-        return False
-    calc = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
-    return hmac.compare_digest(calc.hex(), digest)
+    return PASSWORDS.verify(pin, stored)[0]
 
 
 def _customer(row: CustomerRow, *, with_notes: bool = True) -> dict[str, Any]:
@@ -203,7 +195,7 @@ class CtiRepository:
                 interface=interface,
                 extension=extension,
                 role=role,
-                pin_hash=hash_pin(pin) if pin else None,
+                pin_hash=await PASSWORDS.hash_async(pin) if pin else None,
                 logged_in=False,
                 paused=False,
             )
@@ -224,7 +216,7 @@ class CtiRepository:
                 if fields.get(key) is not None:
                     setattr(row, key, fields[key])
             if fields.get("pin"):
-                row.pin_hash = hash_pin(fields["pin"])
+                row.pin_hash = await PASSWORDS.hash_async(fields["pin"])
             if fields.get("skills") is not None:
                 row.skills = [AgentSkillRow(queue=q, penalty=p) for q, p in fields["skills"].items()]
             try:
@@ -249,8 +241,14 @@ class CtiRepository:
     async def verify_pin(self, agent_id: str, pin: str) -> AgentRecord | None:
         async with self._sm() as s:
             row = await s.get(AgentRow, agent_id)
-            if row is None or not row.pin_hash or not check_pin(pin, row.pin_hash):
+            if row is None or not row.pin_hash:
                 return None
+            ok, rehashed = await PASSWORDS.verify_async(pin, row.pin_hash)
+            if not ok:
+                return None
+            if rehashed is not None:  # a PBKDF2 PIN from before Argon2, or changed parameters
+                row.pin_hash = rehashed
+                await s.commit()
             return _agent(row)
 
     async def set_agent_state(
