@@ -29,6 +29,7 @@ built in tests may set ``app.state.cti`` with an ``authenticator`` instead).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 from typing import Any, Callable, Mapping
@@ -173,22 +174,28 @@ def _same_origin(ws: WebSocket) -> bool:
     return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
 
 
+def _ws_credential(ws: WebSocket) -> tuple[str, str] | None:
+    token = _bearer(ws.headers) or _ws_subprotocol_token(ws)
+    if token:
+        return token, "access"
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    if cookie and _same_origin(ws):
+        return cookie, "session"
+    query = ws.query_params.get("token")
+    if query:
+        return query, "access"
+    return None
+
+
 def websocket_principal(ws: WebSocket) -> Principal | None:
     """The websocket caller from its handshake (header, subprotocol, cookie, ``?token=``), or None."""
-    auth = _authenticator(ws.app.state)
+    found = _ws_credential(ws)
+    if found is None:
+        return None
     try:
-        token = _bearer(ws.headers) or _ws_subprotocol_token(ws)
-        if token:
-            return auth.authenticate(token)
-        cookie = ws.cookies.get(SESSION_COOKIE)
-        if cookie and _same_origin(ws):
-            return auth.authenticate(cookie, typ="session")
-        query = ws.query_params.get("token")
-        if query:
-            return auth.authenticate(query)
+        return _authenticator(ws.app.state).authenticate(found[0], typ=found[1])
     except AuthError:
         return None
-    return None
 
 
 def _offered_subprotocol(ws: WebSocket) -> str | None:
@@ -197,25 +204,30 @@ def _offered_subprotocol(ws: WebSocket) -> str | None:
 
 
 async def websocket_login(ws: WebSocket, *, timeout: float = 5.0) -> Principal | None:
-    """Accept the websocket and authenticate it: from the handshake, else from a first
-    message ``{"auth": "<token>"}`` within ``timeout``. Closes with 4401 and returns None
-    when that fails."""
-    p = websocket_principal(ws)
-    await ws.accept(subprotocol=_offered_subprotocol(ws))
-    if p is None:
-        try:
-            async with asyncio.timeout(timeout):
-                first = json.loads(await ws.receive_text())
-            token = first.get("auth") if isinstance(first, dict) else None
-            p = _authenticator(ws.app.state).authenticate(token) if isinstance(token, str) else None
-        except (TimeoutError, ValueError, AuthError, KeyError, RuntimeError):
-            p = None
-        except Exception:  # the client went away
-            p = None
-    if p is None:
-        try:
+    """Authenticate and accept the websocket, or refuse it (returns None).
+
+    A credential in the handshake is checked before accepting (refused: HTTP 403). A
+    client that offers the ``callcore`` subprotocol without one is accepted and must
+    send ``{"auth": "<token>"}`` first, within ``timeout`` (else closed with 4401).
+    Anything else is refused at the handshake."""
+    subprotocol = _offered_subprotocol(ws)
+    if _ws_credential(ws) is not None or subprotocol is None:
+        p = websocket_principal(ws)
+        if p is None:
             await ws.close(code=4401, reason="authentication required")
-        except Exception:
-            pass
-        return None
+            return None
+        await ws.accept(subprotocol=subprotocol)
+        return p
+    await ws.accept(subprotocol=subprotocol)
+    p = None
+    try:
+        async with asyncio.timeout(timeout):
+            first = json.loads(await ws.receive_text())
+        token = first.get("auth") if isinstance(first, dict) else None
+        p = _authenticator(ws.app.state).authenticate(token) if isinstance(token, str) else None
+    except Exception:  # timeout, bad JSON, bad token, the client went away
+        p = None
+    if p is None:
+        with contextlib.suppress(Exception):
+            await ws.close(code=4401, reason="authentication required")
     return p

@@ -145,3 +145,11 @@ class AuditLog:
                     if expect != r.hash:
                         return VerifyResult(False, checked, r.id, "row content does not match its hash (edited)")
                     prev, checked, after = r.hash, checked + 1, r.id
+
+
+async def record_from(request: Any, actor: Any, action: str, target: Any = None, details: dict[str, Any] | None = None) -> None:
+    """Record through the app's audit log (``app.state.audit``); apps assembled without one
+    (unit tests of a single router) record nothing."""
+    audit = getattr(request.app.state, "audit", None)
+    if audit is not None:
+        await audit.record(actor, action, target, details)

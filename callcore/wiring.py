@@ -95,6 +95,9 @@ async def build_security(c: "Container") -> None:
         c.keyring, s.api_tokens, token_ttl=s.access_token_ttl, refresh_ttl=s.refresh_token_ttl, session_ttl=s.session_ttl,
     )
     c.cti.authenticator = c.authenticator
+    from auth.crypto import FieldCipher
+
+    c.cti.repository.cipher = FieldCipher.from_settings(s)  # sensitive customer fields sealed at rest
     throttle = LoginThrottle(
         time.monotonic,
         account_failures=s.login_max_failures_account,
