@@ -214,6 +214,11 @@ class Container:
             "FastAGI sessions accepted since start",
             lambda: getattr(self.agi, "sessions_total", 0) if self.agi is not None else 0,
         )
+        c.counter(  # security (issue 11)
+            "callcore_agi_refused_total",
+            "FastAGI connections refused or dropped: peer not allowed, per-peer limit, idle header, silent session",
+            lambda: sum(getattr(self.agi, "refused", {}).values()) if self.agi is not None else 0,
+        )
         c.gauge("callcore_websocket_clients", "Connected websocket clients", self._ws_clients)
         c.counter(
             "callcore_ami_events_total",

@@ -126,6 +126,12 @@ async def start_agi(c: "Container") -> None:
         s.agi_port,
         header_timeout=s.agi_header_timeout,
         command_timeout=s.agi_command_timeout,
+        # security (issue 11): allow-list, per-peer limits, silent-peer limit
+        max_sessions=s.agi_max_sessions,
+        allowed_peers=s.agi_allowed_peers,
+        max_sessions_per_peer=s.agi_max_sessions_per_peer,
+        max_pending_per_peer=s.agi_max_pending_per_peer,
+        first_answer_timeout=s.agi_first_answer_timeout,
     )
     ivr = c.ivr
 
