@@ -45,6 +45,9 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 class Container:
     def __init__(self, settings: Settings, *, clock: Callable[[], Any] | None = None) -> None:
+        from callcore.logs import install_redaction
+
+        install_redaction()  # security (issue 11): no token/PIN/secret in any log line
         self.settings = settings
         #: wall clock for the IVR (business hours); injectable so tests can call "at" a given time
         self.clock = clock
