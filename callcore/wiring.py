@@ -68,7 +68,7 @@ async def build_services(c: "Container") -> None:
     c.add_closer(c.cti.stop)
 
     c.ivr = await build_ivr_service(
-        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm, clock=c.clock
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock
     )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):
@@ -95,6 +95,8 @@ async def build_security(c: "Container") -> None:
         c.keyring, s.api_tokens, token_ttl=s.access_token_ttl, refresh_ttl=s.refresh_token_ttl, session_ttl=s.session_ttl,
     )
     c.cti.authenticator = c.authenticator
+    if getattr(c.cti, "agents", None) is not None:  # the agent feature service issues PIN-login tokens too
+        c.cti.agents.authenticator = c.authenticator
     from auth.crypto import FieldCipher
 
     c.cti.repository.cipher = FieldCipher.from_settings(s)  # sensitive customer fields sealed at rest
@@ -156,7 +158,7 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     engine = create_engine(settings.effective_database_url)
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
-    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti, crm=cti.crm)
+    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
 
     async def aclose() -> None:
         try:
