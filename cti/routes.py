@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from cti.ami.actions import AmiValueError
-from api.auth import Principal, require, websocket_login
+from api.auth import Principal, public, require, websocket_login
 from audit.service import record_from
 from auth.masking import mask_numbers
 from cti.errors import CtiError, Forbidden, NotFound
@@ -214,7 +214,7 @@ supervisor_router = APIRouter(prefix="/api/supervisor", tags=["supervisor"], rou
 ws_router = APIRouter(tags=["websocket"])
 
 
-@auth_router.post("/login")
+@auth_router.post("/login", dependencies=[Depends(public("the agent's PIN login (auth.routes serves it first in the assembled app)"))])
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
     token = await svc(request).agents.authenticate_agent(body.agent_id, body.pin)
     p = svc(request).authenticator.authenticate(token)
