@@ -24,12 +24,13 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cti.ami.actions import AmiValueError
 from api.auth import Principal, public, require, websocket_login
 from audit.service import record_from
 from auth.masking import mask_numbers
+from auth.routes import AgentLogin as LoginBody, Strict  # one login body, one strict base for every edge
 from cti.errors import CtiError, Forbidden, NotFound
 from cti.service import CtiService
 from cti.state import QueueSettings
@@ -78,15 +79,6 @@ DB_INT = 2**31 - 1
 
 QueueName = Annotated[str, Field(min_length=1, max_length=80, pattern=QUEUE)]
 Phone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9+*#() .-]+$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoginBody(Strict):
-    agent_id: str = Field(min_length=1, max_length=64)
-    pin: str = Field(min_length=1, max_length=128)
 
 
 class SkillBody(Strict):
