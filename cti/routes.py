@@ -306,13 +306,15 @@ async def pause_reasons(request: Request, p: Principal = Depends(require("pause_
 
 @agents_router.put("/pause-reasons/{code}")
 async def put_pause_reason(code: Code, body: PauseReasonBody, request: Request, p: Principal = Depends(require("pause_reasons.admin"))) -> list[str]:
-    return await svc(request).agents.set_pause_reason(code, body.label or code, body.active)
+    result = await svc(request).agents.set_pause_reason(code, body.label or code, body.active)
+    await record_from(request, p, "settings.pause_reason", code, {"label": body.label, "active": body.active})
+    return result
 
 
 # ---- calls
 @calls_router.get("")
 async def list_calls(request: Request, p: Principal = Depends(require("calls.read"))) -> list[dict[str, Any]]:
-    return svc(request).calls.list_calls(p)
+    return _numbers_for(request, p, svc(request).calls.list_calls(p))
 
 
 @calls_router.get("/history")
@@ -323,9 +325,14 @@ async def call_history(
     queue: str | None = None,
     p: Principal = Depends(require("calls.read")),
 ) -> list[dict[str, Any]]:
-    if not p.is_supervisor:
+    if not p.can("calls.read_all"):
         agent_id = p.agent_id
-    return await svc(request).repository.list_calls(limit=limit, agent_id=agent_id, queue=queue)
+    if queue is not None and not p.in_scope(queue):
+        raise Forbidden(f"queue {queue} is outside your queues")
+    rows = await svc(request).repository.list_calls(limit=limit, agent_id=agent_id, queue=queue)
+    if p.queues:  # a user scoped to queues sees their queues' calls (and their own)
+        rows = [r for r in rows if p.in_scope(r.get("queue")) or (p.agent_id and r.get("agent_id") == p.agent_id)]
+    return _numbers_for(request, p, rows)
 
 
 @calls_router.post("/click-to-call", status_code=202)
@@ -339,7 +346,7 @@ async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depe
 
 @calls_router.get("/{call_id}")
 async def get_call(call_id: str, request: Request, p: Principal = Depends(require("calls.read"))) -> dict[str, Any]:
-    return await svc(request).calls.get_call(call_id, p)
+    return _numbers_for(request, p, await svc(request).calls.get_call(call_id, p))
 
 
 @calls_router.post("/{call_id}/hangup", status_code=202)
@@ -555,9 +562,14 @@ def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str
     return ok, denied
 
 
-def _masks_numbers(ws: WebSocket, p: Principal) -> bool:
-    settings = getattr(ws.app.state, "settings", None)
+def _masks_numbers(conn: Request | WebSocket, p: Principal) -> bool:
+    settings = getattr(conn.app.state, "settings", None)
     return p.role in (getattr(settings, "mask_numbers_for_roles", None) or ()) and not p.can("numbers.unmasked")
+
+
+def _numbers_for(request: Request, p: Principal, data: Any) -> Any:
+    """Call views with caller numbers masked for the roles in ``mask_numbers_for_roles``."""
+    return mask_numbers(data) if _masks_numbers(request, p) else data
 
 
 @ws_router.websocket("/ws")
