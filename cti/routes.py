@@ -206,14 +206,15 @@ supervisor_router = APIRouter(prefix="/api/supervisor", tags=["supervisor"], rou
 ws_router = APIRouter(tags=["websocket"])
 
 
-@auth_router.post("/login", dependencies=[Depends(public("the agent's PIN login (auth.routes serves it first in the assembled app)"))])
+# shadowed in the assembled app by auth.routes (same paths, included first); kept for apps built from the CTI routers alone
+@auth_router.post("/login", include_in_schema=False, dependencies=[Depends(public("the agent's PIN login"))])
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
     token = await svc(request).agents.authenticate_agent(body.agent_id, body.pin)
     p = svc(request).authenticator.authenticate(token)
     return {"token": token, "agent_id": p.subject, "role": p.role}
 
 
-@auth_router.get("/me")
+@auth_router.get("/me", include_in_schema=False)
 async def me(p: Principal = Depends(require("auth.self"))) -> dict[str, Any]:
     return {"subject": p.subject, "role": p.role, "agent_id": p.agent_id}
 

@@ -212,3 +212,17 @@ async def test_like_wildcards_are_literal_and_agents_see_only_their_customers(st
     # a masked value sent back does not overwrite the stored one
     await client.put(f"/api/customers/{cid}", json={"attributes": {"rrn": sup[0]["attributes"]["rrn"]}}, headers=bearer(c, "supervisor"))
     assert (await client.get(f"/api/customers/{cid}", headers=admin)).json()["attributes"]["rrn"] == "900101-1234567"
+
+
+def test_token_command_refuses_the_default_key_and_signs_with_the_dev_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env["CALLCORE_DATA_DIR"] = str(tmp_path)
+    cmd = [sys.executable, "-m", "callcore.cli", "token", "x", "--role", "admin"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "CALLCORE_JWT_KEY" in out.stderr and not out.stdout
+    out = subprocess.run([*cmd, "--dev"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    from auth.tokens import KeyRing, verify_token
+
+    key = (tmp_path / "jwt.key").read_text().strip()
+    assert verify_token(KeyRing(key), out.stdout.strip()).role == "admin"
