@@ -226,3 +226,26 @@ def test_token_command_refuses_the_default_key_and_signs_with_the_dev_key(tmp_pa
 
     key = (tmp_path / "jwt.key").read_text().strip()
     assert verify_token(KeyRing(key), out.stdout.strip()).role == "admin"
+
+
+async def test_cors_only_for_configured_origins():
+    import httpx
+
+    from api.app import create_app
+
+    class Bare:  # the app factory's view of the container: no domain routers needed here
+        settings = Settings(cors_origins=["https://desk.example"])
+
+        def routers(self):
+            return []
+
+        def app_services(self):
+            return {}
+
+    app = create_app(Bare())  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-csrf-token"}
+        ok = await client.options("/healthz", headers={"Origin": "https://desk.example", **pre})
+        assert ok.headers["access-control-allow-origin"] == "https://desk.example"
+        bad = await client.options("/healthz", headers={"Origin": "https://evil.example", **pre})
+        assert "access-control-allow-origin" not in bad.headers
