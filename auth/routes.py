@@ -7,9 +7,11 @@ wrong credential, 429 + ``Retry-After`` while locked out, 403 missing permission
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CSRF_HEADER, SESSION_COOKIE, Principal, public, require
@@ -72,7 +74,26 @@ class UserUpdate(Strict):
     disabled: bool | None = None
 
 
-router = APIRouter(tags=["auth"])
+class AuthRoute(APIRoute):
+    """Maps the auth service's errors to HTTP answers for every route here (never a 500)."""
+
+    def get_route_handler(self) -> Callable[..., Any]:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Throttled as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+            except (AuthFailed, AuthError) as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=401)
+            except Invalid as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+        return wrapped
+
+
+router = APIRouter(tags=["auth"], route_class=AuthRoute)
 
 
 def svc(request: Request) -> AuthService:
@@ -84,16 +105,7 @@ def _address(request: Request) -> str | None:
 
 
 async def _login(request: Request, username: str, secret: str) -> Principal:
-    try:
-        return await svc(request).login(username, secret, _address(request))
-    except Throttled as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except AuthFailed as exc:
-        raise HTTPException(401, str(exc)) from None
-
-
-def _invalid(exc: Invalid) -> HTTPException:
-    return HTTPException(exc.status, str(exc))
+    return await svc(request).login(username, secret, _address(request))
 
 
 @router.post("/api/auth/login", dependencies=[Depends(public("the agent's PIN login"))])
@@ -109,10 +121,7 @@ async def token(body: Credentials, request: Request) -> dict[str, Any]:
 
 @router.post("/api/auth/refresh", dependencies=[Depends(public("the refresh token is the credential"))])
 async def refresh(body: RefreshBody, request: Request) -> dict[str, Any]:
-    try:
-        return await svc(request).refresh(body.refresh_token)
-    except AuthError as exc:
-        raise HTTPException(401, str(exc)) from None
+    return await svc(request).refresh(body.refresh_token)
 
 
 @router.post("/api/auth/logout", status_code=204)
@@ -166,10 +175,7 @@ async def list_keys(request: Request, p: Principal = Depends(require("apikeys.ad
 @router.post("/api/api-keys", status_code=201)
 async def create_key(body: ApiKeyCreate, request: Request, p: Principal = Depends(require("apikeys.admin"))) -> dict[str, Any]:
     """Returns the key once (``key``); only its hash is stored."""
-    try:
-        return await svc(request).create_api_key(p, body.name, body.role, body.scopes, body.queues)
-    except Invalid as exc:
-        raise _invalid(exc) from None
+    return await svc(request).create_api_key(p, body.name, body.role, body.scopes, body.queues)
 
 
 @router.delete("/api/api-keys/{key_id}")
@@ -190,20 +196,14 @@ async def list_users(request: Request, p: Principal = Depends(require("users.adm
 
 @router.post("/api/users", status_code=201)
 async def create_user(body: UserCreate, request: Request, p: Principal = Depends(require("users.admin"))) -> dict[str, Any]:
-    try:
-        return await svc(request).create_user(p, **body.model_dump())
-    except Invalid as exc:
-        raise _invalid(exc) from None
+    return await svc(request).create_user(p, **body.model_dump())
 
 
 @router.put("/api/users/{user_id}")
 async def update_user(
     body: UserUpdate, request: Request, user_id: str = Path(max_length=64, pattern=NAME), p: Principal = Depends(require("users.admin"))
 ) -> dict[str, Any]:
-    try:
-        row = await svc(request).update_user(p, user_id, **body.model_dump(exclude_unset=True))
-    except Invalid as exc:
-        raise _invalid(exc) from None
+    row = await svc(request).update_user(p, user_id, **body.model_dump(exclude_unset=True))
     if row is None:
         raise HTTPException(404, f"no such user: {user_id}")
     return row
