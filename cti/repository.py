@@ -34,6 +34,7 @@ from cti.models import (
 from cti.state import Call, QueueSettings
 from auth.passwords import Passwords
 
+#: PINs are Argon2id (auth.passwords); PBKDF2 PINs from before are rehashed on the next login
 PASSWORDS = Passwords()
 
 
@@ -94,15 +95,6 @@ def _iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
-
-
-def hash_pin(pin: str) -> str:
-    """Argon2id (see :mod:`auth.passwords`); PINs stored as PBKDF2 before are rehashed on login."""
-    return PASSWORDS.hash(pin)
-
-
-def check_pin(pin: str, stored: str) -> bool:
-    return PASSWORDS.verify(pin, stored)[0]
 
 
 def _customer(row: CustomerRow, *, with_notes: bool = True) -> dict[str, Any]:

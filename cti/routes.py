@@ -31,7 +31,7 @@ from api.auth import Principal, public, require, websocket_login
 from audit.service import record_from
 from auth.masking import mask_numbers
 from auth.routes import AgentLogin as LoginBody, Strict  # one login body, one strict base for every edge
-from cti.errors import CtiError, Forbidden, NotFound
+from cti.errors import CtiError, Forbidden, Invalid, NotFound
 from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
@@ -444,16 +444,17 @@ async def list_customers(
     request: Request, q: str | None = Query(None, max_length=200), limit: int = Query(100, ge=1, le=1000),
     p: Principal = Depends(require("customers.read")),
 ) -> list[dict[str, Any]]:
-    return await svc(request).repository.list_customers(
+    rows = await svc(request).repository.list_customers(
         q=q, limit=limit, only_ids=await _own_customers(request, p), reveal=p.can("customers.sensitive")
     )
+    return _numbers_for(request, p, rows)
 
 
 @customers_router.get("/lookup")
 async def lookup_customer(request: Request, phone: str = Query(min_length=1, max_length=64), p: Principal = Depends(require("customers.read"))) -> dict[str, Any]:
     customer = await svc(request).customers.customer_lookup(phone)
     await _visible(request, p, customer.get("id"))  # type: ignore[arg-type]
-    return customer
+    return _numbers_for(request, p, customer)
 
 
 @customers_router.post("", status_code=201)
@@ -469,13 +470,15 @@ async def get_customer(customer_id: CustomerId, request: Request, p: Principal =
     c = await svc(request).repository.get_customer(customer_id, reveal=p.can("customers.sensitive"))
     if c is None:
         return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
-    return c
+    return _numbers_for(request, p, c)
 
 
 @customers_router.put("/{customer_id}")
 async def update_customer(customer_id: CustomerId, body: CustomerPatch, request: Request, p: Principal = Depends(require("customers.write"))) -> dict[str, Any]:
     await _visible(request, p, customer_id)
     fields = body.model_dump(exclude_none=True)
+    if any("*" in n for n in [fields.get("phone") or "", *(fields.get("phones") or [])]):
+        raise Invalid("a masked number (with '*') cannot be saved: send the full number or leave the field out")
     c = await svc(request).repository.update_customer(customer_id, **fields, reveal=p.can("customers.sensitive"))
     if c is None:
         return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]

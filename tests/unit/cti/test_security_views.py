@@ -48,3 +48,19 @@ async def test_call_views_by_permission_scope_and_masking(service, app, client, 
     sup = (await client.get("/api/calls", headers=_h(service, "user:s", "supervisor"))).json()
     assert sup[0]["caller_num"] == call.caller_num  # supervisors hold numbers.unmasked
     assert Principal("user:q", "qa").can("calls.read_all") and not Principal("1001", "agent").can("calls.read_all")
+
+
+async def test_customer_numbers_masked_for_configured_roles_and_never_saved_masked(service, app, client):
+    admin = {"Authorization": "Bearer static-admin"}
+    c = (await client.post("/api/customers", json={"name": "Kim", "phone": "01012345678"}, headers=admin)).json()
+    app.state.settings = Settings(mask_numbers_for_roles=["agent", "supervisor"], agents_see_own_customers_only=False)
+    qa = _h(service, "user:q", "qa")
+    sup = _h(service, "user:s", "supervisor")
+    assert (await client.get(f"/api/customers/{c['id']}", headers=sup)).json()["phone"] == "01012345678"  # numbers.unmasked
+    agent = _h(service, "1001", "agent")
+    assert (await client.get(f"/api/customers/{c['id']}", headers=agent)).json()["phone"] == "010****5678"
+    assert (await client.get("/api/customers", headers=agent)).json()[0]["phone"] == "010****5678"
+    r = await client.put(f"/api/customers/{c['id']}", json={"phone": "010****5678"}, headers=admin)
+    assert r.status_code == 422 and "masked" in r.text
+    assert (await client.get(f"/api/customers/{c['id']}", headers=admin)).json()["phone"] == "01012345678"
+    assert (await client.get("/api/customers", headers=qa)).status_code == 403  # QA holds no customers.read
