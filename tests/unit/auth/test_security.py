@@ -214,6 +214,7 @@ async def test_like_wildcards_are_literal_and_agents_see_only_their_customers(st
     assert (await client.get(f"/api/customers/{cid}", headers=admin)).json()["attributes"]["rrn"] == "900101-1234567"
 
 
+@pytest.mark.slow
 def test_token_command_refuses_the_default_key_and_signs_with_the_dev_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
     env["CALLCORE_DATA_DIR"] = str(tmp_path)
@@ -249,3 +250,32 @@ async def test_cors_only_for_configured_origins():
         assert ok.headers["access-control-allow-origin"] == "https://desk.example"
         bad = await client.options("/healthz", headers={"Origin": "https://evil.example", **pre})
         assert "access-control-allow-origin" not in bad.headers
+
+
+@pytest.mark.slow
+def test_user_add_cli_creates_an_account_that_can_log_in(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env.update(CALLCORE_DATA_DIR=str(tmp_path), CALLCORE_NEW_PASSWORD="a-long-password-1")
+    cmd = [sys.executable, "-m", "callcore.cli", "user", "add", "root", "--role", "admin"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "user root created" in out.stdout
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    short = subprocess.run([*cmd[:-3], "x", "--role", "qa"], env={**env, "CALLCORE_NEW_PASSWORD": "short"}, capture_output=True, text=True, timeout=60)
+    assert short.returncode == 1 and "12 characters" in short.stderr
+
+    import asyncio
+
+    from auth.passwords import Passwords
+    from auth.repository import AuthRepository
+    from callcore.db import create_engine, session_factory
+
+    async def stored():
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'callcore.db'}")
+        try:
+            return await AuthRepository(session_factory(engine)).get_user("root")
+        finally:
+            await engine.dispose()
+
+    row = asyncio.run(stored())
+    assert row.role == "admin" and Passwords().verify("a-long-password-1", row.password_hash)[0]
