@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kb.analysis import Analyzer
-from kb.permissions import SYSTEM, Actor, ROLE_PERMISSIONS
+from kb.permissions import SYSTEM, actor_of_role
 from kb.repository import KbRepository
 from kb.rules import load_rules
 from kb.service import KbService
@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "kb" / "sample"
 RULES = ROOT / "dialplans" / "kb" / "rules.yaml"
 
-AGENT = Actor("1001", ROLE_PERMISSIONS["agent"])
-OTHER_AGENT = Actor("1002", ROLE_PERMISSIONS["agent"])
-REVIEWER = Actor("sup1", ROLE_PERMISSIONS["supervisor"])
+AGENT = actor_of_role("1001", "agent")
+OTHER_AGENT = actor_of_role("1002", "agent")
+REVIEWER = actor_of_role("sup1", "supervisor")
 
 
 @pytest.fixture(scope="session")
