@@ -143,7 +143,9 @@ class KbRepository:
         """:meth:`search` for several term sets, in one session."""
         dialect = await self.dialect()
         conds = self._filters(filters, now)
-        narrow = any((filters.queue, filters.tag, filters.language, filters.kind))
+        # the fast FTS5 path takes the best matches first and filters them after: only for the
+        # usual search (published articles, no other filter), where few of them are filtered out
+        narrow = any((filters.queue, filters.tag, filters.language, filters.kind)) or filters.status != "published"
         stmts = [self._search_stmt(dialect, terms, conds, limit, narrow) if terms else None for terms in term_sets]
         out: list[list[Hit]] = []
         async with self._sm() as s:
