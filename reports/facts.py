@@ -1,0 +1,336 @@
+"""Contact-center facts: what happened, once, with an idempotent key.
+
+A fact is appended once and never updated; its ``key`` is deterministic (the
+call's Linkedid, the visit's sequence number, the span's start…), so writing
+the same fact again — after an AMI reconnect and resync, a restart, a replay —
+is a no-op. Reports and live counters *fold* facts back into
+:class:`reports.formulas.Visit` / :class:`~reports.formulas.AgentSpan` /
+IVR sessions / survey answers and run the same formulas.
+
+This module is pure: :func:`visits_from_call` reads a CTI ``Call`` (its event
+log) and :func:`facts_for_call` turns it into facts; :func:`fold_visits` is
+the way back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from reports.formulas import AgentSpan, Contact, IvrSession, SurveyAnswer, Visit
+
+#: a caller still connected this long after app_queue said "abandoned" went on in the
+#: dialplan (voicemail, IVR): Asterisk's queue *timeout* reaches AMI as QueueCallerAbandon
+#: + QueueCallerLeave (queue_log says EXITWITHTIMEOUT), a real abandon hangs up at once
+TIMEOUT_AFTER_ABANDON_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Fact:
+    key: str
+    kind: str
+    at: float  # when it happened (epoch seconds)
+    anchor_at: float  # the time it is reported at (a visit: when the caller entered the queue)
+    call_id: str | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "kind": self.kind, "at": self.at, "anchor_at": self.anchor_at,
+            "call_id": self.call_id, "queue": self.queue, "agent_id": self.agent_id, "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Fact":
+        return cls(row["key"], row["kind"], row["at"], row["anchor_at"], row.get("call_id"), row.get("queue"),
+                   row.get("agent_id"), row.get("data") or {})
+
+
+# ------------------------------------------------------------ from a CTI call
+def _ev(call: Any) -> list[dict[str, Any]]:
+    return list(getattr(call, "events", None) or [])
+
+
+def visits_from_call(call: Any, now: float) -> list[Visit]:
+    """The queue visits of one CTI call, from its event log (``Call.events``), as far as they
+    are known at ``now``. Waits and talk prefer Asterisk's own numbers (AgentConnect
+    HoldTime, AgentComplete TalkTime, QueueCallerAbandon HoldTime); a visit the call left
+    for another (transfer, overflow) ends when the next one starts or the transfer happened."""
+    visits: list[Visit] = []
+    events = _ev(call)
+    ended_at = getattr(call, "ended_at", None)
+    caller = getattr(call, "caller_num", None)
+    holds: list[tuple[float, float | None]] = []
+    abandon_at: dict[int, float] = {}
+    transfer_at: dict[int, float] = {}
+    talk_reported: dict[int, float] = {}
+    queued_seen = any(e.get("event") == "queued" for e in events)
+    if not queued_seen and getattr(call, "queue", None) and getattr(call, "queued_at", None) is not None:
+        # entered while callcore was not connected (seen first by a resync)
+        visits.append(Visit(call.id, 0, call.queue, float(call.queued_at), caller))
+        if getattr(call, "answered_at", None) is not None:
+            v = visits[0]
+            v.answered_at, v.agent_id, v.outcome = float(call.answered_at), call.agent_id, "answered"
+            v.wait = max(0.0, v.answered_at - v.entered_at)
+    for e in events:
+        kind, at = e.get("event"), float(e.get("at", 0.0))
+        cur = visits[-1] if visits else None
+        if kind == "queued":
+            if cur is not None and cur.answered_at is not None and not cur.transferred:
+                cur.transferred = True
+                transfer_at.setdefault(cur.seq, at)
+            visits.append(Visit(call.id, len(visits), e.get("queue") or "", at, caller))
+        elif cur is None:
+            continue
+        elif kind == "answered" and cur.answered_at is None and cur.outcome == "in_progress":
+            cur.answered_at, cur.agent_id, cur.outcome = at, e.get("agent_id"), "answered"
+            hold_time = e.get("hold_time")
+            cur.wait = float(hold_time) if hold_time is not None else max(0.0, at - cur.entered_at)
+        elif kind == "abandoned" and cur.answered_at is None:
+            cur.outcome = "abandoned"
+            hold_time = e.get("hold_time")
+            cur.wait = float(hold_time) if hold_time is not None else max(0.0, at - cur.entered_at)
+            abandon_at[cur.seq] = at
+        elif kind == "agent_called" and cur.answered_at is None:
+            cur.rang_agent = True
+        elif kind == "ring_no_answer" and cur.answered_at is None:
+            cur.rang_agent = False
+        elif kind == "completed":
+            for v in reversed(visits):
+                if v.agent_id == e.get("agent_id") and v.seq not in talk_reported:
+                    if e.get("talk_time") is not None:
+                        talk_reported[v.seq] = float(e["talk_time"])
+                    break
+        elif kind == "transferred" and cur.answered_at is not None:
+            cur.transferred = True
+            transfer_at.setdefault(cur.seq, at)
+        elif kind == "hold":
+            holds.append((at, None))
+        elif kind == "unhold" and holds and holds[-1][1] is None:
+            holds[-1] = (holds[-1][0], at)
+    end = ended_at
+    for i, v in enumerate(visits):
+        nxt = visits[i + 1].entered_at if i + 1 < len(visits) else None
+        if v.answered_at is None:
+            if v.outcome == "abandoned":
+                left = abandon_at.get(v.seq, v.entered_at)
+                if end is not None and end - left >= TIMEOUT_AFTER_ABANDON_SECONDS and nxt is None:
+                    v.outcome = "timeout"
+            elif nxt is not None:  # moved on unanswered (callcore's overflow redirect)
+                v.outcome = "overflowed"
+                v.wait = max(0.0, nxt - v.entered_at)
+            elif end is not None:
+                v.outcome = "abandoned"  # hung up before any abandon event was seen (e.g. lost)
+                v.wait = max(0.0, end - v.entered_at)
+            continue
+        stop = transfer_at.get(v.seq)
+        if stop is None:
+            stop = nxt if nxt is not None else end
+        if stop is None:
+            continue  # still talking
+        measured = max(0.0, stop - v.answered_at)
+        reported = talk_reported.get(v.seq)
+        v.talk = min(reported, measured) if reported is not None and v.transferred else (
+            reported if reported is not None else measured)
+        v.hold = sum(
+            max(0.0, min(h_end if h_end is not None else stop, stop) - max(h_start, v.answered_at))
+            for h_start, h_end in holds
+        )
+        v.hold = min(v.hold, v.talk)
+        v.completed = True
+    return visits
+
+
+def visit_facts(v: Visit) -> list[Fact]:
+    base = f"v:{v.call_id}:{v.seq}"
+    out = [Fact(f"{base}:entered", "visit.entered", v.entered_at, v.entered_at, v.call_id, v.queue, None,
+                {"seq": v.seq, "caller": v.caller})]
+    if v.answered_at is not None:
+        out.append(Fact(f"{base}:answered", "visit.answered", v.answered_at, v.entered_at, v.call_id, v.queue,
+                        v.agent_id, {"seq": v.seq, "wait": v.wait}))
+        if v.completed:
+            out.append(Fact(f"{base}:completed", "visit.completed", v.answered_at + v.talk, v.entered_at, v.call_id,
+                            v.queue, v.agent_id, {"seq": v.seq, "talk": v.talk, "hold": v.hold,
+                                                  "transferred": v.transferred}))
+    elif v.outcome in ("abandoned", "timeout", "overflowed"):
+        out.append(Fact(f"{base}:left", "visit.left", v.entered_at + (v.wait or 0.0), v.entered_at, v.call_id,
+                        v.queue, None, {"seq": v.seq, "outcome": v.outcome, "wait": v.wait,
+                                        "rang_agent": v.rang_agent}))
+    return out
+
+
+def facts_for_call(call: Any, now: float, *, final: bool) -> list[Fact]:
+    """Every fact a CTI call implies so far. Before the call ended (``final`` False) only
+    the facts that cannot change any more: entered, answered. At the end: all of them
+    (visits left, completed; the call's end with its outcome and disposition)."""
+    out: list[Fact] = []
+    for v in visits_from_call(call, now):
+        for f in visit_facts(v):
+            if final or f.kind in ("visit.entered", "visit.answered"):
+                out.append(f)
+    if final and getattr(call, "ended_at", None) is not None:
+        first = call.queued_at if getattr(call, "queued_at", None) is not None else call.started_at
+        out.append(Fact(f"c:{call.id}:ended", "call.ended", float(call.ended_at), float(call.started_at), call.id,
+                        call.queue, call.agent_id, {"outcome": call.outcome, "caller": call.caller_num,
+                                                    "direction": call.direction, "first_queued_at": first}))
+    return out
+
+
+def disposition_fact(call_id: str, agent_id: str | None, code: str, resolved: bool | None, at: float,
+                     anchor_at: float | None = None) -> Fact:
+    return Fact(f"d:{call_id}", "disposition", at, anchor_at if anchor_at is not None else at, call_id, None,
+                agent_id, {"code": code, "resolved": resolved})
+
+
+def wrapup_fact(call_id: str | None, agent_id: str, start: float, end: float, queue: str | None,
+                anchor_at: float | None = None) -> Fact:
+    """A wrap-up span; ``anchor_at`` = when the caller entered the queue of the visit it follows,
+    so it is reported with that visit."""
+    return Fact(f"w:{call_id or '-'}:{agent_id}:{start:.3f}", "wrapup", end, anchor_at if anchor_at is not None else start,
+                call_id, queue, agent_id,
+                {"start": start, "end": end, "seconds": max(0.0, end - start)})
+
+
+def span_fact(span: AgentSpan) -> Fact:
+    assert span.end is not None
+    return Fact(f"a:{span.agent_id}:{span.state}:{span.start:.3f}", f"agent.{span.state}", span.end, span.start,
+                None, None, span.agent_id, {"start": span.start, "end": span.end, "reason": span.reason})
+
+
+def ivr_step_fact(session_id: str, seq: int, flow: str, node: str, at: float, call_id: str | None = None) -> Fact:
+    return Fact(f"i:{session_id}:{seq}", "ivr.step", at, at, call_id, None, None,
+                {"session": session_id, "seq": seq, "flow": flow, "node": node})
+
+
+def ivr_end_fact(session_id: str, flow: str, outcome: str, started_at: float, at: float,
+                 call_id: str | None = None) -> Fact:
+    return Fact(f"i:{session_id}:end", "ivr.ended", at, started_at, call_id, None, None,
+                {"session": session_id, "flow": flow, "outcome": outcome})
+
+
+def survey_fact(call_id: str, question: str, value: int, at: float, agent_id: str | None = None,
+                queue: str | None = None) -> Fact:
+    return Fact(f"s:{call_id}:{question}", "survey.answer", at, at, call_id, queue, agent_id,
+                {"question": question, "value": int(value)})
+
+
+def callback_fact(callback_id: str, what: str, at: float, queue: str | None = None, caller: str | None = None) -> Fact:
+    if what not in ("requested", "completed"):
+        raise ValueError("callback facts are 'requested' or 'completed'")
+    return Fact(f"cb:{callback_id}:{what}", f"callback.{what}", at, at, None, queue, None,
+                {"callback": callback_id, "caller": caller})
+
+
+# ------------------------------------------------------------------- folding
+def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
+    """Visits back from ``visit.*`` and ``wrapup`` facts (any order, duplicates harmless)."""
+    visits: dict[tuple[str, int], Visit] = {}
+    wraps: list[Fact] = []
+    rest: list[Fact] = []
+    for f in facts:
+        if f.kind == "visit.entered":
+            seq = int(f.data.get("seq", 0))
+            visits.setdefault((f.call_id or "", seq), Visit(f.call_id or "", seq, f.queue or "", f.anchor_at,
+                                                            f.data.get("caller")))
+        elif f.kind == "wrapup":
+            wraps.append(f)
+        elif f.kind.startswith("visit."):
+            rest.append(f)
+    for f in rest:
+        v = visits.get((f.call_id or "", int(f.data.get("seq", 0))))
+        if v is None:
+            continue  # the entered fact is outside the period
+        if f.kind == "visit.answered":
+            v.answered_at, v.agent_id, v.wait = f.at, f.agent_id, f.data.get("wait")
+            if v.outcome == "in_progress":
+                v.outcome = "answered"
+        elif f.kind == "visit.completed":
+            v.talk, v.hold = float(f.data.get("talk") or 0.0), float(f.data.get("hold") or 0.0)
+            v.transferred, v.completed = bool(f.data.get("transferred")), True
+            v.outcome = "answered"
+        elif f.kind == "visit.left":
+            v.outcome = f.data.get("outcome") or "abandoned"
+            v.wait, v.rang_agent = f.data.get("wait"), bool(f.data.get("rang_agent"))
+    for v in visits.values():
+        if v.answered_at is not None and not v.completed:
+            v.outcome = "in_progress"
+    by_call_agent: dict[tuple[str, str], list[Visit]] = {}
+    for v in visits.values():
+        if v.agent_id:
+            by_call_agent.setdefault((v.call_id, v.agent_id), []).append(v)
+    for w in wraps:
+        cands = by_call_agent.get((w.call_id or "", w.agent_id or ""))
+        if cands:
+            max(cands, key=lambda v: v.seq).wrapup += float(w.data.get("seconds") or 0.0)
+    return sorted(visits.values(), key=lambda v: (v.entered_at, v.call_id, v.seq))
+
+
+def fold_spans(facts: Iterable[Fact]) -> list[AgentSpan]:
+    out = []
+    for f in facts:
+        if f.kind in ("agent.logged_in", "agent.paused"):
+            out.append(AgentSpan(f.agent_id or "", f.kind.split(".", 1)[1], float(f.data["start"]),
+                                 float(f.data["end"]), f.data.get("reason")))  # type: ignore[arg-type]
+    return out
+
+
+def fold_ivr(facts: Iterable[Fact]) -> list[IvrSession]:
+    steps: dict[str, list[tuple[int, str, str, float]]] = {}
+    ends: dict[str, Fact] = {}
+    for f in facts:
+        if f.kind == "ivr.step":
+            steps.setdefault(f.data["session"], []).append((int(f.data["seq"]), f.data["node"], f.data["flow"], f.at))
+        elif f.kind == "ivr.ended":
+            ends[f.data["session"]] = f
+    out = []
+    for sid in sorted(set(steps) | set(ends)):
+        ss = sorted(steps.get(sid, []))
+        end = ends.get(sid)
+        flow = end.data["flow"] if end is not None else ss[0][2]
+        started = ss[0][3] if ss else (end.anchor_at if end is not None else 0.0)
+        out.append(IvrSession(sid, flow, [s[1] for s in ss], end.data["outcome"] if end is not None else "in_progress",
+                              started))
+    return out
+
+
+def fold_surveys(facts: Iterable[Fact], agent_of: Mapping[str, tuple[str | None, str | None]] | None = None) -> list[SurveyAnswer]:
+    """Survey answers, joined to the agent (and queue) who handled the call (``agent_of``:
+    call id → (agent, queue), from the call's last answered visit) when the answer lacks it."""
+    agent_of = agent_of or {}
+    out = []
+    for f in facts:
+        if f.kind == "survey.answer":
+            agent, queue = agent_of.get(f.call_id or "", (None, None))
+            out.append(SurveyAnswer(f.call_id or "", f.data["question"], int(f.data["value"]),
+                                    f.agent_id or agent, f.queue or queue, f.at))
+    return out
+
+
+def fold_contacts(facts: Iterable[Fact], resolved_codes: Iterable[str] = ("resolved",)) -> list[Contact]:
+    """FCR contacts: one per ended inbound call that reached a queue, with the disposition's and
+    the survey's say on resolution."""
+    codes = set(resolved_codes)
+    ended: dict[str, Fact] = {}
+    disp: dict[str, Fact] = {}
+    survey: dict[str, int] = {}
+    for f in facts:
+        if f.kind == "call.ended" and f.data.get("direction", "inbound") == "inbound" and f.queue:
+            ended[f.call_id or ""] = f
+        elif f.kind == "disposition":
+            disp[f.call_id or ""] = f
+        elif f.kind == "survey.answer" and f.data.get("question") == "resolved":
+            survey[f.call_id or ""] = int(f.data["value"])
+    out = []
+    for cid, f in ended.items():
+        d = disp.get(cid)
+        dres = None
+        if d is not None:
+            dres = d.data.get("resolved")
+            if dres is None:
+                dres = d.data.get("code") in codes
+        s = survey.get(cid)
+        out.append(Contact(cid, f.data.get("caller"), float(f.data.get("first_queued_at") or f.anchor_at),
+                           f.agent_id, dres, None if s not in (1, 2) else s == 1))
+    return sorted(out, key=lambda c: c.at)

@@ -1,0 +1,588 @@
+"""``ReportService``: the fact store's writer, the live counters and every report.
+
+* :meth:`record` (sync, cheap) — the facts subscriber's sink: facts go to the live
+  counters at once and to the database in an owned writer task (retried; telephony
+  never waits on it). Keys already seen are dropped (idempotent).
+* :class:`LiveCounters` — today's queue figures (wallboard, ``queue.stats``), folded
+  from today's facts with the same formulas the reports use, so both always agree;
+  loaded from the database on start (a restart keeps today's numbers).
+* Reports — queues, agents, IVR, surveys — for ``[from, to)`` by interval (15 min, hour,
+  day, week, month in the center's time zone). Queue figures come from the 15-minute
+  rollups where a valid one exists, else straight from the facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from reports import formulas as fm
+from reports.facts import Fact, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits
+from reports.repository import ReportRepository
+from reports.staffing import staffing_for_interval
+
+log = logging.getLogger(__name__)
+
+SLOT = 900  # rollup interval: 15 minutes
+INTERVALS = ("15min", "hour", "day", "week", "month")
+VISIT_KINDS = ("visit.entered", "visit.answered", "visit.completed", "visit.left", "wrapup")
+COUNT_FIELDS = [f.name for f in fields(fm.QueueMetrics) if f.name not in ("queue", "sl_seconds", "sl_formula")]
+
+
+class Invalid(ValueError):
+    """Bad report parameters (the HTTP edge answers 400)."""
+
+
+@dataclass
+class ReportConfig:
+    timezone: str = "UTC"
+    queues: dict[str, fm.QueueConfig] = field(default_factory=dict)
+    default_queue: fm.QueueConfig = field(default_factory=fm.QueueConfig)
+    target_sl_pct: dict[str, float] = field(default_factory=dict)
+    default_target_sl_pct: float = 80.0
+    fcr_window_seconds: float = 72 * 3600
+    resolved_dispositions: tuple[str, ...] = ("resolved",)
+    survey_questions: dict[str, str] = field(
+        default_factory=lambda: {"satisfaction": "csat", "csat": "csat", "nps": "nps", "resolved": "resolved"}
+    )
+    settle_seconds: float = 900.0  # a 15-minute slot is rolled up once its visits are this old and over
+
+    def for_queue(self, queue: str) -> fm.QueueConfig:
+        return self.queues.get(queue, self.default_queue)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ReportConfig":
+        queues = {}
+        targets = {}
+        for name, q in (getattr(settings, "report_queues", None) or {}).items():
+            queues[name] = fm.QueueConfig(q.service_level_seconds, q.service_level_formula, q.short_abandon_seconds,
+                                          q.exclude_short_abandons)
+            targets[name] = q.target_service_level_pct
+        return cls(
+            timezone=getattr(settings, "report_timezone", "UTC"),
+            queues=queues,
+            target_sl_pct=targets,
+            fcr_window_seconds=float(getattr(settings, "report_fcr_window_hours", 72)) * 3600,
+            resolved_dispositions=tuple(getattr(settings, "report_resolved_dispositions", ("resolved",))),
+        )
+
+
+# ----------------------------------------------------------------- time buckets
+def parse_time(value: str | float | None, tz: ZoneInfo, *, name: str) -> float | None:
+    """Epoch seconds from an epoch number, an ISO date (``2026-12-02``, local midnight) or an ISO
+    date-time (local when it has no offset)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{name}: not a time: {value!r} (use 2026-12-02, 2026-12-02T09:00 or epoch seconds)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.timestamp()
+
+
+def bucket_start(t: float, interval: str, tz: ZoneInfo) -> float:
+    local = datetime.fromtimestamp(t, tz)
+    if interval == "15min":
+        local = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
+    elif interval == "hour":
+        local = local.replace(minute=0, second=0, microsecond=0)
+    elif interval == "day":
+        local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif interval == "week":  # ISO weeks start on Monday
+        local = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    elif interval == "month":
+        local = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        raise Invalid(f"interval must be one of {', '.join(INTERVALS)}")
+    return datetime(local.year, local.month, local.day, local.hour, local.minute, tzinfo=tz).timestamp()
+
+
+def bucket_end(start: float, interval: str, tz: ZoneInfo) -> float:
+    local = datetime.fromtimestamp(start, tz)
+    if interval == "15min":
+        nxt = local + timedelta(minutes=15)
+    elif interval == "hour":
+        nxt = local + timedelta(hours=1)
+    elif interval == "day":
+        nxt = local + timedelta(days=1)
+    elif interval == "week":
+        nxt = local + timedelta(days=7)
+    else:
+        nxt = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+    # wall-clock arithmetic (a DST day has 23 or 25 hours)
+    return datetime(nxt.year, nxt.month, nxt.day, nxt.hour, nxt.minute, tzinfo=tz).timestamp()
+
+
+def day_bounds(now: float, tz: ZoneInfo) -> tuple[float, float]:
+    start = bucket_start(now, "day", tz)
+    return start, bucket_end(start, "day", tz)
+
+
+# ---------------------------------------------------------------- live counters
+class LiveCounters:
+    """Today's facts in memory (center's day), folded on demand (cached until a new fact)."""
+
+    def __init__(self, config: ReportConfig) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.timezone)
+        self.day: tuple[float, float] = (0.0, 0.0)
+        self._facts: dict[str, Fact] = {}
+        self._cache: dict[str, fm.QueueMetrics] | None = None
+
+    def reset(self, now: float, facts: Iterable[Fact] = ()) -> None:
+        self.day = day_bounds(now, self.tz)
+        self._facts = {}
+        self._cache = None
+        self.apply(facts, now)
+
+    def apply(self, facts: Iterable[Fact], now: float) -> None:
+        if not (self.day[0] <= now < self.day[1]):
+            self.reset(now)
+        for f in facts:
+            if f.kind in VISIT_KINDS and self.day[0] <= f.anchor_at < self.day[1] and f.key not in self._facts:
+                self._facts[f.key] = f
+                self._cache = None
+
+    def metrics(self, now: float) -> dict[str, fm.QueueMetrics]:
+        if not (self.day[0] <= now < self.day[1]):
+            self.reset(now)
+        if self._cache is None:
+            visits = fold_visits(self._facts.values())
+            by_q: dict[str, list[fm.Visit]] = {}
+            for v in visits:
+                by_q.setdefault(v.queue, []).append(v)
+            self._cache = {q: fm.queue_metrics(q, vs, self.config.for_queue(q)) for q, vs in by_q.items()}
+        return self._cache
+
+    def queue_today(self, queue: str, now: float) -> dict[str, Any]:
+        """The wallboard's ``*_today`` figures of one queue (same formulas as the reports)."""
+        m = self.metrics(now).get(queue) or fm.QueueMetrics(
+            queue, sl_seconds=self.config.for_queue(queue).service_level_seconds,
+            sl_formula=self.config.for_queue(queue).sl_formula)
+        d = m.to_dict()
+        return {
+            "offered_today": m.offered,
+            "answered_today": m.answered,
+            "abandoned_today": m.abandoned,
+            "short_abandoned_today": m.short_abandoned,
+            "timeouts_today": m.timeouts,
+            "answered_within_sl": m.answered_in_sl,
+            "service_level_seconds": m.sl_seconds,
+            "service_level_formula": m.sl_formula,
+            "service_level": None if m.service_level is None else round(m.service_level, 1),
+            "asa_seconds": d["asa_seconds"],
+            "aht_seconds": d["aht_seconds"],
+            "avg_talk_seconds": d["avg_talk_seconds"],
+            "longest_wait_today": d["longest_wait_seconds"],
+        }
+
+
+# ---------------------------------------------------------------------- service
+class ReportService:
+    def __init__(
+        self,
+        repository: ReportRepository,
+        config: ReportConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        open_spans: Callable[[float], list[fm.AgentSpan]] | None = None,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self.repository = repository
+        self.config = config or ReportConfig()
+        self.tz = ZoneInfo(self.config.timezone)
+        self.clock = clock
+        self.live = LiveCounters(self.config)
+        self.open_spans = open_spans
+        self.retry_seconds = retry_seconds
+        self._queue: asyncio.Queue[list[Fact]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._seen: dict[str, float] = {}  # keys recorded recently (bounded by age)
+        self._pending = 0
+        self.write_failures = 0
+        self.facts_written = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any, sessionmaker: Any, **kw: Any) -> "ReportService":
+        return cls(ReportRepository(sessionmaker), ReportConfig.from_settings(settings), **kw)
+
+    # -------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        now = self.clock()
+        lo, hi = day_bounds(now, self.tz)
+        self.live.reset(now, await self.repository.facts(lo, hi, VISIT_KINDS))
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="reports-writer")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        if self._writer is None:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.warning("reports: %d fact batches not written at shutdown", self._pending)
+        self._writer.cancel()
+        try:
+            await self._writer
+        except asyncio.CancelledError:
+            pass
+        self._writer = None
+
+    # -------------------------------------------------------------- recording
+    def record(self, facts: list[Fact]) -> None:
+        """The subscriber's sink: synchronous, never blocks on the database."""
+        now = self.clock()
+        new = [f for f in facts if f.key not in self._seen]
+        if not new:
+            return
+        for f in new:
+            self._seen[f.key] = now
+        if len(self._seen) > 200_000:  # forget old keys; the database's unique key stays the guard
+            cutoff = now - 3 * 86400
+            self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
+        self.live.apply(new, now)
+        if self._queue is None:
+            raise RuntimeError("ReportService.record before start()")
+        self._pending += 1
+        self._queue.put_nowait(new)
+
+    async def flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0.01)
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = await self._queue.get()
+            while not self._queue.empty() and len(batch) < 2000:
+                batch += self._queue.get_nowait()
+                self._pending -= 1
+            while True:
+                try:
+                    self.facts_written += await self.repository.add_facts(batch)
+                    await self._invalidate_rollups(batch)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - retried: a fact is never dropped for a DB hiccup
+                    self.write_failures += 1
+                    log.exception("reports: writing %d facts failed; retrying in %.1f s", len(batch), self.retry_seconds)
+                    await asyncio.sleep(self.retry_seconds)
+            self._pending -= 1
+
+    async def _invalidate_rollups(self, batch: list[Fact]) -> None:
+        slots = {bucket_start(f.anchor_at, "15min", self.tz) for f in batch if f.kind in VISIT_KINDS}
+        for s in slots:
+            if s + SLOT <= self.clock() - 1:  # only slots that may already be rolled up
+                await self.repository.replace_rollups(s, s + 1, [])
+
+    # -------------------------------------------------------------- rollups
+    async def rebuild_rollups(self, lo: float, hi: float, now: float | None = None) -> int:
+        """(Re)build the 15-minute rollups of [lo, hi); slots with visits still going, or younger
+        than ``settle_seconds``, are left to be computed from the facts. Returns slots written."""
+        now = self.clock() if now is None else now
+        lo = bucket_start(lo, "15min", self.tz)
+        visits = fold_visits(await self.repository.facts(lo, hi, VISIT_KINDS))
+        by_slot: dict[float, list[fm.Visit]] = {}
+        for v in visits:
+            by_slot.setdefault(bucket_start(v.entered_at, "15min", self.tz), []).append(v)
+        rows = []
+        for slot, vs in sorted(by_slot.items()):
+            if any(v.outcome == "in_progress" for v in vs) or slot + SLOT + self.config.settle_seconds > now:
+                continue
+            for q, qv in _by_queue(vs).items():
+                cfg = self.config.for_queue(q)
+                m = fm.queue_metrics(q, qv, cfg)
+                rows.append({"interval_start": slot, "queue": q, "config": asdict(cfg),
+                             "counts": {k: getattr(m, k) for k in COUNT_FIELDS}})
+        await self.repository.replace_rollups(lo, hi, rows)
+        return len({r["interval_start"] for r in rows})
+
+    async def _queue_metrics_by_slot(self, lo: float, hi: float) -> dict[tuple[float, str], fm.QueueMetrics]:
+        """Per (15-minute slot, queue): from a rollup built with the queue's current settings, else from facts."""
+        out: dict[tuple[float, str], fm.QueueMetrics] = {}
+        rolled: set[float] = set()
+        for r in await self.repository.rollups(lo, hi):
+            cfg = self.config.for_queue(r.queue)
+            if r.config != asdict(cfg):
+                continue  # built with other thresholds: recompute
+            m = fm.QueueMetrics(r.queue, sl_seconds=cfg.service_level_seconds, sl_formula=cfg.sl_formula)
+            for k in COUNT_FIELDS:
+                setattr(m, k, r.counts.get(k, 0))
+            out[(r.interval_start, r.queue)] = m
+            rolled.add(r.interval_start)
+        for rng_lo, rng_hi in _gaps(lo, hi, rolled):
+            for v in fold_visits(await self.repository.facts(rng_lo, rng_hi, VISIT_KINDS)):
+                slot = bucket_start(v.entered_at, "15min", self.tz)
+                cfg = self.config.for_queue(v.queue)
+                m = out.get((slot, v.queue))
+                if m is None:
+                    m = out[(slot, v.queue)] = fm.QueueMetrics(v.queue, sl_seconds=cfg.service_level_seconds,
+                                                               sl_formula=cfg.sl_formula)
+                fm.add_visits(m, [v], cfg)
+        return out
+
+    # -------------------------------------------------------------- reports
+    def _period(self, lo: Any, hi: Any, interval: str | None) -> tuple[float, float]:
+        now = self.clock()
+        a = parse_time(lo, self.tz, name="from")
+        b = parse_time(hi, self.tz, name="to")
+        if a is None:
+            a = day_bounds(now, self.tz)[0]
+        if b is None:
+            b = max(now, a) + 1e-6 if lo is None else bucket_end(bucket_start(a, "day", self.tz), "day", self.tz)
+        if b <= a:
+            raise Invalid("'to' must be after 'from'")
+        if b - a > 400 * 86400:
+            raise Invalid("a report covers at most 400 days")
+        if interval is not None and interval not in INTERVALS:
+            raise Invalid(f"interval must be one of {', '.join(INTERVALS)}")
+        return a, b
+
+    def _label(self, t: float) -> str:
+        return datetime.fromtimestamp(t, self.tz).isoformat()
+
+    async def queue_report(self, lo: Any = None, hi: Any = None, interval: str | None = None,
+                           queues: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        a, b = self._period(lo, hi, interval)
+        want = set(queues) if queues else None
+        slots = await self._queue_metrics_by_slot(bucket_start(a, "15min", self.tz), b)
+        groups: dict[tuple[float | None, str], fm.QueueMetrics] = {}
+        for (slot, q), m in sorted(slots.items()):
+            if want is not None and q not in want:
+                continue
+            if slot + SLOT <= a or slot >= b:
+                continue
+            key = (bucket_start(slot, interval, self.tz) if interval else None, q)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = fm.QueueMetrics(q, sl_seconds=m.sl_seconds, sl_formula=m.sl_formula)
+            g.add(m)
+        extra = await self._queue_extras(a, b, interval, want)
+        spans = await self._spans(a, b)
+        rows = []
+        for (start, q), m in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
+            row: dict[str, Any] = {}
+            if interval:
+                end = bucket_end(start, interval, self.tz)
+                row["interval_start"] = self._label(start)
+                row["interval_end"] = self._label(end)
+            row.update(m.to_dict())
+            row.update(extra.get((start, q), _EMPTY_EXTRA))
+            if interval:
+                lo_c, hi_c = max(start, a), min(bucket_end(start, interval, self.tz), b)
+                secs = hi_c - lo_c
+                waited = m.wait_answered_total + m.wait_unanswered_total
+                need = staffing_for_interval(
+                    interval_seconds=secs, offered=m.offered - m.short_abandoned - m.in_progress, aht=m.aht,
+                    target_sl_pct=self.config.target_sl_pct.get(q, self.config.default_target_sl_pct),
+                    target_seconds=m.sl_seconds, total_wait_seconds=waited, abandons=m.abandoned + m.timeouts)
+                row["staffing"] = {**need.to_dict(), "agents_logged_in_avg": _avg_logged_in(spans, lo_c, hi_c)}
+            rows.append(row)
+        return rows
+
+    async def _queue_extras(self, a: float, b: float, interval: str | None, want: set[str] | None) -> dict:
+        """FCR (three ways) and callbacks per (bucket, queue)."""
+        window = self.config.fcr_window_seconds
+        facts = await self.repository.facts(a, b + window, ("call.ended", "disposition", "survey.answer"))
+        period = [f for f in facts if f.anchor_at < b or f.kind != "call.ended"]
+        contacts = [c for c in fold_contacts(period, self.config.resolved_dispositions) if a <= c.at < b]
+        later = fold_contacts([f for f in facts if f.kind == "call.ended"])
+        queue_of = {f.call_id: f.queue for f in facts if f.kind == "call.ended"}
+        out: dict[tuple[float | None, str], dict[str, Any]] = {}
+        groups: dict[tuple[float | None, str], list[fm.Contact]] = {}
+        for c in self._survey_resolved(contacts, facts):
+            q = queue_of.get(c.call_id) or ""
+            if want is not None and q not in want:
+                continue
+            key = (bucket_start(c.at, interval, self.tz) if interval else None, q)
+            groups.setdefault(key, []).append(c)
+        now = self.clock()
+        for key, cs in groups.items():
+            out[key] = dict(fm.fcr(cs, later, window, now).to_dict())
+        for f in await self.repository.facts(a, b, ("callback.requested", "callback.completed")):
+            q = f.queue or ""
+            if want is not None and q not in want:
+                continue
+            key = (bucket_start(f.anchor_at, interval, self.tz) if interval else None, q)
+            row = out.setdefault(key, {})
+            name = "callbacks_requested" if f.kind == "callback.requested" else "callbacks_completed"
+            row[name] = row.get(name, 0) + 1
+        for row in out.values():
+            for k, v in _EMPTY_EXTRA.items():
+                row.setdefault(k, v)
+        return out
+
+    def _survey_resolved(self, contacts: list[fm.Contact], facts: list[Fact]) -> list[fm.Contact]:
+        kinds = self.config.survey_questions
+        resolved = {f.call_id: int(f.data.get("value", 0)) for f in facts
+                    if f.kind == "survey.answer" and kinds.get(f.data.get("question", "")) == "resolved"}
+        out = []
+        for c in contacts:
+            v = resolved.get(c.call_id)
+            out.append(c if v not in (1, 2) else fm.Contact(c.call_id, c.caller, c.at, c.agent_id,
+                                                             c.disposition_resolved, v == 1))
+        return out
+
+    async def _spans(self, a: float, b: float) -> list[fm.AgentSpan]:
+        # a span is stored when it ends, anchored at its start: fetch those that may overlap [a, b)
+        facts = await self.repository.facts(a - 31 * 86400, b, ("agent.logged_in", "agent.paused"))
+        spans = [s for s in fold_spans(facts) if s.end is None or s.end > a]
+        if self.open_spans is not None:
+            spans += [s for s in self.open_spans(self.clock()) if s.start < b]
+        return spans
+
+    async def agent_report(self, lo: Any = None, hi: Any = None, interval: str | None = None,
+                           agents: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        a, b = self._period(lo, hi, interval)
+        want = set(agents) if agents else None
+        visits = fold_visits(await self.repository.facts(a, b, VISIT_KINDS))
+        spans = await self._spans(a, b)
+        surveys = self._surveys(await self.repository.facts(a, b, ("survey.answer",)), visits)
+        buckets = self._buckets(a, b, interval)
+        rows = []
+        for start, end in buckets:
+            vs = [v for v in visits if start <= v.entered_at < end]
+            for m in fm.agents_report(vs, spans, start, end):
+                if want is not None and m.agent_id not in want:
+                    continue
+                row: dict[str, Any] = {}
+                if interval:
+                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
+                row.update(m.to_dict())
+                sv = fm.survey_report([s for s in surveys if s.agent_id == m.agent_id and start <= s.at < end], "agent")
+                sd = sv[0].to_dict() if sv else fm.SurveyMetrics(m.agent_id).to_dict()
+                row["csat_pct"], row["nps"] = sd["csat_pct"], sd["nps"]
+                rows.append(row)
+        return rows
+
+    def _buckets(self, a: float, b: float, interval: str | None) -> list[tuple[float, float]]:
+        if not interval:
+            return [(a, b)]
+        out = []
+        s = bucket_start(a, interval, self.tz)
+        while s < b:
+            e = bucket_end(s, interval, self.tz)
+            out.append((max(s, a), min(e, b)))
+            s = e
+        return out
+
+    def _surveys(self, facts: list[Fact], visits: list[fm.Visit]) -> list[fm.SurveyAnswer]:
+        agent_of: dict[str, tuple[str | None, str | None]] = {}
+        for v in sorted(visits, key=lambda v: v.seq):
+            if v.agent_id:
+                agent_of[v.call_id] = (v.agent_id, v.queue)
+        kinds = self.config.survey_questions
+        out = []
+        for s in fold_surveys(facts, agent_of):
+            kind = kinds.get(s.question)
+            if kind:
+                out.append(fm.SurveyAnswer(s.call_id, kind, s.value, s.agent_id, s.queue, s.at))
+        return out
+
+    async def survey_report(self, lo: Any = None, hi: Any = None, by: str = "agent",
+                            interval: str | None = None) -> list[dict[str, Any]]:
+        if by not in ("agent", "queue", "all"):
+            raise Invalid("by must be agent, queue or all")
+        a, b = self._period(lo, hi, interval)
+        facts = await self.repository.facts(a, b, ("survey.answer",))
+        visits = fold_visits(await self.repository.facts_of_calls({f.call_id for f in facts if f.call_id}, VISIT_KINDS))
+        answers = self._surveys(facts, visits)
+        rows = []
+        for start, end in self._buckets(a, b, interval):
+            for m in fm.survey_report([s for s in answers if start <= s.at < end], by):  # type: ignore[arg-type]
+                row: dict[str, Any] = {"by": by}
+                if interval:
+                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
+                row.update(m.to_dict())
+                rows.append(row)
+        return rows
+
+    async def ivr_report(self, lo: Any = None, hi: Any = None, flows: Iterable[str] | None = None,
+                         interval: str | None = None) -> list[dict[str, Any]]:
+        a, b = self._period(lo, hi, interval)
+        want = set(flows) if flows else None
+        sessions = fold_ivr(await self.repository.facts(a, b, ("ivr.step", "ivr.ended")))
+        rows = []
+        for start, end in self._buckets(a, b, interval):
+            for m in fm.ivr_report([s for s in sessions if start <= s.started_at < end]):
+                if want is not None and m.flow not in want:
+                    continue
+                row: dict[str, Any] = {}
+                if interval:
+                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
+                row.update(m.to_dict())
+                rows.append(row)
+        return rows
+
+    # -------------------------------------------------------------- IVR facts
+    def ivr_finished(self, session_id: str, call_id: str | None, outcome: Any, started_at: float, ended_at: float) -> None:
+        """The IVR's observer: steps, how the session ended, survey answers → facts."""
+        from reports.facts import ivr_end_fact, ivr_step_fact, survey_fact
+
+        facts: list[Fact] = []
+        for step in getattr(outcome, "steps", []) or []:
+            at = started_at + getattr(step, "started_ms", 0) / 1000.0
+            facts.append(ivr_step_fact(session_id, step.seq, step.flow, step.node, at, call_id))
+        facts.append(ivr_end_fact(session_id, outcome.flow, IVR_OUTCOMES.get(outcome.kind, "hangup"), started_at,
+                                  ended_at, call_id))
+        for question, value in (getattr(outcome, "survey_answers", None) or {}).items():
+            if value is not None and call_id:
+                facts.append(survey_fact(call_id, question, int(value), ended_at))
+        self.record(facts)
+
+
+#: IvrOutcome.kind → the IVR report's outcome
+IVR_OUTCOMES = {"queue": "queue", "callback": "transfer", "voicemail": "transfer", "hangup": "completed",
+                "caller_hangup": "hangup", "error": "hangup"}
+
+_EMPTY_EXTRA: dict[str, Any] = {
+    **{k: v for k, v in fm.FcrMetrics().to_dict().items()},
+    "callbacks_requested": 0,
+    "callbacks_completed": 0,
+}
+
+
+def _by_queue(vs: Iterable[fm.Visit]) -> dict[str, list[fm.Visit]]:
+    out: dict[str, list[fm.Visit]] = {}
+    for v in vs:
+        out.setdefault(v.queue, []).append(v)
+    return out
+
+
+def _gaps(lo: float, hi: float, rolled: set[float]) -> list[tuple[float, float]]:
+    """[lo, hi) minus the rolled-up 15-minute slots, as merged ranges."""
+    out: list[tuple[float, float]] = []
+    cur: float | None = None
+    s = lo
+    while s < hi:
+        if s in rolled:
+            if cur is not None:
+                out.append((cur, s))
+                cur = None
+        elif cur is None:
+            cur = s
+        s += SLOT
+    if cur is not None:
+        out.append((cur, hi))
+    return out
+
+
+def _avg_logged_in(spans: list[fm.AgentSpan], lo: float, hi: float) -> float | None:
+    if hi <= lo:
+        return None
+    total = sum(fm.clip(s.start, s.end, lo, hi) for s in spans if s.state == "logged_in")
+    return round(total / (hi - lo), 2)
