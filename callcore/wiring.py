@@ -73,6 +73,48 @@ async def build_services(c: "Container") -> None:
     if hasattr(c.ivr, "start"):
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
+    await build_reports(c)
+
+
+# --- reports (issue 16): fact store, live counters, report API
+async def build_reports(c: "Container") -> None:
+    """CTI changes ──FactsSubscriber──▶ ReportService (live counters + fact store); the IVR's
+    observer ──▶ IVR steps and survey answers; the CTI wallboard counters come from the facts."""
+    from reports.service import ReportService
+    from reports.subscriber import KINDS, FactsSubscriber
+
+    s = c.settings
+    import time
+
+    clock = (lambda: c.clock().timestamp()) if c.clock is not None else time.time
+    c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
+    facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
+    c.reports.open_spans = facts.open_spans
+    await c.reports.start()
+
+    async def stop_reports() -> None:
+        facts.close_all(c.clock())
+        await c.reports.stop()
+
+    c.add_closer(stop_reports)
+    dispatcher = getattr(c.cti, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.subscribe("report-facts", facts, kinds=KINDS)
+    else:  # until cti's ChangeDispatcher lands: follow the CTI service's own dispatch, after it
+        dispatch = c.cti._dispatch
+
+        def _dispatch(changes: list[Any], now: float) -> None:
+            dispatch(changes, now)
+            for ch in changes:
+                try:
+                    facts(ch, now)
+                except Exception:  # noqa: BLE001 - a failing subscriber never stops the CTI
+                    log.exception("report facts subscriber failed on %s", ch.kind)
+
+        c.cti._dispatch = _dispatch
+    c.cti.state.counters = c.reports.live.queue_today
+    if c.ivr is not None and hasattr(c.ivr, "observer"):
+        c.ivr.observer = c.reports.ivr_finished
 
 
 async def start_ami(c: "Container") -> None:
@@ -130,4 +172,6 @@ def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
 
-    return [*cti_routers(), ivr_router]
+    from reports.routes import router as reports_router
+
+    return [*cti_routers(), ivr_router, reports_router]

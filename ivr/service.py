@@ -55,6 +55,8 @@ class IvrService:
         trace: Callable[[str], None] | None = None,
     ) -> None:
         self.registry = registry
+        #: ``observer(session_id, call_id, outcome, started_at, ended_at)`` after each run (reports' facts)
+        self.observer: Callable[..., None] | None = None
         self.router = router
         self.callbacks = callbacks
         self.lookup = lookup
@@ -138,6 +140,12 @@ class IvrService:
                 await self.repository.finish_session(session_id, outcome, self.clock())
             except Exception:  # noqa: BLE001
                 log.exception("could not store IVR session %s", session_id)
+        if self.observer is not None:  # reports: IVR steps, containment, survey answers
+            try:
+                self.observer(str(session_id if session_id is not None else info.uniqueid), info.linkedid or info.uniqueid,
+                              outcome, started.timestamp(), self.clock().timestamp())
+            except Exception:  # noqa: BLE001 - bookkeeping never fails a call
+                log.exception("IVR observer failed for %s", info.uniqueid)
         return outcome
 
     async def _hand_off(self, channel: Channel, outcome: IvrOutcome, session_id: int | None) -> None:

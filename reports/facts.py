@@ -224,12 +224,17 @@ def callback_fact(callback_id: str, what: str, at: float, queue: str | None = No
 
 
 # ------------------------------------------------------------------- folding
+def unique(facts: Iterable[Fact]) -> list[Fact]:
+    """One fact per key (the store guarantees it; a caller merging sources may not)."""
+    return list({f.key: f for f in facts}.values())
+
+
 def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
     """Visits back from ``visit.*`` and ``wrapup`` facts (any order, duplicates harmless)."""
     visits: dict[tuple[str, int], Visit] = {}
     wraps: list[Fact] = []
     rest: list[Fact] = []
-    for f in facts:
+    for f in unique(facts):
         if f.kind == "visit.entered":
             seq = int(f.data.get("seq", 0))
             visits.setdefault((f.call_id or "", seq), Visit(f.call_id or "", seq, f.queue or "", f.anchor_at,
@@ -269,7 +274,7 @@ def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
 
 def fold_spans(facts: Iterable[Fact]) -> list[AgentSpan]:
     out = []
-    for f in facts:
+    for f in unique(facts):
         if f.kind in ("agent.logged_in", "agent.paused"):
             out.append(AgentSpan(f.agent_id or "", f.kind.split(".", 1)[1], float(f.data["start"]),
                                  float(f.data["end"]), f.data.get("reason")))  # type: ignore[arg-type]
@@ -279,7 +284,7 @@ def fold_spans(facts: Iterable[Fact]) -> list[AgentSpan]:
 def fold_ivr(facts: Iterable[Fact]) -> list[IvrSession]:
     steps: dict[str, list[tuple[int, str, str, float]]] = {}
     ends: dict[str, Fact] = {}
-    for f in facts:
+    for f in unique(facts):
         if f.kind == "ivr.step":
             steps.setdefault(f.data["session"], []).append((int(f.data["seq"]), f.data["node"], f.data["flow"], f.at))
         elif f.kind == "ivr.ended":
@@ -300,7 +305,7 @@ def fold_surveys(facts: Iterable[Fact], agent_of: Mapping[str, tuple[str | None,
     call id → (agent, queue), from the call's last answered visit) when the answer lacks it."""
     agent_of = agent_of or {}
     out = []
-    for f in facts:
+    for f in unique(facts):
         if f.kind == "survey.answer":
             agent, queue = agent_of.get(f.call_id or "", (None, None))
             out.append(SurveyAnswer(f.call_id or "", f.data["question"], int(f.data["value"]),

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column('counts', sa.JSON(), nullable=False),
         sa.Column('built_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_report_rollups')),
-        sa.UniqueConstraint('interval_start', 'queue', name='uq_report_rollups_interval_queue'),
+        sa.UniqueConstraint('interval_start', 'queue', name='interval_queue'),
     )
     with op.batch_alter_table('report_rollups', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_report_rollups_interval_start'), ['interval_start'], unique=False)
