@@ -67,9 +67,11 @@ def visits_from_call(call: Any, now: float) -> list[Visit]:
     transfer_at: dict[int, float] = {}
     talk_reported: dict[int, float] = {}
     queued_seen = any(e.get("event") == "queued" for e in events)
-    if not queued_seen and getattr(call, "queue", None) and getattr(call, "queued_at", None) is not None:
-        # entered while callcore was not connected (seen first by a resync)
-        visits.append(Visit(call.id, 0, call.queue, float(call.queued_at), caller))
+    if not queued_seen and getattr(call, "queue", None):
+        # entered while callcore was not connected (seen first by a resync): waiting since the
+        # QueueEntry's Wait, or already talking (entered no later than the call started)
+        entered = call.queued_at if getattr(call, "queued_at", None) is not None else call.started_at
+        visits.append(Visit(call.id, 0, call.queue, float(entered), caller))
         if getattr(call, "answered_at", None) is not None:
             v = visits[0]
             v.answered_at, v.agent_id, v.outcome = float(call.answered_at), call.agent_id, "answered"

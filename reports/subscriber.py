@@ -56,6 +56,9 @@ class FactsSubscriber:
         elif kind == "agent.updated" and change.agent_id:
             self._agent(change.agent_id, now)
         elif kind in ("state.resynced", "asterisk.shutdown"):
+            if kind == "state.resynced":  # calls that queued / were answered while callcore was away
+                for call in list(self.state.calls.values()):
+                    self.sink(facts_for_call(call, now, final=False))
             for agent_id in set(self.state.agents) | set(self._login) | set(self._pause) | set(self._wrap):
                 self._agent(agent_id, now)
 
