@@ -314,16 +314,21 @@ class ReportService:
     async def _queue_metrics_by_slot(self, lo: float, hi: float) -> dict[tuple[float, str], fm.QueueMetrics]:
         """Per (15-minute slot, queue): from a rollup built with the queue's current settings, else from facts."""
         out: dict[tuple[float, str], fm.QueueMetrics] = {}
-        rolled: set[float] = set()
+        valid: dict[float, list[Any]] = {}
+        stale: set[float] = set()
         for r in await self.repository.rollups(lo, hi):
-            cfg = self.config.for_queue(r.queue)
-            if r.config != asdict(cfg):
-                continue  # built with other thresholds: recompute
-            m = fm.QueueMetrics(r.queue, sl_seconds=cfg.service_level_seconds, sl_formula=cfg.sl_formula)
-            for k in COUNT_FIELDS:
-                setattr(m, k, r.counts.get(k, 0))
-            out[(r.interval_start, r.queue)] = m
-            rolled.add(r.interval_start)
+            if r.config != asdict(self.config.for_queue(r.queue)):
+                stale.add(r.interval_start)  # built with other thresholds: the whole slot from facts
+            else:
+                valid.setdefault(r.interval_start, []).append(r)
+        rolled = set(valid) - stale
+        for slot in rolled:
+            for r in valid[slot]:
+                cfg = self.config.for_queue(r.queue)
+                m = fm.QueueMetrics(r.queue, sl_seconds=cfg.service_level_seconds, sl_formula=cfg.sl_formula)
+                for k in COUNT_FIELDS:
+                    setattr(m, k, r.counts.get(k, 0))
+                out[(slot, r.queue)] = m
         for rng_lo, rng_hi in _gaps(lo, hi, rolled):
             for v in fold_visits(await self.repository.facts(rng_lo, rng_hi, VISIT_KINDS)):
                 slot = bucket_start(v.entered_at, "15min", self.tz)
