@@ -22,7 +22,7 @@ from reports.formulas import AgentSpan, Contact, IvrSession, SurveyAnswer, Visit
 #: a caller still connected this long after app_queue said "abandoned" went on in the
 #: dialplan (voicemail, IVR): Asterisk's queue *timeout* reaches AMI as QueueCallerAbandon
 #: + QueueCallerLeave (queue_log says EXITWITHTIMEOUT), a real abandon hangs up at once
-TIMEOUT_AFTER_ABANDON_SECONDS = 1.0
+TIMEOUT_AFTER_ABANDON_SECONDS = 3.0
 
 
 @dataclass(frozen=True)

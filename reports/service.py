@@ -418,8 +418,10 @@ class ReportService:
         now = self.clock()
         for key, cs in groups.items():
             out[key] = dict(fm.fcr(cs, later, window, now).to_dict())
+        requested_in = {f.data.get("callback"): f.queue
+                        for f in await self.repository.facts(a - 31 * 86400, b, ("callback.requested",))}
         for f in await self.repository.facts(a, b, ("callback.requested", "callback.completed")):
-            q = f.queue or ""
+            q = f.queue or requested_in.get(f.data.get("callback")) or ""
             if want is not None and q not in want:
                 continue
             key = (bucket_start(f.anchor_at, interval, self.tz) if interval else None, q)
@@ -536,7 +538,7 @@ class ReportService:
     # -------------------------------------------------------------- IVR facts
     def ivr_finished(self, session_id: str, call_id: str | None, outcome: Any, started_at: float, ended_at: float) -> None:
         """The IVR's observer: steps, how the session ended, survey answers → facts."""
-        from reports.facts import ivr_end_fact, ivr_step_fact, survey_fact
+        from reports.facts import callback_fact, ivr_end_fact, ivr_step_fact, survey_fact
 
         facts: list[Fact] = []
         for step in getattr(outcome, "steps", []) or []:
@@ -544,6 +546,9 @@ class ReportService:
             facts.append(ivr_step_fact(session_id, step.seq, step.flow, step.node, at, call_id))
         facts.append(ivr_end_fact(session_id, outcome.flow, IVR_OUTCOMES.get(outcome.kind, "hangup"), started_at,
                                   ended_at, call_id))
+        if outcome.kind == "callback" and getattr(outcome, "callback_id", None):
+            facts.append(callback_fact(str(outcome.callback_id), "requested", ended_at, outcome.queue,
+                                       (outcome.context or {}).get("caller_num")))
         for question, value in (getattr(outcome, "survey_answers", None) or {}).items():
             if value is not None and call_id:
                 facts.append(survey_fact(call_id, question, int(value), ended_at))

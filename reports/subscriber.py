@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from reports.facts import (
-    Fact, disposition_fact, facts_for_call, span_fact, visits_from_call, wrapup_fact,
+    Fact, callback_fact, disposition_fact, facts_for_call, span_fact, visits_from_call, wrapup_fact,
 )
 from reports.formulas import AgentSpan
 
@@ -49,6 +49,7 @@ class FactsSubscriber:
                 facts = facts_for_call(call, now, final=True)
                 if call.disposition:
                     facts.append(self._disposition(call, now))
+                facts += _callback_done(call)
                 self.sink(facts)
         elif kind == "agent.wrapup" and change.agent_id:
             self._close_wrap(change.agent_id, now)
@@ -122,3 +123,13 @@ class FactsSubscriber:
         self._pause.clear()
         if out:
             self.sink(out)
+
+
+def _callback_done(call: Any) -> list[Fact]:
+    """A callback call (click-to-call with a callback id) the customer answered: the callback is done."""
+    events = getattr(call, "events", None) or []
+    ids = [e.get("callback_id") for e in events if e.get("event") == "click_to_call" and e.get("callback_id")]
+    answered = [e for e in events if e.get("event") == "customer_answered"]
+    if not ids or not answered:
+        return []
+    return [callback_fact(str(ids[0]), "completed", float(answered[0]["at"]), None, call.caller_num)]

@@ -139,7 +139,7 @@ def facts() -> list[Fact]:
             out.append(ivr_end_fact(sid, "main", outcome, start, start + 30))
     out += [
         callback_fact("cb1", "requested", t("10:10:00"), "sales", "01011110002"),
-        callback_fact("cb1", "completed", t("10:40:00"), "sales", "01011110002"),
+        callback_fact("cb1", "completed", t("10:40:00"), None, "01011110002"),  # the queue is the request's
         callback_fact("cb2", "requested", t("10:20:00"), "sales", "01011110005"),
     ]
     return out

@@ -135,7 +135,7 @@ def test_a_queue_timeout_on_ami_is_not_an_abandon():
     the caller goes on in the dialplan (voicemail) instead of hanging up."""
     ev = [{"at": 0.0, "event": "queued", "queue": "sales"}, {"at": 30.0, "event": "abandoned", "hold_time": 30}]
     (timeout,) = visits_from_call(_call(ev, ended_at=75.0), 80.0)
-    (abandon,) = visits_from_call(_call(ev, ended_at=30.0), 80.0)
+    (abandon,) = visits_from_call(_call(ev, ended_at=30.2), 80.0)
     assert (timeout.outcome, timeout.wait) == ("timeout", 30.0)
     assert (abandon.outcome, abandon.wait) == ("abandoned", 30.0)
 
