@@ -84,34 +84,18 @@ async def build_reports(c: "Container") -> None:
     from reports.subscriber import KINDS, FactsSubscriber
 
     s = c.settings
-    import time
-
-    clock = (lambda: c.clock().timestamp()) if c.clock is not None else time.time
+    clock = c.cti._clock  # the CTI's clock: the changes' ``now`` and the live counters' day agree
     c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
     facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
     c.reports.open_spans = facts.open_spans
     await c.reports.start()
 
     async def stop_reports() -> None:
-        facts.close_all(c.clock())
+        facts.close_all(clock())
         await c.reports.stop()
 
     c.add_closer(stop_reports)
-    dispatcher = getattr(c.cti, "dispatcher", None)
-    if dispatcher is not None:
-        dispatcher.subscribe("report-facts", facts, kinds=KINDS)
-    else:  # until cti's ChangeDispatcher lands: follow the CTI service's own dispatch, after it
-        dispatch = c.cti._dispatch
-
-        def _dispatch(changes: list[Any], now: float) -> None:
-            dispatch(changes, now)
-            for ch in changes:
-                try:
-                    facts(ch, now)
-                except Exception:  # noqa: BLE001 - a failing subscriber never stops the CTI
-                    log.exception("report facts subscriber failed on %s", ch.kind)
-
-        c.cti._dispatch = _dispatch
+    c.cti.dispatcher.subscribe("report-facts", facts, kinds=KINDS)
     c.cti.state.counters = c.reports.live.queue_today
     if c.ivr is not None and hasattr(c.ivr, "observer"):
         c.ivr.observer = c.reports.ivr_finished
