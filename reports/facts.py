@@ -65,6 +65,7 @@ def visits_from_call(call: Any, now: float) -> list[Visit]:
     holds: list[tuple[float, float | None]] = []
     abandon_at: dict[int, float] = {}
     transfer_at: dict[int, float] = {}
+    left_at: dict[int, float] = {}
     talk_reported: dict[int, float] = {}
     queued_seen = any(e.get("event") == "queued" for e in events)
     if not queued_seen and getattr(call, "queue", None):
@@ -95,6 +96,8 @@ def visits_from_call(call: Any, now: float) -> list[Visit]:
             hold_time = e.get("hold_time")
             cur.wait = float(hold_time) if hold_time is not None else max(0.0, at - cur.entered_at)
             abandon_at[cur.seq] = at
+        elif kind == "left_queue" and cur.answered_at is None and cur.outcome == "in_progress":
+            left_at[cur.seq] = at  # left unanswered without an abandon: timeout / moved on
         elif kind == "agent_called" and cur.answered_at is None:
             cur.rang_agent = True
         elif kind == "ring_no_answer" and cur.answered_at is None:
@@ -122,7 +125,10 @@ def visits_from_call(call: Any, now: float) -> list[Visit]:
                     v.outcome = "timeout"
             elif nxt is not None:  # moved on unanswered (callcore's overflow redirect)
                 v.outcome = "overflowed"
-                v.wait = max(0.0, nxt - v.entered_at)
+                v.wait = max(0.0, left_at.get(v.seq, nxt) - v.entered_at)
+            elif v.seq in left_at:  # QueueCallerLeave alone: Queue() returned (timeout) and the call went on
+                v.outcome = "timeout"
+                v.wait = max(0.0, left_at[v.seq] - v.entered_at)
             elif end is not None:
                 v.outcome = "abandoned"  # hung up before any abandon event was seen (e.g. lost)
                 v.wait = max(0.0, end - v.entered_at)

@@ -23,14 +23,16 @@ from typing import Iterable
 from reports.formulas import AgentSpan, Visit
 
 _AGENT_NUM = re.compile(r"(\d+)\s*$")
+_INTERFACE = re.compile(r"^[A-Za-z0-9]+/([^@/;]+)")  # Local/1001@agents/n, PJSIP/1001
 
 
 def agent_id_of(member: str, mapping: dict[str, str] | None = None) -> str:
     """The callcore agent id of a queue_log member name: an explicit mapping first, else the
-    trailing number of the name (``Agent 9101`` → ``9101``), else the name itself."""
+    device of an interface (``Local/1001@agents/n`` → ``1001``), else the trailing number of
+    the name (``Agent 9101`` → ``9101``), else the name itself."""
     if mapping and member in mapping:
         return mapping[member]
-    m = _AGENT_NUM.search(member)
+    m = _INTERFACE.match(member) or _AGENT_NUM.search(member)
     return m.group(1) if m else member
 
 

@@ -1,0 +1,72 @@
+"""Calls through the PBX emulator appear in today's report (GET /api/reports/queues) and in the
+live counters (GET /api/queues, the wallboard feed) with the same values, across an AMI
+reconnect + resync in the middle of the day; the emulator's queue_log of the same calls gives
+the same queue figures (reports.queuelog)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from reports import formulas as fm
+from reports.queuelog import parse
+from tests.e2e.conftest import eventually
+
+CALLER = "01012345678"
+SAME = ["offered", "answered", "abandoned", "short_abandoned", "timeouts", "asa_seconds", "service_level_pct",
+        "longest_wait_seconds", "answered_in_sl"]
+
+
+async def _answered_call(s, number: str) -> None:
+    call = await s.pbx.dial(number, exten="sales", context="queue-direct")
+    await call.wait_for_agent(timeout=10)
+    await call.wait_for_hangup(timeout=10)
+
+
+async def test_report_live_counters_and_queue_log_agree_across_a_resync(server):
+    s = server
+    pbx = s.pbx
+    tok = await s.create_agent("1001", "김상담", ["sales"])
+    pbx.agent("1001", answer_after=2, hangup_after=10)  # virtual seconds (time scale 1/50)
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+
+    await _answered_call(s, CALLER)
+    await eventually(lambda: not s.cti.state.calls, 10, "call 1 ended")
+
+    # AMI drops mid-day: callcore reconnects and resyncs (QueueParams says Completed: 1)
+    logins = len([a for a in pbx.ami.actions if a[0] == "Login"])
+    await pbx.ami.drop_sessions()
+    await eventually(lambda: len([a for a in pbx.ami.actions if a[0] == "Login"]) > logins, 10, "AMI re-login")
+    await eventually(lambda: s.container.ami.state == "connected", 10, "resync done")
+
+    # a caller gives up while the only agent is paused
+    await s.api("POST", "/api/agents/1001/pause", token=tok, json={"reason": "break"}, expect=200)
+    await eventually(lambda: s.cti.state.agents["1001"].paused, what="1001 paused")
+    gone = await pbx.dial("01099998888", exten="sales", context="queue-direct")
+    await gone.wait_for_queue("sales")
+    await asyncio.sleep(0.3)  # ≈ 15 virtual seconds of waiting: not a short abandon
+    await gone.hangup()
+    await s.api("POST", "/api/agents/1001/unpause", token=tok, expect=200)
+    await eventually(lambda: not s.cti.state.agents["1001"].paused and not s.cti.state.calls, 10, "unpaused")
+    await eventually(lambda: s.cti.state.agents["1001"].status == "ready", 10, "wrap-up over")
+
+    await _answered_call(s, CALLER)
+    await eventually(lambda: not s.cti.state.calls, 10, "call 3 ended")
+    await s.cti.idle()
+    await s.container.reports.flush()
+
+    live = {q["queue"]: q for q in await s.api("GET", "/api/queues", expect=200)}["sales"]
+    (report,) = (await s.api("GET", "/api/reports/queues", params={"queue": "sales"}, expect=200))["rows"]
+    assert (report["offered"], report["answered"], report["abandoned"]) == (3, 2, 1)
+    assert live["answered_today"] == report["answered"] == 2  # not reset by the resync's QueueParams
+    assert live["abandoned_today"] == report["abandoned"]
+    assert live["offered_today"] == report["offered"]
+    assert live["asa_seconds"] == report["asa_seconds"]
+    assert live["aht_seconds"] == report["aht_seconds"] and report["aht_seconds"] > 0
+    assert live["avg_talk_seconds"] == report["avg_talk_seconds"]
+    assert live["service_level"] == round(report["service_level_pct"], 1)
+
+    # the emulator's queue_log of the same calls (app_queue's numbers, virtual seconds)
+    ql = {m.queue: m.to_dict() for m in fm.queues_report(parse(pbx.queue_log.lines).visits)}["sales"]
+    assert {k: report[k] for k in SAME} == {k: ql[k] for k in SAME}
+    assert report["avg_talk_seconds"] + report["avg_hold_seconds"] == ql["avg_talk_seconds"]  # TalkTime both ways
