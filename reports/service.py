@@ -141,6 +141,8 @@ class LiveCounters:
         self.day: tuple[float, float] = (0.0, 0.0)
         self._facts: dict[str, Fact] = {}
         self._cache: dict[str, fm.QueueMetrics] | None = None
+        self._slot_offered: dict[tuple[float, str], list[float]] | None = None
+        self._staffing: dict[tuple, dict[str, Any]] = {}
 
     def reset(self, now: float, facts: Iterable[Fact] = ()) -> None:
         self.day = day_bounds(now, self.tz)
@@ -155,6 +157,7 @@ class LiveCounters:
             if f.kind in VISIT_KINDS and self.day[0] <= f.anchor_at < self.day[1] and f.key not in self._facts:
                 self._facts[f.key] = f
                 self._cache = None
+                self._slot_offered = None
 
     def metrics(self, now: float) -> dict[str, fm.QueueMetrics]:
         if not (self.day[0] <= now < self.day[1]):
@@ -187,7 +190,35 @@ class LiveCounters:
             "aht_seconds": d["aht_seconds"],
             "avg_talk_seconds": d["avg_talk_seconds"],
             "longest_wait_today": d["longest_wait_seconds"],
+            "staffing": self.staffing_now(queue, m, now),
         }
+
+    def staffing_now(self, queue: str, today: fm.QueueMetrics, now: float) -> dict[str, Any]:
+        """Agents needed in the current 15-minute interval (Erlang C and A) from the arrivals so far
+        in it, scaled to the whole interval, and today's AHT and patience (cached per input)."""
+        slot = bucket_start(now, "15min", self.tz)
+        if self._slot_offered is None:
+            self._slot_offered = {}
+            for f in self._facts.values():
+                if f.kind == "visit.entered":
+                    key = (bucket_start(f.anchor_at, "15min", self.tz), f.queue or "")
+                    self._slot_offered.setdefault(key, []).append(f.anchor_at)
+        arrived = sum(1 for t in self._slot_offered.get((slot, queue), ()) if t <= now)
+        elapsed = max(60.0, now - slot)  # at least a minute, or the first caller reads as a flood
+        offered = round(arrived * SLOT / elapsed) if arrived else 0
+        aht = round(today.aht, 1) if today.aht else None
+        key = (slot, queue, offered, aht, today.abandoned + today.timeouts,
+               round(today.wait_answered_total + today.wait_unanswered_total))
+        if key not in self._staffing:
+            if len(self._staffing) > 1000:
+                self._staffing.clear()
+            need = staffing_for_interval(
+                interval_seconds=SLOT, offered=offered, aht=aht,
+                target_sl_pct=self.config.target_sl_pct.get(queue, self.config.default_target_sl_pct),
+                target_seconds=today.sl_seconds, total_wait_seconds=key[5], abandons=key[4])
+            self._staffing[key] = {"interval_start": datetime.fromtimestamp(slot, self.tz).isoformat(),
+                                   "arrived": arrived, **need.to_dict()}
+        return self._staffing[key]
 
 
 # ---------------------------------------------------------------------- service
@@ -200,6 +231,7 @@ class ReportService:
         clock: Callable[[], float] = time.time,
         open_spans: Callable[[float], list[fm.AgentSpan]] | None = None,
         retry_seconds: float = 2.0,
+        rollup_every: float | None = 300.0,
     ) -> None:
         self.repository = repository
         self.config = config or ReportConfig()
@@ -208,6 +240,8 @@ class ReportService:
         self.live = LiveCounters(self.config)
         self.open_spans = open_spans
         self.retry_seconds = retry_seconds
+        self.rollup_every = rollup_every
+        self._roller: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[list[Fact]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._seen: dict[str, float] = {}  # keys recorded recently (bounded by age)
@@ -226,6 +260,8 @@ class ReportService:
         self.live.reset(now, await self.repository.facts(lo, hi, VISIT_KINDS))
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="reports-writer")
+        if self.rollup_every:
+            self._roller = asyncio.create_task(self._rollup_loop(), name="reports-rollups")
 
     async def stop(self, timeout: float = 5.0) -> None:
         if self._writer is None:
@@ -234,12 +270,15 @@ class ReportService:
             await asyncio.wait_for(self.flush(), timeout)
         except (asyncio.TimeoutError, TimeoutError):
             log.warning("reports: %d fact batches not written at shutdown", self._pending)
-        self._writer.cancel()
-        try:
-            await self._writer
-        except asyncio.CancelledError:
-            pass
-        self._writer = None
+        for task in (self._writer, self._roller):
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._writer = self._roller = None
 
     # -------------------------------------------------------------- recording
     def record(self, facts: list[Fact]) -> None:
@@ -310,6 +349,29 @@ class ReportService:
                              "counts": {k: getattr(m, k) for k in COUNT_FIELDS}})
         await self.repository.replace_rollups(lo, hi, rows)
         return len({r["interval_start"] for r in rows})
+
+    async def roll_up_pending(self, now: float | None = None, days: float = 2.0) -> int:
+        """Roll up the settled slots of the last ``days`` that have no rollup yet (the owned
+        background loop does this every ``rollup_every`` seconds)."""
+        now = self.clock() if now is None else now
+        lo = bucket_start(now - days * 86400, "15min", self.tz)
+        hi = bucket_start(now - self.config.settle_seconds, "15min", self.tz)
+        done = {r.interval_start for r in await self.repository.rollups(lo, hi)}
+        built = 0
+        for a, b in _gaps(lo, hi, done):
+            built += await self.rebuild_rollups(a, b, now)
+        return built
+
+    async def _rollup_loop(self) -> None:
+        assert self.rollup_every
+        while True:
+            await asyncio.sleep(self.rollup_every)
+            try:
+                await self.roll_up_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - reports fall back to the facts meanwhile
+                log.exception("reports: rolling up failed; retrying in %.0f s", self.rollup_every)
 
     async def _queue_metrics_by_slot(self, lo: float, hi: float) -> dict[tuple[float, str], fm.QueueMetrics]:
         """Per (15-minute slot, queue): from a rollup built with the queue's current settings, else from facts."""

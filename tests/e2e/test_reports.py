@@ -70,3 +70,40 @@ async def test_report_live_counters_and_queue_log_agree_across_a_resync(server):
     ql = {m.queue: m.to_dict() for m in fm.queues_report(parse(pbx.queue_log.lines).visits)}["sales"]
     assert {k: report[k] for k in SAME} == {k: ql[k] for k in SAME}
     assert report["avg_talk_seconds"] + report["avg_hold_seconds"] == ql["avg_talk_seconds"]  # TalkTime both ways
+
+
+def _shape(line: str, agents: dict[str, str]) -> tuple:
+    """A queue_log line without its times, ids and names: what app_queue's format fixes."""
+    t, callid, queue, agent, event, *data = line.split("|")
+    kind = callid if callid in ("MANAGER", "NONE") else "<call>"
+    data = ["<n>" if d.replace(".", "", 1).isdigit() else d for d in data]
+    return kind, queue, agents.get(agent, agent), event, tuple(data)
+
+
+async def test_emulator_queue_log_conforms_to_asterisk(server):
+    """The emulator's queue_log lines have the shape of a real Asterisk 20's for the same call:
+    member added, caller enters, agent answers and hangs up, wrap-up pause, member removed
+    (tests/fixtures/asterisk-captures/live-2026-12/ami-pjsip-call.queue_log)."""
+    from pathlib import Path
+
+    real = (Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-captures" / "live-2026-12"
+            / "ami-pjsip-call.queue_log").read_text().splitlines()
+    s = server
+    pbx = s.pbx
+    tok = await s.create_agent("1001", "김상담", ["sales"])
+    pbx.agent("1001", answer_after=2, hangup_after=8)
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+    await _answered_call(s, CALLER)
+    await eventually(lambda: any("|PAUSE|wrapup" in line for line in pbx.queue_log.lines), 10, "wrap-up pause")
+    await s.api("POST", "/api/agents/1001/logout", token=tok, expect=200)
+    await eventually(lambda: "REMOVEMEMBER" in pbx.queue_log.lines[-1], 10, "member removed")
+
+    ours = [_shape(line, {"김상담": "<agent>"}) for line in pbx.queue_log.lines
+            if "UNPAUSE" not in line]  # callcore ended the wrap-up before the logout; the capture's did not
+    theirs = [_shape(line, {"Agent 1001": "<agent>"}) for line in real]
+    assert ours == theirs
+    # and the reader takes both alike
+    for lines in (pbx.queue_log.lines, real):
+        (v,) = parse(lines).visits
+        assert (v.queue, v.outcome, v.completed) == ("sales", "answered", True)

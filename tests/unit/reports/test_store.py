@@ -82,6 +82,12 @@ async def test_rollups_give_the_same_report(loaded):
     assert rows["sales"]["answered_in_sl"] == 5 and rows["sales"]["service_level_pct"] == 62.5  # 5 / 8
 
 
+async def test_pending_slots_are_rolled_up_once(loaded):
+    assert await loaded.roll_up_pending(now=ds.t("12:00:00", 3), days=2) == 3
+    assert await loaded.roll_up_pending(now=ds.t("12:00:00", 3), days=2) == 0  # nothing new to roll
+    assert len(await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY)) == 4
+
+
 async def test_a_late_fact_invalidates_its_rollup(loaded, clock):
     await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
     from reports.facts import wrapup_fact
@@ -144,6 +150,11 @@ async def test_live_counters_load_today_from_the_store(db_sessionmaker):
         assert today["asa_seconds"] == report["asa_seconds"] == 14.0
         assert today["aht_seconds"] == report["aht_seconds"] == 98.0
         assert today["service_level"] == report["service_level_pct"] == 50.0
+        # the wallboard's staffing for 09:10 (c1..c6 so far in the 09:00 interval, today's AHT 98 s)
+        staffing = svc.live.queue_today("sales", ds.t("09:10:00"))["staffing"]
+        assert (staffing["interval_start"], staffing["arrived"], staffing["offered"]) == (
+            "2026-12-02T09:00:00+09:00", 6, 9)  # 6 in 10 minutes: 9 in the interval
+        assert staffing["agents_needed_erlang_c"] == 3  # 9 × 98 s / 900 s ≈ 0.98 erlangs, 80 % in 20 s
         assert svc.live.queue_today("sales", ds.t("00:30:00", 3))["answered_today"] == 0  # a new day
     finally:
         await svc.stop()
