@@ -602,6 +602,9 @@ class ReportService:
         """The IVR's observer: steps, how the session ended, survey answers → facts."""
         from reports.facts import callback_fact, ivr_end_fact, ivr_step_fact, survey_fact
 
+        # on the reports' (CTI's) clock: the IVR's clock is its business-hours clock
+        now = self.clock()
+        started_at, ended_at = now - max(0.0, ended_at - started_at), now
         facts: list[Fact] = []
         for step in getattr(outcome, "steps", []) or []:
             at = started_at + getattr(step, "started_ms", 0) / 1000.0

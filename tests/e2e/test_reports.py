@@ -107,3 +107,29 @@ async def test_emulator_queue_log_conforms_to_asterisk(server):
     for lines in (pbx.queue_log.lines, real):
         (v,) = parse(lines).visits
         assert (v.queue, v.outcome, v.completed) == ("sales", "answered", True)
+
+
+async def test_an_ivr_call_shows_in_the_ivr_and_queue_reports(server):
+    from tests.e2e.conftest import expect_prompt, press_when_listening
+
+    s = server
+    pbx = s.pbx
+    tok = await s.create_agent("1001", "김상담", ["sales"])
+    pbx.agent("1001", answer_after=1, hangup_after=5)
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+    call = await pbx.dial(CALLER, name="홍길동", exten="15881234", context="ivr-in")
+    await expect_prompt(call, "main_menu", timeout=10)
+    await press_when_listening(call, "3")  # sales
+    await call.wait_for_agent(timeout=10)
+    await eventually(lambda: not s.cti.state.calls, 10, "call ended")
+    await s.container.reports.flush()
+
+    (main,) = (await s.api("GET", "/api/reports/ivr", params={"flow": "main"}, expect=200))["rows"]
+    assert (main["sessions"], main["handed_off"], main["contained"], main["dropped"]) == (1, 1, 0, 0)
+    nodes = {n["node"] for n in main["nodes"]}
+    assert "main_menu" in nodes and "sales_queue" in nodes
+    (sales,) = (await s.api("GET", "/api/reports/queues", params={"queue": "sales"}, expect=200))["rows"]
+    assert (sales["offered"], sales["answered"], sales["handled"]) == (1, 1, 1)
+    r = await s.http.get("/api/reports/queues?format=csv", headers={"Authorization": "Bearer e2e-admin-token"})
+    assert r.status_code == 200 and r.text.splitlines()[1].startswith("sales,1,1,0,0,")
