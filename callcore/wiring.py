@@ -97,6 +97,9 @@ async def build_reports(c: "Container") -> None:
     c.add_closer(stop_reports)
     c.cti.dispatcher.subscribe("report-facts", facts, kinds=KINDS)
     c.cti.state.counters = c.reports.live.queue_today
+    state = c.cti.state
+    c.reports.config.sl_seconds_of = lambda q: (
+        state.queue_settings[q].service_level_seconds if q in state.queue_settings else None)
     if c.ivr is not None and hasattr(c.ivr, "observer"):
         c.ivr.observer = c.reports.ivr_finished
 

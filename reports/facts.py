@@ -174,12 +174,13 @@ def facts_for_call(call: Any, now: float, *, final: bool) -> list[Fact]:
     the facts that cannot change any more: entered, answered. At the end: all of them
     (visits left, completed; the call's end with its outcome and disposition)."""
     out: list[Fact] = []
-    for v in visits_from_call(call, now):
+    visits = visits_from_call(call, now)
+    for v in visits:
         for f in visit_facts(v):
             if final or f.kind in ("visit.entered", "visit.answered"):
                 out.append(f)
     if final and getattr(call, "ended_at", None) is not None:
-        first = call.queued_at if getattr(call, "queued_at", None) is not None else call.started_at
+        first = visits[0].entered_at if visits else call.started_at  # FCR: when the contact first queued
         out.append(Fact(f"c:{call.id}:ended", "call.ended", float(call.ended_at), float(call.started_at), call.id,
                         call.queue, call.agent_id, {"outcome": call.outcome, "caller": call.caller_num,
                                                     "direction": call.direction, "first_queued_at": first}))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -51,9 +51,18 @@ class ReportConfig:
         default_factory=lambda: {"satisfaction": "csat", "csat": "csat", "nps": "nps", "resolved": "resolved"}
     )
     settle_seconds: float = 900.0  # a 15-minute slot is rolled up once its visits are this old and over
+    #: the CTI's per-queue service-level threshold (``PUT /api/queues/{name}/settings``), used for a
+    #: queue that ``report_queues`` does not configure
+    sl_seconds_of: Callable[[str], float | None] | None = None
 
     def for_queue(self, queue: str) -> fm.QueueConfig:
-        return self.queues.get(queue, self.default_queue)
+        cfg = self.queues.get(queue)
+        if cfg is not None:
+            return cfg
+        t = self.sl_seconds_of(queue) if self.sl_seconds_of is not None else None
+        if t is not None and t != self.default_queue.service_level_seconds:
+            return replace(self.default_queue, service_level_seconds=float(t))
+        return self.default_queue
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ReportConfig":

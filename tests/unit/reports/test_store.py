@@ -88,6 +88,16 @@ async def test_pending_slots_are_rolled_up_once(loaded):
     assert len(await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY)) == 4
 
 
+async def test_the_ctis_queue_threshold_applies_unless_reports_configure_one(loaded):
+    loaded.config.sl_seconds_of = {"sales": 30}.get  # PUT /api/queues/sales/settings {service_level_seconds: 30}
+    rows = {r["queue"]: r for r in await loaded.queue_report("2026-12-02", "2026-12-03")}
+    assert (rows["sales"]["service_level_seconds"], rows["sales"]["answered_in_sl"]) == (30.0, 5)
+    assert rows["support"]["service_level_seconds"] == 20.0
+    loaded.config.queues["sales"] = fm.QueueConfig(service_level_seconds=10)
+    rows = {r["queue"]: r for r in await loaded.queue_report("2026-12-02", "2026-12-03")}
+    assert (rows["sales"]["service_level_seconds"], rows["sales"]["answered_in_sl"]) == (10.0, 3)
+
+
 async def test_a_late_fact_invalidates_its_rollup(loaded, clock):
     await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
     from reports.facts import wrapup_fact
