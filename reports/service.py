@@ -431,6 +431,14 @@ class ReportService:
     def _label(self, t: float) -> str:
         return datetime.fromtimestamp(t, self.tz).isoformat()
 
+    def _row(self, interval: str | None, start: float, end: float, data: dict[str, Any]) -> dict[str, Any]:
+        """A report row: the interval's bounds (center time) first when there are intervals."""
+        row: dict[str, Any] = {}
+        if interval:
+            row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
+        row.update(data)
+        return row
+
     async def queue_report(self, lo: Any = None, hi: Any = None, interval: str | None = None,
                            queues: Iterable[str] | None = None) -> list[dict[str, Any]]:
         a, b = self._period(lo, hi, interval)
@@ -451,13 +459,8 @@ class ReportService:
         spans = await self._spans(a, b)
         rows = []
         for (start, q), m in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
-            row: dict[str, Any] = {}
-            if interval:
-                end = bucket_end(start, interval, self.tz)
-                row["interval_start"] = self._label(start)
-                row["interval_end"] = self._label(end)
-            row.update(m.to_dict())
-            row.update(extra.get((start, q), _EMPTY_EXTRA))
+            row = self._row(interval, start or 0.0, bucket_end(start, interval, self.tz) if interval else 0.0,
+                            {**m.to_dict(), **extra.get((start, q), _EMPTY_EXTRA)})
             if interval:
                 lo_c, hi_c = max(start, a), min(bucket_end(start, interval, self.tz), b)
                 secs = hi_c - lo_c
@@ -537,10 +540,7 @@ class ReportService:
             for m in fm.agents_report(vs, spans, start, end):
                 if want is not None and m.agent_id not in want:
                     continue
-                row: dict[str, Any] = {}
-                if interval:
-                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
-                row.update(m.to_dict())
+                row = self._row(interval, start, end, m.to_dict())
                 sv = fm.survey_report([s for s in surveys if s.agent_id == m.agent_id and start <= s.at < end], "agent")
                 sd = sv[0].to_dict() if sv else fm.SurveyMetrics(m.agent_id).to_dict()
                 row["csat_pct"], row["nps"] = sd["csat_pct"], sd["nps"]
@@ -582,11 +582,7 @@ class ReportService:
         rows = []
         for start, end in self._buckets(a, b, interval):
             for m in fm.survey_report([s for s in answers if start <= s.at < end], by):  # type: ignore[arg-type]
-                row: dict[str, Any] = {"by": by}
-                if interval:
-                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
-                row.update(m.to_dict())
-                rows.append(row)
+                rows.append(self._row(interval, start, end, {"by": by, **m.to_dict()}))
         return rows
 
     async def ivr_report(self, lo: Any = None, hi: Any = None, flows: Iterable[str] | None = None,
@@ -599,11 +595,7 @@ class ReportService:
             for m in fm.ivr_report([s for s in sessions if start <= s.started_at < end]):
                 if want is not None and m.flow not in want:
                     continue
-                row: dict[str, Any] = {}
-                if interval:
-                    row["interval_start"], row["interval_end"] = self._label(start), self._label(end)
-                row.update(m.to_dict())
-                rows.append(row)
+                rows.append(self._row(interval, start, end, m.to_dict()))
         return rows
 
     # -------------------------------------------------------------- IVR facts

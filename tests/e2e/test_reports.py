@@ -16,6 +16,15 @@ SAME = ["offered", "answered", "abandoned", "short_abandoned", "timeouts", "asa_
         "longest_wait_seconds", "answered_in_sl"]
 
 
+async def _sales_agent(s, **behavior) -> str:
+    """Agent 1001 in sales, logged in, its phone scripted (virtual seconds: time scale 1/50)."""
+    tok = await s.create_agent("1001", "김상담", ["sales"])
+    s.pbx.agent("1001", **behavior)
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    await eventually(lambda: "Local/1001@agents/n" in s.pbx.queues["sales"].members, what="1001 in sales")
+    return tok
+
+
 async def _answered_call(s, number: str) -> None:
     call = await s.pbx.dial(number, exten="sales", context="queue-direct")
     await call.wait_for_agent(timeout=10)
@@ -25,10 +34,7 @@ async def _answered_call(s, number: str) -> None:
 async def test_report_live_counters_and_queue_log_agree_across_a_resync(server):
     s = server
     pbx = s.pbx
-    tok = await s.create_agent("1001", "김상담", ["sales"])
-    pbx.agent("1001", answer_after=2, hangup_after=10)  # virtual seconds (time scale 1/50)
-    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
-    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+    tok = await _sales_agent(s, answer_after=2, hangup_after=10)
 
     await _answered_call(s, CALLER)
     await eventually(lambda: not s.cti.state.calls, 10, "call 1 ended")
@@ -90,10 +96,7 @@ async def test_emulator_queue_log_conforms_to_asterisk(server):
             / "ami-pjsip-call.queue_log").read_text().splitlines()
     s = server
     pbx = s.pbx
-    tok = await s.create_agent("1001", "김상담", ["sales"])
-    pbx.agent("1001", answer_after=2, hangup_after=8)
-    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
-    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+    tok = await _sales_agent(s, answer_after=2, hangup_after=8)
     await _answered_call(s, CALLER)
     await eventually(lambda: any("|PAUSE|wrapup" in line for line in pbx.queue_log.lines), 10, "wrap-up pause")
     await s.api("POST", "/api/agents/1001/logout", token=tok, expect=200)
@@ -114,10 +117,7 @@ async def test_an_ivr_call_shows_in_the_ivr_and_queue_reports(server):
 
     s = server
     pbx = s.pbx
-    tok = await s.create_agent("1001", "김상담", ["sales"])
-    pbx.agent("1001", answer_after=1, hangup_after=5)
-    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
-    await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, what="1001 in sales")
+    tok = await _sales_agent(s, answer_after=1, hangup_after=5)
     call = await pbx.dial(CALLER, name="홍길동", exten="15881234", context="ivr-in")
     await expect_prompt(call, "main_menu", timeout=10)
     await press_when_listening(call, "3")  # sales
