@@ -123,7 +123,22 @@ async def _from_store(args: argparse.Namespace, settings: Any, config: Any) -> A
     from reports.repository import ReportRepository
     from reports.service import ReportService
 
+    from sqlalchemy.exc import DBAPIError
+
     engine = create_engine(settings.effective_database_url)
+    try:
+        async with engine.connect() as conn:  # a clear word instead of "no such table"
+            from sqlalchemy import inspect
+
+            if not await conn.run_sync(lambda c: inspect(c).has_table("report_facts")):
+                raise ValueError("the database has no report tables yet: run `callcore db upgrade` "
+                                 "(or start `callcore serve` once)")
+    except DBAPIError as exc:
+        await engine.dispose()
+        raise ValueError(f"cannot read the database: {exc.orig}") from None
+    except BaseException:
+        await engine.dispose()
+        raise
     try:
         svc = ReportService(ReportRepository(session_factory(engine)), config)
         if args.what == "rebuild":

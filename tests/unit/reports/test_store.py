@@ -293,6 +293,10 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["report", "--queue-log", str(junk)]) == 1
     assert "not a queue_log" in capsys.readouterr().err
     assert main(["report", "--queue-log", str(junk), "--short-abandon-seconds", "-1"]) == 1
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--data-dir", str(tmp_path / "empty")]) == 1  # a database never migrated
+    assert "callcore db upgrade" in capsys.readouterr().err
 
 
 def test_cli_reads_callcores_store(tmp_path, capsys, monkeypatch):
