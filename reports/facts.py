@@ -238,47 +238,79 @@ def unique(facts: Iterable[Fact]) -> list[Fact]:
     return list({f.key: f for f in facts}.values())
 
 
-def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
-    """Visits back from ``visit.*`` and ``wrapup`` facts (any order, duplicates harmless)."""
-    visits: dict[tuple[str, int], Visit] = {}
-    wraps: list[Fact] = []
-    rest: list[Fact] = []
-    for f in unique(facts):
+class VisitFolder:
+    """Folds ``visit.*`` and ``wrapup`` facts into visits one fact at a time, in any order
+    (a fact that comes before its visit's ``visit.entered`` waits for it), duplicates ignored.
+    :meth:`add` returns the visits the fact changed (the live counters update just those)."""
+
+    def __init__(self) -> None:
+        self.visits: dict[tuple[str, int], Visit] = {}
+        self._keys: set[str] = set()
+        self._early: dict[tuple[str, int], list[Fact]] = {}  # facts whose visit was not entered yet
+        self._early_wraps: dict[tuple[str, str], list[Fact]] = {}
+        self._answered_by: dict[tuple[str, str], list[Visit]] = {}  # (call, agent) -> its visits
+
+    def add(self, f: Fact) -> list[Visit]:
+        if f.key in self._keys or not (f.kind == "wrapup" or f.kind.startswith("visit.")):
+            return []
+        self._keys.add(f.key)
+        if f.kind == "wrapup":
+            return self._wrapup(f)
+        key = (f.call_id or "", int(f.data.get("seq", 0)))
         if f.kind == "visit.entered":
-            seq = int(f.data.get("seq", 0))
-            visits.setdefault((f.call_id or "", seq), Visit(f.call_id or "", seq, f.queue or "", f.anchor_at,
-                                                            f.data.get("caller")))
-        elif f.kind == "wrapup":
-            wraps.append(f)
-        elif f.kind.startswith("visit."):
-            rest.append(f)
-    for f in rest:
-        v = visits.get((f.call_id or "", int(f.data.get("seq", 0))))
+            v = self.visits.setdefault(key, Visit(key[0], key[1], f.queue or "", f.anchor_at, f.data.get("caller")))
+            for early in self._early.pop(key, []):
+                self._apply(v, early)
+            self._answered(v)
+            return [v]
+        v = self.visits.get(key)
         if v is None:
-            continue  # the entered fact is outside the period
+            self._early.setdefault(key, []).append(f)
+            return []
+        self._apply(v, f)
+        self._answered(v)
+        return [v]
+
+    def _apply(self, v: Visit, f: Fact) -> None:
         if f.kind == "visit.answered":
             v.answered_at, v.agent_id, v.wait = f.at, f.agent_id, f.data.get("wait")
-            if v.outcome == "in_progress":
-                v.outcome = "answered"
         elif f.kind == "visit.completed":
             v.talk, v.hold = float(f.data.get("talk") or 0.0), float(f.data.get("hold") or 0.0)
             v.transferred, v.completed = bool(f.data.get("transferred")), True
-            v.outcome = "answered"
         elif f.kind == "visit.left":
             v.outcome = f.data.get("outcome") or "abandoned"
             v.wait, v.rang_agent = f.data.get("wait"), bool(f.data.get("rang_agent"))
-    for v in visits.values():
-        if v.answered_at is not None and not v.completed:
-            v.outcome = "in_progress"
-    by_call_agent: dict[tuple[str, str], list[Visit]] = {}
-    for v in visits.values():
-        if v.agent_id:
-            by_call_agent.setdefault((v.call_id, v.agent_id), []).append(v)
-    for w in wraps:
-        cands = by_call_agent.get((w.call_id or "", w.agent_id or ""))
-        if cands:
-            max(cands, key=lambda v: v.seq).wrapup += float(w.data.get("seconds") or 0.0)
-    return sorted(visits.values(), key=lambda v: (v.entered_at, v.call_id, v.seq))
+        if v.answered_at is not None:
+            v.outcome = "answered" if v.completed else "in_progress"
+
+    def _answered(self, v: Visit) -> None:
+        """Register an answered visit for wrap-ups; apply wrap-ups that came before it."""
+        if not v.agent_id:
+            return
+        ca = (v.call_id, v.agent_id)
+        mine = self._answered_by.setdefault(ca, [])
+        if v not in mine:
+            mine.append(v)
+        for w in self._early_wraps.pop(ca, []):
+            v.wrapup += float(w.data.get("seconds") or 0.0)
+
+    def _wrapup(self, w: Fact) -> list[Visit]:
+        ca = (w.call_id or "", w.agent_id or "")
+        cands = self._answered_by.get(ca)
+        if not cands:
+            self._early_wraps.setdefault(ca, []).append(w)
+            return []
+        v = max(cands, key=lambda v: v.seq)
+        v.wrapup += float(w.data.get("seconds") or 0.0)
+        return [v]
+
+
+def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
+    """Visits back from ``visit.*`` and ``wrapup`` facts (any order, duplicates harmless)."""
+    folder = VisitFolder()
+    for f in facts:
+        folder.add(f)
+    return sorted(folder.visits.values(), key=lambda v: (v.entered_at, v.call_id, v.seq))
 
 
 def fold_spans(facts: Iterable[Fact]) -> list[AgentSpan]:

@@ -115,12 +115,15 @@ class QueueMetrics:
             return _pct(self.answered_in_sl + self.abandoned_in_sl, self.answered + abandoned)
         return _pct(self.answered_in_sl, self.answered + abandoned - self.abandoned_in_sl)
 
-    def add(self, other: "QueueMetrics") -> None:
-        """Merge counts of the same queue (interval rollups → a longer period)."""
-        for name in ("offered", "answered", "abandoned", "short_abandoned", "abandoned_ringing", "timeouts",
-                     "overflowed", "in_progress", "answered_in_sl", "abandoned_in_sl", "wait_answered_total", "wait_unanswered_total", "handled",
-                     "talk_total", "hold_total", "wrapup_total", "transfers"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    SUMS = ("offered", "answered", "abandoned", "short_abandoned", "abandoned_ringing", "timeouts", "overflowed",
+            "in_progress", "answered_in_sl", "abandoned_in_sl", "wait_answered_total", "wait_unanswered_total",
+            "handled", "talk_total", "hold_total", "wrapup_total", "transfers")
+
+    def add(self, other: "QueueMetrics", sign: int = 1) -> None:
+        """Merge counts of the same queue (interval rollups → a longer period); ``sign=-1`` takes
+        a visit's old contribution out again (live counters). The longest wait only grows."""
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
         self.longest_wait = max(self.longest_wait, other.longest_wait)
 
     def to_dict(self) -> dict[str, object]:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from reports import formulas as fm
-from reports.facts import Fact, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits
+from reports.facts import Fact, VisitFolder, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits
 from reports.repository import ReportRepository
 from reports.staffing import staffing_for_interval
 
@@ -142,42 +142,62 @@ def day_bounds(now: float, tz: ZoneInfo) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- live counters
 class LiveCounters:
-    """Today's facts in memory (center's day), folded on demand (cached until a new fact)."""
+    """Today's queue figures (center's day), kept up to date fact by fact: each new fact changes
+    one visit, whose old contribution to its queue's counts is taken out and the new one put in
+    (O(1) per fact, however busy the day). The same formulas as the reports."""
 
     def __init__(self, config: ReportConfig) -> None:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
         self.day: tuple[float, float] = (0.0, 0.0)
-        self._facts: dict[str, Fact] = {}
-        self._cache: dict[str, fm.QueueMetrics] | None = None
-        self._slot_offered: dict[tuple[float, str], list[float]] | None = None
-        self._staffing: dict[tuple, dict[str, Any]] = {}
+        self.reset(0.0)
 
     def reset(self, now: float, facts: Iterable[Fact] = ()) -> None:
         self.day = day_bounds(now, self.tz)
-        self._facts = {}
-        self._cache = None
+        self._folder = VisitFolder()
+        self._contrib: dict[tuple[str, int], fm.QueueMetrics] = {}
+        self._queues: dict[str, fm.QueueMetrics] = {}
+        self._configs: dict[str, fm.QueueConfig] = {}
+        self._arrivals: dict[tuple[float, str], list[float]] = {}
+        self._staffing: dict[tuple, dict[str, Any]] = {}
         self.apply(facts, now)
 
     def apply(self, facts: Iterable[Fact], now: float) -> None:
         if not (self.day[0] <= now < self.day[1]):
             self.reset(now)
         for f in facts:
-            if f.kind in VISIT_KINDS and self.day[0] <= f.anchor_at < self.day[1] and f.key not in self._facts:
-                self._facts[f.key] = f
-                self._cache = None
-                self._slot_offered = None
+            if f.kind not in VISIT_KINDS or not (self.day[0] <= f.anchor_at < self.day[1]):
+                continue
+            touched = self._folder.add(f)
+            for v in touched:
+                self._count(v)
+            if f.kind == "visit.entered" and touched:
+                self._arrivals.setdefault((bucket_start(f.anchor_at, "15min", self.tz), f.queue or ""), []).append(
+                    f.anchor_at)
+
+    def _count(self, v: fm.Visit) -> None:
+        cfg = self._configs.setdefault(v.queue, self.config.for_queue(v.queue))
+        new = fm.queue_metrics(v.queue, [v], cfg)
+        m = self._queues.setdefault(v.queue, fm.QueueMetrics(v.queue, sl_seconds=cfg.service_level_seconds,
+                                                             sl_formula=cfg.sl_formula))
+        old = self._contrib.get((v.call_id, v.seq))
+        if old is not None:
+            m.add(old, -1)
+        m.add(new)
+        self._contrib[(v.call_id, v.seq)] = new
 
     def metrics(self, now: float) -> dict[str, fm.QueueMetrics]:
         if not (self.day[0] <= now < self.day[1]):
             self.reset(now)
-        if self._cache is None:
-            visits = fold_visits(self._facts.values())
-            by_q: dict[str, list[fm.Visit]] = {}
-            for v in visits:
-                by_q.setdefault(v.queue, []).append(v)
-            self._cache = {q: fm.queue_metrics(q, vs, self.config.for_queue(q)) for q, vs in by_q.items()}
-        return self._cache
+        for q, used in list(self._configs.items()):
+            if self.config.for_queue(q) != used:  # a threshold changed: count that queue again
+                del self._configs[q]
+                self._queues.pop(q, None)
+                for v in self._folder.visits.values():
+                    if v.queue == q:
+                        self._contrib.pop((v.call_id, v.seq), None)
+                        self._count(v)
+        return self._queues
 
     def queue_today(self, queue: str, now: float) -> dict[str, Any]:
         """The wallboard's ``*_today`` figures of one queue (same formulas as the reports)."""
@@ -206,13 +226,7 @@ class LiveCounters:
         """Agents needed in the current 15-minute interval (Erlang C and A) from the arrivals so far
         in it, scaled to the whole interval, and today's AHT and patience (cached per input)."""
         slot = bucket_start(now, "15min", self.tz)
-        if self._slot_offered is None:
-            self._slot_offered = {}
-            for f in self._facts.values():
-                if f.kind == "visit.entered":
-                    key = (bucket_start(f.anchor_at, "15min", self.tz), f.queue or "")
-                    self._slot_offered.setdefault(key, []).append(f.anchor_at)
-        arrived = sum(1 for t in self._slot_offered.get((slot, queue), ()) if t <= now)
+        arrived = sum(1 for t in self._arrivals.get((slot, queue), ()) if t <= now)
         elapsed = max(60.0, now - slot)  # at least a minute, or the first caller reads as a flood
         offered = round(arrived * SLOT / elapsed) if arrived else 0
         aht = round(today.aht, 1) if today.aht else None
