@@ -145,3 +145,28 @@ def test_a_call_first_seen_by_a_resync_still_counts():
                  agent_id="1001", ended_at=90.0)
     (v,) = visits_from_call(call, 100.0)
     assert (v.entered_at, v.outcome, v.agent_id, v.completed, v.talk) == (40.0, "answered", "1001", True, 40.0)
+
+
+def test_the_phones_own_hold_counts_as_hold():
+    """ami-pjsip-phone-hold: the phone holds by re-INVITE (Hold/Unhold on PJSIP/1001-…): the visit's
+    hold time is that span, inside the talk (replay clock: 0.5 s per event)."""
+    run = Run()
+    run.feed(capture_events(LIVE / "ami-pjsip-phone-hold.raw"))
+    (v,) = fold_visits(run.facts.values())
+    assert v.talk == 15.0 and 0 < v.hold < v.talk
+
+
+def test_settings_make_the_report_config():
+    from callcore.settings import Settings
+
+    s = Settings(report_timezone="Asia/Seoul", report_fcr_window_hours=48,
+                 report_queues={"sales": {"service_level_seconds": 30, "service_level_formula": "answered",
+                                          "short_abandon_seconds": 3, "target_service_level_pct": 90}})
+    c = ReportConfig.from_settings(s)
+    assert c.timezone == "Asia/Seoul" and c.fcr_window_seconds == 48 * 3600
+    assert c.for_queue("sales") == fm.QueueConfig(30, "answered", 3, True) and c.target_sl_pct == {"sales": 90}
+    assert c.for_queue("support") == fm.QueueConfig()
+    with pytest.raises(ValueError, match="service_level_formula must be one of"):
+        Settings(report_queues={"sales": {"service_level_formula": "best"}})
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Settings(report_timezone="Mars/Olympus")
