@@ -347,8 +347,9 @@ class ReportService:
 
     async def _invalidate_rollups(self, batch: list[Fact]) -> None:
         slots = {bucket_start(f.anchor_at, "15min", self.tz) for f in batch if f.kind in VISIT_KINDS}
+        now = self.clock()
         for s in slots:
-            if s + SLOT <= self.clock() - 1:  # only slots that may already be rolled up
+            if s + SLOT + self.config.settle_seconds <= now:  # only slots that may already be rolled up
                 await self.repository.replace_rollups(s, s + 1, [])
 
     # -------------------------------------------------------------- rollups
