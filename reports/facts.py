@@ -204,8 +204,9 @@ def wrapup_fact(call_id: str | None, agent_id: str, start: float, end: float, qu
 
 def span_fact(span: AgentSpan) -> Fact:
     assert span.end is not None
-    return Fact(f"a:{span.agent_id}:{span.state}:{span.start:.3f}", f"agent.{span.state}", span.end, span.start,
-                None, None, span.agent_id, {"start": span.start, "end": span.end, "reason": span.reason})
+    state = span.state if span.queue is None else f"{span.state}:{span.queue}"
+    return Fact(f"a:{span.agent_id}:{state}:{span.start:.3f}", f"agent.{span.state}", span.end, span.start,
+                None, span.queue, span.agent_id, {"start": span.start, "end": span.end, "reason": span.reason})
 
 
 def ivr_step_fact(session_id: str, seq: int, flow: str, node: str, at: float, call_id: str | None = None) -> Fact:
@@ -313,12 +314,15 @@ def fold_visits(facts: Iterable[Fact]) -> list[Visit]:
     return sorted(folder.visits.values(), key=lambda v: (v.entered_at, v.call_id, v.seq))
 
 
+SPAN_KINDS = ("agent.logged_in", "agent.paused", "agent.member")
+
+
 def fold_spans(facts: Iterable[Fact]) -> list[AgentSpan]:
     out = []
     for f in unique(facts):
-        if f.kind in ("agent.logged_in", "agent.paused"):
-            out.append(AgentSpan(f.agent_id or "", f.kind.split(".", 1)[1], float(f.data["start"]),
-                                 float(f.data["end"]), f.data.get("reason")))  # type: ignore[arg-type]
+        if f.kind in SPAN_KINDS:
+            out.append(AgentSpan(f.agent_id or "", f.kind.split(".", 1)[1], float(f.data["start"]),  # type: ignore[arg-type]
+                                 float(f.data["end"]), f.data.get("reason"), f.queue))
     return out
 
 

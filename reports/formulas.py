@@ -231,14 +231,15 @@ def queues_report(
 # --------------------------------------------------------------- agents
 @dataclass(frozen=True)
 class AgentSpan:
-    """A stretch of an agent's state: ``logged_in`` (member of at least one queue) or
-    ``paused`` (with its reason); ``end`` None = still going (cut at ``now``)."""
+    """A stretch of an agent's state: ``logged_in`` (member of at least one queue), ``paused``
+    (with its reason) or ``member`` of one ``queue``; ``end`` None = still going (cut at ``now``)."""
 
     agent_id: str
-    state: Literal["logged_in", "paused"]
+    state: Literal["logged_in", "paused", "member"]
     start: float
     end: float | None = None
     reason: str | None = None
+    queue: str | None = None
 
 
 def clip(start: float, end: float | None, lo: float, hi: float) -> float:
@@ -314,7 +315,7 @@ def agents_report(
         m = get(s.agent_id)
         if s.state == "logged_in":
             m.login_seconds += secs
-        elif s.reason != "wrapup":
+        elif s.state == "paused" and s.reason != "wrapup":
             key = s.reason or "(none)"
             m.pause_seconds[key] = m.pause_seconds.get(key, 0.0) + secs
     return [out[k] for k in sorted(out)]

@@ -76,6 +76,7 @@ def parse(lines: Iterable[str], *, agent_map: dict[str, str] | None = None, now:
     last_done: dict[str, Visit] = {}  # agent -> last visit it completed (for the wrap-up pause)
     member_of: dict[str, set[str]] = {}
     login_start: dict[str, float] = {}
+    member_start: dict[tuple[str, str], float] = {}
     paused: dict[str, tuple[float, str | None]] = {}
     wrap_target: dict[str, Visit | None] = {}
     pending_talk: list[tuple[Visit, float]] = []
@@ -150,9 +151,12 @@ def parse(lines: Iterable[str], *, agent_map: dict[str, str] | None = None, now:
             if not queues:
                 login_start[agent] = at
             queues.add(queue)
+            member_start.setdefault((agent, queue), at)
         elif event == "REMOVEMEMBER" and agent:
             queues = member_of.setdefault(agent, set())
             queues.discard(queue)
+            if (agent, queue) in member_start:
+                out.spans.append(AgentSpan(agent, "member", member_start.pop((agent, queue)), at, queue=queue))
             if not queues:
                 if agent in paused:
                     close_pause(agent, at)
@@ -181,6 +185,8 @@ def parse(lines: Iterable[str], *, agent_map: dict[str, str] | None = None, now:
             out.spans.append(AgentSpan(agent, "paused", start, None if now is None else end, reason))
         for agent, start in login_start.items():
             out.spans.append(AgentSpan(agent, "logged_in", start, None if now is None else end))
+        for (agent, queue), start in member_start.items():
+            out.spans.append(AgentSpan(agent, "member", start, None if now is None else end, queue=queue))
     for v in out.visits:
         if v.answered_at is not None and not v.completed:
             v.outcome = "in_progress"

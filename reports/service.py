@@ -22,7 +22,9 @@ from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from reports import formulas as fm
-from reports.facts import Fact, VisitFolder, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits
+from reports.facts import (
+    SPAN_KINDS, Fact, VisitFolder, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits,
+)
 from reports.repository import ReportRepository
 from reports.staffing import staffing_for_interval
 
@@ -484,7 +486,7 @@ class ReportService:
                     interval_seconds=secs, offered=m.offered - m.short_abandoned - m.in_progress, aht=m.aht,
                     target_sl_pct=self.config.target_sl_pct.get(q, self.config.default_target_sl_pct),
                     target_seconds=m.sl_seconds, total_wait_seconds=waited, abandons=m.abandoned + m.timeouts)
-                row["staffing"] = {**need.to_dict(), "agents_logged_in_avg": _avg_logged_in(spans, lo_c, hi_c)}
+                row["staffing"] = {**need.to_dict(), "agents_logged_in_avg": _avg_logged_in(spans, lo_c, hi_c, q)}
             rows.append(row)
         return rows
 
@@ -535,7 +537,7 @@ class ReportService:
 
     async def _spans(self, a: float, b: float) -> list[fm.AgentSpan]:
         # a span is stored when it ends, anchored at its start: fetch those that may overlap [a, b)
-        facts = await self.repository.facts(a - 31 * 86400, b, ("agent.logged_in", "agent.paused"))
+        facts = await self.repository.facts(a - 31 * 86400, b, SPAN_KINDS)
         spans = [s for s in fold_spans(facts) if s.end is None or s.end > a]
         if self.open_spans is not None:
             spans += [s for s in self.open_spans(self.clock()) if s.start < b]
@@ -672,8 +674,9 @@ def _gaps(lo: float, hi: float, rolled: set[float]) -> list[tuple[float, float]]
     return out
 
 
-def _avg_logged_in(spans: list[fm.AgentSpan], lo: float, hi: float) -> float | None:
+def _avg_logged_in(spans: list[fm.AgentSpan], lo: float, hi: float, queue: str) -> float | None:
+    """Average agents logged in to ``queue`` over [lo, hi): its member-seconds ÷ the length."""
     if hi <= lo:
         return None
-    total = sum(fm.clip(s.start, s.end, lo, hi) for s in spans if s.state == "logged_in")
+    total = sum(fm.clip(s.start, s.end, lo, hi) for s in spans if s.state == "member" and s.queue == queue)
     return round(total / (hi - lo), 2)

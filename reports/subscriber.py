@@ -34,6 +34,7 @@ class FactsSubscriber:
         self.resolved_codes = set(resolved_codes)
         self._login: dict[str, float] = {}
         self._pause: dict[str, tuple[float, str | None]] = {}
+        self._member: dict[tuple[str, str], float] = {}  # (agent, queue) -> member since
         self._wrap: dict[str, tuple[str | None, str | None, float]] = {}  # agent -> (call, queue, start)
 
     # the dispatcher calls handler(change, now)
@@ -60,7 +61,8 @@ class FactsSubscriber:
             if kind == "state.resynced":  # calls that queued / were answered while callcore was away
                 for call in list(self.state.calls.values()):
                     self.sink(facts_for_call(call, now, final=False))
-            for agent_id in set(self.state.agents) | set(self._login) | set(self._pause) | set(self._wrap):
+            known = set(self._login) | set(self._pause) | set(self._wrap) | {a for a, _ in self._member}
+            for agent_id in set(self.state.agents) | known:
                 self._agent(agent_id, now)
 
     def _agent(self, agent_id: str, now: float) -> None:
@@ -80,6 +82,11 @@ class FactsSubscriber:
             cur = None
         if paused and cur is None:
             self._pause[agent_id] = (now, reason)
+        queues = set(agent.queues) if agent is not None else set()
+        for q in queues:
+            self._member.setdefault((agent_id, q), now)
+        for (a, q) in [k for k in self._member if k[0] == agent_id and k[1] not in queues]:
+            out.append(span_fact(AgentSpan(a, "member", self._member.pop((a, q)), now, queue=q)))
         if agent_id in self._wrap and (agent is None or agent.wrapup_until is None):
             self._close_wrap(agent_id, now)
         if out:
@@ -111,6 +118,7 @@ class FactsSubscriber:
         """Spans still open (for reports that include the present)."""
         out = [AgentSpan(a, "logged_in", s, None) for a, s in self._login.items()]
         out += [AgentSpan(a, "paused", s, None, r) for a, (s, r) in self._pause.items()]
+        out += [AgentSpan(a, "member", s, None, queue=q) for (a, q), s in self._member.items()]
         return out
 
     def close_all(self, now: float) -> None:
@@ -119,8 +127,10 @@ class FactsSubscriber:
             self._close_wrap(agent_id, now)
         out = [span_fact(AgentSpan(a, "logged_in", s, now)) for a, s in self._login.items()]
         out += [span_fact(AgentSpan(a, "paused", s, now, r)) for a, (s, r) in self._pause.items()]
+        out += [span_fact(AgentSpan(a, "member", s, now, queue=q)) for (a, q), s in self._member.items()]
         self._login.clear()
         self._pause.clear()
+        self._member.clear()
         if out:
             self.sink(out)
 

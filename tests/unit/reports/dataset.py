@@ -66,6 +66,9 @@ SPANS = [
     AgentSpan("1002", "logged_in", t("09:00:00"), t("10:00:00")),
     AgentSpan("1002", "paused", t("09:40:00"), t("09:50:00"), "break"),
     AgentSpan("1002", "paused", t("09:55:00"), t("10:00:00"), "break"),
+    AgentSpan("1001", "member", t("08:55:00"), t("12:00:00"), queue="sales"),
+    AgentSpan("1002", "member", t("09:00:00"), t("10:00:00"), queue="sales"),
+    AgentSpan("1002", "member", t("09:30:00"), t("10:00:00"), queue="support"),
 ]
 
 
@@ -156,10 +159,10 @@ def queue_log() -> list[str]:
     member = {"1001": "Agent 1001", "1002": "Agent 1002"}
     for sp in SPANS:
         m = member[sp.agent_id]
-        if sp.state == "logged_in":
-            at(sp.start, w.add_member, "sales", m, order=-1)
-            at(sp.end, w.remove_member, "sales", m, order=5)
-        elif sp.reason != "wrapup":
+        if sp.state == "member":
+            at(sp.start, w.add_member, sp.queue, m, order=-1)
+            at(sp.end, w.remove_member, sp.queue, m, order=5)
+        elif sp.state == "paused" and sp.reason != "wrapup":
             at(sp.start, w.pause, ["sales"], m, sp.reason)
             at(sp.end, w.unpause, ["sales"], m, "")
     for s in SPECS:

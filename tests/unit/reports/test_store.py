@@ -118,6 +118,8 @@ async def test_intervals_in_the_centers_time_zone(loaded):
     staffing = by_start["2026-12-02T09:00:00+09:00"]["staffing"]
     assert staffing["offered"] == 6  # short abandons and calls in progress left out
     assert staffing["agents_needed_erlang_c"] >= 1 and staffing["agents_logged_in_avg"] == 2.0  # 1001 and 1002, the whole slot
+    (support,) = await loaded.queue_report("2026-12-02", "2026-12-03", "15min", ["support"])
+    assert support["staffing"]["agents_logged_in_avg"] == 0.0  # 1002 joins support at 09:30 only
     hours = await loaded.queue_report("2026-12-02", "2026-12-03", "hour", ["sales"])
     assert [(r["interval_start"][11:16], r["offered"]) for r in hours] == [("09:00", 9), ("23:00", 1)]
     days = await loaded.queue_report("2026-12-01", "2026-12-08", "day", ["sales"])

@@ -41,10 +41,12 @@ def test_wrapup_pause_and_disposition(captures_dir):
     disp = facts["d:1795395806.2"]
     assert (disp.data["code"], disp.data["resolved"]) == ("resolved", True)
     # the capture ends with QueuePause Reason=lunch: an open pause span, closed at shutdown
-    assert [(s.state, s.reason) for s in sub.open_spans(now)] == [("logged_in", None), ("paused", "lunch")]
+    assert [(s.state, s.reason, s.queue) for s in sub.open_spans(now)] == [
+        ("logged_in", None, None), ("paused", "lunch", None), ("member", None, "sales")]
     sub.close_all(now + 60)
     spans = {s.state: s for s in fold_spans(facts.values())}
     assert spans["paused"].reason == "lunch" and spans["paused"].end == now + 60
+    assert (spans["member"].queue, spans["member"].end) == ("sales", now + 60)
     assert sub.open_spans(now) == []
 
 
