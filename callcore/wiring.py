@@ -142,9 +142,16 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
     ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
+    # --- reports (issue 16): this call's IVR steps, survey answers and callback request
+    from reports.service import ReportService
+
+    reports = ReportService.from_settings(settings, sessionmaker, rollup_every=None)
+    await reports.start(load_today=False)
+    ivr.observer = reports.ivr_finished
 
     async def aclose() -> None:
         try:
+            await reports.stop()
             await ivr.stop()
             crm_close = getattr(cti.crm, "aclose", None)
             if crm_close is not None:

@@ -279,10 +279,13 @@ class ReportService:
         return cls(ReportRepository(sessionmaker), ReportConfig.from_settings(settings), **kw)
 
     # -------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
+    async def start(self, load_today: bool = True) -> None:
+        """Start the writer (and the rollup loop); ``load_today`` fills the live counters from
+        the store (a process that only writes, e.g. classic AGI, skips it)."""
         now = self.clock()
-        lo, hi = day_bounds(now, self.tz)
-        self.live.reset(now, await self.repository.facts(lo, hi, VISIT_KINDS))
+        if load_today:
+            lo, hi = day_bounds(now, self.tz)
+            self.live.reset(now, await self.repository.facts(lo, hi, VISIT_KINDS))
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="reports-writer")
         if self.rollup_every:
