@@ -183,6 +183,7 @@ def facts_for_call(call: Any, now: float, *, final: bool) -> list[Fact]:
         first = visits[0].entered_at if visits else call.started_at  # FCR: when the contact first queued
         out.append(Fact(f"c:{call.id}:ended", "call.ended", float(call.ended_at), float(call.started_at), call.id,
                         call.queue, call.agent_id, {"outcome": call.outcome, "caller": call.caller_num,
+                                                    "customer": (getattr(call, "customer", None) or {}).get("id"),
                                                     "direction": call.direction, "first_queued_at": first}))
     return out
 
@@ -381,6 +382,8 @@ def fold_contacts(facts: Iterable[Fact], resolved_codes: Iterable[str] = ("resol
             if dres is None:
                 dres = d.data.get("code") in codes
         s = survey.get(cid)
-        out.append(Contact(cid, f.data.get("caller"), float(f.data.get("first_queued_at") or f.anchor_at),
+        # the same customer (CRM record) calling from another number is a repeat too
+        who = f"customer:{f.data['customer']}" if f.data.get("customer") is not None else f.data.get("caller")
+        out.append(Contact(cid, who, float(f.data.get("first_queued_at") or f.anchor_at),
                            f.agent_id, dres, None if s not in (1, 2) else s == 1))
     return sorted(out, key=lambda c: c.at)

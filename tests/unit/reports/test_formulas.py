@@ -157,3 +157,16 @@ def test_live_counters_fact_by_fact_equal_the_report_in_any_order(facts, seed):
     # a threshold change recounts the queue
     live.config.queues["sales"] = fm.QueueConfig(service_level_seconds=30)
     assert live.metrics(now)["sales"].answered_in_sl == 5
+
+
+def test_fcr_knows_a_customer_by_the_crm_record_across_numbers():
+    from reports.facts import Fact
+
+    def ended(call, caller, customer, at):
+        return Fact(f"c:{call}:ended", "call.ended", at + 60, at, call, "sales", "1001",
+                    {"caller": caller, "customer": customer, "direction": "inbound", "first_queued_at": at})
+
+    facts = [ended("a", "0101", 7, 0.0), ended("b", "0202", 7, 3600.0), ended("c", "0303", None, 0.0)]
+    contacts = fold_contacts(facts)
+    m = fm.fcr([c for c in contacts if c.call_id in ("a", "c")], contacts, 72 * 3600, now=10**6)
+    assert (m.repeat_unresolved, m.repeat_resolved) == (1, 1)  # a: the same customer called from 0202
