@@ -29,7 +29,7 @@ QUEUE_EXTRA = ["timeouts", "abandon_rate_pct", "service_level_seconds", "service
                "avg_talk_seconds", "avg_hold_seconds", "avg_wrapup_seconds", "handled", "transfers", "in_progress"]
 AGENT_COLUMNS = ["agent_id", "answered", "handled", "aht_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds",
                  "transfers", "login_seconds", "pause_seconds_total", "occupancy_pct"]
-SECONDS = {c for c in QUEUE_COLUMNS + QUEUE_EXTRA + AGENT_COLUMNS if c.endswith(("_seconds", "_pct", "_seconds_total"))}
+DECIMALS = ("_seconds", "_pct", "_seconds_total")  # columns written with two decimals
 
 
 def register(sub: Any) -> None:
@@ -156,7 +156,7 @@ async def _from_store(args: argparse.Namespace, settings: Any, config: Any) -> A
 
 
 def _columns(what: str, rows: list[dict[str, Any]]) -> list[str]:
-    lead = ["interval_start"] if any("interval_start" in r for r in rows) else []
+    lead = ["interval_start", "interval_end"] if any("interval_start" in r for r in rows) else []
     if what == "queues":
         base = QUEUE_COLUMNS + QUEUE_EXTRA
     elif what == "agents":
@@ -170,7 +170,7 @@ def _columns(what: str, rows: list[dict[str, Any]]) -> list[str]:
 def _cell(column: str, v: Any) -> str:
     if v is None:
         return ""
-    if column in SECONDS and isinstance(v, (int, float)):
+    if column.split(".")[-1].endswith(DECIMALS) and isinstance(v, (int, float)) and not isinstance(v, bool):
         return f"{float(v):.2f}"
     return str(v)
 
