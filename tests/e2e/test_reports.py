@@ -133,3 +133,27 @@ async def test_an_ivr_call_shows_in_the_ivr_and_queue_reports(server):
     assert (sales["offered"], sales["answered"], sales["handled"]) == (1, 1, 1)
     r = await s.http.get("/api/reports/queues?format=csv", headers={"Authorization": "Bearer e2e-admin-token"})
     assert r.status_code == 200 and r.text.splitlines()[1].startswith("sales,1,1,0,0,")
+
+
+async def test_a_queue_timeout_is_a_timeout_both_ways(server):
+    """Nobody answers before the queue's timeout; the caller leaves a voicemail and hangs up.
+    queue_log says EXITWITHTIMEOUT; callcore, from AMI, counts a timeout too (not an abandon)."""
+    s = server
+    pbx = s.pbx
+    tok = await _sales_agent(s, answer_after=None)  # rings, never answers
+    call = await pbx.dial(CALLER, exten="sales", context="queue-direct", variables={"IVR_TIMEOUT": "30"})
+    await call.wait_for_queue("sales")
+    await eventually(lambda: "vm-intro" in call.one.prompts, 10, "voicemail after the queue timeout")
+    await call.hangup()
+    await eventually(lambda: not s.cti.state.calls, 10, "call ended")
+    await s.container.reports.flush()
+    (report,) = (await s.api("GET", "/api/reports/queues", params={"queue": "sales"}, expect=200))["rows"]
+    ql = {m.queue: m.to_dict() for m in fm.queues_report(parse(pbx.queue_log.lines).visits)}["sales"]
+    assert (report["offered"], report["timeouts"], report["abandoned"], report["answered"]) == (1, 1, 0, 0)
+    # the emulator ends a timeout with QueueCallerLeave only (tests/protocol/pbxsim, test_queue_timeout_
+    # goes_to_voicemail), so callcore measures the wait on its own clock (real seconds, 1/50 of the
+    # emulator's); a real Asterisk 20 adds QueueCallerAbandon with HoldTime (captures README), whose
+    # shape tests/unit/reports/test_captures.py covers
+    same = [k for k in SAME if k != "longest_wait_seconds"]
+    assert {k: report[k] for k in same} == {k: ql[k] for k in same}
+    assert tok
