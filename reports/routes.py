@@ -4,7 +4,8 @@ Query: ``from``, ``to`` (ISO date / date-time in the center's time zone, or epoc
 default today so far), ``interval`` (15min, hour, day, week, month; default: one row per
 queue/agent/flow for the whole period), filters (``queue``, ``agent``, ``flow``, repeatable;
 surveys: ``by`` = agent | queue | all). JSON by default; CSV with ``Accept: text/csv`` or
-``?format=csv``. Bad parameters answer 400 with the reason. Supervisors and admins only.
+``?format=csv``. Bad parameters answer 400 with the reason. Permission ``reports.read``
+(supervisor, QA, ops, admin; before issue 11's permission table: supervisors and admins).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from reports.cli import AGENT_COLUMNS, QUEUE_COLUMNS, QUEUE_EXTRA, to_csv
 from reports.service import Invalid, ReportService
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
-reader = require("supervisor")  # the `reports.read` permission once roles/permissions exist (issue 11)
+try:  # issue 11's permission table (auth/permissions.py) declares `reports.read`
+    from auth.permissions import PERMISSIONS as _PERMISSIONS
+except ImportError:  # before it lands: supervisors (and admins)
+    _PERMISSIONS = {}
+reader = require("reports.read") if "reports.read" in _PERMISSIONS else require("supervisor")
 
 
 class Unavailable(Exception):
