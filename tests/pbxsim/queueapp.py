@@ -221,7 +221,6 @@ class _Run:
                 ("RingTime", str(int(pbx.now() - leg.started))),
             ],
         )
-        pbx.queue_log.connect(ch.uniqueid, q.name, m.name, hold, one.uniqueid, pbx.now() - leg.started)
         bridge = pbx._bridge_create()
         pbx._bridge_enter(bridge, one)
         pbx._bridge_enter(bridge, ch)
@@ -229,6 +228,7 @@ class _Run:
         pbx.setvar(ch, "BRIDGEPEER", one.name)
         m.in_call = True
         talk_start = pbx.now()
+        pbx.queue_log.connect(ch.uniqueid, q.name, m.name, hold, one.uniqueid, talk_start - leg.started)
         leg.connected.set()
         pbx.notify()
 
