@@ -3,9 +3,10 @@
 * ``report_facts`` — the append-only fact store: one row per fact, unique ``key``
   (a second write of the same fact is ignored), ``anchor_at`` = the time it is reported
   at (a queue visit: when the caller entered the queue), epoch seconds.
-* ``report_rollups`` — 15-minute interval aggregates per queue, built from the facts
-  (rebuildable at any time: ``callcore report rebuild``); ``config`` records the queue
-  settings they were built with, so a changed threshold never mixes with old rollups.
+* ``report_rollups`` — aggregates per queue and 15-minute slot (``span`` = ``15min``) and per
+  day of the center (``span`` = ``day``: a year is 365 rows per queue, not 35,040), built
+  from the facts (rebuildable at any time: ``callcore report rebuild``); ``config`` records
+  the queue settings they were built with, so a changed threshold never mixes with old rollups.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ class FactRow(Base):
 
 class RollupRow(Base):
     __tablename__ = "report_rollups"
-    __table_args__ = (UniqueConstraint("interval_start", "queue", name="interval_queue"),)
+    __table_args__ = (UniqueConstraint("span", "interval_start", "queue", name="span_interval_queue"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    interval_start: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds, a 15-minute boundary
+    span: Mapped[str] = mapped_column(String(8), default="15min")  # 15min | day
+    interval_start: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds: a slot's / a local day's start
     queue: Mapped[str] = mapped_column(String(80))
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # QueueMetrics fields

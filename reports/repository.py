@@ -77,17 +77,22 @@ class ReportRepository:
             return int((await s.execute(select(func.count(FactRow.id)))).scalar_one())
 
     # ------------------------------------------------------------ rollups
-    async def rollups(self, lo: float, hi: float) -> list[RollupRow]:
+    async def rollups(self, lo: float, hi: float, span: str = "15min") -> list[Any]:
+        """Rollup rows of one ``span`` in [lo, hi) as plain rows (``interval_start, queue, config,
+        counts``), without building ORM objects."""
+        t = RollupRow.__table__
+        q = select(t.c.interval_start, t.c.queue, t.c.config, t.c.counts).where(
+            t.c.span == span, t.c.interval_start >= lo, t.c.interval_start < hi).order_by(t.c.interval_start, t.c.queue)
         async with self._sm() as s:
-            q = select(RollupRow).where(RollupRow.interval_start >= lo, RollupRow.interval_start < hi)
-            return list((await s.execute(q.order_by(RollupRow.interval_start, RollupRow.queue))).scalars().all())
+            return list((await s.execute(q)).all())
 
-    async def replace_rollups(self, lo: float, hi: float, rows: list[dict[str, Any]]) -> None:
-        """Replace the rollups of [lo, hi) (one transaction: readers see the old or the new set)."""
+    async def replace_rollups(self, lo: float, hi: float, rows: list[dict[str, Any]], spans: Iterable[str] = ("15min",)) -> None:
+        """Replace the rollups of ``spans`` in [lo, hi) (one transaction: readers see the old or the new set)."""
         from callcore.db import utcnow
 
         async with self._sm() as s, s.begin():
-            await s.execute(delete(RollupRow).where(RollupRow.interval_start >= lo, RollupRow.interval_start < hi))
+            await s.execute(delete(RollupRow).where(RollupRow.span.in_(list(spans)), RollupRow.interval_start >= lo,
+                                                    RollupRow.interval_start < hi))
             if rows:
                 now = utcnow()
                 await s.execute(RollupRow.__table__.insert(), [{**r, "built_at": now} for r in rows])

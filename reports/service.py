@@ -356,11 +356,28 @@ class ReportService:
         for s in slots:
             if s + SLOT + self.config.settle_seconds <= now:  # only slots that may already be rolled up
                 await self.repository.replace_rollups(s, s + 1, [])
+                day = bucket_start(s, "day", self.tz)
+                await self.repository.replace_rollups(day, day + 1, [], spans=("day",))
 
     # -------------------------------------------------------------- rollups
+    def _settled(self, visits: list[fm.Visit], end: float, now: float) -> bool:
+        return end + self.config.settle_seconds <= now and not any(v.outcome == "in_progress" for v in visits)
+
+    def _rollup_rows(self, span: str, start: float, visits: list[fm.Visit]) -> list[dict[str, Any]]:
+        rows = []
+        for q, qv in _by_queue(visits).items():
+            cfg = self.config.for_queue(q)
+            m = fm.queue_metrics(q, qv, cfg)
+            rows.append({"span": span, "interval_start": start, "queue": q, "config": asdict(cfg),
+                         "counts": {k: getattr(m, k) for k in COUNT_FIELDS}})
+        if span == "day" and not rows:  # a day without calls is covered too
+            rows.append({"span": span, "interval_start": start, "queue": "", "config": {}, "counts": {}})
+        return rows
+
     async def rebuild_rollups(self, lo: float, hi: float, now: float | None = None) -> int:
-        """(Re)build the 15-minute rollups of [lo, hi); slots with visits still going, or younger
-        than ``settle_seconds``, are left to be computed from the facts. Returns slots written."""
+        """(Re)build the rollups of [lo, hi): 15-minute slots, and the center's days that lie wholly
+        inside. Slots and days with visits still going, or younger than ``settle_seconds``, are left
+        to be computed from the facts. Returns how many 15-minute slots were written."""
         now = self.clock() if now is None else now
         lo = bucket_start(lo, "15min", self.tz)
         visits = fold_visits(await self.repository.facts(lo, hi, VISIT_KINDS))
@@ -369,19 +386,26 @@ class ReportService:
             by_slot.setdefault(bucket_start(v.entered_at, "15min", self.tz), []).append(v)
         rows = []
         for slot, vs in sorted(by_slot.items()):
-            if any(v.outcome == "in_progress" for v in vs) or slot + SLOT + self.config.settle_seconds > now:
-                continue
-            for q, qv in _by_queue(vs).items():
-                cfg = self.config.for_queue(q)
-                m = fm.queue_metrics(q, qv, cfg)
-                rows.append({"interval_start": slot, "queue": q, "config": asdict(cfg),
-                             "counts": {k: getattr(m, k) for k in COUNT_FIELDS}})
+            if self._settled(vs, slot + SLOT, now):
+                rows += self._rollup_rows("15min", slot, vs)
         await self.repository.replace_rollups(lo, hi, rows)
+        day_rows: list[dict[str, Any]] = []
+        first = day = bucket_start(lo, "day", self.tz)
+        if day < lo:
+            first = day = bucket_end(day, "day", self.tz)
+        while bucket_end(day, "day", self.tz) <= hi:
+            end = bucket_end(day, "day", self.tz)
+            vs = [v for v in visits if day <= v.entered_at < end]
+            if self._settled(vs, end, now):
+                day_rows += self._rollup_rows("day", day, vs)
+            day = end
+        if day > first:
+            await self.repository.replace_rollups(first, day, day_rows, spans=("day",))
         return len({r["interval_start"] for r in rows})
 
     async def roll_up_pending(self, now: float | None = None, days: float = 2.0) -> int:
-        """Roll up the settled slots of the last ``days`` that have no rollup yet (the owned
-        background loop does this every ``rollup_every`` seconds)."""
+        """Roll up the settled slots and days of the last ``days`` that have no rollup yet (the owned
+        background loop does this every ``rollup_every`` seconds). Returns slots + days rolled up."""
         now = self.clock() if now is None else now
         lo = bucket_start(now - days * 86400, "15min", self.tz)
         hi = bucket_start(now - self.config.settle_seconds, "15min", self.tz)
@@ -389,6 +413,13 @@ class ReportService:
         built = 0
         for a, b in _gaps(lo, hi, done):
             built += await self.rebuild_rollups(a, b, now)
+        have_days = {r.interval_start for r in await self.repository.rollups(lo - 86400, hi, "day")}
+        day = bucket_start(lo, "day", self.tz)
+        while bucket_end(day, "day", self.tz) + self.config.settle_seconds <= now:
+            if day not in have_days:
+                await self.rebuild_rollups(day, bucket_end(day, "day", self.tz), now)
+                built += 1
+            day = bucket_end(day, "day", self.tz)
         return built
 
     async def _rollup_loop(self) -> None:
@@ -402,33 +433,63 @@ class ReportService:
             except Exception:  # noqa: BLE001 - reports fall back to the facts meanwhile
                 log.exception("reports: rolling up failed; retrying in %.0f s", self.rollup_every)
 
-    async def _queue_metrics_by_slot(self, lo: float, hi: float) -> dict[tuple[float, str], fm.QueueMetrics]:
-        """Per (15-minute slot, queue): from a rollup built with the queue's current settings, else from facts."""
-        out: dict[tuple[float, str], fm.QueueMetrics] = {}
+    def _from_rollups(self, rows: list[Any], out: dict[tuple[float, str], fm.QueueMetrics]) -> set[float]:
+        """Valid rollup rows into ``out``; returns the intervals they cover. A row built under other
+        settings than the queue's current ones invalidates its whole interval (computed anew)."""
+        current: dict[str, dict[str, Any]] = {}  # queue -> its settings now, as rollups record them
         valid: dict[float, list[Any]] = {}
         stale: set[float] = set()
-        for r in await self.repository.rollups(lo, hi):
-            if r.config != asdict(self.config.for_queue(r.queue)):
-                stale.add(r.interval_start)  # built with other thresholds: the whole slot from facts
+        for r in rows:
+            if r.queue == "":
+                valid.setdefault(r.interval_start, [])
+                continue
+            cfg_now = current.get(r.queue)
+            if cfg_now is None:
+                cfg_now = current[r.queue] = asdict(self.config.for_queue(r.queue))
+            if r.config != cfg_now:
+                stale.add(r.interval_start)
             else:
                 valid.setdefault(r.interval_start, []).append(r)
-        rolled = set(valid) - stale
-        for slot in rolled:
-            for r in valid[slot]:
+        covered = set(valid) - stale
+        for start in covered:
+            for r in valid[start]:
                 cfg = self.config.for_queue(r.queue)
                 m = fm.QueueMetrics(r.queue, sl_seconds=cfg.service_level_seconds, sl_formula=cfg.sl_formula)
+                counts = r.counts
                 for k in COUNT_FIELDS:
-                    setattr(m, k, r.counts.get(k, 0))
-                out[(slot, r.queue)] = m
-        for rng_lo, rng_hi in _gaps(lo, hi, rolled):
-            for v in fold_visits(await self.repository.facts(rng_lo, rng_hi, VISIT_KINDS)):
-                slot = bucket_start(v.entered_at, "15min", self.tz)
-                cfg = self.config.for_queue(v.queue)
-                m = out.get((slot, v.queue))
-                if m is None:
-                    m = out[(slot, v.queue)] = fm.QueueMetrics(v.queue, sl_seconds=cfg.service_level_seconds,
-                                                               sl_formula=cfg.sl_formula)
-                fm.add_visits(m, [v], cfg)
+                    setattr(m, k, counts.get(k, 0))
+                out[(start, r.queue)] = m
+        return covered
+
+    async def _queue_metrics_by_slot(self, lo: float, hi: float, use_days: bool = False) -> dict[tuple[float, str], fm.QueueMetrics]:
+        """Per (interval start, queue): the center's whole days from day rollups (``use_days``),
+        the rest per 15-minute slot from rollups built with the queue's current settings, else
+        from the facts."""
+        out: dict[tuple[float, str], fm.QueueMetrics] = {}
+        ranges = [(lo, hi)]
+        if use_days:
+            rows = [r for r in await self.repository.rollups(lo, hi, "day")
+                    if bucket_end(r.interval_start, "day", self.tz) <= hi]
+            days = self._from_rollups(rows, out)
+            ranges = []
+            cur = lo
+            for day in sorted(days):
+                if day > cur:
+                    ranges.append((cur, day))
+                cur = bucket_end(day, "day", self.tz)
+            if cur < hi:
+                ranges.append((cur, hi))
+        for r_lo, r_hi in ranges:
+            rolled = self._from_rollups(await self.repository.rollups(r_lo, r_hi), out)
+            for g_lo, g_hi in _gaps(r_lo, r_hi, rolled):
+                for v in fold_visits(await self.repository.facts(g_lo, g_hi, VISIT_KINDS)):
+                    slot = bucket_start(v.entered_at, "15min", self.tz)
+                    cfg = self.config.for_queue(v.queue)
+                    m = out.get((slot, v.queue))
+                    if m is None:
+                        m = out[(slot, v.queue)] = fm.QueueMetrics(v.queue, sl_seconds=cfg.service_level_seconds,
+                                                                   sl_formula=cfg.sl_formula)
+                    fm.add_visits(m, [v], cfg)
         return out
 
     # -------------------------------------------------------------- reports
@@ -463,7 +524,8 @@ class ReportService:
                            queues: Iterable[str] | None = None) -> list[dict[str, Any]]:
         a, b = self._period(lo, hi, interval)
         want = set(queues) if queues else None
-        slots = await self._queue_metrics_by_slot(bucket_start(a, "15min", self.tz), b)
+        slots = await self._queue_metrics_by_slot(bucket_start(a, "15min", self.tz), b,
+                                                  use_days=interval in (None, "day", "week", "month"))
         groups: dict[tuple[float | None, str], fm.QueueMetrics] = {}
         for (slot, q), m in sorted(slots.items()):
             if want is not None and q not in want:

@@ -38,13 +38,14 @@ def upgrade() -> None:
     op.create_table(
         'report_rollups',
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('span', sa.String(length=8), nullable=False),
         sa.Column('interval_start', sa.Float(), nullable=False),
         sa.Column('queue', sa.String(length=80), nullable=False),
         sa.Column('config', sa.JSON(), nullable=False),
         sa.Column('counts', sa.JSON(), nullable=False),
         sa.Column('built_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_report_rollups')),
-        sa.UniqueConstraint('interval_start', 'queue', name='interval_queue'),
+        sa.UniqueConstraint('span', 'interval_start', 'queue', name='span_interval_queue'),
     )
     with op.batch_alter_table('report_rollups', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_report_rollups_interval_start'), ['interval_start'], unique=False)
