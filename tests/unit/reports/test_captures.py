@@ -24,7 +24,6 @@ COUNTS = ["offered", "answered", "abandoned", "short_abandoned", "timeouts", "as
 TALK_DIFFERS = {
     "ami-blind-transfer-to-queue": "sales' part ends at the Redirect: measured on the replay clock",
     "ami-hold-unhold-agent-hangup": "no AgentComplete after Redirect+Bridge; app_queue logs COMPLETEAGENT at the unhold",
-    "ami-chanspy-listen": "AgentComplete without the caller block cannot be matched to the call (CtiState)",
 }
 
 
