@@ -53,11 +53,27 @@ def _ev(call: Any) -> list[dict[str, Any]]:
     return list(getattr(call, "events", None) or [])
 
 
-def visits_from_call(call: Any, now: float) -> list[Visit]:
+def prior_visit(call: Any) -> Visit | None:
+    """The visit a resync found a call in (it queued, or was answered, while callcore was not
+    connected): from the call as the resync rebuilt it. Keep it: later events change the call."""
+    if any(e.get("event") == "queued" for e in _ev(call)) or not getattr(call, "queue", None):
+        return None
+    # waiting since the QueueEntry's Wait, or already talking (entered no later than the call started)
+    entered = call.queued_at if getattr(call, "queued_at", None) is not None else call.started_at
+    v = Visit(call.id, 0, call.queue, float(entered), getattr(call, "caller_num", None))
+    if getattr(call, "answered_at", None) is not None:
+        v.answered_at, v.agent_id, v.outcome = float(call.answered_at), call.agent_id, "answered"
+        v.wait = max(0.0, v.answered_at - v.entered_at)
+    return v
+
+
+def visits_from_call(call: Any, now: float, prior: Visit | None = None) -> list[Visit]:
     """The queue visits of one CTI call, from its event log (``Call.events``), as far as they
     are known at ``now``. Waits and talk prefer Asterisk's own numbers (AgentConnect
     HoldTime, AgentComplete TalkTime, QueueCallerAbandon HoldTime); a visit the call left
-    for another (transfer, overflow) ends when the next one starts or the transfer happened."""
+    for another (transfer, overflow) ends when the next one starts or the transfer happened.
+    ``prior``: the visit a resync found the call in (:func:`prior_visit`), visit 0; without
+    it, a call with no queue event is taken as the resync left it."""
     visits: list[Visit] = []
     events = _ev(call)
     ended_at = getattr(call, "ended_at", None)
@@ -67,16 +83,11 @@ def visits_from_call(call: Any, now: float) -> list[Visit]:
     transfer_at: dict[int, float] = {}
     left_at: dict[int, float] = {}
     talk_reported: dict[int, float] = {}
-    queued_seen = any(e.get("event") == "queued" for e in events)
-    if not queued_seen and getattr(call, "queue", None):
-        # entered while callcore was not connected (seen first by a resync): waiting since the
-        # QueueEntry's Wait, or already talking (entered no later than the call started)
-        entered = call.queued_at if getattr(call, "queued_at", None) is not None else call.started_at
-        visits.append(Visit(call.id, 0, call.queue, float(entered), caller))
-        if getattr(call, "answered_at", None) is not None:
-            v = visits[0]
-            v.answered_at, v.agent_id, v.outcome = float(call.answered_at), call.agent_id, "answered"
-            v.wait = max(0.0, v.answered_at - v.entered_at)
+    first = prior if prior is not None else prior_visit(call)
+    if first is not None:
+        from dataclasses import replace
+
+        visits.append(replace(first))
     for e in events:
         kind, at = e.get("event"), float(e.get("at", 0.0))
         cur = visits[-1] if visits else None
@@ -169,12 +180,12 @@ def visit_facts(v: Visit) -> list[Fact]:
     return out
 
 
-def facts_for_call(call: Any, now: float, *, final: bool) -> list[Fact]:
+def facts_for_call(call: Any, now: float, *, final: bool, prior: Visit | None = None) -> list[Fact]:
     """Every fact a CTI call implies so far. Before the call ended (``final`` False) only
     the facts that cannot change any more: entered, answered. At the end: all of them
     (visits left, completed; the call's end with its outcome and disposition)."""
     out: list[Fact] = []
-    visits = visits_from_call(call, now)
+    visits = visits_from_call(call, now, prior)
     for v in visits:
         for f in visit_facts(v):
             if final or f.kind in ("visit.entered", "visit.answered"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from reports.facts import (
-    Fact, callback_fact, disposition_fact, facts_for_call, span_fact, visits_from_call, wrapup_fact,
+    Fact, callback_fact, disposition_fact, facts_for_call, prior_visit, span_fact, visits_from_call, wrapup_fact,
 )
 from reports.formulas import AgentSpan
 
@@ -35,6 +35,7 @@ class FactsSubscriber:
         self._login: dict[str, float] = {}
         self._pause: dict[str, tuple[float, str | None]] = {}
         self._member: dict[tuple[str, str], float] = {}  # (agent, queue) -> member since
+        self._prior: dict[str, Any] = {}  # call id -> the visit a resync found it in (reports.facts.prior_visit)
         self._wrap: dict[str, tuple[str | None, str | None, float]] = {}  # agent -> (call, queue, start)
 
     # the dispatcher calls handler(change, now)
@@ -43,11 +44,11 @@ class FactsSubscriber:
         if kind in ("call.queued", "call.answered"):
             call = self.state.calls.get(change.call_id or "")
             if call is not None:
-                self.sink(facts_for_call(call, now, final=False))
+                self.sink(facts_for_call(call, now, final=False, prior=self._prior.get(call.id)))
         elif kind == "call.ended":
             call = self.state.ended.get(change.call_id or "")
             if call is not None:
-                facts = facts_for_call(call, now, final=True)
+                facts = facts_for_call(call, now, final=True, prior=self._prior.pop(call.id, None))
                 if call.disposition:
                     facts.append(self._disposition(call, now))
                 facts += _callback_done(call)
@@ -60,7 +61,11 @@ class FactsSubscriber:
         elif kind in ("state.resynced", "asterisk.shutdown"):
             if kind == "state.resynced":  # calls that queued / were answered while callcore was away
                 for call in list(self.state.calls.values()):
-                    self.sink(facts_for_call(call, now, final=False))
+                    if call.id not in self._prior:
+                        prior = prior_visit(call)
+                        if prior is not None:
+                            self._prior[call.id] = prior
+                    self.sink(facts_for_call(call, now, final=False, prior=self._prior.get(call.id)))
             known = set(self._login) | set(self._pause) | set(self._wrap) | {a for a, _ in self._member}
             for agent_id in set(self.state.agents) | known:
                 self._agent(agent_id, now)
@@ -100,7 +105,7 @@ class FactsSubscriber:
         call = self.state.get_call(call_id) if call_id else None
         anchor = start
         if call is not None:
-            mine = [v for v in visits_from_call(call, now) if v.agent_id == agent_id]
+            mine = [v for v in visits_from_call(call, now, self._prior.get(call.id)) if v.agent_id == agent_id]
             if mine:
                 anchor = mine[-1].entered_at
                 queue = queue or mine[-1].queue

@@ -169,3 +169,24 @@ def test_settings_make_the_report_config():
         Settings(report_queues={"sales": {"service_level_formula": "best"}})
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings(report_timezone="Mars/Olympus")
+
+
+def test_a_call_found_by_a_resync_keeps_its_visit_numbers_when_it_moves_on():
+    """A resync finds a caller talking in sales; later the call is transferred to support. Visit 0
+    stays the sales one (its facts were written at the resync), support is visit 1."""
+    from reports.facts import facts_for_call, prior_visit
+
+    call = _call([{"at": 50.0, "event": "rebuilt"}], queued_at=None, started_at=40.0, answered_at=50.0,
+                 agent_id="1001", outcome="answered", direction="inbound")
+    prior = prior_visit(call)
+    early = {f.key for f in facts_for_call(call, 50.0, final=False, prior=prior)}
+    call.events += [{"at": 60.0, "event": "transferred", "type": "blind"},
+                    {"at": 60.5, "event": "queued", "queue": "support"},
+                    {"at": 62.0, "event": "answered", "agent_id": "1002", "hold_time": 1}]
+    call.queue, call.queued_at, call.agent_id, call.ended_at = "support", 60.5, "1002", 90.0
+    facts = facts_for_call(call, 90.0, final=True, prior=prior)
+    by_key = {f.key: f for f in facts}
+    assert early <= set(by_key)
+    assert (by_key["v:x:0:entered"].queue, by_key["v:x:1:entered"].queue) == ("sales", "support")
+    assert by_key["v:x:0:completed"].data["talk"] == 10.0 and by_key["v:x:0:completed"].data["transferred"]
+    assert by_key["v:x:1:answered"].agent_id == "1002"
