@@ -5,7 +5,7 @@ default today so far), ``interval`` (15min, hour, day, week, month; default: one
 queue/agent/flow for the whole period), filters (``queue``, ``agent``, ``flow``, repeatable;
 surveys: ``by`` = agent | queue | all). JSON by default; CSV with ``Accept: text/csv`` or
 ``?format=csv``. Bad parameters answer 400 with the reason. Permission ``reports.read``
-(supervisor, QA, ops, admin; before issue 11's permission table: supervisors and admins).
+(supervisor, QA, QA lead, ops, admin).
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ from reports.cli import AGENT_COLUMNS, QUEUE_COLUMNS, QUEUE_EXTRA, to_csv
 from reports.service import Invalid, ReportService
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
-try:  # issue 11's permission table (auth/permissions.py) declares `reports.read`
-    from auth.permissions import PERMISSIONS as _PERMISSIONS
-except ImportError:  # before it lands: supervisors (and admins)
-    _PERMISSIONS = {}
-reader = require("reports.read") if "reports.read" in _PERMISSIONS else require("supervisor")
+reader = require("reports.read")  # auth/permissions.py: supervisor, qa, qa_lead, ops, admin
 
 
 class Unavailable(Exception):
