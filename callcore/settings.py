@@ -26,6 +26,18 @@ class WebhookSettings(BaseModel):
     max_attempts: int = 5
 
 
+class RecordingS3Settings(BaseModel):
+    """An S3-compatible bucket for recordings (AWS S3, MinIO, SeaweedFS)."""
+
+    endpoint: str  # host:port, e.g. 127.0.0.1:8333
+    bucket: str = "callcore-recordings"
+    access_key: str
+    secret_key: SecretStr
+    secure: bool = True
+    region: str | None = None
+    prefix: str = ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLCORE_", extra="ignore", env_nested_delimiter="__")
 
@@ -79,6 +91,24 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     dialplan_watch: bool = True
 
+    # --- recording (issue 13; docs/recording.md)
+    recording_enabled: bool = True
+    recording_policies_file: Path | None = None  # default: the shipped recording/recording-policies.yaml
+    recording_timezone: str = "UTC"  # time-of-day / weekday rules are read in this zone
+    recording_store_dir: Path | None = None  # filesystem backend root; default: <data_dir>/recordings-store
+    recording_storage: Literal["fs", "s3"] = "fs"
+    recording_s3: RecordingS3Settings | None = None
+    recording_format: Literal["wav", "mp3", "opus"] = "wav"  # stored format (ffmpeg; the WAV is kept if it fails)
+    recording_encrypt: bool = False
+    recording_master_keys: dict[str, SecretStr] = Field(default_factory=dict)  # key id -> base64 of 32 bytes
+    recording_master_key_id: str | None = None  # the key that wraps new data keys
+    recording_pause_max_seconds: float = 180.0  # a PCI pause resumes by itself after this
+    recording_job_max_attempts: int = 6
+    recording_job_backoff_seconds: float = 5.0  # doubles per attempt
+    recording_job_poll_seconds: float = 2.0
+    recording_purge_interval_seconds: float = 3600.0
+    recording_agents_see_own: bool = True  # agents may list/play the recordings of their own calls
+
     @field_validator("only", mode="before")
     @classmethod
     def _split_only(cls, v: Any) -> Any:
@@ -100,6 +130,10 @@ class Settings(BaseSettings):
     @property
     def effective_recordings_dir(self) -> Path:
         return self.recordings_dir or (self.data_dir / "recordings")
+
+    @property
+    def effective_recording_store_dir(self) -> Path:
+        return self.recording_store_dir or (self.data_dir / "recordings-store")
 
     def runs(self, part: Part) -> bool:
         return part in self.only

@@ -73,6 +73,29 @@ async def build_services(c: "Container") -> None:
     if hasattr(c.ivr, "start"):
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
+    await build_recording(c)
+
+
+async def build_recording(c: "Container") -> None:
+    """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,
+    the IVR's ``sensitive: true`` port, and its owned job/purge loops."""
+    s = c.settings
+    if not s.recording_enabled:
+        return
+    from recording.service import build_recording_service
+    from recording.subscriber import RecordingSubscriber
+
+    c.recording = build_recording_service(
+        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None)
+    )
+    c.recording.call_lookup = c.cti.state.calls.get
+    dispatcher = getattr(c.cti, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.subscribe("recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS)
+    if c.ivr is not None and hasattr(c.ivr, "recording"):
+        c.ivr.recording = c.recording
+    await c.recording.start()
+    c.add_closer(c.recording.stop)
 
 
 async def start_ami(c: "Container") -> None:
@@ -130,4 +153,6 @@ def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
 
-    return [*cti_routers(), ivr_router]
+    from recording.routes import router as recording_router
+
+    return [*cti_routers(), ivr_router, recording_router]

@@ -1,0 +1,302 @@
+"""Persistence of the recording domain (SQLAlchemy async; SQLite and PostgreSQL).
+
+Returns plain dicts (``to_dict``), never ORM objects outside a session.
+Search is keyset-paginated on ``(started_at, id)`` (or ``(duration, id)``) so a
+page costs the same at row 10 and row 1,000,000; the filters use the indexes
+declared in :mod:`recording.models`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from recording.models import (
+    PENDING, RecordingAccessRow, RecordingEventRow, RecordingJobRow, RecordingKeyRow, RecordingRow, RecordingWaveformRow,
+)
+
+SORTS = {"started_at": RecordingRow.started_at, "duration": RecordingRow.duration}
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def to_dict(r: RecordingRow) -> dict[str, Any]:
+    return {
+        "id": r.id, "call_id": r.call_id, "uniqueids": r.uniqueids, "caller_num": r.caller_num,
+        "caller_name": r.caller_name, "called": r.called, "direction": r.direction, "queue": r.queue,
+        "queues": r.queues, "agent_id": r.agent_id, "agents": r.agents, "started_at": _ts(r.started_at),
+        "ended_at": _ts(r.ended_at), "recording_started_at": _ts(r.recording_started_at), "late_start": r.late_start,
+        "late_start_seconds": r.late_start_seconds, "wait_seconds": r.wait_seconds, "talk_seconds": r.talk_seconds,
+        "hold_seconds": r.hold_seconds, "outcome": r.outcome, "disposition": r.disposition, "ivr_context": r.ivr_context,
+        "ivr_path": [p for p in r.ivr_path.split("/") if p], "flow_version": r.flow_version,
+        "tags": [t for t in r.tags_text.split(",") if t], "muted": r.muted, "muted_spans": r.muted_spans,
+        "format": r.format, "size": r.size, "sha256": r.sha256, "storage_backend": r.storage_backend,
+        "encrypted": r.encrypted, "duration": r.duration, "audio": r.audio, "status": r.status,
+        "status_reason": r.status_reason, "policy": r.policy, "retention_until": _ts(r.retention_until),
+        "legal_hold": r.legal_hold, "hold_by": r.hold_by, "hold_reason": r.hold_reason, "qa_sample": r.qa_sample,
+        "removed_at": _ts(r.removed_at), "removed_by": r.removed_by, "removed_reason": r.removed_reason,
+    }
+
+
+@dataclass
+class SearchFilters:
+    start: datetime | None = None
+    end: datetime | None = None
+    agent: str | None = None
+    queue: str | None = None
+    caller: str | None = None
+    called: str | None = None
+    direction: str | None = None
+    disposition: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    muted: bool | None = None
+    tags: list[str] = field(default_factory=list)
+    ivr_node: str | None = None
+    flow_version: str | None = None
+    status: str | None = None
+    only_agent: str | None = None  # access control: an agent sees their own calls only
+
+
+def encode_cursor(sort_value: Any, row_id: int) -> str:
+    value = _ts(sort_value) if isinstance(sort_value, datetime) else sort_value
+    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    try:
+        value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if sort == "started_at":
+            value = datetime.fromisoformat(value)
+        elif value is not None:
+            value = float(value)
+        return value, int(row_id)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+class RecordingRepository:
+    def __init__(self, sessionmaker: Any) -> None:
+        self.sessionmaker = sessionmaker
+
+    # ------------------------------------------------------------ rows
+    async def upsert(self, call_id: str, **fields: Any) -> int:
+        async with self.sessionmaker() as s, s.begin():
+            row = (await s.execute(select(RecordingRow).where(RecordingRow.call_id == call_id))).scalar_one_or_none()
+            if row is None:
+                row = RecordingRow(call_id=call_id, **fields)
+                s.add(row)
+            else:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+            await s.flush()
+            return row.id
+
+    async def get(self, recording_id: int) -> dict[str, Any] | None:
+        async with self.sessionmaker() as s:
+            row = await s.get(RecordingRow, recording_id)
+            return to_dict(row) if row is not None else None
+
+    async def get_row_fields(self, recording_id: int, *names: str) -> dict[str, Any] | None:
+        async with self.sessionmaker() as s:
+            row = await s.get(RecordingRow, recording_id)
+            return {n: getattr(row, n) for n in names} if row is not None else None
+
+    async def by_call(self, call_id: str) -> dict[str, Any] | None:
+        async with self.sessionmaker() as s:
+            row = (await s.execute(select(RecordingRow).where(RecordingRow.call_id == call_id))).scalar_one_or_none()
+            return to_dict(row) if row is not None else None
+
+    async def update(self, recording_id: int, **fields: Any) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(update(RecordingRow).where(RecordingRow.id == recording_id).values(**fields))
+
+    async def search(self, f: SearchFilters, *, sort: str = "started_at", order: str = "desc", limit: int = 50,
+                     cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        col = SORTS[sort]
+        q = select(RecordingRow)
+        conds = []
+        if f.start is not None:
+            conds.append(RecordingRow.started_at >= f.start)
+        if f.end is not None:
+            conds.append(RecordingRow.started_at < f.end)
+        for agent in (f.agent, f.only_agent):
+            if agent:
+                conds.append(RecordingRow.agents_text.contains(f",{agent},", autoescape=True))
+        if f.queue:
+            conds.append(RecordingRow.queues_text.contains(f",{f.queue},", autoescape=True))
+        if f.caller:
+            conds.append(RecordingRow.caller_num == f.caller)
+        if f.called:
+            conds.append(RecordingRow.called == f.called)
+        if f.direction:
+            conds.append(RecordingRow.direction == f.direction)
+        if f.disposition:
+            conds.append(RecordingRow.disposition == f.disposition)
+        if f.min_duration is not None:
+            conds.append(RecordingRow.duration >= f.min_duration)
+        if f.max_duration is not None:
+            conds.append(RecordingRow.duration <= f.max_duration)
+        if f.muted is not None:
+            conds.append(RecordingRow.muted.is_(f.muted))
+        for tag in f.tags:
+            conds.append(RecordingRow.tags_text.contains(f",{tag},", autoescape=True))
+        if f.ivr_node:
+            conds.append(RecordingRow.ivr_path.contains(f"/{f.ivr_node}/", autoescape=True))
+        if f.flow_version:
+            conds.append(RecordingRow.flow_version == f.flow_version)
+        if f.status:
+            conds.append(RecordingRow.status == f.status)
+        if cursor:
+            value, row_id = decode_cursor(cursor, sort)
+            if order == "desc":
+                conds.append(or_(col < value, and_(col == value, RecordingRow.id < row_id)))
+            else:
+                conds.append(or_(col > value, and_(col == value, RecordingRow.id > row_id)))
+        if sort == "duration":
+            conds.append(RecordingRow.duration.is_not(None))
+        if conds:
+            q = q.where(*conds)
+        q = q.order_by(col.desc(), RecordingRow.id.desc()) if order == "desc" else q.order_by(col.asc(), RecordingRow.id.asc())
+        q = q.limit(limit + 1)
+        async with self.sessionmaker() as s:
+            rows = list((await s.execute(q)).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(getattr(rows[-1], sort), rows[-1].id) if more and rows else None
+        return [to_dict(r) for r in rows], next_cursor
+
+    # ------------------------------------------------------------ keys / waveform
+    async def put_key(self, recording_id: int, key_id: str, wrapped: bytes) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            row = await s.get(RecordingKeyRow, recording_id)
+            if row is None:
+                s.add(RecordingKeyRow(recording_id=recording_id, key_id=key_id, wrapped_key=wrapped))
+            else:
+                row.key_id, row.wrapped_key = key_id, wrapped
+
+    async def get_key(self, recording_id: int) -> tuple[str, bytes] | None:
+        async with self.sessionmaker() as s:
+            row = await s.get(RecordingKeyRow, recording_id)
+            return (row.key_id, bytes(row.wrapped_key)) if row is not None else None
+
+    async def delete_key(self, recording_id: int) -> bool:
+        async with self.sessionmaker() as s, s.begin():
+            res = await s.execute(delete(RecordingKeyRow).where(RecordingKeyRow.recording_id == recording_id))
+            return bool(res.rowcount)
+
+    async def all_keys(self) -> list[tuple[int, str, bytes]]:
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(select(RecordingKeyRow))).scalars()
+            return [(r.recording_id, r.key_id, bytes(r.wrapped_key)) for r in rows]
+
+    async def put_waveform(self, recording_id: int, peaks: list[list[float]]) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            row = await s.get(RecordingWaveformRow, recording_id)
+            points = len(peaks[0]) if peaks else 0
+            if row is None:
+                s.add(RecordingWaveformRow(recording_id=recording_id, points=points, peaks=peaks))
+            else:
+                row.points, row.peaks = points, peaks
+
+    async def get_waveform(self, recording_id: int) -> list[list[float]] | None:
+        async with self.sessionmaker() as s:
+            row = await s.get(RecordingWaveformRow, recording_id)
+            return row.peaks if row is not None else None
+
+    # ------------------------------------------------------------ events / access log
+    async def add_event(self, call_id: str, kind: str, at: datetime, actor: str | None, reason: str | None,
+                        data: dict[str, Any] | None = None) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            s.add(RecordingEventRow(call_id=call_id, kind=kind, at=at, actor=actor, reason=reason, data=data))
+
+    async def events(self, call_id: str) -> list[dict[str, Any]]:
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(select(RecordingEventRow).where(RecordingEventRow.call_id == call_id)
+                                    .order_by(RecordingEventRow.id))).scalars()
+            return [{"kind": r.kind, "at": _ts(r.at), "actor": r.actor, "reason": r.reason, "data": r.data} for r in rows]
+
+    async def log_access(self, recording_id: int, actor: str, role: str, action: str, client: str | None,
+                         rng: str | None, at: datetime) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            s.add(RecordingAccessRow(recording_id=recording_id, actor=actor, role=role, action=action, client=client,
+                                     range=rng, at=at))
+
+    async def access_log(self, recording_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        q = select(RecordingAccessRow).order_by(RecordingAccessRow.id.desc()).limit(limit)
+        if recording_id is not None:
+            q = q.where(RecordingAccessRow.recording_id == recording_id)
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(q)).scalars()
+            return [{"recording_id": r.recording_id, "at": _ts(r.at), "actor": r.actor, "role": r.role,
+                     "action": r.action, "client": r.client, "range": r.range} for r in rows]
+
+    # ------------------------------------------------------------ jobs
+    async def enqueue(self, recording_id: int, kind: str, now: datetime) -> None:
+        """Idempotent: one job per (recording, kind); an existing one is re-armed unless done."""
+        async with self.sessionmaker() as s, s.begin():
+            row = (await s.execute(select(RecordingJobRow).where(
+                RecordingJobRow.recording_id == recording_id, RecordingJobRow.kind == kind))).scalar_one_or_none()
+            if row is None:
+                s.add(RecordingJobRow(recording_id=recording_id, kind=kind, status=PENDING, next_attempt_at=now,
+                                      created_at=now, updated_at=now))
+
+    async def claim_due(self, now: datetime, lease: float, limit: int = 5) -> list[tuple[int, int, str, int]]:
+        """Jobs due now (pending, or running with an expired lease: a callcore that died
+        mid-job); each is leased to this worker. Returns ``(job_id, recording_id, kind, attempts)``."""
+        out = []
+        async with self.sessionmaker() as s, s.begin():
+            rows = list((await s.execute(
+                select(RecordingJobRow).where(or_(
+                    and_(RecordingJobRow.status == "pending", RecordingJobRow.next_attempt_at <= now),
+                    and_(RecordingJobRow.status == "running", RecordingJobRow.locked_until <= now),
+                )).order_by(RecordingJobRow.next_attempt_at, RecordingJobRow.id).limit(limit)
+            )).scalars())
+            for row in rows:
+                res = await s.execute(update(RecordingJobRow).where(
+                    RecordingJobRow.id == row.id, RecordingJobRow.attempts == row.attempts
+                ).values(status="running", attempts=row.attempts + 1, locked_until=now + timedelta(seconds=lease),
+                         updated_at=now))
+                if res.rowcount:
+                    out.append((row.id, row.recording_id, row.kind, row.attempts + 1))
+        return out
+
+    async def finish_job(self, job_id: int, status: str, now: datetime, error: str | None = None,
+                         retry_at: datetime | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": now, "last_error": error, "locked_until": None}
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(update(RecordingJobRow).where(RecordingJobRow.id == job_id).values(**values))
+
+    async def jobs(self, recording_id: int) -> list[dict[str, Any]]:
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(select(RecordingJobRow).where(RecordingJobRow.recording_id == recording_id))).scalars()
+            return [{"id": r.id, "kind": r.kind, "status": r.status, "attempts": r.attempts, "last_error": r.last_error,
+                     "next_attempt_at": _ts(r.next_attempt_at)} for r in rows]
+
+    # ------------------------------------------------------------ retention
+    async def due_for_purge(self, now: datetime, limit: int = 100) -> list[int]:
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(select(RecordingRow.id).where(
+                RecordingRow.status.in_(("ready", "failed")), RecordingRow.legal_hold.is_(False),
+                RecordingRow.retention_until.is_not(None), RecordingRow.retention_until <= now,
+            ).limit(limit))).scalars()
+            return list(rows)
