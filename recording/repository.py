@@ -48,7 +48,7 @@ def to_dict(r: RecordingRow) -> dict[str, Any]:
         "ivr_path": [p for p in r.ivr_path.split("/") if p], "flow_version": r.flow_version,
         "tags": [t for t in r.tags_text.split(",") if t], "muted": r.muted, "muted_spans": r.muted_spans,
         "format": r.format, "size": r.size, "sha256": r.sha256, "storage_backend": r.storage_backend,
-        "encrypted": r.encrypted, "duration": r.duration, "audio": r.audio, "status": r.status,
+        "encrypted": r.encrypted, "source_file": r.source_file, "duration": r.duration, "audio": r.audio, "status": r.status,
         "status_reason": r.status_reason, "policy": r.policy, "retention_until": _ts(r.retention_until),
         "legal_hold": r.legal_hold, "hold_by": r.hold_by, "hold_reason": r.hold_reason, "qa_sample": r.qa_sample,
         "removed_at": _ts(r.removed_at), "removed_by": r.removed_by, "removed_reason": r.removed_reason,
@@ -230,7 +230,7 @@ class RecordingRepository:
     async def events(self, call_id: str) -> list[dict[str, Any]]:
         async with self.sessionmaker() as s:
             rows = (await s.execute(select(RecordingEventRow).where(RecordingEventRow.call_id == call_id)
-                                    .order_by(RecordingEventRow.id))).scalars()
+                                    .order_by(RecordingEventRow.at, RecordingEventRow.id))).scalars()
             return [{"kind": r.kind, "at": _ts(r.at), "actor": r.actor, "reason": r.reason, "data": r.data} for r in rows]
 
     async def log_access(self, recording_id: int, actor: str, role: str, action: str, client: str | None,
@@ -269,13 +269,14 @@ class RecordingRepository:
                     and_(RecordingJobRow.status == "running", RecordingJobRow.locked_until <= now),
                 )).order_by(RecordingJobRow.next_attempt_at, RecordingJobRow.id).limit(limit)
             )).scalars())
-            for row in rows:
+            for job_id, recording_id, kind, attempts in [(r.id, r.recording_id, r.kind, r.attempts) for r in rows]:
+                # compare-and-set on attempts: two workers never both take a job
                 res = await s.execute(update(RecordingJobRow).where(
-                    RecordingJobRow.id == row.id, RecordingJobRow.attempts == row.attempts
-                ).values(status="running", attempts=row.attempts + 1, locked_until=now + timedelta(seconds=lease),
-                         updated_at=now))
+                    RecordingJobRow.id == job_id, RecordingJobRow.attempts == attempts
+                ).values(status="running", attempts=attempts + 1, locked_until=now + timedelta(seconds=lease),
+                         updated_at=now).execution_options(synchronize_session=False))
                 if res.rowcount:
-                    out.append((row.id, row.recording_id, row.kind, row.attempts + 1))
+                    out.append((job_id, recording_id, kind, attempts + 1))
         return out
 
     async def finish_job(self, job_id: int, status: str, now: datetime, error: str | None = None,

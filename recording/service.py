@@ -170,6 +170,7 @@ class RecordingService:
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self._wake = asyncio.Event()
+        self._event_tail: asyncio.Task | None = None
         self.write_failures = 0
         self.jobs_done = 0
 
@@ -202,6 +203,16 @@ class RecordingService:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         self._loops.clear()
+
+    async def idle(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until the bookkeeping tasks started so far are done (tests, shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            busy = [t for t in self._tasks if not t.get_name().startswith("recording-autoresume") and t is not asyncio.current_task()]
+            left = deadline - asyncio.get_running_loop().time()
+            if not busy or left <= 0:
+                return
+            await asyncio.wait(busy, timeout=left)
 
     async def _write(self, what: str, fn: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
         """A bookkeeping write, retried with backoff (the database may be briefly away)."""
@@ -369,8 +380,15 @@ class RecordingService:
 
     def _event(self, call_id: str, kind: str, now: float, actor: str | None, reason: str | None,
                data: dict[str, Any] | None = None) -> None:
-        self._spawn(self._write(f"event {kind} {call_id}", lambda: self.repo.add_event(
-            call_id, kind, _utc(now), actor, reason, data)), f"recording-event-{call_id}")
+        previous = self._event_tail
+
+        async def write() -> None:
+            if previous is not None:  # events land in the order they happened
+                await asyncio.wait([previous])
+            await self._write(f"event {kind} {call_id}", lambda: self.repo.add_event(
+                call_id, kind, _utc(now), actor, reason, data))
+
+        self._event_tail = self._spawn(write(), f"recording-event-{call_id}")
         if self.audit is not None:
             try:
                 self.audit(kind=f"recording.{kind}", actor=actor, target=call_id, reason=reason, data=data)

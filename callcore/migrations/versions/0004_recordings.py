@@ -1,8 +1,8 @@
-"""recordings
+"""recording: recordings, jobs, keys, waveforms, events, access log (issue 13)
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-12-02 04:32:51.477546
+Create Date: 2026-12-02 04:42:24.627356
 """
 
 from alembic import op
@@ -55,6 +55,7 @@ def upgrade() -> None:
     sa.Column('direction', sa.String(length=20), nullable=False),
     sa.Column('queue', sa.String(length=80), nullable=True),
     sa.Column('queues', sa.JSON(), nullable=False),
+    sa.Column('queues_text', sa.String(length=400), nullable=False),
     sa.Column('agent_id', sa.String(length=64), nullable=True),
     sa.Column('agents_text', sa.String(length=400), nullable=False),
     sa.Column('agents', sa.JSON(), nullable=False),
