@@ -66,6 +66,8 @@ class IvrService:
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = context_cache_size
         self.active_calls = 0
+        #: recording port for ``sensitive: true`` collect nodes (set by the wiring; None: nothing to mute)
+        self.recording: Any = None
 
     async def start(self) -> None:
         """Load the dialplans (and start the watcher if the registry has one)."""
@@ -122,6 +124,7 @@ class IvrService:
         engine = Engine(
             flowset.flows, versions=flowset.versions, router=self.router, callbacks=self.callbacks, lookup=self.lookup,
             clock=self.clock, monotonic=self.monotonic, sounds_prefix=self.sounds_prefix, trace=self.trace,
+            recording=self.recording,
         )
         self.active_calls += 1
         try:
