@@ -88,10 +88,21 @@ async def build_recording(c: "Container") -> None:
     c.recording = build_recording_service(
         s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None)
     )
-    c.recording.call_lookup = c.cti.state.calls.get
+    c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    subscriber = RecordingSubscriber(c.cti.state, c.recording)
     dispatcher = getattr(c.cti, "dispatcher", None)
     if dispatcher is not None:
-        dispatcher.subscribe("recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS)
+        dispatcher.subscribe("recording", subscriber, kinds=RecordingSubscriber.KINDS)
+    else:  # TEMPORARY until the CTI change dispatcher (issue 10) is on main: follow CtiService._dispatch
+        inner = c.cti._dispatch
+
+        def _dispatch(changes: Any, now: float) -> None:
+            inner(changes, now)
+            for change in changes:
+                if change.kind in RecordingSubscriber.KINDS:
+                    subscriber(change, now)
+
+        c.cti._dispatch = _dispatch
     if c.ivr is not None and hasattr(c.ivr, "recording"):
         c.ivr.recording = c.recording
     await c.recording.start()

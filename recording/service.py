@@ -97,6 +97,7 @@ class Live:
     bridged_only: bool = True
     file_seconds: float = 0.0
     running_since: float | None = None
+    file_start: float | None = None  # when audio first went into the file
     muted_at: float | None = None  # file offset where the current pause began
     muted_by: str | None = None
     muted_reason: str | None = None
@@ -118,6 +119,8 @@ class Live:
     def set_running(self, running: bool, now: float) -> None:
         if running and self.running_since is None:
             self.running_since = now
+            if self.file_start is None:
+                self.file_start = now
         elif not running and self.running_since is not None:
             self.file_seconds += max(0.0, now - self.running_since)
             self.running_since = None
@@ -258,8 +261,8 @@ class RecordingService:
             live.queues.append(call.queue)
         if kind == "call.queued" and live.decision is None:
             self._decide_at_entry(call, live)
-        if kind in ("call.answered", "call.transferred") and call.agent_id:
-            self._agent_on(live, call.agent_id, now)
+        if kind == "call.answered" and (agent_id or call.agent_id):
+            self._agent_on(live, agent_id or call.agent_id, now)  # a transfer target answering too
         running = call.status == "talking" and not call.on_hold and live.stopped is False
         if not live.bridged_only:
             running = not live.stopped
@@ -275,6 +278,7 @@ class RecordingService:
             for a in live.agents:
                 if a["to"] is None:
                     a["to"] = live.offset(now)
+            live.agents = _agent_spans(call, live, now) or live.agents
             self._spawn(self._finish(call, live, now), f"recording-end-{call.id}")
 
     def _begin(self, call: Any, now: float) -> Live:
@@ -672,6 +676,28 @@ class RecordingService:
         if rec is None:
             raise NotFoundError(f"no recording {recording_id}")
         return rec
+
+
+def _agent_spans(call: Any, live: Live, now: float) -> list[dict[str, Any]]:
+    """Every agent who was on the call, in order, from the agent legs (a transfer target
+    reached by extension emits no "answered" change, but its leg is there). Offsets are
+    seconds from the start of the audio, on callcore's clock."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for leg in call.legs.values():
+        if leg.agent_id and leg.answered_at is not None:
+            first[leg.agent_id] = min(first.get(leg.agent_id, leg.answered_at), leg.answered_at)
+            last[leg.agent_id] = max(last.get(leg.agent_id, 0.0), leg.ended_at or now)
+    order = sorted(first, key=first.get)  # type: ignore[arg-type]
+    base = live.file_start if live.file_start is not None else (first[order[0]] if order else now)
+    spans = []
+    for i, agent in enumerate(order):
+        end = last[agent]
+        if i + 1 < len(order):
+            end = min(end, first[order[i + 1]])
+        spans.append({"agent_id": agent, "from": round(max(0.0, first[agent] - base), 3),
+                      "to": round(max(0.0, end - base), 3), "at": round(first[agent], 3)})
+    return spans
 
 
 class _Retry(Exception):

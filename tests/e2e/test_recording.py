@@ -1,0 +1,194 @@
+"""Recording end to end: the whole server, the PBX emulator writing real WAV audio (its
+MixMonitor writes a tone while bridged and digital silence while MixMonitorMute is on).
+
+A queued call is recorded per policy, paused for a span through the API, transferred to a
+second agent, ends; the durable job post-processes it; it is stored (filesystem here, S3 +
+encryption on a real SeaweedFS in the second test), found by search, played with a Range
+request, and purged after retention unless on hold. Runs on SQLite and PostgreSQL.
+
+The emulator runs at time scale 1 in this module: muted spans are measured on callcore's
+clock, and the WAV is written on the emulator's virtual clock; at 1 they are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from recording.processing import analyse_bytes, silent_spans
+from tests.e2e.conftest import Stack
+from tests.e2e.test_call_control import agent_on_desk, answered_queue_call
+from tests.s3 import s3_fixture
+
+pytestmark = pytest.mark.slow
+s3_server = s3_fixture()
+CALLER = "01055551234"
+
+
+@pytest.fixture
+def pbx_overrides() -> dict[str, Any]:
+    return {"time_scale": 1.0}
+
+
+@pytest.fixture
+def server_overrides(tmp_path, request) -> dict[str, Any]:
+    extra = {}
+    if "s3_server" in request.fixturenames:
+        s3 = request.getfixturevalue("s3_server")
+        from callcore.settings import RecordingS3Settings
+
+        extra = {
+            "recording_storage": "s3",
+            "recording_s3": RecordingS3Settings(endpoint=s3.endpoint, bucket=f"e2e-{uuid.uuid4().hex[:8]}",
+                                                access_key=s3.access_key, secret_key=SecretStr(s3.secret_key), secure=False),
+            "recording_encrypt": True,
+            "recording_master_keys": {"2026-12": SecretStr(base64.b64encode(os.urandom(32)).decode())},
+            "recording_master_key_id": "2026-12",
+        }
+    return {"recordings_dir": tmp_path / "monitor", "recording_job_poll_seconds": 0.2, **extra}
+
+
+async def ready_recording(s: Stack, call_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    async def find():
+        rows = (await s.api("GET", f"/api/recordings?caller={CALLER}&status=ready", expect=200))["items"]
+        return next((r for r in rows if r["call_id"] == call_id), None)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = await find()
+        if rec is not None:
+            return rec
+        if time.monotonic() > deadline:
+            raise AssertionError(f"recording of {call_id} not ready: {await s.api('GET', f'/api/recordings?caller={CALLER}')}")
+        await asyncio.sleep(0.05)
+
+
+async def audio_of(s: Stack, rid: int, token: str | None = None, **headers: str) -> tuple[int, bytes, Any]:
+    r = await s.http.get(f"/api/recordings/{rid}/audio", headers={"Authorization": f"Bearer {token or 'e2e-admin-token'}", **headers})
+    return r.status_code, r.content, r.headers
+
+
+async def test_queued_call_recorded_paused_transferred_processed_found_played_purged(server):
+    s, pbx = server, server.pbx
+    tok_a, desk_a, phone_a = await agent_on_desk(s, "1001", "김상담", ["sales"])
+    tok_b, desk_b, phone_b = await agent_on_desk(s, "1002", "이상담", ["billing"])
+    call, call_id = await answered_queue_call(s, "sales", phone_a, desk_a, caller=CALLER)
+    await pbx.wait_for_event("MixMonitorStart", Uniqueid=call_id)
+
+    await asyncio.sleep(1.0)  # talk
+    r = await s.http.post(f"/api/calls/{call_id}/recording/pause", json={"reason": "card number"},
+                          headers={"Authorization": f"Bearer {tok_b}"})
+    assert r.status_code == 403, r.text  # not on the call (yet)
+    paused = await s.api("POST", f"/api/calls/{call_id}/recording/pause", token=tok_a, json={"reason": "card number"}, expect=200)
+    assert paused["paused"]
+    await pbx.wait_for_event("MixMonitorMute", State="1")
+    await asyncio.sleep(1.0)  # the caller reads the card number: silence in the file
+    await s.api("POST", f"/api/calls/{call_id}/recording/resume", token=tok_a, expect=200)
+    await asyncio.sleep(0.5)
+
+    await s.api("POST", f"/api/calls/{call_id}/transfer", token=tok_a, json={"type": "agent", "target": "1002"}, expect=202)
+    dial = await pbx.wait_for_event("DialBegin", DialString="1002")
+    await desk_b.wait_for("call.transferred", call_id=call_id)
+    await phone_b.answer()
+    await pbx.wait_for_event("BridgeEnter", Channel=dial["DestChannel"])
+    await asyncio.sleep(1.0)
+    await call.hangup()
+
+    rec = await ready_recording(s, call_id)
+    # metadata
+    assert rec["queue"] == "sales" and rec["direction"] == "inbound" and rec["caller_num"] == CALLER
+    assert [a["agent_id"] for a in rec["agents"]] == ["1001", "1002"], rec
+    assert rec["agents"][0]["to"] == pytest.approx(rec["agents"][1]["from"], abs=0.3)
+    assert rec["muted"] and len(rec["muted_spans"]) == 1 and rec["muted_spans"][0]["by"] == "1001"
+    span = rec["muted_spans"][0]
+    assert span["end"] - span["start"] == pytest.approx(1.0, abs=0.15)
+    assert rec["storage_backend"] == "fs" and not rec["encrypted"] and len(rec["sha256"]) == 64
+    assert rec["policy"]["rules"] == ["sales-kept-one-year"] and rec["qa_sample"]
+    assert not list((s.container.settings.effective_recordings_dir).glob("*.wav"))  # moved into the store
+
+    # the audio: duration matches what callcore measured; the muted span is digital silence, the rest is not
+    code, wav, headers = await audio_of(s, rec["id"])
+    assert code == 200 and wav[:4] == b"RIFF"
+    a = analyse_bytes(wav)
+    assert rec["duration"] == pytest.approx(a.duration, abs=0.01)
+    assert a.duration == pytest.approx(rec["audio"]["expected_seconds"], abs=0.1)
+    (silent,) = silent_spans(wav)  # exactly one silent stretch: the pause
+    assert silent[0] == pytest.approx(span["start"], abs=0.1) and silent[1] == pytest.approx(span["end"], abs=0.1)
+    assert a.per_channel[0]["talk_ratio"] > 0.5
+    wave = await s.api("GET", f"/api/recordings/{rec['id']}/waveform", token=tok_b, expect=200)
+    assert wave["points"] == 1000
+
+    # search with several filters
+    def ids(body):
+        return [x["id"] for x in body["items"]]
+
+    q = f"/api/recordings?agent=1002&queue=sales&muted=true&min_duration=2&caller={CALLER}&direction=inbound"
+    assert ids(await s.api("GET", q, expect=200)) == [rec["id"]]
+    assert ids(await s.api("GET", "/api/recordings?agent=1003", expect=200)) == []
+    assert ids(await s.api("GET", "/api/recordings?muted=false", expect=200)) == []
+    assert ids(await s.api("GET", "/api/recordings", token=tok_b, expect=200)) == [rec["id"]]  # 1002 was on it
+
+    # Range playback
+    code, part, headers = await audio_of(s, rec["id"], tok_a, Range="bytes=100-1099")
+    assert code == 206 and part == wav[100:1100] and headers["content-range"] == f"bytes 100-1099/{len(wav)}"
+    log = await s.api("GET", f"/api/recordings/access-log?recording_id={rec['id']}", expect=200)
+    assert {(e["actor"], e["action"]) for e in log["entries"]} >= {("1001", "play"), ("1002", "waveform")}
+
+    # retention: on hold nothing is purged; released, the audio goes and the row stays
+    svc = s.container.recording
+    await s.api("PUT", f"/api/recordings/{rec['id']}/hold", json={"reason": "complaint #5"}, expect=200)
+    real_clock = svc.clock
+    svc.clock = lambda: real_clock() + 400 * 86400
+    assert await svc.purge_once() == []
+    await s.api("DELETE", f"/api/recordings/{rec['id']}/hold", expect=200)
+    assert await svc.purge_once() == [rec["id"]]
+    svc.clock = real_clock
+    after = await s.api("GET", f"/api/recordings/{rec['id']}", expect=200)
+    assert after["status"] == "purged" and after["removed_by"] == "retention" and after["caller_num"] == CALLER
+    assert (await audio_of(s, rec["id"]))[0] == 410
+    assert not list(s.container.settings.effective_recording_store_dir.rglob("*.wav"))
+
+
+async def test_unanswered_call_leaves_no_recording(server):
+    s, pbx = server, server.pbx
+    await agent_on_desk(s, "1001", "김상담", ["sales"])  # logged in, never answers
+    call = await pbx.dial(CALLER, name="박고객", exten="sales", context="queue-direct")
+    await call.wait_for_queue("sales")
+    await pbx.wait_for_event("MixMonitorStart", Uniqueid=call.uniqueid)
+    await call.hangup()
+    deadline = time.monotonic() + 5
+    while (row := await s.container.recording.repo.by_call(call.uniqueid) or {}).get("status") != "discarded":
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.05)
+    assert "not answered" in row["status_reason"] and row["size"] is None
+    assert not list(s.container.settings.effective_recordings_dir.glob("*.wav"))
+
+
+async def test_recording_on_seaweedfs_s3_with_encryption(s3_server, server):
+    s, pbx = server, server.pbx
+    tok_a, desk_a, phone_a = await agent_on_desk(s, "1001", "김상담", ["support"])
+    call, call_id = await answered_queue_call(s, "support", phone_a, desk_a, caller=CALLER)
+    await asyncio.sleep(1.5)
+    await call.hangup()
+    rec = await ready_recording(s, call_id)
+    assert rec["storage_backend"] == "s3" and rec["encrypted"] and rec["policy"]["retention_days"] == 90
+    storage = s.container.recording.storage
+    key = (await s.container.recording.repo.get_row_fields(rec["id"], "storage_key"))["storage_key"]
+    stored = await storage.read(key)
+    assert stored[:4] == b"CCR1" and b"RIFF" not in stored  # encrypted at rest
+    code, wav, _ = await audio_of(s, rec["id"])
+    assert code == 200 and wav[:4] == b"RIFF" and len(wav) == rec["size"]
+    assert analyse_bytes(wav).duration == pytest.approx(rec["audio"]["expected_seconds"], abs=0.1)
+    code, part, headers = await audio_of(s, rec["id"], tok_a, Range="bytes=10000-11000")
+    assert code == 206 and part == wav[10000:11001]
+    # crypto-erase: without the wrapped key the audio cannot be recovered
+    assert await s.container.recording.crypto_erase(rec["id"], "admin", "data-subject request")
+    code, body, _ = await audio_of(s, rec["id"])
+    assert code == 410 and b"crypto-erase" in body
