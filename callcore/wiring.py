@@ -67,7 +67,7 @@ async def build_services(c: "Container") -> None:
     c.add_closer(c.cti.stop)
 
     c.ivr = await build_ivr_service(
-        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm, clock=c.clock
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock
     )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):
@@ -89,20 +89,9 @@ async def build_recording(c: "Container") -> None:
         s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None)
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
-    subscriber = RecordingSubscriber(c.cti.state, c.recording)
-    dispatcher = getattr(c.cti, "dispatcher", None)
-    if dispatcher is not None:
-        dispatcher.subscribe("recording", subscriber, kinds=RecordingSubscriber.KINDS)
-    else:  # TEMPORARY until the CTI change dispatcher (issue 10) is on main: follow CtiService._dispatch
-        inner = c.cti._dispatch
-
-        def _dispatch(changes: Any, now: float) -> None:
-            inner(changes, now)
-            for change in changes:
-                if change.kind in RecordingSubscriber.KINDS:
-                    subscriber(change, now)
-
-        c.cti._dispatch = _dispatch
+    c.cti.dispatcher.subscribe(
+        "recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS
+    )
     if c.ivr is not None and hasattr(c.ivr, "recording"):
         c.ivr.recording = c.recording
     await c.recording.start()
@@ -146,7 +135,7 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     engine = create_engine(settings.effective_database_url)
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
-    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti, crm=cti.crm)
+    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
 
     async def aclose() -> None:
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+from callcore.retry import backoff_delay, retrying
 from cti.ami import actions as act
 from recording import crypto
 from recording.models import DELETED, DISCARDED, FAILED, PENDING, PURGED, READY, RECORDING
@@ -218,19 +219,14 @@ class RecordingService:
             await asyncio.wait(busy, timeout=left)
 
     async def _write(self, what: str, fn: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
-        """A bookkeeping write, retried with backoff (the database may be briefly away)."""
-        delay = 0.2
-        for i in range(attempts):
-            try:
-                return await fn()
-            except Exception:  # noqa: BLE001 - logged; retried
-                if i == attempts - 1:
-                    self.write_failures += 1
-                    log.exception("recording: %s failed for good", what)
-                    return None
-                log.warning("recording: %s failed, retrying in %.1f s", what, delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay *= 2
+        """A bookkeeping write, retried with callcore's one backoff policy (``callcore.retry``)."""
+        try:
+            async for attempt in retrying(f"recording: {what}", attempts=attempts, first_wait=0.2, max_wait=2.0):
+                with attempt:
+                    return await fn()
+        except Exception:  # noqa: BLE001 - logged by the retry policy; counted
+            self.write_failures += 1
+            return None
 
     # ------------------------------------------------------------ facts & policy
     def facts(self, call: Any, live: Live | None, *, outcome: str | None = None) -> CallFacts:
@@ -498,7 +494,8 @@ class RecordingService:
                 await self.repo.update(recording_id, status=FAILED,
                                        status_reason=f"gave up after {attempts} attempts: {err}")
                 return
-            retry = now + timedelta(seconds=self.job_backoff_seconds * 2 ** (attempts - 1))
+            delay = backoff_delay(attempts - 1, self.job_backoff_seconds, self.job_backoff_seconds * 64)
+            retry = now + timedelta(seconds=delay)
             log.warning("recording %s: attempt %d failed (%s); retry at %s", recording_id, attempts, err, retry)
             await self.repo.finish_job(job_id, "pending", now, err, retry_at=retry)
             return
