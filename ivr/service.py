@@ -151,6 +151,9 @@ class IvrService:
             variables.append(("CALLCORE_SESSION", str(session_id)))
         if outcome.survey_flow:
             variables.append(("IVR_SURVEY_FLOW", outcome.survey_flow))
+        if self.recording is not None:  # the recording policy at queue entry (CALLCORE_RECORD, ...)
+            info = channel.info
+            variables.extend(self.recording.hand_off_variables(outcome.queue, info.dialed, self.clock().timestamp()))
         try:
             for name, value in variables:
                 await channel.set_variable(name, value)

@@ -177,6 +177,19 @@ def silent_spans(data: bytes, fmt: str = "wav", *, min_ms: int = 200) -> list[tu
     return spans
 
 
+def stereo_from_legs(caller: bytes, agent: bytes) -> bytes:
+    """MixMonitor's ``r()`` (caller) and ``t()`` (agent) leg files → one stereo WAV
+    (left: caller, right: agent), the shorter leg padded with silence."""
+    left, right = load(caller).set_channels(1), load(agent).set_channels(1)
+    right = right.set_frame_rate(left.frame_rate).set_sample_width(left.sample_width)
+    size = max(len(left.raw_data), len(right.raw_data))
+    left, right = (seg._spawn(seg.raw_data + bytes(size - len(seg.raw_data))) for seg in (left, right))
+    stereo = AudioSegment.from_mono_audiosegments(left, right)
+    out = io.BytesIO()
+    stereo.export(out, format="wav")
+    return out.getvalue()
+
+
 def convert(data: bytes, src_fmt: str, target: str) -> bytes:
     """Re-encode with ffmpeg (through pydub): ``mp3`` or ``opus``. Raises on failure."""
     seg = load(data, src_fmt)

@@ -36,7 +36,7 @@ from cti.ami import actions as act
 from recording import crypto
 from recording.models import DELETED, DISCARDED, FAILED, PENDING, PURGED, READY, RECORDING
 from recording.policy import CallFacts, Decision, PolicySet, decide
-from recording.processing import BadAudio, analyse, convert
+from recording.processing import BadAudio, analyse, analyse_bytes, convert, stereo_from_legs
 from recording.repository import RecordingRepository, SearchFilters, aware
 from recording.storage import NotFound, Storage, StorageError
 
@@ -81,6 +81,12 @@ def source_name(call_id: str) -> str:
     if not _CALL_ID.match(call_id):
         raise ValueError(f"not an Asterisk call id: {call_id!r}")
     return f"{call_id}.wav"
+
+
+def leg_files(monitor_dir: Path, call_id: str) -> tuple[Path, Path]:
+    """MixMonitor ``r()`` / ``t()`` files of a stereo recording (caller, agent)."""
+    base = source_name(call_id).rsplit(".", 1)[0]
+    return monitor_dir / f"{base}-caller.wav", monitor_dir / f"{base}-agent.wav"
 
 
 def storage_key(call_id: str, started: datetime, fmt: str) -> str:
@@ -291,8 +297,27 @@ class RecordingService:
         )), f"recording-row-{call.id}")
         return live
 
+    def hand_off_variables(self, queue: str | None, dialed: str | None, started_at: float,
+                           direction: str = "inbound") -> list[tuple[str, str]]:
+        """Channel variables the IVR sets before ``[queue-entry]`` runs MixMonitor: the
+        policy's decision at queue entry as fixed tokens (the dialplan turns them into
+        MixMonitor options from literal letters — no value from here reaches the options)."""
+        from types import SimpleNamespace
+
+        call = SimpleNamespace(started_at=started_at, direction=direction, origin=None, queue=queue, agent_id=None,
+                               dialed=dialed)
+        d = decide(self.policy, self.facts(call, None), final=False)
+        return [
+            ("CALLCORE_RECORD", "1" if d.record else "0"),
+            ("CALLCORE_REC_START", "queue" if d.start == "queue_entry" else "agent"),
+            ("CALLCORE_REC_STEREO", "1" if d.channels == "stereo" else "0"),
+        ]
+
     def _decide_at_entry(self, call: Any, live: Live) -> None:
         live.decision = decide(self.policy, self.facts(call, live), final=False)
+        if live.decision.record and live.decision.start == "queue_entry":
+            live.bridged_only = False  # MixMonitor without option b: the file runs from its start
+            live.set_running(True, live.started_at)
         if not live.decision.record and live.channel and self.ami is not None:
             live.stopped = True
             self._spawn(self._stop_mixmonitor(live.channel, call.id, live.decision.reason), f"recording-stop-{call.id}")
@@ -447,7 +472,8 @@ class RecordingService:
         )
         if not answered or not decision.record:
             why = "call not answered: nothing is kept" if not answered else f"policy: {decision.reason}"
-            await asyncio.to_thread(src.unlink, True)
+            for path in (src, *leg_files(self.monitor_dir, call.id)):
+                await asyncio.to_thread(path.unlink, True)
             await self._write(f"discard {call.id}", lambda: self.repo.upsert(
                 call.id, **fields, status=DISCARDED, status_reason=why))
             return
@@ -523,6 +549,14 @@ class RecordingService:
             return
         fmt, blob = "wav", data
         notes = list(analysis.notes)
+        legs = leg_files(self.monitor_dir, row["call_id"])
+        if all(p.exists() for p in legs):  # policy channels: stereo — caller left, agent right
+            try:
+                stereo = await asyncio.to_thread(stereo_from_legs, legs[0].read_bytes(), legs[1].read_bytes())
+                analysis = await asyncio.to_thread(analyse_bytes, stereo)
+                blob = data = stereo
+            except BadAudio as exc:
+                notes.append(f"stereo legs unusable, kept the mixed file: {exc.reason}")
         if self.convert_to != "wav":
             try:
                 blob = await asyncio.to_thread(convert, data, "wav", self.convert_to)
@@ -545,7 +579,8 @@ class RecordingService:
             audio=audio, format=fmt, size=plain_size, sha256=hashlib.sha256(blob).hexdigest(),
             storage_backend=self.storage.name, storage_key=key, encrypted=self.encrypt,
         )
-        await asyncio.to_thread(src.unlink, True)  # the storage backend keeps it now
+        for path in (src, *legs):  # the storage backend keeps it now
+            await asyncio.to_thread(path.unlink, True)
 
     # ------------------------------------------------------------ playback
     async def open_audio(self, recording_id: int) -> tuple[dict[str, Any], int]:

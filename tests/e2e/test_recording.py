@@ -192,3 +192,60 @@ async def test_recording_on_seaweedfs_s3_with_encryption(s3_server, server):
     assert await s.container.recording.crypto_erase(rec["id"], "admin", "data-subject request")
     code, body, _ = await audio_of(s, rec["id"])
     assert code == 410 and b"crypto-erase" in body
+
+
+STEREO_POLICY = """\
+defaults: {action: record, retention_days: 30}
+rules:
+  - name: support-stereo-from-queue-entry
+    match: {queue: [support]}
+    start: queue_entry
+    channels: stereo
+  - name: billing-never
+    match: {queue: [billing]}
+    action: never
+"""
+
+
+@pytest.fixture
+def stereo_policy(tmp_path):
+    path = tmp_path / "recording-policies.yaml"
+    path.write_text(STEREO_POLICY)
+    return path
+
+
+async def test_policy_stereo_from_queue_entry_and_never(stereo_policy, server):
+    s, pbx = server, server.pbx
+    svc = s.container.recording
+    svc.policy = __import__("recording.checker", fromlist=["load_policy"]).load_policy(stereo_policy)
+    tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["support"])
+    tok2, desk2, phone2 = await agent_on_desk(s, "1002", "이상담", ["billing"])
+    # what the IVR sets at the hand-off (ivr.service._hand_off), here given to a direct queue entry
+    variables = dict(svc.hand_off_variables("support", "0212345678", time.time()))
+    assert variables == {"CALLCORE_RECORD": "1", "CALLCORE_REC_START": "queue", "CALLCORE_REC_STEREO": "1"}
+    call = await pbx.dial(CALLER, name="박고객", exten="support", context="queue-direct", variables=variables)
+    await call.wait_for_queue("support")
+    await phone.wait_ringing()
+    await asyncio.sleep(0.5)  # waiting in the queue is recorded too (no option b)
+    await phone.answer()
+    await asyncio.sleep(1.0)
+    await call.hangup()
+    rec = await ready_recording(s, call.uniqueid)
+    assert rec["policy"]["channels"] == "stereo" and rec["policy"]["start"] == "queue_entry"
+    code, wav, _ = await audio_of(s, rec["id"])
+    a = analyse_bytes(wav)
+    assert a.channels == 2 and a.duration == pytest.approx(rec["audio"]["expected_seconds"], abs=0.1)
+    assert a.duration > 1.4  # queue wait + talk
+    assert not list(s.container.settings.effective_recordings_dir.glob("*.wav"))  # legs and mix cleaned up
+
+    never = dict(svc.hand_off_variables("billing", "0212345678", time.time()))
+    assert never["CALLCORE_RECORD"] == "0"
+    call2 = await pbx.dial("01099998888", name="정고객", exten="billing", context="queue-direct", variables=never)
+    await call2.wait_for_queue("billing")
+    await phone2.wait_ringing()
+    await phone2.answer()
+    await asyncio.sleep(0.3)
+    await call2.hangup()
+    await pbx.wait_for_event("Hangup", Uniqueid=call2.uniqueid)
+    assert all(e.get("Uniqueid") != call2.uniqueid for e in pbx.events_named("MixMonitorStart"))
+    assert await svc.repo.by_call(call2.uniqueid) is None

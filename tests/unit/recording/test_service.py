@@ -256,3 +256,37 @@ async def test_search_filters_sorting_and_keyset_pagination(db_sessionmaker, tmp
     late = datetime.fromtimestamp(T0 + 120, tz=timezone.utc)
     assert len((await svc.search(SearchFilters(start=late, status="ready")))[0]) == 3
     assert (await svc.search(SearchFilters(only_agent="1001", queue="sales")))[0][0]["call_id"] == "1795395000.2"
+
+
+async def test_ivr_hand_off_carries_the_policy_decision(db_sessionmaker, tmp_path):
+    from ivr.repository import SqlIvrRepository
+    from tests.unit.ivr.test_service import ROOT, channel, service_for
+
+    rec = make_service(db_sessionmaker, tmp_path)
+    rec.policy = __import__("recording.checker", fromlist=["parse_policy"]).parse_policy(
+        "rules:\n  - name: billing-never\n    match: {queue: [billing]}\n    action: never\n", "p.yaml").policy
+    ivr = service_for(ROOT / "dialplans", SqlIvrRepository(db_sessionmaker))
+    ivr.recording = rec
+    ch = channel(["", "1", "2"], flow="main", lang="ko")
+    outcome = await ivr.run(ch)
+    assert outcome.queue == "billing" and ch.variables["CALLCORE_RECORD"] == "0"
+    assert (ch.variables["CALLCORE_REC_START"], ch.variables["CALLCORE_REC_STEREO"]) == ("agent", "0")
+
+
+async def test_policy_no_at_queue_entry_stops_mixmonitor_over_ami(db_sessionmaker, tmp_path):
+    """Without the IVR (a transfer into a queue), the dialplan starts MixMonitor; callcore stops it."""
+    ami = FakeAmi()
+    svc = make_service(db_sessionmaker, tmp_path, ami=ami)
+    svc.policy = __import__("recording.checker", fromlist=["parse_policy"]).parse_policy(
+        "rules:\n  - name: hr\n    match: {queue: [hr]}\n    action: never\n", "p.yaml").policy
+    call = make_call(queue="hr")
+    start(svc, call, T0)
+    await svc.idle()
+    assert [(a.name, dict(a.headers)["Channel"]) for a in ami.actions] == [("StopMixMonitor", call.caller_leg.channel)]
+    answered(svc, call, "1001", T0 + 2)
+    (svc.monitor_dir / f"{call.id}.wav").write_bytes(wav([(1.0, False)]))
+    end(svc, call, T0 + 4)
+    await svc.idle()
+    rec = await svc.repo.by_call(call.id)
+    assert rec["status"] == "discarded" and "never" in rec["status_reason"]
+    assert not (svc.monitor_dir / f"{call.id}.wav").exists()
