@@ -6,6 +6,7 @@ The service is ``request.app.state.recording`` (:class:`recording.service.Record
 * ``GET /api/recordings`` — search (filters, sort, keyset ``cursor``); agents see only their own
   calls when ``recording_agents_see_own`` is on
 * ``GET /api/recordings/{id}`` · ``/audio`` (HTTP Range, 206) · ``/waveform`` · ``/events``
+* ``PUT /api/recordings/{id}/tags`` — supervisor (QA tags, searchable with ``tag=``)
 * ``PUT`` / ``DELETE /api/recordings/{id}/hold`` — admin (legal hold)
 * ``DELETE /api/recordings/{id}?reason=...`` — admin (data-subject request; audited)
 * ``GET /api/recordings/access-log`` — admin
@@ -43,6 +44,10 @@ def _fail(exc: RecordingError) -> HTTPException:
 
 class PauseBody(BaseModel):
     reason: str | None = Field(default=None, max_length=200)
+
+
+class TagsBody(BaseModel):
+    tags: list[str] = Field(max_length=20)
 
 
 class HoldBody(BaseModel):
@@ -212,6 +217,15 @@ async def audio(recording_id: int, request: Request, download: bool = False, p: 
         return Response(body, 200, headers=headers, media_type=media)
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     return Response(body, 206, headers=headers, media_type=media)
+
+
+@router.put("/api/recordings/{recording_id}/tags")
+async def put_tags(recording_id: int, body: TagsBody, request: Request,
+                   p: Principal = Depends(require("supervisor"))) -> Any:
+    try:
+        return await svc(request).set_tags(recording_id, body.tags, p.subject)
+    except RecordingError as exc:
+        raise _fail(exc) from None
 
 
 # ------------------------------------------------------------------ hold and deletion

@@ -42,6 +42,7 @@ from recording.storage import NotFound, Storage, StorageError
 
 log = logging.getLogger("callcore.recording")
 
+_TAG = re.compile(r"^[\w-]{1,40}$")
 _CALL_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk Uniqueid/Linkedid
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 MISSING_RETRIES = 3  # the PBX closes the file just after the hangup: look again a few times
@@ -465,7 +466,7 @@ class RecordingService:
             uniqueids=sorted(call.legs), wait_seconds=_wait(call), talk_seconds=call.talk_time,
             hold_seconds=round(call.on_hold_seconds, 3), outcome=outcome, disposition=call.disposition,
             ivr_context=ivr or None, ivr_path="/" + "/".join(str(p) for p in path) + "/" if path else "",
-            flow_version=str(ivr.get("flow_version")) if ivr.get("flow_version") is not None else None,
+            flow_version=str(ivr.get("version")) if ivr.get("version") is not None else None,
             muted=bool(live.spans), muted_spans=live.spans, channel=live.channel, source_file=src.name,
             late_start=live.late_start, late_start_seconds=live.late_start_seconds, policy=decision.to_dict(),
             audio={"expected_seconds": live.offset(now)},
@@ -656,6 +657,16 @@ class RecordingService:
                                removed_reason=reason)
         self._event(rec["call_id"], status, self.clock(), actor, reason, {"recording_id": recording_id})
         return await self.repo.get(recording_id)  # type: ignore[return-value]
+
+    async def set_tags(self, recording_id: int, tags: list[str], actor: str) -> dict[str, Any]:
+        rec = await self.get(recording_id)
+        clean = sorted({t.strip().lower() for t in tags if t.strip()})
+        bad = [t for t in clean if not _TAG.match(t)]
+        if bad:
+            raise RecordingError(f"tags are 1-40 letters, digits, '-' or '_': {bad}")
+        await self.repo.update(recording_id, tags_text="," + ",".join(clean) + "," if clean else "")
+        self._event(rec["call_id"], "tagged", self.clock(), actor, None, {"tags": clean})
+        return await self.get(recording_id)
 
     async def crypto_erase(self, recording_id: int, actor: str, reason: str) -> bool:
         erased = await self.repo.delete_key(recording_id)

@@ -86,6 +86,10 @@ async def test_bad_requests_get_clear_4xx(stack):
     rid = (await svc.repo.by_call("1795395000.1"))["id"]
     r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm"))
     assert r.status_code == 409 and "pending" in r.json()["detail"]  # not processed yet
+    assert (await http.put(f"/api/recordings/{rid}/tags", json={"tags": ["a b"]}, headers=h("sup"))).status_code == 400
+    assert (await http.put(f"/api/recordings/{rid}/tags", json={"tags": ["x"]}, headers=h("a1"))).status_code == 403
+    r = await http.put(f"/api/recordings/{rid}/tags", json={"tags": ["Complaint"]}, headers=h("sup"))
+    assert r.status_code == 200 and r.json()["tags"] == ["complaint"]
 
 
 async def test_pause_resume_permissions(stack):

@@ -238,6 +238,7 @@ async def test_search_filters_sorting_and_keyset_pagination(db_sessionmaker, tmp
     for i in range(5):
         call = make_call(f"1795395000.{i + 1}", queue="sales" if i % 2 else "support", caller=f"0105555{i:04d}")
         call.started_at = T0 + i * 60
+        call.ivr_context = {"path": ["main:welcome", "main:menu", f"main:q{i % 2}"], "version": f"v{i % 2}"}
         clock.now = call.started_at
         await recorded_call(svc, clock, call, pause=(1.0, 2.0) if i == 3 else None, talk=3.0 + i,
                             agent="1001" if i < 3 else "1002")
@@ -256,6 +257,13 @@ async def test_search_filters_sorting_and_keyset_pagination(db_sessionmaker, tmp
     late = datetime.fromtimestamp(T0 + 120, tz=timezone.utc)
     assert len((await svc.search(SearchFilters(start=late, status="ready")))[0]) == 3
     assert (await svc.search(SearchFilters(only_agent="1001", queue="sales")))[0][0]["call_id"] == "1795395000.2"
+    ivr = (await svc.search(SearchFilters(ivr_node="main:q1", flow_version="v1")))[0]
+    assert [r["call_id"] for r in ivr] == ["1795395000.4", "1795395000.2"] and ivr[0]["ivr_path"][-1] == "main:q1"
+    assert (await svc.search(SearchFilters(ivr_node="main:q")))[0] == []  # whole node names only
+    tagged = await svc.set_tags(ivr[1]["id"], ["Complaint", "vip", "vip"], "sup")
+    assert tagged["tags"] == ["complaint", "vip"]
+    assert [r["id"] for r in (await svc.search(SearchFilters(tags=["vip", "complaint"])))[0]] == [tagged["id"]]
+    assert (await svc.search(SearchFilters(tags=["vi"])))[0] == []
 
 
 async def test_ivr_hand_off_carries_the_policy_decision(db_sessionmaker, tmp_path):
