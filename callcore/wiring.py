@@ -86,7 +86,8 @@ async def build_recording(c: "Container") -> None:
     from recording.subscriber import RecordingSubscriber
 
     c.recording = build_recording_service(
-        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None)
+        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None),
+        bus=c.bus,
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
     c.cti.dispatcher.subscribe(

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from callcore.retry import backoff_delay, retrying
 from cti.ami import actions as act
 from recording import crypto
+from recording.notifier import RecordingNotifier
 from recording.models import DELETED, DISCARDED, FAILED, PENDING, PURGED, READY, RECORDING
 from recording.policy import CallFacts, Decision, PolicySet, decide
 from recording.processing import BadAudio, analyse, analyse_bytes, convert, stereo_from_legs
@@ -155,6 +156,7 @@ class RecordingService:
         agents_see_own: bool = True,
         clock: Callable[[], float] = time.time,
         audit: Any = None,
+        bus: Any = None,
     ) -> None:
         if encrypt and keyring is None:
             raise ValueError("recording_encrypt needs recording_master_keys and recording_master_key_id")
@@ -175,6 +177,7 @@ class RecordingService:
         self.agents_see_own = agents_see_own
         self.clock = clock
         self.audit = audit
+        self.notifier = RecordingNotifier(bus)
         self.live: dict[str, Live] = {}
         #: call id -> the live CTI call (set by the wiring from the CTI state; routes use it)
         self.call_lookup: Callable[[str], Any] | None = None
@@ -361,6 +364,10 @@ class RecordingService:
         if self.pause_max_seconds > 0:
             live.auto_resume = self._spawn(self._auto_resume(call_id, live), f"recording-autoresume-{call_id}")
         self._event(call_id, "paused", now, actor, live.muted_reason, {"offset": live.muted_at, "source": source})
+        self.notifier.paused(self._on_call(live), {
+            "call_id": call_id, "offset": live.muted_at, "by": actor, "reason": live.muted_reason, "source": source,
+            "auto_resume_after": self.pause_max_seconds,
+        })
         return {"call_id": call_id, "paused": True, "offset": live.muted_at, "auto_resume_after": self.pause_max_seconds}
 
     async def resume(self, call_id: str, actor: str, reason: str | None = None, *, source: str = "api",
@@ -377,7 +384,12 @@ class RecordingService:
             live.auto_resume.cancel()
         live.auto_resume = None
         self._event(call_id, kind, now, actor, reason, {"span": span, "source": source})
+        self.notifier.resumed(self._on_call(live), {"call_id": call_id, "span": span, "by": actor, "source": source})
         return {"call_id": call_id, "paused": False, "span": span}
+
+    def _on_call(self, live: Live) -> list[str | None]:
+        call = self.call_lookup(live.call_id) if self.call_lookup else None
+        return [a["agent_id"] for a in live.agents] + [getattr(call, "agent_id", None)]
 
     def _close_span(self, live: Live, now: float, reason: str | None) -> dict[str, Any]:
         span = {"start": live.muted_at, "end": live.offset(now), "by": live.muted_by, "reason": live.muted_reason}
@@ -520,6 +532,7 @@ class RecordingService:
                 await self.repo.finish_job(job_id, "failed", now, err)
                 await self.repo.update(recording_id, status=FAILED,
                                        status_reason=f"gave up after {attempts} attempts: {err}")
+                await self._notify_processed(recording_id)
                 return
             delay = backoff_delay(attempts - 1, self.job_backoff_seconds, self.job_backoff_seconds * 64)
             retry = now + timedelta(seconds=delay)
@@ -533,6 +546,13 @@ class RecordingService:
             return
         await self.repo.finish_job(job_id, "done", _utc(self.clock()))
         self.jobs_done += 1
+        await self._notify_processed(recording_id)
+
+    async def _notify_processed(self, recording_id: int) -> None:
+        rec = await self.repo.get(recording_id)
+        if rec is not None and rec["status"] in (READY, FAILED):
+            self.notifier.processed({"recording_id": recording_id, "call_id": rec["call_id"], "status": rec["status"],
+                                     "reason": rec["status_reason"], "duration": rec["duration"]})
 
     async def process(self, recording_id: int, attempts: int = 1) -> None:
         """Analyse, convert, encrypt and store one recording. Idempotent: a ready recording
@@ -755,7 +775,7 @@ def _wait(call: Any) -> float | None:
 
 
 def build_recording_service(settings: Any, *, sessionmaker: Any, ami: Any, clock: Callable[[], float] | None = None,
-                            audit: Any = None) -> RecordingService:
+                            audit: Any = None, bus: Any = None) -> RecordingService:
     from recording.checker import load_policy
     from recording.storage import build_storage
 
@@ -770,5 +790,5 @@ def build_recording_service(settings: Any, *, sessionmaker: Any, ami: Any, clock
         pause_max_seconds=settings.recording_pause_max_seconds, job_max_attempts=settings.recording_job_max_attempts,
         job_backoff_seconds=settings.recording_job_backoff_seconds, job_poll_seconds=settings.recording_job_poll_seconds,
         purge_interval_seconds=settings.recording_purge_interval_seconds,
-        agents_see_own=settings.recording_agents_see_own, clock=clock or time.time, audit=audit,
+        agents_see_own=settings.recording_agents_see_own, clock=clock or time.time, audit=audit, bus=bus,
     )
