@@ -427,11 +427,10 @@ class RecordingService:
                 call_id, kind, _utc(now), actor, reason, data))
 
         self._event_tail = self._spawn(write(), f"recording-event-{call_id}")
-        if self.audit is not None:
-            try:
-                self.audit(kind=f"recording.{kind}", actor=actor, target=call_id, reason=reason, data=data)
-            except Exception:  # noqa: BLE001 - audit is bookkeeping
-                log.exception("audit of recording.%s failed", kind)
+        if self.audit is not None:  # the security package's audit log: async record(actor, action, target, details)
+            details = {"reason": reason, **(data or {})}
+            self._spawn(self._write(f"audit recording.{kind} {call_id}", lambda: self.audit.record(
+                actor or "system", f"recording.{kind}", call_id, details)), f"recording-audit-{call_id}")
 
     # IVR port (ivr.ports.RecordingControl): a ``sensitive: true`` collect node
     async def sensitive_input(self, call_id: str, active: bool, node: str) -> None:

@@ -204,9 +204,17 @@ async def test_encryption_round_trip_and_crypto_erase(db_sessionmaker, tmp_path)
         await svc.read_audio(r, 0, 10)
 
 
+class FakeAudit:
+    def __init__(self) -> None:
+        self.entries: list[tuple] = []
+
+    async def record(self, actor, action, target=None, details=None):
+        self.entries.append((actor, action, target, details))
+
+
 async def test_retention_purge_respects_legal_hold(db_sessionmaker, tmp_path):
-    clock, storage = Clock(), MemoryStorage()
-    svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage)
+    clock, storage, audit = Clock(), MemoryStorage(), FakeAudit()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, audit=audit)
     a, b = make_call("1795395000.1"), make_call("1795395000.2")
     for call in (a, b):
         clock.now = T0
@@ -230,6 +238,9 @@ async def test_retention_purge_respects_legal_hold(db_sessionmaker, tmp_path):
     assert storage.objects == {}
     await svc.idle()
     assert [e["kind"] for e in await svc.repo.events(b.id)] == ["hold", "unhold", "deleted"]
+    deletes = [e for e in audit.entries if e[1] == "recording.deleted"]
+    assert deletes == [("admin", "recording.deleted", b.id, {"reason": "data-subject request #12", "recording_id": rb["id"]})]
+    assert ("retention", "recording.purged", a.id, {"reason": "retention period over", "recording_id": ra["id"]}) in audit.entries
 
 
 async def test_search_filters_sorting_and_keyset_pagination(db_sessionmaker, tmp_path):
