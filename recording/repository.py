@@ -301,3 +301,9 @@ class RecordingRepository:
                 RecordingRow.retention_until.is_not(None), RecordingRow.retention_until <= now,
             ).limit(limit))).scalars()
             return list(rows)
+
+    async def stale_recording(self, before: datetime, limit: int = 200) -> list[dict[str, Any]]:
+        async with self.sessionmaker() as s:
+            rows = (await s.execute(select(RecordingRow).where(
+                RecordingRow.status == "recording", RecordingRow.started_at < before).limit(limit))).scalars()
+            return [to_dict(r) for r in rows]

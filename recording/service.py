@@ -206,6 +206,27 @@ class RecordingService:
         if purge:
             self._loops.append(asyncio.get_running_loop().create_task(self._purge_loop(), name="recording-purge"))
 
+    async def recover_orphans(self, min_age_seconds: float = 60.0) -> int:
+        """Rows left ``recording`` by a callcore that stopped mid-call, whose call is no
+        longer live: the call ended while we were away. Their file (if any) goes to the job;
+        no file means nothing to keep. Runs at start and with every purge round."""
+        cutoff = _utc(self.clock() - min_age_seconds)
+        n = 0
+        for rec in await self.repo.stale_recording(cutoff):
+            if rec["call_id"] in self.live or (self.call_lookup and self.call_lookup(rec["call_id"]) is not None):
+                continue
+            src = self.monitor_dir / source_name(rec["call_id"])
+            if src.exists():
+                await self.repo.update(rec["id"], status=PENDING,
+                                       status_reason="callcore was restarted during the call; metadata is partial")
+                await self.repo.enqueue(rec["id"], "process", _utc(self.clock()))
+            else:
+                await self.repo.update(rec["id"], status=DISCARDED, status_reason="call ended while callcore was down; no file")
+            n += 1
+        if n:
+            self._wake.set()
+        return n
+
     async def stop(self) -> None:
         for live in self.live.values():
             if live.auto_resume is not None:
@@ -556,7 +577,8 @@ class RecordingService:
     async def process(self, recording_id: int, attempts: int = 1) -> None:
         """Analyse, convert, encrypt and store one recording. Idempotent: a ready recording
         is left alone; a re-run after a crash overwrites the same object key."""
-        row = await self.repo.get_row_fields(recording_id, "call_id", "status", "source_file", "started_at", "audio")
+        row = await self.repo.get_row_fields(recording_id, "call_id", "status", "source_file", "started_at", "audio",
+                                             "status_reason")
         if row is None or row["status"] != PENDING:
             return
         src = self.monitor_dir / source_name(row["call_id"])
@@ -568,7 +590,7 @@ class RecordingService:
             await self.repo.update(recording_id, status=FAILED, status_reason=exc.reason)
             return
         fmt, blob = "wav", data
-        notes = list(analysis.notes)
+        notes = [row["status_reason"], *analysis.notes] if row["status_reason"] else list(analysis.notes)
         legs = leg_files(self.monitor_dir, row["call_id"])
         if all(p.exists() for p in legs):  # policy channels: stereo — caller left, agent right
             try:
@@ -709,6 +731,7 @@ class RecordingService:
     async def _purge_loop(self) -> None:
         while True:
             try:
+                await self.recover_orphans()
                 purged = await self.purge_once()
                 if purged:
                     log.info("retention purge: %d recordings", len(purged))

@@ -309,3 +309,29 @@ async def test_policy_no_at_queue_entry_stops_mixmonitor_over_ami(db_sessionmake
     rec = await svc.repo.by_call(call.id)
     assert rec["status"] == "discarded" and "never" in rec["status_reason"]
     assert not (svc.monitor_dir / f"{call.id}.wav").exists()
+
+
+async def test_restart_mid_call_recovers_the_recording(db_sessionmaker, tmp_path):
+    """callcore stops while a call is recorded; the call ends while it is down."""
+    clock = Clock()
+    first = make_service(db_sessionmaker, tmp_path, clock=clock)
+    gone, still_live = make_call("1795395000.1"), make_call("1795395000.2")
+    for call in (gone, still_live):
+        start(first, call, T0)
+        answered(first, call, "1001", T0 + 1)
+    await first.idle()  # the rows exist (status recording) — then this process dies
+    (first.monitor_dir / f"{gone.id}.wav").write_bytes(wav([(2.0, False)]))
+    clock.now = T0 + 120
+    second = make_service(db_sessionmaker, tmp_path, clock=clock)
+    second.call_lookup = {still_live.id: still_live}.get  # the CTI resync knows this one is still up
+    assert await second.recover_orphans() == 1
+    assert await second.run_due_jobs() == 1
+    rec = await second.repo.by_call(gone.id)
+    assert rec["status"] == "ready" and rec["duration"] == 2.0 and "restarted" in rec["status_reason"]
+    assert (await second.repo.by_call(still_live.id))["status"] == "recording"
+    # the live one ends later in the new process: its row is finished from the CTI call
+    (second.monitor_dir / f"{still_live.id}.wav").write_bytes(wav([(3.0, False)]))
+    end(second, still_live, T0 + 130)
+    await second.idle()
+    assert await second.run_due_jobs() == 1
+    assert (await second.repo.by_call(still_live.id))["status"] == "ready"
