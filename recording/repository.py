@@ -21,6 +21,11 @@ from recording.models import (
 )
 
 SORTS = {"started_at": RecordingRow.started_at, "duration": RecordingRow.duration}
+#: SearchFilters fields that are plain equality filters, and their column
+EQUALS = {
+    "caller": RecordingRow.caller_num, "called": RecordingRow.called, "direction": RecordingRow.direction,
+    "disposition": RecordingRow.disposition, "flow_version": RecordingRow.flow_version, "status": RecordingRow.status,
+}
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -142,14 +147,10 @@ class RecordingRepository:
                 conds.append(RecordingRow.agents_text.contains(f",{agent},", autoescape=True))
         if f.queue:
             conds.append(RecordingRow.queues_text.contains(f",{f.queue},", autoescape=True))
-        if f.caller:
-            conds.append(RecordingRow.caller_num == f.caller)
-        if f.called:
-            conds.append(RecordingRow.called == f.called)
-        if f.direction:
-            conds.append(RecordingRow.direction == f.direction)
-        if f.disposition:
-            conds.append(RecordingRow.disposition == f.disposition)
+        for name, column in EQUALS.items():
+            value = getattr(f, name)
+            if value:
+                conds.append(column == value)
         if f.min_duration is not None:
             conds.append(RecordingRow.duration >= f.min_duration)
         if f.max_duration is not None:
@@ -160,10 +161,6 @@ class RecordingRepository:
             conds.append(RecordingRow.tags_text.contains(f",{tag},", autoescape=True))
         if f.ivr_node:
             conds.append(RecordingRow.ivr_path.contains(f"/{f.ivr_node}/", autoescape=True))
-        if f.flow_version:
-            conds.append(RecordingRow.flow_version == f.flow_version)
-        if f.status:
-            conds.append(RecordingRow.status == f.status)
         if cursor:
             value, row_id = decode_cursor(cursor, sort)
             if order == "desc":
