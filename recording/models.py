@@ -88,7 +88,7 @@ class RecordingRow(Base):
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     hold_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    qa_sample: Mapped[bool] = mapped_column(Boolean, default=False)
+    qa_sample: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     removed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     removed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

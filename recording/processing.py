@@ -26,6 +26,7 @@ from pydub.silence import detect_nonsilent
 WAVEFORM_POINTS = 1000
 SILENCE_THRESH_DBFS = -45.0
 MIN_SILENCE_MS = 250
+SEEK_MS = 10  # pydub scans every millisecond by default: an hour-long call would take minutes
 
 
 class BadAudio(Exception):
@@ -105,7 +106,7 @@ def analyse_bytes(data: bytes, fmt: str = "wav", *, points: int = WAVEFORM_POINT
     channels = seg.split_to_mono() if seg.channels > 1 else [seg]
     per_channel = []
     for i, ch in enumerate(channels):
-        spans = detect_nonsilent(ch, min_silence_len=MIN_SILENCE_MS, silence_thresh=SILENCE_THRESH_DBFS)
+        spans = detect_nonsilent(ch, min_silence_len=MIN_SILENCE_MS, silence_thresh=SILENCE_THRESH_DBFS, seek_step=SEEK_MS)
         talk_ms = sum(b - a for a, b in spans)
         per_channel.append({
             "channel": i, "peak_dbfs": _db(ch.max_dBFS), "rms_dbfs": _db(ch.dBFS),

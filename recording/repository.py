@@ -77,6 +77,7 @@ class SearchFilters:
     ivr_node: str | None = None
     flow_version: str | None = None
     status: str | None = None
+    qa_sample: bool | None = None
     only_agent: str | None = None  # access control: an agent sees their own calls only
 
 
@@ -157,6 +158,8 @@ class RecordingRepository:
             conds.append(RecordingRow.duration <= f.max_duration)
         if f.muted is not None:
             conds.append(RecordingRow.muted.is_(f.muted))
+        if f.qa_sample is not None:
+            conds.append(RecordingRow.qa_sample.is_(f.qa_sample))
         for tag in f.tags:
             conds.append(RecordingRow.tags_text.contains(f",{tag},", autoescape=True))
         if f.ivr_node:

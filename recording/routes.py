@@ -119,6 +119,7 @@ async def search_recordings(
     ivr_node: str | None = None,
     flow_version: str | None = None,
     status: Literal["recording", "pending", "ready", "failed", "discarded", "purged", "deleted"] | None = None,
+    qa_sample: bool | None = None,
     sort: Literal["started_at", "duration"] = "started_at",
     order: Literal["asc", "desc"] = "desc",
     limit: int = Query(50, ge=1, le=500),
@@ -132,7 +133,7 @@ async def search_recordings(
             raise HTTPException(403, "agents may not list recordings (recording_agents_see_own is off)")
         only_agent = p.subject
     f = SearchFilters(start, end, agent, queue, caller, called, direction, disposition, min_duration, max_duration, muted,
-                      list(tag), ivr_node, flow_version, status, only_agent)
+                      list(tag), ivr_node, flow_version, status, qa_sample, only_agent)
     try:
         items, next_cursor = await service.search(f, sort=sort, order=order, limit=limit, cursor=cursor)
     except ValueError as exc:

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-12-02 04:42:24.627356
+Create Date: 2026-12-02 05:05:35.966086
 """
 
 from alembic import op
@@ -107,6 +107,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_recording_recordings_direction'), ['direction'], unique=False)
         batch_op.create_index(batch_op.f('ix_recording_recordings_disposition'), ['disposition'], unique=False)
         batch_op.create_index(batch_op.f('ix_recording_recordings_duration'), ['duration'], unique=False)
+        batch_op.create_index(batch_op.f('ix_recording_recordings_qa_sample'), ['qa_sample'], unique=False)
         batch_op.create_index('ix_recording_recordings_queue_started', ['queue', 'started_at'], unique=False)
         batch_op.create_index('ix_recording_recordings_started_id', ['started_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_recording_recordings_status'), ['status'], unique=False)
@@ -161,6 +162,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_recording_recordings_status'))
         batch_op.drop_index('ix_recording_recordings_started_id')
         batch_op.drop_index('ix_recording_recordings_queue_started')
+        batch_op.drop_index(batch_op.f('ix_recording_recordings_qa_sample'))
         batch_op.drop_index(batch_op.f('ix_recording_recordings_duration'))
         batch_op.drop_index(batch_op.f('ix_recording_recordings_disposition'))
         batch_op.drop_index(batch_op.f('ix_recording_recordings_direction'))

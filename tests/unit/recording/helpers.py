@@ -21,6 +21,7 @@ rules:
   - name: sales
     match: {queue: [sales]}
     retention_days: 365
+    qa_sampling: true
 """
 
 

@@ -271,6 +271,8 @@ async def test_search_filters_sorting_and_keyset_pagination(db_sessionmaker, tmp
     ivr = (await svc.search(SearchFilters(ivr_node="main:q1", flow_version="v1")))[0]
     assert [r["call_id"] for r in ivr] == ["1795395000.4", "1795395000.2"] and ivr[0]["ivr_path"][-1] == "main:q1"
     assert (await svc.search(SearchFilters(ivr_node="main:q")))[0] == []  # whole node names only
+    qa = (await svc.search(SearchFilters(qa_sample=True)))[0]
+    assert [r["call_id"] for r in qa] == ["1795395000.4", "1795395000.2"] and all(r["qa_sample"] for r in qa)
     tagged = await svc.set_tags(ivr[1]["id"], ["Complaint", "vip", "vip"], "sup")
     assert tagged["tags"] == ["complaint", "vip"]
     assert [r["id"] for r in (await svc.search(SearchFilters(tags=["vip", "complaint"])))[0]] == [tagged["id"]]
@@ -335,3 +337,41 @@ async def test_restart_mid_call_recovers_the_recording(db_sessionmaker, tmp_path
     await second.idle()
     assert await second.run_due_jobs() == 1
     assert (await second.repo.by_call(still_live.id))["status"] == "ready"
+
+
+async def test_late_start_is_flagged(db_sessionmaker, tmp_path):
+    clock = Clock()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock)
+    call = make_call()
+    answered(svc, call, "1001", T0 + 1)  # the agent has the call before any MixMonitor
+    start(svc, call, T0 + 4)
+    clock.now = T0 + 6
+    (svc.monitor_dir / f"{call.id}.wav").write_bytes(wav([(2.0, False)]))
+    end(svc, call, clock.now)
+    await svc.idle()
+    rec = await svc.repo.by_call(call.id)
+    assert rec["late_start"] and rec["late_start_seconds"] == 3.0
+
+
+def test_start_up_refuses_a_bad_configuration(tmp_path):
+    from callcore.settings import Settings
+    from recording.service import build_recording_service
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("rules:\n  - name: x\n    action: sometimes\n")
+    with pytest.raises(ValueError, match=r"p.yaml:3:13: rule 'x': action must be one of"):
+        build_recording_service(Settings(data_dir=tmp_path, recording_policies_file=bad), sessionmaker=None, ami=None)
+    with pytest.raises(ValueError, match="recording_encrypt needs"):
+        build_recording_service(Settings(data_dir=tmp_path, recording_encrypt=True), sessionmaker=None, ami=None)
+    with pytest.raises(ValueError, match="32 bytes"):
+        build_recording_service(Settings(data_dir=tmp_path, recording_master_keys={"k": "c2hvcnQ="}), sessionmaker=None, ami=None)
+
+
+def test_callcore_recording_check_command(tmp_path, capsys):
+    from callcore.cli import main
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("defaults: {channels: quad}\n")
+    assert main(["recording", "check", str(bad)]) == 1
+    assert f"{bad}:1:22: defaults: channels must be one of mono, stereo, not 'quad'" in capsys.readouterr().out
+    assert main(["recording", "check"]) == 0
