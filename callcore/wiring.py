@@ -95,6 +95,11 @@ async def build_recording(c: "Container") -> None:
     )
     if c.ivr is not None and hasattr(c.ivr, "recording"):
         c.ivr.recording = c.recording
+    m = c.metrics.collector
+    m.gauge("callcore_recordings_live", "Calls being recorded now", lambda: len(c.recording.live))
+    m.counter("callcore_recording_jobs_done_total", "Recording post-processing jobs finished", lambda: c.recording.jobs_done)
+    m.counter("callcore_recording_write_failures_total", "Recording bookkeeping writes that failed for good",
+              lambda: c.recording.write_failures)
     await c.recording.start()
     c.add_closer(c.recording.stop)
 

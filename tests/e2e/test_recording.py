@@ -141,6 +141,9 @@ async def test_queued_call_recorded_paused_transferred_processed_found_played_pu
     log = await s.api("GET", f"/api/recordings/access-log?recording_id={rec['id']}", expect=200)
     assert {(e["actor"], e["action"]) for e in log["entries"]} >= {("1001", "play"), ("1002", "waveform")}
 
+    metrics = (await s.http.get("/metrics")).text
+    assert "callcore_recording_jobs_done_total 1.0" in metrics and "callcore_recordings_live 0.0" in metrics
+
     # retention: on hold nothing is purged; released, the audio goes and the row stays
     svc = s.container.recording
     await s.api("PUT", f"/api/recordings/{rec['id']}/hold", json={"reason": "complaint #5"}, expect=200)
