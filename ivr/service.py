@@ -152,8 +152,11 @@ class IvrService:
         if outcome.survey_flow:
             variables.append(("IVR_SURVEY_FLOW", outcome.survey_flow))
         if self.recording is not None:  # the recording policy at queue entry (CALLCORE_RECORD, ...)
-            info = channel.info
-            variables.extend(self.recording.hand_off_variables(outcome.queue, info.dialed, self.clock().timestamp()))
+            try:
+                variables.extend(self.recording.hand_off_variables(outcome.queue, channel.info.dialed,
+                                                                   self.clock().timestamp()))
+            except Exception:  # noqa: BLE001 - the caller still reaches the queue (the dialplan's defaults record)
+                log.exception("recording policy for %s failed; the dialplan defaults apply", channel.info.uniqueid)
         try:
             for name, value in variables:
                 await channel.set_variable(name, value)

@@ -106,8 +106,11 @@ async def callcore_enter_queue(pbx: "Pbx", ch: Channel, qname: str) -> None:
     pbx.setvar(ch, "QUEUE_PRIO", prio)
     # recording options from callcore's CALLCORE_RECORD / _REC_START / _REC_STEREO (extensions.conf)
     opts = "" if ch.vars.get("CALLCORE_REC_START") == "queue" else "b"
-    if ch.vars.get("CALLCORE_REC_STEREO") == "1":
+    pbx.step(ch, "Set", f"CALLCORE_REC_OPTS={opts}")
+    stereo = ch.vars.get("CALLCORE_REC_STEREO") == "1"
+    if stereo:
         opts += f"r({ch.uniqueid}-caller.wav)t({ch.uniqueid}-agent.wav)"
+    pbx.step(ch, "ExecIf", f"{1 if stereo else 0}?Set(CALLCORE_REC_OPTS={opts})")
     pbx.setvar(ch, "CALLCORE_REC_OPTS", opts)
     record = ch.recording is None and ch.vars.get("CALLCORE_RECORD") != "0"
     pbx.step(ch, "ExecIf", f"{1 if record else 0}?MixMonitor({ch.uniqueid}.wav,{opts})")
