@@ -7,6 +7,7 @@
   and kind; retried with backoff; survives a restart).
 * ``recording_keys`` — the wrapped per-file data key; deleting the row is the
   crypto-erase.
+* ``recording_facets`` — agents, queues, IVR nodes and tags of each recording (indexed search keys).
 * ``recording_waveforms`` — the peaks for the player (kept apart: search never loads them).
 * ``recording_events`` — pause/resume and other recording events (who, when, why).
 * ``recording_access_log`` — every play, download and waveform read.
@@ -51,9 +52,7 @@ class RecordingRow(Base):
     direction: Mapped[str] = mapped_column(String(20), default="inbound", index=True)
     queue: Mapped[str | None] = mapped_column(String(80), nullable=True)
     queues: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    queues_text: Mapped[str] = mapped_column(String(400), default="")  # ",sales,support," for the queue filter
     agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the first agent who answered
-    agents_text: Mapped[str] = mapped_column(String(400), default="")  # ",1001,1002," for the agent filter
     agents: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{agent_id, from, to}] offsets from start
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -66,9 +65,9 @@ class RecordingRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
     ivr_context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    ivr_path: Mapped[str] = mapped_column(String(1000), default="")  # "/main:welcome/main:menu/" for the node filter
+    ivr_path: Mapped[list[Any]] = mapped_column(JSON, default=list)  # ["main:welcome", "main:menu", ...]
     flow_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    tags_text: Mapped[str] = mapped_column(String(1000), default="")  # ",vip,complaint,"
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     muted_spans: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{start, end, by, reason}] seconds
     channel: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the channel MixMonitor runs on
@@ -93,6 +92,25 @@ class RecordingRow(Base):
     removed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     removed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecordingFacetRow(Base):
+    """The many-valued search keys of a recording — every agent, queue, IVR node and tag —
+    one row each, with the recording's start, so ``agent=1002`` (or ``queue``, ``ivr_node``,
+    ``tag``) sorted by time is an index range scan at any table size, not a LIKE over a
+    million rows (:meth:`recording.repository.RecordingRepository.search`)."""
+
+    __tablename__ = "recording_facets"
+    __table_args__ = (
+        UniqueConstraint("recording_id", "kind", "value"),
+        Index("ix_recording_facets_lookup", "kind", "value", "started_at", "recording_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recording_recordings.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # agent | queue | node | tag
+    value: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RecordingJobRow(Base):

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 
 from recording.models import (
-    PENDING, RecordingAccessRow, RecordingEventRow, RecordingJobRow, RecordingKeyRow, RecordingRow, RecordingWaveformRow,
+    PENDING, RecordingAccessRow, RecordingFacetRow, RecordingEventRow, RecordingJobRow, RecordingKeyRow, RecordingRow, RecordingWaveformRow,
 )
 
 SORTS = {"started_at": RecordingRow.started_at, "duration": RecordingRow.duration}
@@ -50,8 +50,7 @@ def to_dict(r: RecordingRow) -> dict[str, Any]:
         "ended_at": _ts(r.ended_at), "recording_started_at": _ts(r.recording_started_at), "late_start": r.late_start,
         "late_start_seconds": r.late_start_seconds, "wait_seconds": r.wait_seconds, "talk_seconds": r.talk_seconds,
         "hold_seconds": r.hold_seconds, "outcome": r.outcome, "disposition": r.disposition, "ivr_context": r.ivr_context,
-        "ivr_path": [p for p in r.ivr_path.split("/") if p], "flow_version": r.flow_version,
-        "tags": [t for t in r.tags_text.split(",") if t], "muted": r.muted, "muted_spans": r.muted_spans,
+        "ivr_path": r.ivr_path, "flow_version": r.flow_version, "tags": r.tags, "muted": r.muted, "muted_spans": r.muted_spans,
         "format": r.format, "size": r.size, "sha256": r.sha256, "storage_backend": r.storage_backend,
         "encrypted": r.encrypted, "source_file": r.source_file, "duration": r.duration, "audio": r.audio, "status": r.status,
         "status_reason": r.status_reason, "policy": r.policy, "retention_until": _ts(r.retention_until),
@@ -98,12 +97,66 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raise ValueError("invalid cursor") from exc
 
 
+def search_query(f: SearchFilters, *, sort: str = "started_at", order: str = "desc", limit: int = 50,
+                 cursor: str | None = None) -> Any:
+    """The SELECT behind :meth:`RecordingRepository.search`: one page plus one row."""
+    facets = [("agent", a) for a in (f.agent, f.only_agent) if a]
+    facets += [("queue", f.queue)] if f.queue else []
+    facets += [("node", f.ivr_node)] if f.ivr_node else []
+    facets += [("tag", t) for t in f.tags]
+    conds: list[Any] = []
+    # Sorted by time with a facet filter: walk that facet's index (kind, value, started_at,
+    # recording_id) in order and stop at the page size; other facets are membership checks.
+    driver = None
+    if facets and sort == "started_at":
+        driver = RecordingFacetRow
+        kind, value = facets.pop(0)
+        conds += [driver.kind == kind, driver.value == value]
+        col, tie = driver.started_at, driver.recording_id
+        q = select(RecordingRow).join(driver, driver.recording_id == RecordingRow.id)
+    else:
+        col, tie = SORTS[sort], RecordingRow.id
+        q = select(RecordingRow)
+    for kind, value in facets:
+        conds.append(RecordingRow.id.in_(select(RecordingFacetRow.recording_id).where(
+            RecordingFacetRow.kind == kind, RecordingFacetRow.value == value)))
+    if f.start is not None:
+        conds.append(col >= f.start if driver is not None else RecordingRow.started_at >= f.start)
+    if f.end is not None:
+        conds.append(col < f.end if driver is not None else RecordingRow.started_at < f.end)
+    for name, column in EQUALS.items():
+        value = getattr(f, name)
+        if value:
+            conds.append(column == value)
+    if f.min_duration is not None:
+        conds.append(RecordingRow.duration >= f.min_duration)
+    if f.max_duration is not None:
+        conds.append(RecordingRow.duration <= f.max_duration)
+    if f.muted is not None:
+        conds.append(RecordingRow.muted.is_(f.muted))
+    if f.qa_sample is not None:
+        conds.append(RecordingRow.qa_sample.is_(f.qa_sample))
+    if cursor:
+        value, row_id = decode_cursor(cursor, sort)
+        if order == "desc":
+            conds.append(or_(col < value, and_(col == value, tie < row_id)))
+        else:
+            conds.append(or_(col > value, and_(col == value, tie > row_id)))
+    if sort == "duration":
+        conds.append(RecordingRow.duration.is_not(None))
+    if conds:
+        q = q.where(*conds)
+    q = q.order_by(col.desc(), tie.desc()) if order == "desc" else q.order_by(col.asc(), tie.asc())
+    return q.limit(limit + 1)
+
+
 class RecordingRepository:
     def __init__(self, sessionmaker: Any) -> None:
         self.sessionmaker = sessionmaker
 
     # ------------------------------------------------------------ rows
-    async def upsert(self, call_id: str, **fields: Any) -> int:
+    async def upsert(self, call_id: str, *, facets: dict[str, list[str]] | None = None, **fields: Any) -> int:
+        """Insert or update the row of ``call_id``; ``facets`` (kind → values) replaces those kinds."""
         async with self.sessionmaker() as s, s.begin():
             row = (await s.execute(select(RecordingRow).where(RecordingRow.call_id == call_id))).scalar_one_or_none()
             if row is None:
@@ -113,7 +166,26 @@ class RecordingRepository:
                 for k, v in fields.items():
                     setattr(row, k, v)
             await s.flush()
+            if facets:
+                await self._set_facets(s, row.id, row.started_at, facets)
             return row.id
+
+    async def set_facets(self, recording_id: int, facets: dict[str, list[str]], **fields: Any) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            row = await s.get(RecordingRow, recording_id)
+            if row is None:
+                return
+            for k, v in fields.items():
+                setattr(row, k, v)
+            await self._set_facets(s, recording_id, row.started_at, facets)
+
+    @staticmethod
+    async def _set_facets(s: Any, recording_id: int, started_at: datetime, facets: dict[str, list[str]]) -> None:
+        await s.execute(delete(RecordingFacetRow).where(
+            RecordingFacetRow.recording_id == recording_id, RecordingFacetRow.kind.in_(list(facets))))
+        for kind, values in facets.items():
+            for value in dict.fromkeys(v for v in values if v):
+                s.add(RecordingFacetRow(recording_id=recording_id, kind=kind, value=str(value)[:200], started_at=started_at))
 
     async def get(self, recording_id: int) -> dict[str, Any] | None:
         async with self.sessionmaker() as s:
@@ -136,46 +208,7 @@ class RecordingRepository:
 
     async def search(self, f: SearchFilters, *, sort: str = "started_at", order: str = "desc", limit: int = 50,
                      cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        col = SORTS[sort]
-        q = select(RecordingRow)
-        conds = []
-        if f.start is not None:
-            conds.append(RecordingRow.started_at >= f.start)
-        if f.end is not None:
-            conds.append(RecordingRow.started_at < f.end)
-        for agent in (f.agent, f.only_agent):
-            if agent:
-                conds.append(RecordingRow.agents_text.contains(f",{agent},", autoescape=True))
-        if f.queue:
-            conds.append(RecordingRow.queues_text.contains(f",{f.queue},", autoescape=True))
-        for name, column in EQUALS.items():
-            value = getattr(f, name)
-            if value:
-                conds.append(column == value)
-        if f.min_duration is not None:
-            conds.append(RecordingRow.duration >= f.min_duration)
-        if f.max_duration is not None:
-            conds.append(RecordingRow.duration <= f.max_duration)
-        if f.muted is not None:
-            conds.append(RecordingRow.muted.is_(f.muted))
-        if f.qa_sample is not None:
-            conds.append(RecordingRow.qa_sample.is_(f.qa_sample))
-        for tag in f.tags:
-            conds.append(RecordingRow.tags_text.contains(f",{tag},", autoescape=True))
-        if f.ivr_node:
-            conds.append(RecordingRow.ivr_path.contains(f"/{f.ivr_node}/", autoescape=True))
-        if cursor:
-            value, row_id = decode_cursor(cursor, sort)
-            if order == "desc":
-                conds.append(or_(col < value, and_(col == value, RecordingRow.id < row_id)))
-            else:
-                conds.append(or_(col > value, and_(col == value, RecordingRow.id > row_id)))
-        if sort == "duration":
-            conds.append(RecordingRow.duration.is_not(None))
-        if conds:
-            q = q.where(*conds)
-        q = q.order_by(col.desc(), RecordingRow.id.desc()) if order == "desc" else q.order_by(col.asc(), RecordingRow.id.asc())
-        q = q.limit(limit + 1)
+        q = search_query(f, sort=sort, order=order, limit=limit, cursor=cursor)
         async with self.sessionmaker() as s:
             rows = list((await s.execute(q)).scalars())
         more = len(rows) > limit

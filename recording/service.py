@@ -492,23 +492,24 @@ class RecordingService:
         fields: dict[str, Any] = dict(
             started_at=_utc(call.started_at), ended_at=ended, direction=self.facts(call, live).direction,
             caller_num=call.caller_num, caller_name=call.caller_name, called=call.dialed, queue=call.queue,
-            queues=list(live.queues), queues_text="," + ",".join(live.queues) + "," if live.queues else "",
+            queues=list(live.queues),
             agent_id=live.agents[0]["agent_id"] if live.agents else call.agent_id,
-            agents=live.agents, agents_text="," + ",".join(a["agent_id"] for a in live.agents) + "," if live.agents else "",
+            agents=live.agents,
             uniqueids=sorted(call.legs), wait_seconds=_wait(call), talk_seconds=call.talk_time,
             hold_seconds=round(call.on_hold_seconds, 3), outcome=outcome, disposition=call.disposition,
-            ivr_context=ivr or None, ivr_path="/" + "/".join(str(p) for p in path) + "/" if path else "",
+            ivr_context=ivr or None, ivr_path=[str(p) for p in path],
             flow_version=str(ivr.get("version")) if ivr.get("version") is not None else None,
             muted=bool(live.spans), muted_spans=live.spans, channel=live.channel, source_file=src.name,
             late_start=live.late_start, late_start_seconds=live.late_start_seconds, policy=decision.to_dict(),
             audio={"expected_seconds": live.offset(now)},
         )
+        facets = {"agent": [a["agent_id"] for a in live.agents], "queue": list(live.queues), "node": fields["ivr_path"]}
         if not answered or not decision.record:
             why = "call not answered: nothing is kept" if not answered else f"policy: {decision.reason}"
             for path in (src, *leg_files(self.monitor_dir, call.id)):
                 await asyncio.to_thread(path.unlink, True)
             await self._write(f"discard {call.id}", lambda: self.repo.upsert(
-                call.id, **fields, status=DISCARDED, status_reason=why))
+                call.id, facets=facets, **fields, status=DISCARDED, status_reason=why))
             return
         fields.update(
             status=PENDING, status_reason=None, retention_until=ended + timedelta(days=decision.retention_days),
@@ -517,7 +518,7 @@ class RecordingService:
         )
 
         async def store() -> None:
-            rid = await self.repo.upsert(call.id, **fields)
+            rid = await self.repo.upsert(call.id, facets=facets, **fields)
             await self.repo.enqueue(rid, "process", _utc(self.clock()))
 
         await self._write(f"finish {call.id}", store)
@@ -705,7 +706,7 @@ class RecordingService:
         bad = [t for t in clean if not _TAG.match(t)]
         if bad:
             raise RecordingError(f"tags are 1-40 letters, digits, '-' or '_': {bad}")
-        await self.repo.update(recording_id, tags_text="," + ",".join(clean) + "," if clean else "")
+        await self.repo.set_facets(recording_id, {"tag": clean}, tags=clean)
         self._event(rec["call_id"], "tagged", self.clock(), actor, None, {"tags": clean})
         return await self.get(recording_id)
 

@@ -1,8 +1,8 @@
-"""recording: recordings, jobs, keys, waveforms, events, access log (issue 13)
+"""recording: recordings, facets, jobs, keys, waveforms, events, access log (issue 13)
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-12-02 05:05:35.966086
+Create Date: 2026-12-02 05:17:30.453902
 """
 
 from alembic import op
@@ -55,9 +55,7 @@ def upgrade() -> None:
     sa.Column('direction', sa.String(length=20), nullable=False),
     sa.Column('queue', sa.String(length=80), nullable=True),
     sa.Column('queues', sa.JSON(), nullable=False),
-    sa.Column('queues_text', sa.String(length=400), nullable=False),
     sa.Column('agent_id', sa.String(length=64), nullable=True),
-    sa.Column('agents_text', sa.String(length=400), nullable=False),
     sa.Column('agents', sa.JSON(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
@@ -70,9 +68,9 @@ def upgrade() -> None:
     sa.Column('outcome', sa.String(length=20), nullable=True),
     sa.Column('disposition', sa.String(length=80), nullable=True),
     sa.Column('ivr_context', sa.JSON(), nullable=True),
-    sa.Column('ivr_path', sa.String(length=1000), nullable=False),
+    sa.Column('ivr_path', sa.JSON(), nullable=False),
     sa.Column('flow_version', sa.String(length=80), nullable=True),
-    sa.Column('tags_text', sa.String(length=1000), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('muted', sa.Boolean(), nullable=False),
     sa.Column('muted_spans', sa.JSON(), nullable=False),
     sa.Column('channel', sa.String(length=200), nullable=True),
@@ -112,6 +110,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_recording_recordings_started_id', ['started_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_recording_recordings_status'), ['status'], unique=False)
         batch_op.create_index('ix_recording_recordings_status_retention', ['status', 'retention_until'], unique=False)
+
+    op.create_table('recording_facets',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('recording_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['recording_id'], ['recording_recordings.id'], name=op.f('fk_recording_facets_recording_id_recording_recordings'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recording_facets')),
+    sa.UniqueConstraint('recording_id', 'kind', 'value', name=op.f('uq_recording_facets_recording_id'))
+    )
+    with op.batch_alter_table('recording_facets', schema=None) as batch_op:
+        batch_op.create_index('ix_recording_facets_lookup', ['kind', 'value', 'started_at', 'recording_id'], unique=False)
 
     op.create_table('recording_jobs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -157,6 +168,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_recording_jobs_due')
 
     op.drop_table('recording_jobs')
+    with op.batch_alter_table('recording_facets', schema=None) as batch_op:
+        batch_op.drop_index('ix_recording_facets_lookup')
+
+    op.drop_table('recording_facets')
     with op.batch_alter_table('recording_recordings', schema=None) as batch_op:
         batch_op.drop_index('ix_recording_recordings_status_retention')
         batch_op.drop_index(batch_op.f('ix_recording_recordings_status'))
