@@ -87,7 +87,7 @@ async def build_recording(c: "Container") -> None:
 
     c.recording = build_recording_service(
         s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None),
-        bus=c.bus,
+        bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
     c.cti.dispatcher.subscribe(

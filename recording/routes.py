@@ -2,6 +2,10 @@
 
 The service is ``request.app.state.recording`` (:class:`recording.service.RecordingService`).
 
+Permissions (``need``): ``recordings.pci`` pause/resume, ``recordings.read`` search/metadata,
+``recordings.play`` audio/waveform, ``recordings.hold``, ``recordings.delete``, ``audit.read``
+for the access log; who sees every recording is ``calls.read_all`` (agents: their own calls).
+
 * ``POST /api/calls/{call_id}/recording/pause`` · ``/resume`` — the agent on the call or a supervisor
 * ``GET /api/recordings`` — search (filters, sort, keyset ``cursor``); agents see only their own
   calls when ``recording_agents_see_own`` is on
@@ -23,11 +27,35 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, principal, require
+from api.auth import Principal, require
 from recording.repository import SearchFilters
 from recording.service import CONTENT_TYPES, RecordingError, RecordingService
 
 router = APIRouter(tags=["recording"])
+
+try:  # the security package (issue 11): one permission table, require("<area>.<verb>")
+    from auth.permissions import PERMISSIONS as _PERMISSIONS
+except ImportError:  # not merged yet: the roles of api/auth.py
+    _PERMISSIONS = None
+#: the roles that stand for each permission until the permission table is there (admin always passes)
+_LEGACY_ROLES = {
+    "recordings.read": ("agent", "supervisor"), "recordings.play": ("agent", "supervisor"),
+    "recordings.pci": ("agent", "supervisor"), "recordings.hold": ("admin",), "recordings.delete": ("admin",),
+    "audit.read": ("admin",),
+}
+
+
+def need(permission: str) -> Any:
+    """The route's permission: ``recordings.read|play|pci|hold|delete`` (or ``audit.read``)."""
+    return Depends(require(permission) if _PERMISSIONS is not None else require(*_LEGACY_ROLES[permission]))
+
+
+def sees_all(p: Principal) -> bool:
+    """Supervisors, QA and admins read every recording; agents only their own calls'."""
+    perms = getattr(p, "permissions", None)
+    if _PERMISSIONS is not None and perms is not None:
+        return "calls.read_all" in perms
+    return p.role in ("supervisor", "admin")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -64,7 +92,7 @@ async def _pause_or_resume(which: str, call_id: str, body: PauseBody | None, req
     call = service.call_lookup(call_id) if service.call_lookup else None
     if call is None:
         raise HTTPException(404, f"no live call {call_id}")
-    if not service.may_control(call, p.subject, p.role):
+    if not service.may_control(call, p.subject, "supervisor" if sees_all(p) else p.role):
         raise HTTPException(403, "only the agent on the call or a supervisor may pause or resume its recording")
     try:
         fn = service.pause if which == "pause" else service.resume
@@ -75,19 +103,19 @@ async def _pause_or_resume(which: str, call_id: str, body: PauseBody | None, req
 
 @router.post("/api/calls/{call_id}/recording/pause")
 async def pause_recording(call_id: str, request: Request, body: PauseBody | None = None,
-                          p: Principal = Depends(principal)) -> Any:
+                          p: Principal = need("recordings.pci")) -> Any:
     return await _pause_or_resume("pause", call_id, body, request, p)
 
 
 @router.post("/api/calls/{call_id}/recording/resume")
 async def resume_recording(call_id: str, request: Request, body: PauseBody | None = None,
-                           p: Principal = Depends(principal)) -> Any:
+                           p: Principal = need("recordings.pci")) -> Any:
     return await _pause_or_resume("resume", call_id, body, request, p)
 
 
 # ------------------------------------------------------------------ search and metadata
 def _may_read(service: RecordingService, p: Principal, rec: dict[str, Any]) -> None:
-    if p.role in ("supervisor", "admin"):
+    if sees_all(p):
         return
     agents = {a.get("agent_id") for a in rec.get("agents") or []} | {rec.get("agent_id")}
     if service.agents_see_own and p.subject in agents:
@@ -97,7 +125,7 @@ def _may_read(service: RecordingService, p: Principal, rec: dict[str, Any]) -> N
 
 @router.get("/api/recordings/access-log")
 async def access_log(request: Request, recording_id: int | None = None, limit: int = Query(200, ge=1, le=1000),
-                     p: Principal = Depends(require("admin"))) -> Any:
+                     p: Principal = need("audit.read")) -> Any:
     return {"entries": await svc(request).repo.access_log(recording_id, limit)}
 
 
@@ -124,11 +152,11 @@ async def search_recordings(
     order: Literal["asc", "desc"] = "desc",
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-    p: Principal = Depends(principal),
+    p: Principal = need("recordings.read"),
 ) -> Any:
     service = svc(request)
     only_agent = None
-    if p.role not in ("supervisor", "admin"):
+    if not sees_all(p):
         if not service.agents_see_own:
             raise HTTPException(403, "agents may not list recordings (recording_agents_see_own is off)")
         only_agent = p.subject
@@ -152,18 +180,18 @@ async def _readable(request: Request, recording_id: int, p: Principal) -> dict[s
 
 
 @router.get("/api/recordings/{recording_id}")
-async def get_recording(recording_id: int, request: Request, p: Principal = Depends(principal)) -> Any:
+async def get_recording(recording_id: int, request: Request, p: Principal = need("recordings.read")) -> Any:
     return await _readable(request, recording_id, p)
 
 
 @router.get("/api/recordings/{recording_id}/events")
-async def recording_events(recording_id: int, request: Request, p: Principal = Depends(principal)) -> Any:
+async def recording_events(recording_id: int, request: Request, p: Principal = need("recordings.read")) -> Any:
     rec = await _readable(request, recording_id, p)
     return {"events": await svc(request).repo.events(rec["call_id"])}
 
 
 @router.get("/api/recordings/{recording_id}/waveform")
-async def waveform(recording_id: int, request: Request, p: Principal = Depends(principal)) -> Any:
+async def waveform(recording_id: int, request: Request, p: Principal = need("recordings.play")) -> Any:
     rec = await _readable(request, recording_id, p)
     service = svc(request)
     peaks = await service.repo.get_waveform(recording_id)
@@ -195,7 +223,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 @router.get("/api/recordings/{recording_id}/audio")
-async def audio(recording_id: int, request: Request, download: bool = False, p: Principal = Depends(principal)) -> Response:
+async def audio(recording_id: int, request: Request, download: bool = False,
+                p: Principal = need("recordings.play")) -> Response:
     await _readable(request, recording_id, p)
     service = svc(request)
     try:
@@ -222,7 +251,9 @@ async def audio(recording_id: int, request: Request, download: bool = False, p: 
 
 @router.put("/api/recordings/{recording_id}/tags")
 async def put_tags(recording_id: int, body: TagsBody, request: Request,
-                   p: Principal = Depends(require("supervisor"))) -> Any:
+                   p: Principal = need("recordings.read")) -> Any:
+    if not sees_all(p):
+        raise HTTPException(403, "only supervisors and QA tag recordings")
     try:
         return await svc(request).set_tags(recording_id, body.tags, p.subject)
     except RecordingError as exc:
@@ -231,7 +262,7 @@ async def put_tags(recording_id: int, body: TagsBody, request: Request,
 
 # ------------------------------------------------------------------ hold and deletion
 @router.put("/api/recordings/{recording_id}/hold")
-async def put_hold(recording_id: int, body: HoldBody, request: Request, p: Principal = Depends(require("admin"))) -> Any:
+async def put_hold(recording_id: int, body: HoldBody, request: Request, p: Principal = need("recordings.hold")) -> Any:
     try:
         return await svc(request).set_hold(recording_id, True, p.subject, body.reason)
     except RecordingError as exc:
@@ -239,7 +270,7 @@ async def put_hold(recording_id: int, body: HoldBody, request: Request, p: Princ
 
 
 @router.delete("/api/recordings/{recording_id}/hold")
-async def delete_hold(recording_id: int, request: Request, p: Principal = Depends(require("admin"))) -> Any:
+async def delete_hold(recording_id: int, request: Request, p: Principal = need("recordings.hold")) -> Any:
     try:
         return await svc(request).set_hold(recording_id, False, p.subject, None)
     except RecordingError as exc:
@@ -248,7 +279,7 @@ async def delete_hold(recording_id: int, request: Request, p: Principal = Depend
 
 @router.delete("/api/recordings/{recording_id}")
 async def delete_recording(recording_id: int, request: Request, reason: str = Query(min_length=3, max_length=500),
-                           p: Principal = Depends(require("admin"))) -> Any:
+                           p: Principal = need("recordings.delete")) -> Any:
     try:
         return await svc(request).remove_audio(recording_id, p.subject, reason)
     except RecordingError as exc:
