@@ -81,7 +81,7 @@ async def test_bad_requests_get_clear_4xx(stack):
     assert (await http.put("/api/recordings/999/hold", json={"reason": "x"}, headers=h("adm"))).status_code == 404
     assert (await http.put("/api/recordings/1/hold", json={}, headers=h("adm"))).status_code == 422
     assert (await http.delete("/api/recordings/1", headers=h("adm"))).status_code == 422  # a reason is required
-    assert (await http.put("/api/recordings/1/hold", json={"reason": "x"}, headers=h("sup"))).status_code == 403
+    assert (await http.put("/api/recordings/1/hold", json={"reason": "x"}, headers=h("a1"))).status_code == 403
     await recorded_call(svc, clock, make_call(), pause=None)
     rid = (await svc.repo.by_call("1795395000.1"))["id"]
     r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm"))
