@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 
+from cti.models import CallRow  # read-only: the call's disposition, set in wrap-up after the recording row
 from recording.models import (
     PENDING, RecordingAccessRow, RecordingFacetRow, RecordingEventRow, RecordingJobRow, RecordingKeyRow, RecordingRow, RecordingWaveformRow,
 )
@@ -24,7 +25,7 @@ SORTS = {"started_at": RecordingRow.started_at, "duration": RecordingRow.duratio
 #: SearchFilters fields that are plain equality filters, and their column
 EQUALS = {
     "caller": RecordingRow.caller_num, "called": RecordingRow.called, "direction": RecordingRow.direction,
-    "disposition": RecordingRow.disposition, "flow_version": RecordingRow.flow_version, "status": RecordingRow.status,
+    "flow_version": RecordingRow.flow_version, "status": RecordingRow.status,
 }
 
 
@@ -97,6 +98,19 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raise ValueError("invalid cursor") from exc
 
 
+async def _with_dispositions(s: Any, rows: list[RecordingRow]) -> list[dict[str, Any]]:
+    """``to_dict`` of each row, with the disposition the call has now (set in wrap-up, which
+    may come after the recording row was written)."""
+    out = [to_dict(r) for r in rows]
+    ids = [r.call_id for r in rows]
+    if ids:
+        calls = dict((await s.execute(
+            select(CallRow.id, CallRow.disposition).where(CallRow.id.in_(ids), CallRow.disposition.is_not(None)))).all())
+        for item in out:
+            item["disposition"] = calls.get(item["call_id"], item["disposition"])
+    return out
+
+
 def search_query(f: SearchFilters, *, sort: str = "started_at", order: str = "desc", limit: int = 50,
                  cursor: str | None = None) -> Any:
     """The SELECT behind :meth:`RecordingRepository.search`: one page plus one row."""
@@ -128,6 +142,9 @@ def search_query(f: SearchFilters, *, sort: str = "started_at", order: str = "de
         value = getattr(f, name)
         if value:
             conds.append(column == value)
+    if f.disposition:  # agents set it in wrap-up, often after the recording row was written: cti_calls has it
+        conds.append(or_(RecordingRow.disposition == f.disposition, RecordingRow.call_id.in_(
+            select(CallRow.id).where(CallRow.disposition == f.disposition))))
     if f.min_duration is not None:
         conds.append(RecordingRow.duration >= f.min_duration)
     if f.max_duration is not None:
@@ -190,7 +207,7 @@ class RecordingRepository:
     async def get(self, recording_id: int) -> dict[str, Any] | None:
         async with self.sessionmaker() as s:
             row = await s.get(RecordingRow, recording_id)
-            return to_dict(row) if row is not None else None
+            return (await _with_dispositions(s, [row]))[0] if row is not None else None
 
     async def get_row_fields(self, recording_id: int, *names: str) -> dict[str, Any] | None:
         async with self.sessionmaker() as s:
@@ -211,10 +228,11 @@ class RecordingRepository:
         q = search_query(f, sort=sort, order=order, limit=limit, cursor=cursor)
         async with self.sessionmaker() as s:
             rows = list((await s.execute(q)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            out = await _with_dispositions(s, rows)
         next_cursor = encode_cursor(getattr(rows[-1], sort), rows[-1].id) if more and rows else None
-        return [to_dict(r) for r in rows], next_cursor
+        return out, next_cursor
 
     # ------------------------------------------------------------ keys / waveform
     async def put_key(self, recording_id: int, key_id: str, wrapped: bytes) -> None:

@@ -102,6 +102,10 @@ async def test_queued_call_recorded_paused_transferred_processed_found_played_pu
     await call.hangup()
 
     rec = await ready_recording(s, call_id)
+    # wrap-up: the agent's disposition comes after the recording row; search finds it all the same
+    await s.api("POST", f"/api/calls/{call_id}/disposition", json={"disposition": "resolved"}, expect=200)
+    found = await s.api("GET", "/api/recordings?disposition=resolved", expect=200)
+    assert [x["id"] for x in found["items"]] == [rec["id"]] and found["items"][0]["disposition"] == "resolved"
     # metadata
     assert rec["queue"] == "sales" and rec["direction"] == "inbound" and rec["caller_num"] == CALLER
     assert [a["agent_id"] for a in rec["agents"]] == ["1001", "1002"], rec
