@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
+
 from callcore.retry import backoff_delay, retrying
 from cti.ami import actions as act
 from recording import crypto
@@ -506,8 +508,8 @@ class RecordingService:
         facets = {"agent": [a["agent_id"] for a in live.agents], "queue": list(live.queues), "node": fields["ivr_path"]}
         if not answered or not decision.record:
             why = "call not answered: nothing is kept" if not answered else f"policy: {decision.reason}"
-            for path in (src, *leg_files(self.monitor_dir, call.id)):
-                await asyncio.to_thread(path.unlink, True)
+            for file in (src, *leg_files(self.monitor_dir, call.id)):
+                await asyncio.to_thread(file.unlink, True)
             await self._write(f"discard {call.id}", lambda: self.repo.upsert(
                 call.id, facets=facets, **fields, status=DISCARDED, status_reason=why))
             return
@@ -527,6 +529,7 @@ class RecordingService:
     # ------------------------------------------------------------ the durable job
     async def _job_loop(self) -> None:
         while True:
+            self._wake.clear()  # before the run: a call ending during it wakes the next one
             try:
                 await self.run_due_jobs()
             except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
@@ -535,7 +538,6 @@ class RecordingService:
                 await asyncio.wait_for(self._wake.wait(), self.job_poll_seconds)
             except TimeoutError:
                 pass
-            self._wake.clear()
 
     async def run_due_jobs(self, lease: float = 300.0) -> int:
         claimed = await self.repo.claim_due(_utc(self.clock()), lease)
@@ -546,7 +548,7 @@ class RecordingService:
     async def _run_job(self, job_id: int, recording_id: int, attempts: int) -> None:
         try:
             await self.process(recording_id, attempts)
-        except (StorageError, _Retry, OSError) as exc:
+        except (StorageError, _Retry, OSError, DBAPIError) as exc:  # the backend or the database was away: retry
             err = f"{type(exc).__name__}: {exc}"
             now = _utc(self.clock())
             if attempts >= self.job_max_attempts:

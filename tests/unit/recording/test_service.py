@@ -375,3 +375,27 @@ def test_callcore_recording_check_command(tmp_path, capsys):
     assert main(["recording", "check", str(bad)]) == 1
     assert f"{bad}:1:22: defaults: channels must be one of mono, stereo, not 'quad'" in capsys.readouterr().out
     assert main(["recording", "check"]) == 0
+
+
+async def test_database_failure_mid_job_is_retried(db_sessionmaker, tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    clock = Clock()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock)
+    call = make_call()
+    await recorded_call(svc, clock, call, pause=None)
+    real, calls = svc.repo.put_waveform, []
+
+    async def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        return await real(*a, **kw)
+
+    svc.repo.put_waveform = flaky
+    assert await svc.run_due_jobs() == 1
+    rec = await svc.repo.by_call(call.id)
+    assert rec["status"] == "pending" and "database is locked" in (await svc.repo.jobs(rec["id"]))[0]["last_error"]
+    clock.now += 11
+    assert await svc.run_due_jobs() == 1
+    assert (await svc.repo.by_call(call.id))["status"] == "ready"
