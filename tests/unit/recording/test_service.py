@@ -399,3 +399,25 @@ async def test_database_failure_mid_job_is_retried(db_sessionmaker, tmp_path):
     clock.now += 11
     assert await svc.run_due_jobs() == 1
     assert (await svc.repo.by_call(call.id))["status"] == "ready"
+
+
+@pytest.mark.parametrize("works", [True, False])
+async def test_conversion_to_mp3_or_the_original_kept(db_sessionmaker, tmp_path, monkeypatch, works):
+    import recording.service as service_mod
+
+    if not works:
+        def broken(*a, **kw):
+            raise RuntimeError("ffmpeg: Unknown encoder")
+
+        monkeypatch.setattr(service_mod, "convert", broken)
+    clock, storage = Clock(), MemoryStorage()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, convert_to="mp3")
+    await recorded_call(svc, clock, make_call(), pause=None)
+    assert await svc.run_due_jobs() == 1
+    rec = await svc.repo.by_call("1795395000.1")
+    (key, blob), = storage.objects.items()
+    assert rec["status"] == "ready" and rec["duration"] == 4.0
+    if works:
+        assert rec["format"] == "mp3" and key.endswith(".mp3") and blob[:4] != b"RIFF"
+    else:
+        assert rec["format"] == "wav" and blob[:4] == b"RIFF" and "kept WAV" in rec["status_reason"]
