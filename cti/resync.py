@@ -24,8 +24,13 @@ from cti.subscribers.wrapup import WrapupTimer
 log = logging.getLogger("callcore.cti")
 
 
-def confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> ev.QueueMemberAdded:
-    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``."""
+def confirmed_member(
+    queue: str, rec: AgentRecord, penalty: int, now: float, *, paused: bool | None = None, reason: str | None = None
+) -> ev.QueueMemberAdded:
+    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``
+    (``paused``/``reason``: what the QueueAdd asked for, when not the agent's own pause)."""
+    if paused is None:
+        paused, reason = rec.paused, rec.pause_reason
     return ev.QueueMemberAdded(
         ev.MemberInfo(
             queue=queue,
@@ -40,8 +45,8 @@ def confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> 
             login_time=int(now),
             in_call=False,
             status=1,
-            paused=rec.paused,
-            paused_reason=(rec.pause_reason or "") if rec.paused else "",
+            paused=paused,
+            paused_reason=(reason or "") if paused else "",
             wrapuptime=0,
         )
     )
@@ -106,9 +111,20 @@ class ResyncService:
             if not rec.logged_in:
                 continue
             live = self.state.agents.get(rec.id)
+            # an agent still in wrap-up (e.g. across an Asterisk restart, which forgets every
+            # dynamic member and its pause) is re-added paused with reason "wrapup", so Asterisk
+            # does not ring it; the end of the wrap-up lifts that pause as usual (WrapupTimer)
+            in_wrapup = (
+                live is not None and live.wrapup_until is not None and live.wrapup_until > now and not rec.paused
+            )
+            paused = rec.paused or in_wrapup
+            reason = rec.pause_reason if rec.paused else ("wrapup" if in_wrapup else None)
             for queue, penalty in rec.skills.items():
                 if live is not None and queue in live.queues:
-                    if live.paused != rec.paused and rec.id not in self._wrapup.paused:
+                    if in_wrapup and not live.paused:
+                        if await _try(ami, act.queue_pause(rec.interface, True, queue=queue, reason="wrapup")):
+                            self._wrapup.paused.add(rec.id)
+                    elif live.paused != rec.paused and rec.id not in self._wrapup.paused:
                         await _try(ami, act.queue_pause(rec.interface, rec.paused, queue=queue, reason=rec.pause_reason))
                     continue
                 ok = await _try(
@@ -118,15 +134,18 @@ class ResyncService:
                         rec.interface,
                         member_name=rec.name,
                         penalty=penalty,
-                        paused=rec.paused,
-                        reason=rec.pause_reason if rec.paused else None,
+                        paused=paused,
+                        reason=reason,
                     ),
                 )
                 if ok:
+                    if in_wrapup:
+                        self._wrapup.paused.add(rec.id)
                     # Asterisk confirmed the QueueAdd; its QueueMemberAdded event is held until
                     # this resync returns, so apply the confirmed membership now: the desks are
                     # told below where they really stand (the held event repeats it harmlessly).
-                    self._dispatcher.dispatch(self.state.apply(confirmed_member(queue, rec, penalty, now), now), now)
+                    member = confirmed_member(queue, rec, penalty, now, paused=paused, reason=reason)
+                    self._dispatcher.dispatch(self.state.apply(member, now), now)
                     if rec.id not in readded:
                         readded.append(rec.id)
         return readded

@@ -405,7 +405,7 @@ async def test_supervisor_spy_modes(service, ami, clock):
     with pytest.raises(Conflict):
         await service.supervision.spy(SUP, "1001", "listen")
     await _talking_call(service, clock)
-    for mode, opt in (("listen", "q"), ("whisper", "qw"), ("barge", "qB")):
+    for mode, opt in (("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")):
         await service.supervision.spy(SUP, "1001", mode)
         o = ami.of("Originate")[-1]
         assert (o.get("Channel"), o.get("Application"), o.get("Data")) == ("SIP/2001", "ChanSpy", f"Local/1001@agents-long-00000015;1,{opt}")
