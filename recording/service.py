@@ -693,7 +693,10 @@ class RecordingService:
             return rec
         row = await self.repo.get_row_fields(recording_id, "storage_key")
         if row and row["storage_key"]:
-            await self.storage.delete(row["storage_key"])
+            try:
+                await self.storage.delete(row["storage_key"])
+            except StorageError as exc:  # nothing is marked deleted unless the audio is gone
+                raise Unavailable(f"storage: {exc}; nothing was deleted, try again") from exc
         await self.repo.delete_key(recording_id)
         if rec["source_file"]:
             await asyncio.to_thread((self.monitor_dir / rec["source_file"]).unlink, True)

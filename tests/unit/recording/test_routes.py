@@ -116,3 +116,20 @@ def test_parse_range():
     for bad in ("bytes=5-2", "bytes=10-", "items=1-2", "bytes=1-2,4-5", "bytes=-0"):
         with pytest.raises(ValueError):
             parse_range(bad, 10)
+
+
+async def test_delete_while_storage_is_down_is_503_and_deletes_nothing(stack):
+    svc, clock, storage, http = stack
+    await recorded_call(svc, clock, make_call(), pause=None)
+    await svc.run_due_jobs()
+    rid = (await svc.repo.by_call("1795395000.1"))["id"]
+
+    async def down(key):
+        from recording.storage import StorageError
+
+        raise StorageError("s3 delete: connection refused")
+
+    storage.delete = down
+    r = await http.delete(f"/api/recordings/{rid}?reason=data-subject%20request", headers=h("adm"))
+    assert r.status_code == 503 and "nothing was deleted" in r.json()["detail"]
+    assert (await svc.get(rid))["status"] == "ready"
