@@ -50,6 +50,11 @@ def need(permission: str) -> Any:
     return Depends(require(permission) if _PERMISSIONS is not None else require(*_LEGACY_ROLES[permission]))
 
 
+def _agent(p: Principal) -> str:
+    """The agent id a principal acts as (a user account linked to an agent, or an agent login)."""
+    return getattr(p, "agent_id", None) or p.subject
+
+
 def sees_all(p: Principal) -> bool:
     """Supervisors, QA and admins read every recording; agents only their own calls'."""
     perms = getattr(p, "permissions", None)
@@ -92,7 +97,7 @@ async def _pause_or_resume(which: str, call_id: str, body: PauseBody | None, req
     call = service.call_lookup(call_id) if service.call_lookup else None
     if call is None:
         raise HTTPException(404, f"no live call {call_id}")
-    if not service.may_control(call, p.subject, "supervisor" if sees_all(p) else p.role):
+    if not service.may_control(call, _agent(p), "supervisor" if sees_all(p) else p.role):
         raise HTTPException(403, "only the agent on the call or a supervisor may pause or resume its recording")
     try:
         fn = service.pause if which == "pause" else service.resume
@@ -118,7 +123,7 @@ def _may_read(service: RecordingService, p: Principal, rec: dict[str, Any]) -> N
     if sees_all(p):
         return
     agents = {a.get("agent_id") for a in rec.get("agents") or []} | {rec.get("agent_id")}
-    if service.agents_see_own and p.subject in agents:
+    if service.agents_see_own and _agent(p) in agents:
         return
     raise HTTPException(403, "agents may read only the recordings of their own calls")
 
@@ -159,7 +164,7 @@ async def search_recordings(
     if not sees_all(p):
         if not service.agents_see_own:
             raise HTTPException(403, "agents may not list recordings (recording_agents_see_own is off)")
-        only_agent = p.subject
+        only_agent = _agent(p)
     f = SearchFilters(start, end, agent, queue, caller, called, direction, disposition, min_duration, max_duration, muted,
                       list(tag), ivr_node, flow_version, status, qa_sample, only_agent)
     try:
