@@ -160,6 +160,9 @@ async def test_queued_call_recorded_paused_transferred_processed_found_played_pu
     after = await s.api("GET", f"/api/recordings/{rec['id']}", expect=200)
     assert after["status"] == "purged" and after["removed_by"] == "retention" and after["caller_num"] == CALLER
     assert (await audio_of(s, rec["id"]))[0] == 410
+    await svc.idle()  # pause/resume/hold/purge are in the audit log of the security package
+    audited = [e["action"] for e in await s.container.audit.query(target=call_id)]
+    assert {"recording.paused", "recording.resumed", "recording.hold", "recording.unhold", "recording.purged"} <= set(audited)
     assert not list(s.container.settings.effective_recording_store_dir.rglob("*.wav"))
 
 
