@@ -33,21 +33,9 @@ from recording.service import CONTENT_TYPES, RecordingError, RecordingService
 
 router = APIRouter(tags=["recording"])
 
-try:  # the security package (issue 11): one permission table, require("<area>.<verb>")
-    from auth.permissions import PERMISSIONS as _PERMISSIONS
-except ImportError:  # not merged yet: the roles of api/auth.py
-    _PERMISSIONS = None
-#: the roles that stand for each permission until the permission table is there (admin always passes)
-_LEGACY_ROLES = {
-    "recordings.read": ("agent", "supervisor"), "recordings.play": ("agent", "supervisor"),
-    "recordings.pci": ("agent", "supervisor"), "recordings.hold": ("admin",), "recordings.delete": ("admin",),
-    "audit.read": ("admin",),
-}
-
-
 def need(permission: str) -> Any:
     """The route's permission: ``recordings.read|play|pci|hold|delete`` (or ``audit.read``)."""
-    return Depends(require(permission) if _PERMISSIONS is not None else require(*_LEGACY_ROLES[permission]))
+    return Depends(require(permission))
 
 
 def _agent(p: Principal) -> str:
@@ -57,10 +45,7 @@ def _agent(p: Principal) -> str:
 
 def sees_all(p: Principal) -> bool:
     """Supervisors, QA and admins read every recording; agents only their own calls'."""
-    perms = getattr(p, "permissions", None)
-    if _PERMISSIONS is not None and perms is not None:
-        return "calls.read_all" in perms
-    return p.role in ("supervisor", "admin")
+    return "calls.read_all" in p.permissions
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
