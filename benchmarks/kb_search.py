@@ -78,7 +78,7 @@ async def _build(db: Path, n: int):
     from kb.repository import KbRepository
     from kb.rules import load_rules
     from kb.service import SAMPLE_DIR, KbService
-    from kb.storage import MemoryStore
+    from recording.storage import MemoryStorage
 
     import_all_models()
     engine = create_engine(f"sqlite+aiosqlite:///{db}")
@@ -86,7 +86,7 @@ async def _build(db: Path, n: int):
         await conn.run_sync(Base.metadata.create_all)
     root = Path(__file__).resolve().parents[1]
     rules = load_rules(root / "dialplans" / "kb" / "rules.yaml")[0]
-    kb = KbService(KbRepository(session_factory(engine)), Analyzer(), store=MemoryStore(), rules=rules)
+    kb = KbService(KbRepository(session_factory(engine)), Analyzer(), store=MemoryStorage(), rules=rules)
     await kb.start()
     await kb.import_dir(SAMPLE_DIR, SYSTEM)
     rng = random.Random(17)

@@ -108,8 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         ivr_cli = None
     if ivr_cli is not None and hasattr(ivr_cli, "register"):
         ivr_cli.register(sub)
+    # --- reports (issue 16): callcore report
+    from reports import cli as reports_cli
 
-    from kb import cli as kb_cli  # kb (issue 17): callcore kb check/import/export/search/gaps/expiring
+    reports_cli.register(sub)
+    # --- recording (issue 13): callcore recording check|purge|rotate-keys|process
+    from recording import cli as recording_cli
+
+    recording_cli.register(sub)
+    # --- kb (issue 17): callcore kb check|import|export|search|gaps|expiring
+    from kb import cli as kb_cli
 
     kb_cli.register(sub)
     return parser

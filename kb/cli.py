@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int
     from kb.repository import KbRepository
     from kb.rules import load_rules
     from kb.service import KbService
-    from kb.storage import FilesystemStore
+    from recording.storage import build_storage
 
     settings = _settings(args)
 
@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int
             rules_file = settings.effective_kb_rules_file
             rules = load_rules(rules_file)[0] if rules_file.is_file() else None
             kb = KbService(KbRepository(session_factory(engine)), Analyzer(),
-                           store=FilesystemStore(settings.effective_kb_attachments_dir), rules=rules)
+                           store=build_storage(settings), rules=rules)
             await kb.start()
             try:
                 return await body(kb)

@@ -3,7 +3,7 @@ suggestions, usage feedback, script ticks, the notice board, reports, Markdown i
 
 Wiring (composition root, ``callcore/wiring.py``)::
 
-    kb = KbService(KbRepository(sessionmaker), Analyzer(), store=FilesystemStore(data_dir / "kb"),
+    kb = KbService(KbRepository(sessionmaker), Analyzer(), store=recording_storage,  # recording.storage port
                    rules=load_rules(dialplans_dir / "kb" / "rules.yaml"))
     await kb.start()          # full-text index, synonyms, vocabulary (typo tolerance)
     app.state.kb = kb         # kb.routes finds it there
@@ -40,7 +40,8 @@ from kb.notifier import KbNotifier
 from kb.permissions import Actor
 from kb.repository import Duplicate, Hit, KbRepository, SearchFilters
 from kb.rules import CallContext, Candidate, RuleSet, intent_values, score
-from kb.storage import AttachmentStore
+from recording.storage import NotFound as StorageNotFound
+from recording.storage import Storage, StorageError
 
 log = logging.getLogger("callcore.kb")
 
@@ -82,6 +83,10 @@ class Conflict(KbError):
 
 class Invalid(KbError):
     status = 422
+
+
+class Unavailable(KbError):
+    status = 503
 
 
 # ------------------------------------------------------------------ validation (pure)
@@ -236,7 +241,7 @@ class KbService:
         repository: KbRepository,
         analyzer: Analyzer,
         *,
-        store: AttachmentStore,
+        store: Storage,
         rules: RuleSet | None = None,
         clock: Callable[[], float] = time.time,
         usage_weight: float | None = None,
@@ -549,8 +554,11 @@ class KbService:
         if len(data) > MAX_ATTACHMENT:
             raise Invalid(f"an attachment is at most {MAX_ATTACHMENT // (1024 * 1024)} MB")
         digest = hashlib.sha256(data).hexdigest()
-        key = f"kb/{row.id}/{digest}"
-        await self.store.put(key, data)
+        key = f"kb/{row.id}/{digest}"  # never the user's file name
+        try:
+            await self.store.put(key, data)
+        except StorageError as exc:
+            raise Unavailable(f"attachment storage failed ({exc}); nothing was saved, try again") from None
         att = await self.repository.add_attachment(
             AttachmentRow(article_id=row.id, filename=name, content_type=ctype, size=len(data), sha256=digest,
                           storage_key=key, created_by=actor.subject, created_at=self.now())
@@ -563,7 +571,12 @@ class KbService:
         if att is None:
             raise NotFound(f"no attachment {attachment_id}")
         await self.article(att.article_id, actor)  # same visibility as its article
-        return attachment_dict(att), await self.store.read(att.storage_key)
+        try:
+            return attachment_dict(att), await self.store.read(att.storage_key)
+        except StorageNotFound:
+            raise NotFound(f"attachment {attachment_id}: its file is missing from the storage") from None
+        except StorageError as exc:
+            raise Unavailable(f"attachment storage failed ({exc}); try again") from None
 
     # ------------------------------------------------------------ search
     async def search(self, q: str, actor: Actor, *, queue: str | None = None, tag: str | None = None,

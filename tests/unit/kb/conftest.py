@@ -12,7 +12,7 @@ from kb.permissions import SYSTEM, actor_of_role
 from kb.repository import KbRepository
 from kb.rules import load_rules
 from kb.service import KbService
-from kb.storage import MemoryStore
+from recording.storage import MemoryStorage
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "kb" / "sample"
@@ -45,7 +45,7 @@ def clock() -> Clock:
 async def kb(db_sessionmaker, analyzer, clock) -> KbService:
     rules, problems = load_rules(RULES)
     assert rules is not None, problems
-    service = KbService(KbRepository(db_sessionmaker), analyzer, store=MemoryStore(), rules=rules, clock=clock)
+    service = KbService(KbRepository(db_sessionmaker), analyzer, store=MemoryStorage(), rules=rules, clock=clock)
     await service.start()
     yield service
     await service.stop()

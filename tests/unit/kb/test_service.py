@@ -293,3 +293,17 @@ async def test_concurrent_edits_one_wins_the_other_is_a_conflict(kb):
     versions = [v["version"] for v in await kb.versions(a["id"], AGENT)]
     assert versions == list(range(1, len(ok) + 2))  # every saved edit is one version, none lost or doubled
     assert (await kb.article(a["id"], AGENT))["version"] == versions[-1]
+
+
+async def test_a_storage_failure_is_a_clear_503_and_saves_nothing(kb):
+    from kb.service import Unavailable
+
+    a = await kb.create({"slug": "s", "title": "t"}, AGENT)
+    kb.store.fail_puts = 1  # recording.storage.MemoryStorage: the next put fails
+    with pytest.raises(Unavailable, match="nothing was saved"):
+        await kb.add_attachment(a["id"], "a.pdf", None, b"%PDF", AGENT)
+    assert (await kb.article(a["id"], AGENT))["attachments"] == []
+    att = await kb.add_attachment(a["id"], "a.pdf", None, b"%PDF", AGENT)
+    kb.store.objects.clear()
+    with pytest.raises(NotFound, match="missing"):
+        await kb.attachment(att["id"], AGENT)
