@@ -119,8 +119,10 @@ class PbxConfig:
     #: 0.01 plays a "20 s" call in 0.2 s
     time_scale: float = 1.0
     seed: int = 0
-    #: virtual wall clock at start (Uniqueid epochs, LoginTime, LastCall ...)
-    epoch: float = 1795395000.0
+    #: virtual wall clock at start (Uniqueid epochs, LoginTime, LastCall ...); ``None`` (the
+    #: default): the real clock when ``start()`` runs, so Uniqueids (``<epoch>.<sequence>``, also the
+    #: MixMonitor file names) differ between runs, as with Asterisk
+    epoch: float | None = None
     #: Uptime reported in FullyBooted at start (seconds)
     uptime: float = 50.0
     monitor_dir: Path | None = None  # where MixMonitor writes (Asterisk's spool/monitor)

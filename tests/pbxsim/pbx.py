@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,7 @@ class Pbx:
         self._chan_seq = 0
         self._member_seq = 0
         self._t0 = 0.0
+        self._epoch = cfg.epoch if cfg.epoch is not None else time.time()
         self._boot_virtual = 0.0
         self._started = False
         self._closing = False
@@ -333,7 +335,8 @@ class Pbx:
 
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
-        self._boot_virtual = self.cfg.epoch - self.cfg.uptime
+        self._epoch = self.cfg.epoch if self.cfg.epoch is not None else time.time()
+        self._boot_virtual = self._epoch - self.cfg.uptime
         if self.monitor_dir is None:
             import tempfile
 
@@ -407,8 +410,8 @@ class Pbx:
     def now(self) -> float:
         """Virtual wall-clock time (epoch seconds)."""
         if not self._t0:
-            return self.cfg.epoch
-        return self.cfg.epoch + (asyncio.get_running_loop().time() - self._t0) / self.cfg.time_scale
+            return self._epoch
+        return self._epoch + (asyncio.get_running_loop().time() - self._t0) / self.cfg.time_scale
 
     def uptime(self) -> int:
         return int(self.now() - self._boot_virtual)

@@ -697,3 +697,29 @@ async def test_ringinuse_no_and_wrapuptime(pbx_of):
     assert 3.0 <= called_at - ended <= 4.5
     await agent.answer()
     await third.hangup()
+
+
+async def test_uniqueids_are_seeded_from_the_clock_like_asterisk(tmp_path):
+    """Issue 9 item 14: Uniqueid = ``<creation time>.<sequence>``, the time from the real clock, so a
+    second run does not reuse the first run's ids (call records and WAV files are keyed by them)."""
+    import time
+
+    seen = []
+    for run in range(2):
+        before = time.time()
+        async with Pbx(cfg(tmp_path / str(run))) as pbx:
+            call = await pbx.dial("01012345678", context="queue-direct", exten="sales")
+            seen.append(call.uniqueid)
+            epoch, _, seq = call.uniqueid.partition(".")
+            assert int(before) <= int(epoch) <= int(time.time()) + 1
+            assert seq.isdigit()
+            await call.hangup()
+        if run == 0:
+            # the next run starts in a later second: its ids are new, as after restarting Asterisk
+            await asyncio.sleep(max(0.0, int(before) + 1 - time.time()) + 0.01)
+    assert seen[0] != seen[1]
+    # a fixed epoch stays available for tests that want one
+    async with Pbx(cfg(tmp_path / "fixed", epoch=1795395000.0)) as pbx:
+        call = await pbx.dial("01012345678", context="queue-direct", exten="sales")
+        assert call.uniqueid.startswith("1795395000.")
+        await call.hangup()
