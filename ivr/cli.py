@@ -39,11 +39,21 @@ def _api_base(args: argparse.Namespace) -> str:
     return f"http://{s.http_host}:{s.http_port}"
 
 
+def _voicemail_conf(args: argparse.Namespace) -> Path | None:
+    """``--voicemail-conf PATH`` (``none``: skip), else ``settings.voicemail_conf``."""
+    given = getattr(args, "voicemail_conf", None)
+    if given is not None:
+        return None if given == "none" else Path(given)
+    from callcore.settings import Settings
+
+    return Settings().voicemail_conf
+
+
 # ---------------------------------------------------------------- check
 def cmd_check(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     path = Path(args.path) if args.path else _default_dir()
     sounds = Path(args.sounds) if args.sounds else None
-    result = check_path(path, sounds_dir=sounds, check_sounds=not args.no_sounds)
+    result = check_path(path, sounds_dir=sounds, check_sounds=not args.no_sounds, voicemail_conf=_voicemail_conf(args))
     for p in result.problems:
         if p.severity == "error" or not args.quiet:
             out(str(p))
@@ -257,6 +267,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("path", nargs="?", help="a dialplans directory or one flow file (default: settings.dialplans_dir)")
     p.add_argument("--sounds", help="sounds directory (default: <dialplans>/sounds)")
     p.add_argument("--no-sounds", action="store_true", help="skip the sound-file check")
+    p.add_argument("--voicemail-conf", help="Asterisk voicemail.conf the mailboxes must exist in "
+                   "(default: settings voicemail_conf = asterisk-config/voicemail.conf; 'none' skips the check)")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_check)

@@ -1,7 +1,8 @@
 """The end-to-end path against a REAL Asterisk, when one is configured.
 
 Set ``CALLCORE_LIVE_AMI=host:port`` (plus ``CALLCORE_LIVE_AMI_USERNAME`` /
-``CALLCORE_LIVE_AMI_SECRET``, default callcore / callcore-secret) for an Asterisk
+``CALLCORE_LIVE_AMI_SECRET``, default callcore and the secret of the shipped
+``asterisk-config/manager.conf``, which is also callcore's default) for an Asterisk
 running the project's ``asterisk-config/`` with ``CALLCORE_AGI_HOST`` pointing at
 this machine. callcore's FastAGI server then binds ``CALLCORE_LIVE_AGI_BIND``
 (default ``0.0.0.0:4573``, the port extensions.conf dials). If Asterisk does not
@@ -24,6 +25,8 @@ from cti.ami import actions as act
 from tests.e2e.conftest import ADMIN_TOKEN, OPEN_HOURS, ROOT, Stack, eventually
 
 LIVE = os.environ.get("CALLCORE_LIVE_AMI")
+#: the one default AMI secret: callcore's settings = asterisk-config/manager.conf (tests/unit/callcore/test_defaults_agree.py)
+DEFAULT_AMI_SECRET = Settings.model_fields["ami_secret"].default.get_secret_value()
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(not LIVE, reason="no real Asterisk configured (set CALLCORE_LIVE_AMI=host:port)"),
@@ -43,7 +46,7 @@ async def live(tmp_path, empty_database_url):
         ami_host=host,
         ami_port=int(port),
         ami_username=os.environ.get("CALLCORE_LIVE_AMI_USERNAME", "callcore"),
-        ami_secret=os.environ.get("CALLCORE_LIVE_AMI_SECRET", "callcore-secret"),
+        ami_secret=os.environ.get("CALLCORE_LIVE_AMI_SECRET", DEFAULT_AMI_SECRET),
         dialplans_dir=ROOT / "dialplans",
         asterisk_sounds_prefix=os.environ.get("CALLCORE_LIVE_SOUNDS_PREFIX"),
         dialplan_watch=False,

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.pbxsim", description="callcore's Asterisk 20 emulator")
     p.add_argument("--ami-host", default="127.0.0.1")
     p.add_argument("--ami-port", type=int, default=5038, help="0 = any free port")
-    p.add_argument("--secret", default="callcore-secret")
+    p.add_argument("--secret", default=PbxConfig.secret, help="AMI secret (default: the one in asterisk-config/manager.conf)")
     p.add_argument("--agi", default="127.0.0.1:4573", help="callcore's FastAGI server host:port")
     p.add_argument("--queues", default="", help="name:strategy[:timeout],... (default: asterisk-config/queues.conf)")
     p.add_argument("--member", action="append", default=[], help="queue=interface[:member name]")

@@ -113,8 +113,9 @@ async def callcore_enter_queue(pbx: "Pbx", ch: Channel, qname: str) -> None:
     if status == "TIMEOUT":
         await callcore_voicemail(pbx, ch, qname)
         return
-    pbx.step(ch, "GotoIf", f"{1 if ch.vars.get('IVR_SURVEY') == '1' else 0}?survey,s,1")
-    if ch.vars.get("IVR_SURVEY") == "1":
+    survey = ch.vars.get("IVR_SURVEY_FLOW", "")
+    pbx.step(ch, "GotoIf", f"{1 if survey else 0}?survey,s,1")
+    if survey:
         ch.context, ch.exten = "survey", "s"
         await callcore_survey(pbx, ch, "s")
 
@@ -173,7 +174,7 @@ async def callcore_voicemail_ctx(pbx: "Pbx", ch: Channel, exten: str) -> None:
 
 
 async def callcore_survey(pbx: "Pbx", ch: Channel, exten: str) -> None:
-    url = _agi_url(pbx, pbx.cfg.survey_script)
+    url = _agi_url(pbx, pbx.cfg.survey_script.replace("{IVR_SURVEY_FLOW}", ch.vars.get("IVR_SURVEY_FLOW", "")))
     pbx.newexten(ch, "AGI", url, priority=1)
     await agi(pbx, ch, url, ())
 

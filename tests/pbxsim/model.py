@@ -107,14 +107,15 @@ class PbxConfig:
     ami_host: str = "127.0.0.1"
     ami_port: int = 0  # 0: pick a free port (see ``Pbx.ami_port``)
     username: str = "callcore"
-    secret: str = "callcore-secret"
+    secret: str = "change-me-callcore-secret"  # = asterisk-config/manager.conf
     #: where callcore's FastAGI server listens; replaces ``${CALLCORE_AGI_HOST}:4573`` of the dialplan
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     #: the AGI script (path + query string) run by ``ivr-in``; ``agi_args`` become ``agi_arg_N``
     ivr_script: str = "ivr?flow=main&lang=ko"
     ivr_args: tuple[str, ...] = ()
-    survey_script: str = "survey?flow=survey"
+    #: ``[survey]``: the AGI script run after the agent hangs up; ``{IVR_SURVEY_FLOW}`` is the channel variable
+    survey_script: str = "ivr?flow={IVR_SURVEY_FLOW}"
     queues: list[QueueConfig] = field(default_factory=default_queues)
     #: 0.01 plays a "20 s" call in 0.2 s
     time_scale: float = 1.0
