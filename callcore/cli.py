@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         ivr_cli = None
     if ivr_cli is not None and hasattr(ivr_cli, "register"):
         ivr_cli.register(sub)
+    # --- cti: `callcore desk AGENT` (watch an agent's screen pops; cti/cli.py)
+    from cti import cli as cti_cli
+
+    cti_cli.register(sub)
     return parser
 
 

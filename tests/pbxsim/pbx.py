@@ -87,7 +87,16 @@ class Hangup:
     pass
 
 
-Step = Wait | Press | Hangup
+@dataclass(frozen=True)
+class AwaitPrompt:
+    """Wait until the IVR streams prompt ``name`` (the sound's base name) to the caller, so that
+    the next :class:`Press` lands while the IVR listens (DTMF between AGI commands is lost)."""
+
+    name: str
+    timeout: float = 120.0  # virtual seconds; the caller hangs up when it never comes
+
+
+Step = Wait | Press | Hangup | AwaitPrompt
 
 #: The ``[sim-caller]`` scripts of the capture run.
 CAPTURE_SCRIPTS: dict[str, list[Step]] = {
@@ -278,10 +287,24 @@ class Call:
             elif isinstance(step, Press):
                 self.pbx.newexten(self.two, "SendDTMF", step.digits)
                 self.pbx.send_dtmf(self.two, step.digits)
+            elif isinstance(step, AwaitPrompt):
+                if not await self._await_prompt(step):
+                    await self.pbx.hangup_from_two(self.two, by_app=False)
+                    return
             elif isinstance(step, Hangup):
                 self.pbx.newexten(self.two, "Hangup", "")
                 await self.pbx.hangup_from_two(self.two, by_app=False)
                 return
+
+    async def _await_prompt(self, step: AwaitPrompt) -> bool:
+        def heard() -> bool:
+            return any(p.rsplit("/", 1)[-1] == step.name for p in self.one.prompts) or self.one.gone
+
+        try:
+            await self.pbx.wait_for(heard, step.timeout * self.pbx.cfg.time_scale, f"prompt {step.name!r}")
+        except TimeoutError:
+            return False
+        return not self.one.gone
 
 
 def _fmt_num(x: float) -> str:
@@ -423,6 +446,18 @@ class Pbx:
     def notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def wait_for_ami_client(self, timeout: float | None = None) -> None:
+        """Until an AMI client has logged in and finished callcore's resync (its QueueSummary was
+        answered), or ``timeout`` real seconds after the login. A call placed earlier would start
+        before the client sees events (the README's emulator command waits like this)."""
+        assert self.ami is not None, "start() first"
+        ami = self.ami
+        await self.wait_for(lambda: any(s.authenticated for s in ami.sessions), timeout if timeout is not None else 1e9, "an AMI login")
+        try:
+            await self.wait_for(lambda: any(name == "QueueSummary" for name, _ in ami.actions), 5.0, "the client's resync")
+        except TimeoutError:
+            pass  # a client that does not resync: go ahead
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
         """Poll ``predicate`` on every state change until true; ``timeout`` is in *real* seconds."""
