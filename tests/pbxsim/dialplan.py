@@ -232,8 +232,10 @@ async def callcore_hold(pbx: "Pbx", ch: Channel, exten: str) -> None:
 
 async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
     """``ChanSpy(<channel prefix>,<options>)`` run by ``ch`` (an Originate ``Application=ChanSpy``):
-    spies on the first live channel whose name starts with the prefix (not ``ch`` itself);
-    ``E``-like: returns when the spied channel hangs up (or ``ch`` does); nothing to spy on: returns."""
+    spies on the first live channel whose name starts with the prefix (not ``ch`` itself).
+    When the spied channel goes: ``ChanSpyStop``; with option ``E`` ChanSpy returns (the originated
+    channel hangs up), without it ChanSpy keeps scanning and the spyer stays up until it is hung up
+    (``ami-chanspy-listen.raw``, Data ``<channel>,q``). Option ``S`` / nothing to spy on: returns."""
     spec, _, opts = data.partition(",")
     ch.app, ch.appdata = "ChanSpy", data
     target = pbx.channels.get(spec) or next(
@@ -243,10 +245,15 @@ async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
         return
     pbx.emit("ChanSpyStart", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
     ch.vars["SPY_OPTIONS"] = opts
+    target.spies.append(ch)
     try:
         await pbx.wait_on(ch, None, event=target.hangup_ev)
     finally:
-        pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+        if ch in target.spies:  # not yet stopped by the spied call's teardown (Pbx.detach_spies)
+            target.spies.remove(ch)
+            pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+    if "E" not in opts and "S" not in opts:
+        await pbx.wait_on(ch, None)  # keeps scanning for another channel to spy on, until hung up
 
 
 def _spy(mode: str):
@@ -264,10 +271,13 @@ def _spy(mode: str):
         spy_h = [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)]
         pbx.emit("ChanSpyStart", spy_h)
         ch.vars["SPY_MODE"] = mode
+        target.spies.append(ch)
         try:
             await pbx.wait_on(ch, None, event=target.hangup_ev, redirectable=True)  # option E
         finally:
-            pbx.emit("ChanSpyStop", [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)])
+            if ch in target.spies:
+                target.spies.remove(ch)
+                pbx.emit("ChanSpyStop", [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)])
 
     return spy
 

@@ -99,6 +99,8 @@ CONTEXT_BEHAVIORS = {
     "agents-noanswer": AgentBehavior(None, None),
     # asterisk-config/extensions.conf [callcore-test-agent]: Wait(1), Answer(), Wait(8), Hangup()
     "callcore-test-agent": AgentBehavior(1.0, 8.0),
+    # live-2026-12 captures, extensions-livetest.conf [sim-agent-long]: Wait(2), Answer(), ~120 s of audio
+    "sim-agent-long": AgentBehavior(2.0, 120.0),
 }
 
 
@@ -145,6 +147,11 @@ class PbxConfig:
     #: features.conf ``[featuremap] atxfer`` (asterisk-config/features.conf); Asterisk's built-in
     #: default is empty, and then AMI Atxfer answers "No attended transfer feature code found"
     atxfer_featurecode: str = "*2"
+    #: the SIP trunk can create channels; False: ``Dial(PJSIP/<n>@trunk)`` fails at once, no channel,
+    #: DIALSTATUS CHANUNAVAIL, the caller ends with cause 3 (ami-click-to-call-unreachable.raw)
+    trunk_reachable: bool = True
+    #: the Local channel counter at start (``Local/…-<n+1>``): a capture's numbering, for replays
+    local_seq: int = 0
 
 
 class Recording:
@@ -249,6 +256,16 @@ class Channel:
         self.transfer_features = False
         self.atxfer_to: tuple[str, str] | None = None  # (exten, context) of a requested attended transfer
         self.atxfer_ev = asyncio.Event()
+        #: the app_queue bridge this channel (a queue caller) talks to an agent in, while it does
+        self.queue_bridge: Bridge | None = None
+        #: hung up by AMI ``Hangup`` on this channel itself (not by the phone behind a Local ;2)
+        self.ami_hangup = False
+        #: ChanSpy sessions attached to this channel (the spyer channels), see dialplan.chanspy
+        self.spies: list["Channel"] = []
+        #: the hangup cause a failed Dial left on the channel (``Hangup()`` without a cause uses it)
+        self.pending_cause: int | None = None
+        #: an originated Local half: the device whose state queue members follow (see Pbx._member_device)
+        self.origin_device: str | None = None
 
     @property
     def up(self) -> bool:

@@ -114,6 +114,14 @@ def _test_caller_script(exten: str) -> list[Step] | None:
     return None
 
 
+def _live_caller_script(exten: str) -> list[Step] | None:
+    """live-2026-12 ``[sim-caller] _ivr.``: Answer, Wait(SIM_DELAY=7), SendDTMF(<rest>), ~60 s of
+    audio (SIM_HOLD), Hangup."""
+    if len(exten) > 3 and exten.startswith("ivr") and all(c in "0123456789*#" for c in exten[3:]):
+        return [Wait(7), Press(exten[3:]), Wait(60), Hangup()]
+    return None
+
+
 @dataclass
 class _Leg:
     """A queue member being rung for one caller (Local/<ext>@<ctx>/n)."""
@@ -339,7 +347,7 @@ class Pbx:
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
         self._seq = 0
-        self._local_seq = 0
+        self._local_seq = cfg.local_seq
         self._chan_seq = 0
         self._member_seq = 0
         self._t0 = 0.0
@@ -607,6 +615,17 @@ class Pbx:
         if event:
             self.emit("VarSet", [*self.snap(ch), ("Variable", name), ("Value", value)], noise=True)
 
+    def _member_device(self, device: str, status: int) -> None:
+        """A queue member's device changed state outside app_queue (the agent's own click-to-call:
+        ``QueueMemberStatus`` follows the device, ami-click-to-call-unreachable.raw). Members that
+        app_queue is ringing or has in a call are app_queue's business."""
+        for q in self.queues.values():
+            for m in q.members.values():
+                si = re.sub(r"/[a-z]+$", "", m.state_interface) if m.state_interface.startswith("Local/") else m.state_interface
+                if si == device and not m.in_call and not m.ringing and m.status != status:
+                    m.status = status
+                    self.emit("QueueMemberStatus", m.headers())
+
     def device_state(self, device: str, state: str) -> None:
         self.emit("DeviceStateChange", [("Device", device), ("State", state)], noise=True)
 
@@ -663,6 +682,8 @@ class Pbx:
         ch.hangup_ev.set()
         if ch.recording is not None and not ch.recording.stopped:
             ch.recording.stop(t)
+        if ch.origin_device is not None and (ch.peer is None or ch.peer.gone):
+            self._member_device(ch.origin_device, 1)
         self.notify()
 
     def _soft_hangup_request(self, ch: Channel, cause: int) -> None:
@@ -1016,6 +1037,8 @@ class Pbx:
                 self._originate_failed(channel, context, exten, action_id, async_, reason=3)
                 return
             self._answer_local(one, two)
+            one.origin_device = two.origin_device = two.device
+            self._member_device(two.device, 2)
             if async_ and action_id is not None:
                 self.emit(
                     "OriginateResponse",
@@ -1023,8 +1046,9 @@ class Pbx:
                         ("ActionID", action_id),
                         ("Response", "Success"),
                         ("Channel", one.name),
-                        ("Context", context or ""),
-                        ("Exten", exten or ""),
+                        # Originate Application=: the application and its data instead (ami-chanspy-listen.raw)
+                        *([("Application", application), ("Data", data)] if application and context is None
+                          else [("Context", context or ""), ("Exten", exten or "")]),
                         ("Reason", "4"),
                         ("Uniqueid", one.uniqueid),
                         ("CallerIDNum", num or "<unknown>"),
@@ -1078,7 +1102,7 @@ class Pbx:
     def _endpoint(self, context: str, exten: str) -> tuple[AgentBehavior | None, list[Step] | None, AgentHandle | None]:
         """What answers ``Local/<exten>@<context>``: a caller script, or an agent phone."""
         if context == "sim-caller":
-            return None, self.scripts.get(exten), None
+            return None, self.scripts.get(exten) or _live_caller_script(exten), None
         if context == "callcore-test-caller":  # asterisk-config/extensions.conf, live e2e tests
             return None, _test_caller_script(exten), None
         agent = self.agents.get(exten)
@@ -1190,7 +1214,7 @@ class Pbx:
             else:
                 self.newexten(ch, "Hangup", "", priority=ch.priority + 1)
                 bridge, ch.dead_bridge = ch.dead_bridge, None
-                self.hangup_from_one(ch, 16, bridge=bridge)
+                self.hangup_from_one(ch, ch.pending_cause or 16, bridge=bridge)
 
     async def _run_application(self, one: Channel, application: str, data: str) -> None:
         """Originate ``Application=``/``Data=``: the answered channel runs the application, then hangs up."""
@@ -1202,7 +1226,12 @@ class Pbx:
         except HungUp:
             pass
         if not one.gone:
-            if one.hangup_ev.is_set():
+            if one.ami_hangup:  # AMI Hangup of this channel: it goes, then the Local ;2 behind it
+                self._final_hangup(one, one.hangup_cause)
+                if one.peer is not None:
+                    self._final_hangup(one.peer, one.hangup_cause)
+                self.device_state(one.device, "NOT_INUSE")
+            elif one.hangup_ev.is_set():
                 self._finish_dead_one(one)
             else:
                 self.hangup_from_one(one, 16)
@@ -1264,6 +1293,13 @@ class Pbx:
         ch.moh_log.append((self.now(), "start", music_class))
         self.emit("MusicOnHoldStart", [*self.snap(ch), ("Class", music_class)])
 
+    def detach_spies(self, target: Channel) -> None:
+        """The spied channel goes away: every ChanSpy on it stops (``ChanSpyStop``)."""
+        for spyer in list(target.spies):
+            target.spies.remove(spyer)
+            self.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in self.snap(spyer)] + [("Spyee" + k, v) for k, v in self.snap(target)])
+        self.notify()
+
     def stop_moh(self, ch: Channel) -> None:
         if ch.moh is None:
             return
@@ -1272,11 +1308,24 @@ class Pbx:
         if not ch.gone:
             self.emit("MusicOnHoldStop", self.snap(ch))
 
-    async def hangup_channel(self, ch: Channel, cause: int = 16) -> None:
-        """AMI Hangup / soft hangup of any channel."""
+    async def hangup_channel(self, ch: Channel, cause: int | None = 16) -> None:
+        """AMI Hangup / soft hangup of any channel (``cause=None``: AMI Hangup without a Cause)."""
         if ch.gone:
             return
-        if ch.peer is not None and ch.name.endswith(";2"):
+        if cause is None:
+            cause = 16 if ch.bridge is not None else 0
+        if ch.app == "ChanSpy" and ch.bridge is None and ch.peer is not None and ch.name.endswith(";1"):
+            # an originated ChanSpy channel: ;1 (running the application) goes first, then its ;2
+            ch.ami_hangup = True
+            ch.hangup_cause = cause
+            ch.hangup_ev.set()
+        elif ch.queue_bridge is not None and ch.bridge is ch.queue_bridge and ch.peer is not None and not ch.peer.gone:
+            # a queue caller's ;1 itself (live-2026-12 captures: "caller hangs up" = AMI Hangup of the
+            # caller ;1): it leaves app_queue's bridge first, its ;2 follows (queueapp.connect)
+            ch.ami_hangup = True
+            ch.hangup_cause = cause
+            ch.hangup_ev.set()
+        elif ch.peer is not None and ch.name.endswith(";2"):
             await self.hangup_from_two(ch, by_app=False, cause=cause)
         elif ch.peer is not None and ch.name.endswith(";1") and ch.peer and not ch.peer.gone:
             # hanging up ;1 also hangs up the phone behind ;2

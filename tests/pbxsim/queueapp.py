@@ -16,6 +16,10 @@ from .pbx import HungUp, Redirected, _Leg
 if TYPE_CHECKING:  # pragma: no cover
     from .pbx import AgentHandle, Pbx
 
+#: after the spied agent leg's call ended, ChanSpy lets go of it this much later (ami-chanspy-listen.raw:
+#: callcore's QueuePause for the wrap-up is answered before ChanSpyStop and the agent ;1 Hangup)
+SPY_DETACH_SECONDS = 0.25
+
 _QUEUE_VARS = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS")
 
 
@@ -224,6 +228,7 @@ class _Run:
         bridge = pbx._bridge_create()
         pbx._bridge_enter(bridge, one)
         pbx._bridge_enter(bridge, ch)
+        ch.queue_bridge = bridge
         pbx.setvar(one, "BRIDGEPEER", ch.name)
         pbx.setvar(ch, "BRIDGEPEER", one.name)
         m.in_call = True
@@ -278,6 +283,9 @@ class _Run:
             ch.dead_bridge = bridge
             return ""
         # the caller left: hung up, or moved away by an AMI Redirect (blind transfer)
+        if ch.ami_hangup and redirect is None:
+            await self._caller_hung_up_by_ami(leg, bridge, complete, talk, hold)
+            raise HungUp()
         pbx.emit("AgentComplete", complete)
         pbx.setvar(ch, "BRIDGEPEER", "")
         pbx._bridge_leave(bridge, ch)
@@ -289,6 +297,46 @@ class _Run:
             self._answered_vars(talk)
             raise redirect
         raise HungUp()
+
+    async def _caller_hung_up_by_ami(self, leg: _Leg, bridge, complete: list[tuple[str, str]], talk: float, hold: float) -> None:
+        """AMI ``Hangup`` of the caller's ``;1`` while it talks to the agent (live-2026-12
+        ``ami-mixmonitor-mute``, ``ami-chanspy-listen``): the caller leaves app_queue's bridge, the
+        agent leg is kicked out of it, ``AgentComplete Reason: caller``. Plain: app_queue reports
+        while the caller channel still exists (caller block present), then the agent ;1, the bridge,
+        the caller ;2, the agent ;2, the caller ;1 go. With a ChanSpy on the agent leg the caller's
+        Local pair is gone first (``AgentComplete`` without the caller block) and the agent ;1 goes
+        only after ``ChanSpyStop``. (Which order comes is a race inside Asterisk; this rule
+        reproduces both captures.)"""
+        pbx, ch, one, two, m = self.pbx, self.ch, leg.one, leg.two, leg.member
+        caller_two = ch.peer
+        cause = ch.hangup_cause
+        ch.queue_bridge = None
+        pbx.setvar(ch, "BRIDGEPEER", "")
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, one)
+        pbx._hangup_request(ch, cause)
+        if one.spies:
+            if caller_two is not None:
+                pbx._final_hangup(caller_two, cause)
+            pbx._final_hangup(ch, cause)
+            pbx._bridge_destroy(bridge)
+            n_caller = len(pbx.snap(ch))
+            pbx.emit("AgentComplete", complete[n_caller:])  # the caller channel is gone: no caller block
+            pbx._final_hangup(two, cause)
+            self._member_done(m, talk, hold)
+            await pbx.sleep(SPY_DETACH_SECONDS)  # the spy's audiohook lets go of the agent leg a moment later
+            pbx.detach_spies(one)
+            pbx._final_hangup(one, cause)
+        else:
+            pbx.emit("AgentComplete", complete)
+            pbx._final_hangup(one, cause)
+            pbx._bridge_destroy(bridge)
+            if caller_two is not None:
+                pbx._final_hangup(caller_two, cause)
+            pbx._final_hangup(two, cause)
+            pbx._final_hangup(ch, cause)
+            self._member_done(m, talk, hold)
+        pbx.device_state(one.device, "NOT_INUSE")
 
     async def _attended_transfer(self, leg: _Leg, bridge, talk_start: float, hold: float) -> str:
         """The agent leg started an attended transfer (AMI Atxfer → the bridge's atxfer feature;
