@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pbx import AgentHandle, Pbx
 
 
-def _new_pjsip(pbx: "Pbx", resource: str, ch: Channel, exten: str) -> Channel:
+def _new_pjsip(pbx: "Pbx", resource: str, ch: Channel, exten: str, context: str = "default") -> Channel:
     pbx._chan_seq += 1
-    dest = pbx._new_channel(f"PJSIP/{resource}-{pbx._chan_seq:08x}", "default", exten, 0, ch.linkedid)
+    dest = pbx._new_channel(f"PJSIP/{resource}-{pbx._chan_seq:08x}", context, exten, 0, ch.linkedid)
     dest.device = f"PJSIP/{resource}"
     dest.cid_num, dest.cid_name = ch.cid_num, ch.cid_name
     dest.conn_num, dest.conn_name = ch.cid_num, ch.cid_name

@@ -90,6 +90,12 @@ class AgentBehavior:
     answer_after: float | None = 0.0
     hangup_after: float | None = 3.0
     manual: bool = False
+    #: a PJSIP phone behind the member's Local channel: ``;2`` runs ``Dial(PJSIP/<ext>,,tTr)`` of
+    #: ``[agents]`` (a ``PJSIP/<ext>-…`` channel, a second bridge; live-2026-12 ``ami-pjsip-call``)
+    pjsip: bool = False
+    #: False: the PJSIP contact is unreachable; each ring attempt fails at once, ``;2`` hangs up with
+    #: cause 3 (``ami-pjsip-phone-hold-unreachable-retries``)
+    reachable: bool = True
 
 
 #: Behaviour of the agent contexts used by the captures (``asterisk-etc/extensions.conf``).
@@ -152,6 +158,8 @@ class PbxConfig:
     trunk_reachable: bool = True
     #: the Local channel counter at start (``Local/…-<n+1>``): a capture's numbering, for replays
     local_seq: int = 0
+    #: the same for PJSIP channels (``PJSIP/<endpoint>-<n+1>``); -1 makes the first one ``…-00000000``
+    pjsip_seq: int = 0
 
 
 class Recording:

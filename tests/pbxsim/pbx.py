@@ -135,6 +135,8 @@ class _Leg:
     answered: bool = False
     task: asyncio.Task | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    phone: Channel | None = None  # the PJSIP/<ext> channel behind ;2 (AgentBehavior.pjsip)
+    phone_bridge: Bridge | None = None  # ;2 ↔ PJSIP/<ext>
 
 
 class AgentHandle:
@@ -278,7 +280,9 @@ class Call:
         await self.pbx.wait_for(lambda: self.one.gone and self.two.gone, timeout, "call ended")
 
     async def hangup(self) -> None:
-        if not self.two.gone:
+        if self.two is self.one:  # a trunk call: the caller's BYE
+            await self.pbx.hangup_channel(self.one)
+        elif not self.two.gone:
             await self.pbx.hangup_from_two(self.two, by_app=True)
         await self.pbx.wait_for(lambda: self.one.gone, 5.0, "caller leg gone")
 
@@ -286,20 +290,31 @@ class Call:
         for step in steps:
             if self.two.gone:
                 return
+            trunk = self.two is self.one  # a SIP phone on the trunk: no dialplan of its own
             if isinstance(step, Wait):
+                if trunk:
+                    try:
+                        await asyncio.wait_for(self.one.hangup_ev.wait(), step.seconds * self.pbx.cfg.time_scale)
+                        return
+                    except asyncio.TimeoutError:
+                        continue
                 self.pbx.newexten(self.two, "Wait", _fmt_num(step.seconds))
                 try:
                     await self.pbx.wait_on(self.two, step.seconds)
                 except HungUp:
                     return
             elif isinstance(step, Press):
-                self.pbx.newexten(self.two, "SendDTMF", step.digits)
+                if not trunk:
+                    self.pbx.newexten(self.two, "SendDTMF", step.digits)
                 self.pbx.send_dtmf(self.two, step.digits)
             elif isinstance(step, AwaitPrompt):
                 if not await self._await_prompt(step):
                     await self.pbx.hangup_from_two(self.two, by_app=False)
                     return
             elif isinstance(step, Hangup):
+                if self.two is self.one:
+                    await self.pbx.hangup_channel(self.one)
+                    return
                 self.pbx.newexten(self.two, "Hangup", "")
                 await self.pbx.hangup_from_two(self.two, by_app=False)
                 return
@@ -348,7 +363,7 @@ class Pbx:
         self._changed = asyncio.Event()
         self._seq = 0
         self._local_seq = cfg.local_seq
-        self._chan_seq = 0
+        self._chan_seq = cfg.pjsip_seq
         self._member_seq = 0
         self._t0 = 0.0
         self._epoch = cfg.epoch if cfg.epoch is not None else time.time()
@@ -936,6 +951,7 @@ class Pbx:
         context: str = "ivr-in",
         script: Sequence[Step] | None = None,
         variables: dict[str, str] | None = None,
+        trunk: bool = False,
     ) -> Call:
         """An inbound call from ``number`` into ``context,exten``; returns a :class:`Call` to drive.
 
@@ -943,10 +959,22 @@ class Pbx:
         caller's phone (driven by ``script`` or by the Call methods) and whose ``;1``
         half runs the dialplan. Returns once the call is answered and the dialplan runs.
         """
-        one, two = self._originate_setup(number, "sim-caller", False, (number, name), variables or {}, dialstring=None)
+        if trunk:
+            # a real SIP call on the trunk (live-2026-12 ami-pjsip-*): one PJSIP/trunk-… channel, Ring
+            # until the dialplan answers it (the IVR's ANSWER), DTMF received on it
+            self._chan_seq += 1
+            one = two = self._new_channel(f"PJSIP/trunk-{self._chan_seq:08x}", context, exten, 4)
+            one.device = "PJSIP/trunk"
+            one.cid_num, one.cid_name = number, name
+            self.emit("Newchannel", self.snap(one))
+            for k, v in (variables or {}).items():
+                self.setvar(one, k, v)
+        else:
+            one, two = self._originate_setup(number, "sim-caller", False, (number, name), variables or {}, dialstring=None)
         call = Call(self, one, two)
         self.calls.append(call)
-        self._answer_local(one, two)
+        if not trunk:
+            self._answer_local(one, two)
         self._start_dialplan(one, context, exten)
         if script is not None:
             call.task = self.spawn(call.run(script), f"caller {number}")
