@@ -198,13 +198,20 @@ def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _unreachable(url: str, exc: Exception) -> str:
+    """One line: which URL was tried, why it failed, and what to set (issue 20)."""
+    return (f"cannot reach the callcore server at {url} ({exc.__class__.__name__}: {exc}); "
+            "is it running (scripts/serve)? Point at it with --api URL or CALLCORE_HTTP_HOST / CALLCORE_HTTP_PORT")
+
+
 def cmd_versions(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     import httpx
 
+    url = f"{_api_base(args)}/api/dialplans"
     try:
-        resp = httpx.get(f"{_api_base(args)}/api/dialplans", headers=_auth_headers(args), timeout=10)
+        resp = httpx.get(url, headers=_auth_headers(args), timeout=10)
     except httpx.HTTPError as exc:
-        out(f"cannot reach the callcore server: {exc}")
+        out(_unreachable(url, exc))
         return 1
     data = resp.json()
     for v in data.get("versions", []):
@@ -218,15 +225,11 @@ def cmd_versions(args: argparse.Namespace, out: Callable[[str], None] = print) -
 def cmd_rollback(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     import httpx
 
+    url = f"{_api_base(args)}/api/dialplans/{args.flow}/rollback"
     try:
-        resp = httpx.post(
-            f"{_api_base(args)}/api/dialplans/{args.flow}/rollback",
-            json={"hash": args.hash},
-            headers=_auth_headers(args),
-            timeout=30,
-        )
+        resp = httpx.post(url, json={"hash": args.hash}, headers=_auth_headers(args), timeout=30)
     except httpx.HTTPError as exc:
-        out(f"cannot reach the callcore server: {exc}")
+        out(_unreachable(url, exc))
         return 1
     data = resp.json()
     if resp.status_code == 200 and data.get("ok"):
