@@ -151,7 +151,7 @@ def cmd_try(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
 
 # ---------------------------------------------------------------- graph
 def cmd_graph(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
-    from ivr.graph import to_dot
+    from ivr.graph import pick_font, to_dot
 
     directory = Path(args.dir) if args.dir else _default_dir()
     result = check_dir(directory, check_sounds=False)
@@ -159,7 +159,10 @@ def cmd_graph(args: argparse.Namespace, out: Callable[[str], None] = print) -> i
     if flow is None:
         out(f"no flow {args.flow!r} in {directory} (flows: {', '.join(sorted(result.flows))})")
         return 2
-    dot = to_dot(flow)
+    font, advice = pick_font(flow)
+    dot = to_dot(flow, font)
+    if advice and args.output:
+        out(f"note: {advice}")
     if not args.output:
         out(dot.rstrip("\n"))
         return 0
