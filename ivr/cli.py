@@ -102,10 +102,17 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         out(f"no flow {args.flow!r} in {directory} (flows: {', '.join(sorted(result.flows))})")
         return 2
     at = _parse_at(args.at)
+    release = None
     if args.lookup_fixture:
         lookup: Any = FixtureLookupClient.from_file(Path(args.lookup_fixture))
-    else:
+    elif args.crm_url:
         lookup = HttpLookupClient(args.crm_url)
+    else:  # what the server uses: settings.crm_url, else its built-in customer table
+        from callcore.settings import Settings
+        from callcore.wiring import build_try_lookup
+
+        lookup, what, release = await build_try_lookup(Settings())
+        out(what)
     callbacks = InMemoryCallbackSink()
     answers = None if args.interactive else ([] if args.digits in (None, "") else args.digits.split(","))
     info = CallInfo(
@@ -119,10 +126,14 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     engine = Engine(result.flows, router=_FixedWaitRouter(args.queue_wait), callbacks=callbacks, lookup=lookup,
                     clock=lambda: at, trace=out)
     out(f"☎ call from {args.caller or 'anonymous'} to {args.dialed or '-'} at {at.isoformat()} → flow {args.flow!r}")
-    outcome = await engine.run(channel, args.flow, args.lang)
-    aclose = getattr(lookup, "aclose", None)
-    if aclose:
-        await aclose()
+    try:
+        outcome = await engine.run(channel, args.flow, args.lang)
+    finally:
+        aclose = getattr(lookup, "aclose", None)
+        if aclose:
+            await aclose()
+        if release is not None:
+            await release()
     out("")
     if outcome.kind == "queue":
         t = f", timeout {outcome.timeout} s" if outcome.timeout else ""
@@ -289,7 +300,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("--digits", help="answers, comma separated: '1,2,0101234#' ('' or t = timeout); then the caller hangs up")
     p.add_argument("--at", help="call time with offset, e.g. 2026-12-25T10:00+09:00 (default: now)")
     p.add_argument("--lookup-fixture", help="YAML mapping path -> response used instead of the CRM")
-    p.add_argument("--crm-url", help="real CRM base URL for lookups (default: lookups fail → fallback)")
+    p.add_argument("--crm-url", help="a CRM base URL for lookups (default: what the server uses — settings.crm_url, "
+                   "else the built-in customer table of the configured database)")
     p.add_argument("--queue-wait", type=int, help="estimated queue wait in seconds the router reports")
     p.add_argument("-i", "--interactive", action="store_true", help="read key presses from the terminal (single keys with real timeouts on a TTY; else one line per answer)")
     p.add_argument("--json", action="store_true", help="also print the outcome, context and step log as JSON")
