@@ -153,6 +153,13 @@ class AgentHandle:
     def _reset(self) -> None:
         self._cmd = asyncio.Queue()
 
+    def _rung(self, leg: "_Leg", channel: Channel) -> None:
+        """This phone rings for ``leg`` (``channel``: the leg callcore sees)."""
+        self._reset()
+        self.current = leg
+        self.calls.append(channel)
+        self.pbx.notify()
+
     @property
     def ringing(self) -> bool:
         return self.current is not None and not self.current.answered and not self.current.two.gone

@@ -179,10 +179,7 @@ class _Run:
         phone.exten = two.exten
         pbx._newstate(phone, 5)
         if agent is not None:
-            agent._reset()
-            agent.current = leg
-            agent.calls.append(one)
-            pbx.notify()
+            agent._rung(leg, one)
         try:
             if b.manual and agent is not None:
                 while True:
