@@ -114,3 +114,40 @@ async def test_live_call_through_ivr_to_an_agent_pop(live):
             break
         await asyncio.sleep(0.1)
     assert record and record["agent_id"] == "9001" and record["ivr_context"]["flow"] == "main"
+
+
+async def test_live_post_call_survey_answers_land_on_the_call(live):
+    """Issue 9 item 4 on a real Asterisk: the test agent hangs up first, ``[queue-entry]`` sends the
+    caller to ``[survey]`` (``AGI(…/ivr?flow=${IVR_SURVEY_FLOW})``), the caller answers 4 and 1."""
+    token = await live.create_agent("9001", "Live Agent", ["sales"], interface="Local/9001@callcore-test-agent/n")
+    await live.api("POST", "/api/agents/9001/login", token=token, expect=200)
+    await eventually(lambda: live.cti.state.agents["9001"].logged_in, 10, "QueueMemberAdded from Asterisk")
+    desk = await live.desk(token)
+    await live.container.ami.send(
+        act.originate(
+            "Local/survey341@callcore-test-caller",
+            context="ivr-in",
+            exten="15881234",
+            caller_id='"홍길동" <01012345678>',
+            variables={"CALLCORE_TEST_DELAY": os.environ.get("CALLCORE_LIVE_DTMF_DELAY", "6"),
+                       "CALLCORE_TEST_SURVEY_AT": os.environ.get("CALLCORE_LIVE_SURVEY_AT", "18")},
+        )
+    )
+    pop = await desk.wait_for("call.ringing", timeout=40)
+    call_id = pop["payload"]["call_id"]  # the Linkedid = the caller ;1's Uniqueid (the IVR's channel)
+
+    async def answers():
+        try:
+            session = await live.api("GET", f"/api/ivr/sessions/{call_id}")
+        except Exception:  # noqa: BLE001 - not there yet
+            return None
+        got = {a["question"]: a["answer"] for a in (session or {}).get("survey") or []}
+        return got if len(got) == 2 else None
+
+    got = None
+    for _ in range(600):
+        got = await answers()
+        if got:
+            break
+        await asyncio.sleep(0.1)
+    assert got == {"satisfaction": 4, "resolved": 1}

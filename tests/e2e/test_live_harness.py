@@ -46,7 +46,7 @@ def test_live_tests_pass_against_a_standalone_emulator(tmp_path):
             env={**env, "CALLCORE_LIVE_AMI": f"127.0.0.1:{ami}", "CALLCORE_LIVE_AGI_BIND": f"127.0.0.1:{agi}"},
             capture_output=True, text=True, timeout=120,
         )
-        assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
+        assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
     finally:
         pbx.terminate()
         pbx.wait(timeout=10)

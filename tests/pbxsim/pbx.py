@@ -108,9 +108,12 @@ CAPTURE_SCRIPTS: dict[str, list[Step]] = {
 
 
 def _test_caller_script(exten: str) -> list[Step] | None:
-    """``[callcore-test-caller] _pressX``: Answer, Wait(6), SendDTMF(X), Wait(20), Hangup."""
+    """``[callcore-test-caller] _pressX``: Answer, Wait(6), SendDTMF(X), Wait(20), Hangup;
+    ``_surveyMQR``: Wait(6), SendDTMF(M), Wait(18), SendDTMF(Q), Wait(5), SendDTMF(R), Wait(15), Hangup."""
     if len(exten) == 6 and exten.startswith("press") and exten[5] in "0123456789*#":
         return [Wait(6), Press(exten[5]), Wait(20), Hangup()]
+    if len(exten) == 9 and exten.startswith("survey") and all(c in "0123456789*#" for c in exten[6:]):
+        return [Wait(6), Press(exten[6]), Wait(18), Press(exten[7]), Wait(5), Press(exten[8]), Wait(15), Hangup()]
     return None
 
 
