@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import time
 from typing import Any, Awaitable, Callable
 
@@ -43,15 +45,11 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def _bind_http(host: str, port: int) -> "socket.socket":
-    import socket
-
+def _bind_http(host: str, port: int) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        import os
-
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         raise OSError(exc.errno, f"HTTP port {host}:{port} cannot be opened ({why}): stop the process using it "
                       "or choose another with CALLCORE_HTTP_PORT / callcore serve --http-port") from None

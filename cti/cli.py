@@ -66,6 +66,10 @@ async def watch(url: str, write: Callable[[str], None], until: str | None = None
             if isinstance(exc, websockets.exceptions.InvalidStatus) and exc.response.status_code in (401, 403):
                 print(f"callcore desk: refused ({exc.response.status_code}): check the token / CALLCORE_JWT_KEY", file=sys.stderr)
                 return 1
+            closed = getattr(exc, "rcvd", None)
+            if closed is not None and closed.code in (4401, 4403):  # refused after the handshake
+                print(f"callcore desk: refused ({closed.code} {closed.reason}): check the token / CALLCORE_JWT_KEY", file=sys.stderr)
+                return 1
             if not announced:
                 print(f"callcore desk: waiting for callcore at {url.split('?', 1)[0]} ({exc.__class__.__name__})", file=sys.stderr, flush=True)
                 announced = True

@@ -326,7 +326,7 @@ def check_mailboxes(flows: dict[str, Flow], voicemail_conf: Path | None) -> list
     try:
         boxes = voicemail_mailboxes(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        f, n = nodes[0]
+        _, n = nodes[0]
         return [Problem(n.where("mailbox"), f"voicemail.conf {path} could not be read ({exc.__class__.__name__}): mailboxes not checked (setting voicemail_conf)", "warning")]
     problems = []
     for _, n in nodes:

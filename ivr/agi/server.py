@@ -30,10 +30,10 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import inspect
 import logging
+import os
 import math
 import time
 from collections import OrderedDict

@@ -124,3 +124,21 @@ async def test_the_readme_emulator_command_pops_the_call_on_the_desk(tmp_path):
         for t in readers:
             t.cancel()
         await container.stop()
+
+
+async def test_callcore_desk_with_a_bad_token_is_refused_not_retried_forever(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", http_port=0, agi_port=0, ami_port=free_port(),
+                        dialplans_dir=ROOT / "dialplans", dialplan_watch=False, jwt_key="readme-test-key")
+    container = Container(settings, clock=lambda: OPEN_HOURS)
+    await container.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcore.cli", "desk", "1001", "--token", "not-a-token", "--timeout", "20",
+            cwd=str(ROOT), env={**os.environ, "CALLCORE_HTTP_PORT": str(container.http_port)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 1
+        assert "callcore desk: refused" in err.decode() and "CALLCORE_JWT_KEY" in err.decode()
+    finally:
+        await container.stop()
