@@ -127,3 +127,13 @@ def test_entrypoint_writes_the_secret_into_manager_conf(tmp_path, secret):
     env["CALLCORE_AMI_SECRET"] = "x\nwrite = all"
     bad = subprocess.run(["sh", str(DOCKER / "asterisk-entrypoint.sh")], env=env, capture_output=True, text=True, timeout=20)
     assert bad.returncode == 1 and "one line" in bad.stderr
+
+
+def test_callcore_checks_mailboxes_against_the_asterisk_config_it_mounts():
+    services = _compose()["services"]
+    path = services["callcore"]["environment"]["CALLCORE_VOICEMAIL_CONF"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services["callcore"]["volumes"]}
+    target_dir, name = path.rsplit("/", 1)
+    assert mounts[target_dir] == "../asterisk-config"  # the same files the asterisk service uses
+    assert mounts[target_dir] + ":/etc/asterisk/callcore:ro" in services["asterisk"]["volumes"]
+    assert (ROOT / "asterisk-config" / name).is_file()
