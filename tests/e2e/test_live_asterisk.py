@@ -81,21 +81,30 @@ async def test_live_resync_sees_the_configured_queues(live):
     assert {"sales", "billing", "tech", "vip", "support"} <= queues
 
 
-async def test_live_call_through_ivr_to_an_agent_pop(live):
+async def live_agent_desk(live):
+    """Test agent 9001 ([callcore-test-agent]: answers after 1 s, hangs up after 8 s) in sales, on a desk."""
     token = await live.create_agent("9001", "Live Agent", ["sales"], interface="Local/9001@callcore-test-agent/n")
     await live.api("POST", "/api/agents/9001/login", token=token, expect=200)
     await eventually(lambda: live.cti.state.agents["9001"].logged_in, 10, "QueueMemberAdded from Asterisk")
-    desk = await live.desk(token)
-    # the caller presses 3 (sales) at the main menu
+    return await live.desk(token)
+
+
+async def place_test_call(live, script: str, **variables: str) -> None:
+    """A [callcore-test-caller] caller into the IVR (``press3``: presses 3 = sales at the main menu)."""
     await live.container.ami.send(
         act.originate(
-            "Local/press3@callcore-test-caller",
+            f"Local/{script}@callcore-test-caller",
             context="ivr-in",
             exten="15881234",
             caller_id='"홍길동" <01012345678>',
-            variables={"CALLCORE_TEST_DELAY": os.environ.get("CALLCORE_LIVE_DTMF_DELAY", "6")},
+            variables={"CALLCORE_TEST_DELAY": os.environ.get("CALLCORE_LIVE_DTMF_DELAY", "6"), **variables},
         )
     )
+
+
+async def test_live_call_through_ivr_to_an_agent_pop(live):
+    desk = await live_agent_desk(live)
+    await place_test_call(live, "press3")
     pop = await desk.wait_for("call.ringing", timeout=40)
     assert pop["payload"]["caller_num"] == "01012345678"
     assert pop["payload"]["caller_name"] == "홍길동"  # UTF-8 intact from a real Asterisk
@@ -119,35 +128,14 @@ async def test_live_call_through_ivr_to_an_agent_pop(live):
 async def test_live_post_call_survey_answers_land_on_the_call(live):
     """Issue 9 item 4 on a real Asterisk: the test agent hangs up first, ``[queue-entry]`` sends the
     caller to ``[survey]`` (``AGI(…/ivr?flow=${IVR_SURVEY_FLOW})``), the caller answers 4 and 1."""
-    token = await live.create_agent("9001", "Live Agent", ["sales"], interface="Local/9001@callcore-test-agent/n")
-    await live.api("POST", "/api/agents/9001/login", token=token, expect=200)
-    await eventually(lambda: live.cti.state.agents["9001"].logged_in, 10, "QueueMemberAdded from Asterisk")
-    desk = await live.desk(token)
-    await live.container.ami.send(
-        act.originate(
-            "Local/survey341@callcore-test-caller",
-            context="ivr-in",
-            exten="15881234",
-            caller_id='"홍길동" <01012345678>',
-            variables={"CALLCORE_TEST_DELAY": os.environ.get("CALLCORE_LIVE_DTMF_DELAY", "6"),
-                       "CALLCORE_TEST_SURVEY_AT": os.environ.get("CALLCORE_LIVE_SURVEY_AT", "18")},
-        )
-    )
+    desk = await live_agent_desk(live)
+    await place_test_call(live, "survey341", CALLCORE_TEST_SURVEY_AT=os.environ.get("CALLCORE_LIVE_SURVEY_AT", "18"))
     pop = await desk.wait_for("call.ringing", timeout=40)
     call_id = pop["payload"]["call_id"]  # the Linkedid = the caller ;1's Uniqueid (the IVR's channel)
-
-    async def answers():
-        try:
-            session = await live.api("GET", f"/api/ivr/sessions/{call_id}")
-        except Exception:  # noqa: BLE001 - not there yet
-            return None
+    deadline = asyncio.get_running_loop().time() + 90  # the agent talks 8 s, then the survey
+    got: dict = {}
+    while len(got) < 2 and asyncio.get_running_loop().time() < deadline:
+        session = await live.api("GET", f"/api/ivr/sessions/{call_id}")
         got = {a["question"]: a["answer"] for a in (session or {}).get("survey") or []}
-        return got if len(got) == 2 else None
-
-    got = None
-    for _ in range(600):
-        got = await answers()
-        if got:
-            break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     assert got == {"satisfaction": 4, "resolved": 1}
