@@ -146,6 +146,12 @@ async def callcore_transfer(pbx: "Pbx", ch: Channel, exten: str) -> None:
         if status != "ANSWER":
             await callcore_voicemail(pbx, ch, exten, priority=3)
         return
+    if re.fullmatch(r"9\d{3}", exten):  # the shipped test agents: Dial(Local/9XXX@callcore-test-agent/n,30,tT)
+        pbx.newexten(ch, "Dial", f"Local/{exten}@callcore-test-agent/n,30,tT", priority=1)
+        from .directdial import dial_local
+
+        await dial_local(pbx, ch, exten, "callcore-test-agent")
+        return
     pbx.newexten(ch, "Dial", f"PJSIP/{exten}@trunk,60,T", priority=1)
     from .directdial import dial_external
 
@@ -233,15 +239,18 @@ async def callcore_hold(pbx: "Pbx", ch: Channel, exten: str) -> None:
 async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
     """``ChanSpy(<channel prefix>,<options>)`` run by ``ch`` (an Originate ``Application=ChanSpy``):
     spies on the first live channel whose name starts with the prefix (not ``ch`` itself).
-    When the spied channel goes: ``ChanSpyStop``; with option ``E`` ChanSpy returns (the originated
-    channel hangs up), without it ChanSpy keeps scanning and the spyer stays up until it is hung up
-    (``ami-chanspy-listen.raw``, Data ``<channel>,q``). Option ``S`` / nothing to spy on: returns."""
+    With option ``E`` it returns when the spied channel hangs up; without it ChanSpy goes on
+    scanning and ``ch`` stays up until it is hung up (ami-chanspy-listen: ``q`` only, the spyer
+    outlived ChanSpyStop). Nothing to spy on: returns with ``S``, otherwise keeps scanning.
+    ``ChanSpyStop`` comes when the spied channel goes (see ``Pbx.detach_spies``) or ChanSpy ends."""
     spec, _, opts = data.partition(",")
     ch.app, ch.appdata = "ChanSpy", data
     target = pbx.channels.get(spec) or next(
         (c for name, c in pbx.channels.items() if spec and name.startswith(spec) and c is not ch and not c.gone), None
     )
     if target is None:
+        if "S" not in opts:
+            await pbx.wait_on(ch, None)  # scans until hung up
         return
     pbx.emit("ChanSpyStart", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
     ch.vars["SPY_OPTIONS"] = opts
@@ -252,8 +261,8 @@ async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
         if ch in target.spies:  # not yet stopped by the spied call's teardown (Pbx.detach_spies)
             target.spies.remove(ch)
             pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
-    if "E" not in opts and "S" not in opts:
-        await pbx.wait_on(ch, None)  # keeps scanning for another channel to spy on, until hung up
+    if "E" not in opts:
+        await pbx.wait_on(ch, None)  # no E: ChanSpy keeps scanning, the supervisor's channel stays up
 
 
 def _spy(mode: str):

@@ -11,7 +11,7 @@ import math
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 
@@ -274,6 +274,11 @@ class Channel:
         self.pending_cause: int | None = None
         #: an originated Local half: the device whose state queue members follow (see Pbx._member_device)
         self.origin_device: str | None = None
+        #: app_queue's armed AgentComplete of a queue call the caller was Redirected out of: sent when
+        #: this (caller) channel is finally hung up, just before its Hangup event (ami-blind-transfer-*)
+        self.before_hangup: list[Callable[[], None]] = []
+        #: set when an AMI Bridge pulled this channel into a new bridge (callcore's unhold)
+        self.yanked_ev = asyncio.Event()
 
     @property
     def up(self) -> bool:

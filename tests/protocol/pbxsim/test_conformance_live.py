@@ -308,9 +308,9 @@ async def test_pjsip_phone_unreachable_then_reachable(live, ivr_agi):
     leg = pbx.agent("1001").current
     assert leg is not None and leg.phone is not None and leg.phone.name == "PJSIP/1001-00000003"
     await pbx.sleep(4)
-    pbx.hold(leg.phone, "default")
+    pbx.agent("1001").hold()  # on the phone's PJSIP channel, not the Local legs
     await pbx.sleep(6)
-    pbx.unhold(leg.phone)
+    pbx.agent("1001").unhold()
     await cc.send("Ping")
     await ami.event("AgentComplete", 30)
     await cc.send("QueuePause")
