@@ -721,7 +721,7 @@ async def test_uniqueids_are_seeded_from_the_clock_like_asterisk(tmp_path):
     seen = []
     for run in range(2):
         before = time.time()
-        async with Pbx(cfg(tmp_path / str(run))) as pbx:
+        async with Pbx(cfg(tmp_path / str(run), time_scale=1.0)) as pbx:  # real time: the epoch part is the real second
             call = await pbx.dial("01012345678", context="queue-direct", exten="sales")
             seen.append(call.uniqueid)
             epoch, _, seq = call.uniqueid.partition(".")
