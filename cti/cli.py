@@ -3,7 +3,8 @@
 Connects to callcore's websocket (``/ws``) as agent ``AGENT`` and prints every event the
 desk receives — ``hello``, ``call.ringing`` (the screen pop: caller, CRM record, IVR context),
 ``call.answered``, ``call.ended``… — one line each: ``<event> <payload as JSON>``. Without
-``--token`` it signs one with ``CALLCORE_JWT_KEY`` (like ``callcore token AGENT``). It waits for
+``--token`` it signs one with the server's key, like ``callcore token AGENT``: ``CALLCORE_JWT_KEY``,
+or with ``--dev`` the dev-mode key of the data directory (a ``scripts/serve`` server). It waits for
 the server (retries the connection), so it can start before ``scripts/serve`` is up.
 ``--until call.ringing`` exits 0 after the first pop (scripts, the README's emulator recipe).
 """
@@ -23,7 +24,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = subparsers.add_parser("desk", help="watch an agent's desk: print every websocket event (screen pops) it receives")
     p.add_argument("agent_id", help="the agent whose desk to watch (e.g. 1001)")
     p.add_argument("--url", help="callcore's base URL (default: http://CALLCORE_HTTP_HOST:CALLCORE_HTTP_PORT)")
-    p.add_argument("--token", help="bearer token (default: one signed with CALLCORE_JWT_KEY for the agent)")
+    p.add_argument("--token", help="bearer token (default: one signed with the server's key for the agent)")
+    p.add_argument("--dev", action="store_true", help="sign with the dev-mode key of the data directory (a server in dev mode)")
     p.add_argument("--until", metavar="EVENT", help="exit 0 after the first EVENT (e.g. call.ringing)")
     p.add_argument("--timeout", type=float, help="give up (exit 1) after this many seconds")
     p.set_defaults(func=cmd_desk)
@@ -33,12 +35,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def cmd_desk(args: argparse.Namespace, out: Callable[[str], None] | None = None) -> int:
     from callcore.settings import Settings
 
-    settings = Settings()
+    settings = Settings(**({"dev_mode": True} if args.dev else {}))
     token = args.token
     if token is None:
         from api.auth import issue_token
+        from auth.checker import signing_keys
 
-        token = issue_token(settings.jwt_key.get_secret_value(), args.agent_id, "agent", 12 * 3600)
+        token = issue_token(signing_keys(settings), args.agent_id, "agent", 12 * 3600)
     base = (args.url or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
     url = base.replace("https://", "wss://").replace("http://", "ws://") + f"/ws?token={token}"
     write = out or (lambda line: print(line, flush=True))
@@ -64,7 +67,8 @@ async def watch(url: str, write: Callable[[str], None], until: str | None = None
                         return 0
         except (OSError, websockets.exceptions.InvalidHandshake, websockets.exceptions.ConnectionClosed) as exc:
             if isinstance(exc, websockets.exceptions.InvalidStatus) and exc.response.status_code in (401, 403):
-                print(f"callcore desk: refused ({exc.response.status_code}): check the token / CALLCORE_JWT_KEY", file=sys.stderr)
+                print(f"callcore desk: refused ({exc.response.status_code}): check the token / CALLCORE_JWT_KEY (--dev for a "
+                      "server in dev mode)", file=sys.stderr)
                 return 1
             closed = getattr(exc, "rcvd", None)
             if closed is not None and closed.code in (4401, 4403):  # refused after the handshake

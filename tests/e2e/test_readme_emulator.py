@@ -21,7 +21,7 @@ import pytest
 
 from callcore.app import Container
 from callcore.settings import Settings
-from tests.e2e.conftest import ADMIN_TOKEN, OPEN_HOURS, ROOT, eventually
+from tests.e2e.conftest import OPEN_HOURS, ROOT, eventually
 
 pytestmark = pytest.mark.slow  # the documented command runs in real time (~10 s)
 
@@ -53,7 +53,7 @@ def free_port() -> int:
 def test_the_readme_recipe_is_what_this_test_runs():
     cmds = readme_block()
     assert cmds[0].startswith("scripts/serve")
-    assert command(".venv/bin/callcore desk") == [".venv/bin/callcore", "desk", "1001"]
+    assert command(".venv/bin/callcore desk") == [".venv/bin/callcore", "desk", "--dev", "1001"]
     emu = command(".venv/bin/python -m tests.pbxsim")
     assert emu[emu.index("--ami-port") + 1] == "5038" and emu[emu.index("--agi") + 1] == "127.0.0.1:4573"
     # the documented member is in the queue the flow's digit leads to (main.yaml: "3" → sales_queue → sales)
@@ -71,7 +71,7 @@ async def test_the_readme_emulator_command_pops_the_call_on_the_desk(tmp_path):
     settings = Settings(
         data_dir=tmp_path / "data", http_port=0, agi_port=0, ami_port=ami_port,
         ami_reconnect_min=0.05, ami_reconnect_max=0.2, dialplans_dir=ROOT / "dialplans",
-        dialplan_watch=False, api_tokens={ADMIN_TOKEN: "admin"}, jwt_key="readme-test-key",
+        dialplan_watch=False, dev_mode=True,
     )
     container = Container(settings, clock=lambda: OPEN_HOURS)
     await container.start()
@@ -79,8 +79,9 @@ async def test_the_readme_emulator_command_pops_the_call_on_the_desk(tmp_path):
     desk_out: list[str] = []
     emu_out: list[str] = []
     readers: list[asyncio.Task] = []
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCORE_HTTP_PORT": str(container.http_port),
-           "CALLCORE_JWT_KEY": "readme-test-key"}
+    # scripts/serve without a key = dev mode: the desk signs with the data directory's dev key
+    env = {k: v for k, v in os.environ.items() if k not in ("CALLCORE_JWT_KEY", "CALLCORE_DEV_MODE")}
+    env.update({"PYTHONPATH": str(ROOT), "CALLCORE_HTTP_PORT": str(container.http_port), "CALLCORE_DATA_DIR": str(settings.data_dir)})
     try:
         desk_cmd = command(".venv/bin/callcore desk")
         desk = await asyncio.create_subprocess_exec(
@@ -128,7 +129,7 @@ async def test_the_readme_emulator_command_pops_the_call_on_the_desk(tmp_path):
 
 async def test_callcore_desk_with_a_bad_token_is_refused_not_retried_forever(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", http_port=0, agi_port=0, ami_port=free_port(),
-                        dialplans_dir=ROOT / "dialplans", dialplan_watch=False, jwt_key="readme-test-key")
+                        dialplans_dir=ROOT / "dialplans", dialplan_watch=False, dev_mode=True)
     container = Container(settings, clock=lambda: OPEN_HOURS)
     await container.start()
     try:
@@ -139,6 +140,6 @@ async def test_callcore_desk_with_a_bad_token_is_refused_not_retried_forever(tmp
         )
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 1
-        assert "callcore desk: refused" in err.decode() and "CALLCORE_JWT_KEY" in err.decode()
+        assert "callcore desk: refused" in err.decode() and "--dev" in err.decode()
     finally:
         await container.stop()
