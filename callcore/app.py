@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import time
 from typing import Any, Awaitable, Callable
 
@@ -41,6 +43,16 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
         yield
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"HTTP port {host}:{port} cannot be opened ({why}): stop the process using it "
+                      "or choose another with CALLCORE_HTTP_PORT / callcore serve --http-port") from None
 
 
 class Container:
@@ -146,8 +158,11 @@ class Container:
         app = create_app(self)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
         server = _EmbeddedUvicorn(config)
+        # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
+        # raises SystemExit(3) from its task); uvicorn then serves on this socket
+        sock = _bind_http(s.http_host, s.http_port)
         self.http = server
-        task = self.spawn(server.serve(), "http")
+        task = self.spawn(server.serve(sockets=[sock]), "http")
         deadline = time.monotonic() + 10
         while not server.started:
             if task.done():

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kb import cli as kb_cli
 
     kb_cli.register(sub)
+    # --- cti: `callcore desk AGENT` (watch an agent's screen pops; cti/cli.py)
+    from cti import cli as cti_cli
+
+    cti_cli.register(sub)
     return parser
 
 

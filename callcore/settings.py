@@ -120,11 +120,15 @@ class Settings(BaseSettings):
     agi_command_timeout: float = 120.0
     agi_shutdown_grace: float = 3.0
 
+    # --- Asterisk configuration the dialplan checker compares flows with (issue 9 item 6):
+    # voicemail nodes must name a mailbox this voicemail.conf defines; None: not checked
+    voicemail_conf: Path | None = Path("./asterisk-config/voicemail.conf")
+
     # --- AMI
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = "callcore"
-    ami_secret: SecretStr = SecretStr("callcore-secret")
+    ami_secret: SecretStr = SecretStr("change-me-callcore-secret")  # = asterisk-config/manager.conf
     ami_action_timeout: float = 5.0
     ami_reconnect_min: float = 0.5
     ami_reconnect_max: float = 30.0
@@ -198,6 +202,11 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
+
+    @field_validator("voicemail_conf", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:  # CALLCORE_VOICEMAIL_CONF= (empty): do not check mailboxes
+        return None if isinstance(v, str) and not v.strip() else v
 
     # ---- derived values
     @property

@@ -299,3 +299,28 @@ def routers(c: "Container") -> list[Any]:
     from reports.routes import router as reports_router
 
     return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router]
+
+
+# --- ivr: `callcore dialplan try` looks customers up where the server does (issue 20)
+async def build_try_lookup(settings: Any) -> tuple[Any, str, Any]:
+    """The IVR lookup the server would use, for ``callcore dialplan try``: ``settings.crm_url`` if
+    set, else the built-in customer table of the configured database. Returns
+    ``(lookup, what it is, async aclose or None)``."""
+    from pathlib import Path
+
+    from callcore.app import _redact_url
+    from ivr.lookup import HttpLookupClient, PhoneDirectoryLookup
+
+    if settings.crm_url:
+        return HttpLookupClient(settings.crm_url), f"lookups: the CRM at {settings.crm_url} (settings.crm_url)", None
+    url = settings.effective_database_url
+    if url.startswith("sqlite") and ":///" in url and not Path(url.split(":///", 1)[1]).exists():
+        return (HttpLookupClient(""), f"lookups: no database at {url.split(':///', 1)[1]} yet (start the server once, or pass "
+                "--lookup-fixture / --crm-url): every customer lookup takes its fallback", None)
+    from callcore.db import create_engine, session_factory
+    from cti.crm import BuiltinCrm
+    from cti.repository import CtiRepository
+
+    engine = create_engine(url)
+    lookup = PhoneDirectoryLookup(BuiltinCrm(CtiRepository(session_factory(engine))), fallback=HttpLookupClient(""))
+    return lookup, f"lookups: the built-in customer table of {_redact_url(url)} (as the server)", engine.dispose

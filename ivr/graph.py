@@ -2,7 +2,52 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+from typing import Callable
+
 from ivr.flow import Flow, Node
+
+#: fonts with Hangul, best first, and the Debian package that provides each
+HANGUL_FONTS = (
+    ("Noto Sans CJK KR", "fonts-noto-cjk"),
+    ("NanumGothic", "fonts-nanum"),
+    ("UnDotum", "fonts-unfonts-core"),
+    ("Baekmuk Gulim", "fonts-baekmuk"),
+)
+LATIN_FONT = "Helvetica"
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+
+
+def _installed_families() -> set[str]:
+    """Font families fontconfig knows that cover Korean (``fc-list :lang=ko family``)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return set()
+    try:
+        out = subprocess.run([fc_list, ":lang=ko", "family"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {name.strip() for line in out.splitlines() for name in line.split(",") if name.strip()}
+
+
+def needs_hangul(flow: Flow) -> bool:
+    return bool(_HANGUL.search(to_dot(flow)))
+
+
+def pick_font(flow: Flow, families: Callable[[], set[str]] = _installed_families) -> tuple[str, str | None]:
+    """The font for the graph: Helvetica for Latin-only flows; for Korean text the first installed
+    font with Hangul (Graphviz's Helvetica draws empty boxes). Returns (font, advice or None)."""
+    if not needs_hangul(flow):
+        return LATIN_FONT, None
+    installed = families()
+    for name, _package in HANGUL_FONTS:
+        if name in installed:
+            return name, None
+    packages = " or ".join(pkg for _, pkg in HANGUL_FONTS[:2])
+    return LATIN_FONT, (f"no font with Hangul is installed: Korean text will be empty boxes; install {packages} "
+                        "(Debian/Ubuntu: apt-get install fonts-noto-cjk) and render again")
 
 SHAPES = {
     "menu": ("box", "#dbeafe"), "collect": ("box", "#dbeafe"), "survey": ("box", "#dbeafe"), "language": ("box", "#e0f2fe"),
@@ -32,12 +77,13 @@ def _label(node: Node) -> str:
     return f"{node.id}\n[{node.type}]{extra}"
 
 
-def to_dot(flow: Flow) -> str:
+def to_dot(flow: Flow, font: str = LATIN_FONT) -> str:
     lines = [
         f"digraph {_q(flow.name)} {{",
         "  rankdir=TB;",
-        '  node [fontname="Helvetica", fontsize=10, style=filled];',
-        '  edge [fontname="Helvetica", fontsize=9];',
+        f"  graph [fontname={_q(font)}];",
+        f"  node [fontname={_q(font)}, fontsize=10, style=filled];",
+        f"  edge [fontname={_q(font)}, fontsize=9];",
         f"  labelloc=t; label={_q(f'{flow.name} — {flow.description}' if flow.description else flow.name)};",
         '  __start [shape=circle, label="", width=0.2, fillcolor=black];',
         f"  __start -> {_q(flow.start)};",

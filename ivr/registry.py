@@ -85,8 +85,10 @@ class FlowRegistry:
         check_sounds: bool = True,
         watch: bool = False,
         watch_debounce_ms: int = 300,
+        voicemail_conf: Path | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.voicemail_conf = voicemail_conf  # mailboxes of voicemail nodes are checked against it
         self.sounds_dir = Path(sounds_dir) if sounds_dir is not None else self.directory / "sounds"
         self.store: VersionStore = store if store is not None else MemoryIvrRepository()
         self.clock = clock
@@ -153,7 +155,7 @@ class FlowRegistry:
             flows[name] = flow
             h = content_hash(v.source, flow.includes) if name in from_disk else v.hash
             final[name] = FlowVersion(name, h, v.source, v.file, dict(flow.includes), v.loaded_at)
-        problems.extend(check_flows(flows, self.sounds_dir if self.check_sounds else None))
+        problems.extend(check_flows(flows, self.sounds_dir if self.check_sounds else None, self.voicemail_conf))
         return flows, sort_problems(problems), final
 
     async def reload(self, reason: str = "manual") -> ReloadResult:
