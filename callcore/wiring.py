@@ -74,6 +74,13 @@ async def build_services(c: "Container") -> None:
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
 
+    # --- qa: forms registry (hot reload) + evaluations, work list, calibration
+    from qa.service import build_qa_service
+
+    c.qa = build_qa_service(s, c.sessionmaker)
+    await c.qa.start()
+    c.add_closer(c.qa.stop)
+
 
 async def start_ami(c: "Container") -> None:
     await c.ami.start()
@@ -130,4 +137,6 @@ def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
 
-    return [*cti_routers(), ivr_router]
+    from qa.routes import router as qa_router
+
+    return [*cti_routers(), ivr_router, qa_router]
