@@ -1,10 +1,12 @@
 """Resync: the AMI ``on_connect`` hook. After every (re)login, rebuild the state
 from CoreShowChannels, QueueStatus and QueueSummary, re-add logged-in agents
 Asterisk lost (restart, ``persistentmembers=no``), re-apply pauses, preload the
-calls found, and tell every desk where it stands (``agent.resync``)."""
+calls found, and tell every desk where it stands (``agent.resync``). The
+directory reload is bounded: a database outage never keeps the queues unstaffed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Callable
 
@@ -77,13 +79,14 @@ class ResyncService:
         self._clock = clock
         self.resyncs = 0
         self.last_resync: float | None = None
+        self.directory_timeout = 2.0
 
     async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
         ami = ami or self._ami
         channels = await ami.send(act.core_show_channels())
         queues = await ami.send(act.queue_status())
         summary = await ami.send(act.queue_summary())
-        await self.directory.reload()
+        await self._reload_directory()
         now = self._clock()
         before_calls = set(self.state.calls)
         changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now)
@@ -104,6 +107,15 @@ class ResyncService:
         self._notifier.resynced(report)
         log.info("CTI resynced: %d live calls, %d agents re-added, %d calls lost", len(self.state.calls), len(readded), lost)
         return report
+
+    async def _reload_directory(self) -> None:
+        """Telephony never waits on the database: with the database down (or slow) the
+        agents re-added to Asterisk are the ones callcore already knows."""
+        try:
+            await asyncio.wait_for(self.directory.reload(), self.directory_timeout)
+        except Exception as exc:  # noqa: BLE001 - the queues must be staffed again regardless
+            log.warning("resync: agent directory not reloaded (%s); using the %d agents in memory",
+                        exc.__class__.__name__, len(list(self.directory.records())))
 
     async def _restore_members(self, ami: AmiPort, now: float) -> list[str]:
         readded: list[str] = []

@@ -1,8 +1,10 @@
 """HTTP edge of QA (thin: parse → :class:`~qa.service.QaService` → serialize).
 
-Expects ``request.app.state.qa``. Roles (``api.auth``): QA evaluators are
-``supervisor`` (or ``admin``); QA leads are ``admin`` or a subject listed in
-``settings.qa_leads``; agents see and answer only their own submitted evaluations.
+Expects ``request.app.state.qa``. Permissions (``auth/permissions.py``): ``qa.read_own``
+(agents: their own submitted evaluations, acknowledge/dispute), ``qa.evaluate`` (role
+``qa``: evaluate, read every evaluation, work list), ``qa.lead`` (role ``qa_lead``:
+resolve disputes, reload forms, build the work list, calibration sessions). A subject
+listed in ``settings.qa_leads`` also counts as a lead inside the service.
 
 * ``POST /api/recordings/{id}/evaluations`` ``{form_id?, answers, comments?, submit?, work_item_id?, calibration_id?}``
 * ``GET /api/qa/evaluations[?agent_id&evaluator&recording_id&state]`` · ``GET /api/qa/evaluations/{id}`` (revisions + history)
@@ -23,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, principal, require
+from api.auth import Principal, require
 from qa.service import Actor, QaError, QaService
 
 router = APIRouter(tags=["qa"])
@@ -94,11 +96,15 @@ def _service(request: Request) -> QaService:
 
 
 def _actor(service: QaService, p: Principal) -> Actor:
-    return service.actor(p.subject, p.role)
+    return service.actor(p)
 
 
 def _dump(comments: list[Comment] | None) -> list[dict[str, Any]] | None:
     return None if comments is None else [c.model_dump() for c in comments]
+
+
+async def _now(fn: Any, *args: Any) -> Any:
+    return fn(*args)
 
 
 async def _run(coro: Any) -> Any:
@@ -109,7 +115,7 @@ async def _run(coro: Any) -> Any:
 
 
 @router.post("/api/recordings/{recording_id}/evaluations", status_code=201)
-async def create_evaluation(recording_id: str, body: EvaluationBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def create_evaluation(recording_id: str, body: EvaluationBody, request: Request, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
     return await _run(s.create(
         _actor(s, p), recording_id, form_id=body.form_id, answers=body.answers, comments=_dump(body.comments),
@@ -118,59 +124,59 @@ async def create_evaluation(recording_id: str, body: EvaluationBody, request: Re
 
 
 @router.get("/api/recordings/{recording_id}/evaluations")
-async def recording_evaluations(recording_id: str, request: Request, p: Principal = Depends(principal)) -> Any:
+async def recording_evaluations(recording_id: str, request: Request, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
     return await _run(s.list(_actor(s, p), recording_id=recording_id))
 
 
 @router.get("/api/qa/evaluations")
 async def list_evaluations(request: Request, agent_id: str | None = None, evaluator: str | None = None, recording_id: str | None = None,
-                           state: str | None = None, p: Principal = Depends(principal)) -> Any:
+                           state: str | None = None, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
     return await _run(s.list(_actor(s, p), agent_id=agent_id, evaluator=evaluator, recording_id=recording_id, state=state))
 
 
 @router.get("/api/qa/evaluations/{evaluation_id}")
-async def get_evaluation(evaluation_id: int, request: Request, p: Principal = Depends(principal)) -> Any:
+async def get_evaluation(evaluation_id: int, request: Request, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
     return await _run(s.get(_actor(s, p), evaluation_id))
 
 
 @router.put("/api/qa/evaluations/{evaluation_id}")
-async def update_draft(evaluation_id: int, body: DraftBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def update_draft(evaluation_id: int, body: DraftBody, request: Request, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
     return await _run(s.update_draft(_actor(s, p), evaluation_id, answers=body.answers, comments=_dump(body.comments), submit=body.submit))
 
 
 @router.post("/api/qa/evaluations/{evaluation_id}/revisions")
-async def revise(evaluation_id: int, body: RevisionBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def revise(evaluation_id: int, body: RevisionBody, request: Request, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
     return await _run(s.revise(_actor(s, p), evaluation_id, answers=body.answers, comments=_dump(body.comments), reason=body.reason))
 
 
 @router.post("/api/qa/evaluations/{evaluation_id}/acknowledge")
-async def acknowledge(evaluation_id: int, body: ResponseBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def acknowledge(evaluation_id: int, body: ResponseBody, request: Request, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
     return await _run(s.acknowledge(_actor(s, p), evaluation_id, body.comment))
 
 
 @router.post("/api/qa/evaluations/{evaluation_id}/dispute")
-async def dispute(evaluation_id: int, body: ResponseBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def dispute(evaluation_id: int, body: ResponseBody, request: Request, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
     return await _run(s.dispute(_actor(s, p), evaluation_id, body.comment or ""))
 
 
 @router.post("/api/qa/evaluations/{evaluation_id}/resolve")
-async def resolve(evaluation_id: int, body: ResolveBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def resolve(evaluation_id: int, body: ResolveBody, request: Request, p: Principal = Depends(require("qa.lead"))) -> Any:
     s = _service(request)
     return await _run(s.resolve(_actor(s, p), evaluation_id, outcome=body.outcome, comment=body.comment,
                                 answers=body.answers, comments=_dump(body.comments)))
 
 
 @router.get("/api/qa/forms")
-async def forms(request: Request, p: Principal = Depends(principal)) -> Any:
+async def forms(request: Request, p: Principal = Depends(require("qa.read_own"))) -> Any:
     s = _service(request)
-    cur = s.registry.current
+    cur = await _run(_now(s.forms))
     return {
         "forms": [{**f.summary(), "hash": cur.versions[fid]} for fid, f in sorted(cur.forms.items())],
         "versions": await s.repo.form_versions(),
@@ -178,47 +184,44 @@ async def forms(request: Request, p: Principal = Depends(principal)) -> Any:
 
 
 @router.post("/api/qa/forms/reload")
-async def reload_forms(request: Request, p: Principal = Depends(require("admin"))) -> Any:
+async def reload_forms(request: Request, p: Principal = Depends(require("qa.lead"))) -> Any:
     result = await _service(request).registry.reload("api")
     return JSONResponse(result.as_dict(), status_code=200 if result.ok else 422)
 
 
 @router.post("/api/qa/forms/{form_id}/score")
-async def live_score(form_id: str, body: ScoreBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def live_score(form_id: str, body: ScoreBody, request: Request, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
 
-    async def run() -> Any:
-        return s.preview(form_id, body.answers)
-
-    return await _run(run())
+    return await _run(_now(s.preview, form_id, body.answers))
 
 
 @router.post("/api/qa/worklist/build")
-async def build_work_list(body: BuildBody, request: Request, p: Principal = Depends(require("supervisor"))) -> Any:
+async def build_work_list(body: BuildBody, request: Request, p: Principal = Depends(require("qa.lead"))) -> Any:
     s = _service(request)
-    return await _run(s.build_work_list(body.day or s.clock().date()))
+    return await _run(s.build_work_list(body.day or s.clock().date(), _actor(s, p)))
 
 
 @router.get("/api/qa/worklist")
-async def work_list(request: Request, evaluator: str | None = None, all: bool = False, p: Principal = Depends(principal)) -> Any:
+async def work_list(request: Request, evaluator: str | None = None, all: bool = False, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
     return await _run(s.work_list(_actor(s, p), evaluator=evaluator, open_only=not all))
 
 
 @router.post("/api/qa/calibrations", status_code=201)
-async def create_calibration(body: CalibrationBody, request: Request, p: Principal = Depends(principal)) -> Any:
+async def create_calibration(body: CalibrationBody, request: Request, p: Principal = Depends(require("qa.lead"))) -> Any:
     s = _service(request)
     return await _run(s.create_calibration(_actor(s, p), name=body.name, form_id=body.form_id, recording_ids=body.recording_ids,
                                            evaluators=body.evaluators, expert=body.expert))
 
 
 @router.get("/api/qa/calibrations/trend")
-async def calibration_trend(request: Request, p: Principal = Depends(principal)) -> Any:
+async def calibration_trend(request: Request, p: Principal = Depends(require("qa.lead"))) -> Any:
     s = _service(request)
     return await _run(s.calibration_trend(_actor(s, p)))
 
 
 @router.get("/api/qa/calibrations/{calibration_id}/report")
-async def calibration_report(calibration_id: int, request: Request, p: Principal = Depends(principal)) -> Any:
+async def calibration_report(calibration_id: int, request: Request, p: Principal = Depends(require("qa.evaluate"))) -> Any:
     s = _service(request)
     return await _run(s.calibration_report(_actor(s, p), calibration_id))

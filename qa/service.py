@@ -57,13 +57,16 @@ class Conflict(QaError):
 
 @dataclass(frozen=True)
 class Actor:
-    subject: str
-    role: str  # agent | supervisor | admin
-    is_lead: bool = False
+    """Who acts, as QA sees them (built from the caller's :class:`~auth.tokens.Principal`)."""
 
-    @property
-    def evaluates(self) -> bool:
-        return self.role in ("supervisor", "admin")
+    subject: str  # QA identity: the principal's subject without a ``user:`` prefix (as in sampling.yaml)
+    role: str
+    evaluates: bool = False  # permission qa.evaluate
+    is_lead: bool = False  # permission qa.lead (or listed in settings.qa_leads)
+    agent_id: str | None = None  # the agent this caller is (their own evaluations)
+
+    def __str__(self) -> str:  # the audit log's actor name
+        return f"{self.role}:{self.subject}"
 
 
 def _clean_comments(form: Form, comments: Iterable[Mapping[str, Any]] | None, duration: float | None) -> list[dict[str, Any]]:
@@ -91,8 +94,9 @@ def _clean_comments(form: Form, comments: Iterable[Mapping[str, Any]] | None, du
 class QaService:
     def __init__(
         self, registry: FormRegistry, repo: QaRepository, recordings: RecordingSource, *,
-        respond_days: float = 14, leads: Iterable[str] = (), clock: Callable[[], datetime] = utcnow,
+        respond_days: float = 14, leads: Iterable[str] = (), clock: Callable[[], datetime] = utcnow, audit: Any = None,
     ) -> None:
+        self.audit = audit
         self.registry = registry
         self.repo = repo
         self.recordings = recordings
@@ -100,8 +104,18 @@ class QaService:
         self.leads = set(leads)
         self.clock = clock
 
-    def actor(self, subject: str, role: str) -> Actor:
-        return Actor(subject, role, role == "admin" or subject in self.leads)
+    def actor(self, principal: Any) -> Actor:
+        """``principal``: an :class:`auth.tokens.Principal` (``subject``, ``role``, ``can()``, ``agent_id``)."""
+        subject = principal.subject[5:] if principal.subject.startswith("user:") else principal.subject
+        return Actor(
+            subject, principal.role, principal.can("qa.evaluate"),
+            principal.can("qa.lead") or subject in self.leads, principal.agent_id or subject,
+        )
+
+    async def _audit(self, actor: Actor, action: str, target: Any, details: dict[str, Any]) -> None:
+        """Submissions, revisions and responses also go to the audit log (security package)."""
+        if self.audit is not None:
+            await self.audit.record(str(actor), f"qa.{action}", target, details)
 
     async def start(self) -> None:
         await self.registry.start()
@@ -110,8 +124,15 @@ class QaService:
         await self.registry.stop()
 
     # ------------------------------------------------------------ scoring helpers
+    def forms(self) -> Any:
+        """The active forms and rules (503 while ``qa-forms/`` has never loaded cleanly)."""
+        if not self.registry.loaded:
+            raise QaError(f"QA forms not loaded from {self.registry.directory} (see `callcore qa check`)", 503)
+        return self.registry.current
+
     async def _form(self, form_id: str, hash: str | None = None) -> tuple[Form, str]:
         if hash is None:
+            self.forms()
             active = self.registry.form(form_id)
             if active is None:
                 raise NotFound(f"no form {form_id!r}")
@@ -139,6 +160,7 @@ class QaService:
 
     def preview(self, form_id: str, answers: Mapping[str, Any]) -> dict[str, Any]:
         """The live score of unsaved answers (the evaluation screen), on the active form."""
+        self.forms()
         active = self.registry.form(form_id)
         if active is None:
             raise NotFound(f"no form {form_id!r}")
@@ -151,7 +173,7 @@ class QaService:
         work_item_id: int | None = None,
     ) -> dict[str, Any]:
         if not actor.evaluates:
-            raise Forbidden("evaluating calls requires the QA (supervisor) or admin role")
+            raise Forbidden("evaluating calls requires the qa.evaluate permission")
         rec = await self.recordings.recording(recording_id)
         if rec is None:
             raise NotFound(f"no recording {recording_id!r}")
@@ -178,7 +200,7 @@ class QaService:
                 raise Conflict(f"work item {work_item_id} already has evaluation {item['evaluation_id']}")
             form_id = form_id or item["form_id"]
         if not form_id:
-            forms = sorted(self.registry.current.forms)
+            forms = sorted(self.forms().forms)
             if len(forms) != 1:
                 raise QaError("name the form ('form_id')", 422)
             form_id = forms[0]
@@ -197,6 +219,8 @@ class QaService:
             fields["respond_by"] = None if calibration_id else now + self.respond_window
         eid = await self.repo.create_evaluation(fields, content, actor.subject, "submitted" if submit else "created",
                                                 {"total": fields["total"], "band": result.band})
+        if submit:
+            await self._audit(actor, "evaluation.submitted", eid, {"recording_id": rec.recording_id, "total": fields["total"]})
         return await self.get(actor, eid)
 
     async def _load(self, evaluation_id: int) -> dict[str, Any]:
@@ -208,7 +232,7 @@ class QaService:
     def _may_read(self, actor: Actor, ev: dict[str, Any]) -> bool:
         if actor.evaluates:
             return True
-        return ev["agent_id"] == actor.subject and ev["state"] != "draft" and ev["calibration_id"] is None
+        return ev["agent_id"] == actor.agent_id and ev["state"] != "draft" and ev["calibration_id"] is None
 
     async def get(self, actor: Actor, evaluation_id: int) -> dict[str, Any]:
         ev = await self._load(evaluation_id)
@@ -228,7 +252,7 @@ class QaService:
 
     async def list(self, actor: Actor, **filters: Any) -> list[dict[str, Any]]:
         if not actor.evaluates:
-            filters["agent_id"] = actor.subject
+            filters["agent_id"] = actor.agent_id
             rows = await self.repo.evaluations(**filters)
             return [self._decorate(r) for r in rows if r["state"] != "draft"]
         return [self._decorate(r) for r in await self.repo.evaluations(**filters)]
@@ -251,6 +275,8 @@ class QaService:
                                                detail={"total": fields["total"]}, replace_revision=content, expect_state=["draft"])
         if not ok:
             raise Conflict("the evaluation is no longer a draft")
+        if submit:
+            await self._audit(actor, "evaluation.submitted", evaluation_id, {"recording_id": ev["recording_id"], "total": fields["total"]})
         return await self.get(actor, evaluation_id)
 
     async def revise(self, actor: Actor, evaluation_id: int, *, answers: Mapping[str, Any], comments: list[Mapping[str, Any]] | None, reason: str) -> dict[str, Any]:
@@ -278,11 +304,12 @@ class QaService:
         )
         if not ok:
             raise Conflict("the evaluation changed meanwhile; reload it")
+        await self._audit(actor, f"evaluation.{action}", ev["id"], {"reason": reason, "total_before": ev["total"], "total": fields["total"]})
         return await self.get(actor, ev["id"])
 
     async def _agent_response(self, actor: Actor, evaluation_id: int) -> dict[str, Any]:
         ev = await self._load(evaluation_id)
-        if ev["agent_id"] != actor.subject or ev["calibration_id"] is not None or ev["state"] == "draft":
+        if ev["agent_id"] != actor.agent_id or ev["calibration_id"] is not None or ev["state"] == "draft":
             raise NotFound(f"no evaluation {evaluation_id}") if not actor.evaluates else Forbidden("only the evaluated agent responds")
         if ev["state"] != "submitted":
             raise Conflict(f"the evaluation is {ev['state']}; it can be acknowledged or disputed once")
@@ -297,6 +324,7 @@ class QaService:
                                                actor=actor.subject, action="acknowledged", detail={"comment": comment}, expect_state=["submitted"])
         if not ok:
             raise Conflict("the evaluation changed meanwhile; reload it")
+        await self._audit(actor, "evaluation.acknowledged", evaluation_id, {})
         return await self.get(actor, evaluation_id)
 
     async def dispute(self, actor: Actor, evaluation_id: int, comment: str) -> dict[str, Any]:
@@ -310,6 +338,7 @@ class QaService:
         )
         if not ok:
             raise Conflict("the evaluation changed meanwhile; reload it")
+        await self._audit(actor, "evaluation.disputed", evaluation_id, {})
         return await self.get(actor, evaluation_id)
 
     async def resolve(self, actor: Actor, evaluation_id: int, *, outcome: str, comment: str,
@@ -337,12 +366,13 @@ class QaService:
                                                detail={"outcome": outcome, "comment": comment.strip()}, expect_state=["disputed"])
         if not ok:
             raise Conflict("the evaluation changed meanwhile; reload it")
+        await self._audit(actor, "evaluation.resolved", evaluation_id, {"outcome": outcome})
         return await self.get(actor, evaluation_id)
 
     # ------------------------------------------------------------ work list
-    async def build_work_list(self, day: date) -> dict[str, Any]:
+    async def build_work_list(self, day: date, actor: Actor | None = None) -> dict[str, Any]:
         """Run the sampling rules for the period containing ``day``; new picks are assigned for ``day``."""
-        rules = self.registry.current.rules
+        rules = self.forms().rules
         if rules is None:
             raise QaError("no sampling rules (qa-forms/sampling.yaml)", 409)
         key = period_key(rules.period, day)
@@ -352,6 +382,7 @@ class QaService:
         picks = draw(rules, candidates, key, exclude=existing)
         unassigned = assign(picks, rules.evaluators, load=await self.repo.assigned_on(day.isoformat()))
         ids = await self.repo.add_work_items(picks, key, day.isoformat())
+        await self._audit(actor or Actor("scheduler", "system"), "worklist.built", key, {"picked": len(picks), "unassigned": len(unassigned)})
         return {
             "period": key, "candidates": len(candidates), "picked": len(picks), "unassigned": len(unassigned),
             "items": [{**p.as_dict(), "id": i} for p, i in zip(picks, ids)],
@@ -374,6 +405,7 @@ class QaService:
             "name": name, "form_id": form_id, "form_hash": form_hash, "recording_ids": recording_ids,
             "evaluators": sorted(set(evaluators)), "expert": expert, "created_by": actor.subject, "created_at": self.clock(),
         })
+        await self._audit(actor, "calibration.created", cid, {"recordings": len(recording_ids), "evaluators": sorted(set(evaluators))})
         return await self.repo.calibration(cid)  # type: ignore[return-value]
 
     async def calibration_report(self, actor: Actor, calibration_id: int) -> dict[str, Any]:
@@ -405,7 +437,7 @@ class QaService:
 
 
 
-def build_qa_service(settings: Any, sessionmaker: Any) -> QaService:
+def build_qa_service(settings: Any, sessionmaker: Any, audit: Any = None) -> QaService:
     """The composition root's factory (callcore/wiring.py)."""
     from qa.repository import CallRecordings
 
@@ -413,5 +445,5 @@ def build_qa_service(settings: Any, sessionmaker: Any) -> QaService:
     registry = FormRegistry(settings.qa_forms_dir, repo, watch=settings.qa_forms_watch)
     return QaService(
         registry, repo, CallRecordings(sessionmaker, csat_question=settings.qa_csat_question),
-        respond_days=settings.qa_respond_days, leads=settings.qa_leads,
+        respond_days=settings.qa_respond_days, leads=settings.qa_leads, audit=audit,
     )

@@ -25,7 +25,7 @@ def server_overrides(tmp_path: Path):
         encoding="utf-8",
     )
     return {
-        "qa_forms_dir": forms, "qa_forms_watch": False, "qa_leads": ["lead"],
+        "qa_forms_dir": forms, "qa_forms_watch": False,
     }
 
 
@@ -36,8 +36,8 @@ ANSWERS = {"greeting": "yes", "identity": "yes", "courtesy": 3, "resolution": "p
 async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     s = server
     pbx = s.pbx
-    issue = s.container.cti.authenticator.issue
-    QA1, QA2, LEAD = issue("qa1", "supervisor"), issue("qa2", "supervisor"), issue("lead", "supervisor")
+    issue = s.container.authenticator.issue
+    QA1, QA2, LEAD = issue("user:qa1", "qa"), issue("user:qa2", "qa"), issue("user:lead", "qa_lead")
     tok = await s.create_agent("1001", "김상담", ["billing"])
     await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
     desk = await s.desk(tok)
@@ -69,10 +69,10 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     day = str(row["started_at"])[:10]  # the call's own (wall-clock) day
 
     # --- the sampling rule puts it on qa1's work list, explained
-    built = await s.api("POST", "/api/qa/worklist/build", token=QA1, json={"day": day}, expect=200)
+    built = await s.api("POST", "/api/qa/worklist/build", token=LEAD, json={"day": day}, expect=200)
     item = next(i for i in built["items"] if i["recording_id"] == call_id)
     assert item["rule"] == "short-calls" and item["reason"].startswith("picked by rule short-calls:") and item["evaluator"] == "qa1"
-    again = await s.api("POST", "/api/qa/worklist/build", token=QA1, json={"day": day}, expect=200)
+    again = await s.api("POST", "/api/qa/worklist/build", token=LEAD, json={"day": day}, expect=200)
     assert again["picked"] == 0  # de-duplicated: already on the list
     work = await s.api("GET", "/api/qa/worklist?evaluator=qa1", token=QA1, expect=200)
     assert [w["recording_id"] for w in work] == [call_id]
@@ -106,6 +106,7 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     assert disputed["state"] == "disputed"
     await s.api("POST", f"/api/qa/evaluations/{sub['id']}/acknowledge", token=tok, json={}, expect=409)
     await s.api("POST", f"/api/qa/evaluations/{sub['id']}/resolve", token=QA1, json={"outcome": "upheld", "comment": "no"}, expect=403)
+    await s.api("POST", "/api/qa/worklist/build", token=QA1, json={"day": day}, expect=403)  # building the list: leads
 
     # --- the lead resolves: changed, with a new revision
     resolved = await s.api("POST", f"/api/qa/evaluations/{sub['id']}/resolve", token=LEAD, expect=200, json={
@@ -120,6 +121,10 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     assert [h["actor"] for h in resolved["history"]] == ["qa1", "qa1", "1001", "lead"]
     seen = await s.api("GET", f"/api/qa/evaluations/{sub['id']}", token=tok, expect=200)
     assert seen["total"] == 76.67
+    # the same steps are in the audit log (security package), by whom
+    audit = await s.api("GET", "/api/audit?action=qa.evaluation.resolved", expect=200)
+    entries = audit["entries"] if isinstance(audit, dict) else audit
+    assert any(e["actor"] == "qa_lead:lead" and e["target"] == str(sub["id"]) for e in entries), entries
 
     # --- calibration: qa1 and qa2 score the same recording; the report shows the spread
     cal = await s.api("POST", "/api/qa/calibrations", token=LEAD, expect=201, json={

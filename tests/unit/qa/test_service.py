@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from auth.tokens import Principal
 from qa.registry import FormRegistry
 from qa.repository import QaRepository, RecordingRef
 from qa.service import Conflict, Forbidden, NotFound, QaError, QaService
@@ -49,7 +50,7 @@ async def qa(tmp_path: Path, db_sessionmaker):
 
 
 async def test_evaluation_keeps_its_form_version_and_score(qa):
-    qa1 = qa.actor("qa1", "supervisor")
+    qa1 = qa.actor(Principal("user:qa1", "qa"))
     ev = await qa.create(qa1, "rec-1", form_id=None, answers=ANSWERS, submit=True)
     assert ev["total"] == 100 and ev["band"] == "excellent"
     old_hash = ev["form_hash"]
@@ -81,7 +82,8 @@ async def test_broken_reload_keeps_serving_the_previous_forms(qa):
 
 
 async def test_response_window_and_single_answer(qa):
-    qa1, agent, other = qa.actor("qa1", "supervisor"), qa.actor("1001", "agent"), qa.actor("1002", "agent")
+    qa1 = qa.actor(Principal("user:qa1", "qa"))
+    agent, other = qa.actor(Principal("1001", "agent")), qa.actor(Principal("1002", "agent"))
     ev = await qa.create(qa1, "rec-1", form_id=None, answers=ANSWERS, submit=True)
     assert ev["respond_by"] == (T0 + timedelta(days=14)).isoformat()
     with pytest.raises(NotFound):
@@ -97,8 +99,8 @@ async def test_response_window_and_single_answer(qa):
 
 
 async def test_roles_and_bad_input(qa):
-    qa1, qa2, agent, lead = (qa.actor("qa1", "supervisor"), qa.actor("qa2", "supervisor"),
-                             qa.actor("1001", "agent"), qa.actor("lead", "supervisor"))
+    qa1, qa2, agent, lead = (qa.actor(Principal("user:qa1", "qa")), qa.actor(Principal("user:qa2", "qa")),
+                             qa.actor(Principal("1001", "agent")), qa.actor(Principal("user:lead", "qa_lead")))
     with pytest.raises(Forbidden):
         await qa.create(agent, "rec-1", form_id=None, answers=ANSWERS)
     with pytest.raises(NotFound):
