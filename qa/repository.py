@@ -18,13 +18,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcore.db import utcnow
+from ivr.repository import _aware as aware  # the one SQLite naive-datetime fix
 from qa.models import QaCalibrationRow, QaEvaluationRow, QaFormVersionRow, QaHistoryRow, QaRevisionRow, QaWorkItemRow
 from qa.sampling import Candidate, Pick
 
 
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+def where_equal(q: Any, model: Any, **values: Any) -> Any:
+    """``q`` filtered by ``model.<name> == value`` for every value that is not None."""
+    for name, value in values.items():
+        if value is not None:
+            q = q.where(getattr(model, name) == value)
+    return q
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,7 @@ class QaRepository:
 
     async def form_versions(self, form_id: str | None = None) -> list[dict[str, Any]]:
         async with self._sm() as s:
-            q = select(QaFormVersionRow).order_by(QaFormVersionRow.form_id, QaFormVersionRow.id)
-            if form_id:
-                q = q.where(QaFormVersionRow.form_id == form_id)
+            q = where_equal(select(QaFormVersionRow).order_by(QaFormVersionRow.form_id, QaFormVersionRow.id), QaFormVersionRow, form_id=form_id)
             return [
                 {"form_id": r.form_id, "hash": r.hash, "file": r.file, "loaded_at": aware(r.loaded_at).isoformat()}
                 for r in (await s.execute(q)).scalars()
@@ -179,25 +181,19 @@ class QaRepository:
     async def evaluations(self, *, agent_id: str | None = None, evaluator: str | None = None, recording_id: str | None = None,
                           state: str | None = None, calibration_id: int | None = None, include_calibration: bool = False) -> list[dict[str, Any]]:
         async with self._sm() as s:
-            q = select(QaEvaluationRow).order_by(QaEvaluationRow.id)
-            if agent_id is not None:
-                q = q.where(QaEvaluationRow.agent_id == agent_id)
-            if evaluator is not None:
-                q = q.where(QaEvaluationRow.evaluator == evaluator)
-            if recording_id is not None:
-                q = q.where(QaEvaluationRow.recording_id == recording_id)
-            if state is not None:
-                q = q.where(QaEvaluationRow.state == state)
-            if calibration_id is not None:
-                q = q.where(QaEvaluationRow.calibration_id == calibration_id)
-            elif not include_calibration:
+            q = where_equal(
+                select(QaEvaluationRow).order_by(QaEvaluationRow.id), QaEvaluationRow,
+                agent_id=agent_id, evaluator=evaluator, recording_id=recording_id, state=state, calibration_id=calibration_id,
+            )
+            if calibration_id is None and not include_calibration:
                 q = q.where(QaEvaluationRow.calibration_id.is_(None))
             rows = (await s.execute(q)).scalars().all()
             ids = [r.id for r in rows]
+            latest = {r.id: r.revision for r in rows}
             current: dict[int, QaRevisionRow] = {}
             if ids:
                 for rev in (await s.execute(select(QaRevisionRow).where(QaRevisionRow.evaluation_id.in_(ids)))).scalars():
-                    if rev.revision == next(r.revision for r in rows if r.id == rev.evaluation_id):
+                    if rev.revision == latest[rev.evaluation_id]:
                         current[rev.evaluation_id] = rev
             out = []
             for r in rows:
@@ -238,11 +234,7 @@ class QaRepository:
 
     async def work_items(self, *, evaluator: str | None = None, period: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
         async with self._sm() as s:
-            q = select(QaWorkItemRow).order_by(QaWorkItemRow.id)
-            if evaluator is not None:
-                q = q.where(QaWorkItemRow.evaluator == evaluator)
-            if period is not None:
-                q = q.where(QaWorkItemRow.period == period)
+            q = where_equal(select(QaWorkItemRow).order_by(QaWorkItemRow.id), QaWorkItemRow, evaluator=evaluator, period=period)
             if open_only:
                 q = q.where(QaWorkItemRow.evaluation_id.is_(None))
             return [_item_dict(r) for r in (await s.execute(q)).scalars()]
