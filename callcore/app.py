@@ -319,6 +319,8 @@ async def serve(settings: Settings, ready: Callable[[Container], None] | None = 
 
 
 def _on_sighup(container: Container) -> None:
+    if container.qa is not None:  # qa: the evaluation forms reload like the dialplans
+        container.qa.registry.request_reload("SIGHUP")
     if container.ivr is None:
         log.info("SIGHUP: no IVR in this process, nothing to reload")
         return

@@ -4,8 +4,9 @@ Same approach as the dialplan registry (:mod:`ivr.registry`, whose
 :func:`~ivr.registry.content_hash` it uses): a reload that fails the checker is
 rejected with its ``file:line:col`` errors and the previous forms keep serving;
 every loaded form version is stored by content hash, so an evaluation made on
-an older version is re-read (and re-scored) on exactly that version. The file
-watcher is a task owned by the registry and cancelled by :meth:`stop`.
+an older version is re-read (and re-scored) on exactly that version. Reloads:
+file watch, SIGHUP (:meth:`request_reload`) and ``POST /api/qa/forms/reload``; the
+watcher and SIGHUP reloads are tasks owned by the registry, cancelled by :meth:`stop`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FormRegistry:
         self._known: dict[tuple[str, str], Form] = {}
         self._lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_event: asyncio.Event | None = None
         self.reloads = 0
 
@@ -131,13 +133,23 @@ class FormRegistry:
         except Exception:  # noqa: BLE001 - the watcher must not die silently
             log.exception("QA forms watcher stopped; use POST /api/qa/forms/reload")
 
+    def request_reload(self, reason: str) -> asyncio.Task[QaReloadResult]:
+        """Schedule a reload as an owned task (the composition root's SIGHUP handler)."""
+        task = asyncio.get_running_loop().create_task(self.reload(reason), name=f"qa-forms-reload:{reason}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def stop(self) -> None:
         if self._stop_event is not None:
             self._stop_event.set()
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+        tasks = list(self._tasks) + ([self._watch_task] if self._watch_task else [])
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             try:
-                await self._watch_task
+                await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
-            self._watch_task = None
+        self._tasks.clear()
+        self._watch_task = None

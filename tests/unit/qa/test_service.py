@@ -151,3 +151,17 @@ async def test_file_watch_hot_reloads(tmp_path: Path):
     finally:
         await reg.stop()
     assert reg._watch_task is None
+
+
+async def test_sighup_reload_is_an_owned_task(tmp_path: Path):
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    src = (ROOT / "qa-forms" / "customer-service.yaml").read_text(encoding="utf-8")
+    (forms / "cs.yaml").write_text(src, encoding="utf-8")
+    reg = FormRegistry(forms)
+    await reg.start()
+    (forms / "cs.yaml").write_text(src.replace("cap: 50", "cap: 30"), encoding="utf-8")
+    result = await reg.request_reload("SIGHUP")
+    assert result.ok and "customer-service" in result.changed and reg.current.forms["customer-service"].critical_cap == 30
+    assert not reg._tasks  # done tasks are dropped
+    await reg.stop()
