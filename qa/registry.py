@@ -6,7 +6,8 @@ rejected with its ``file:line:col`` errors and the previous forms keep serving;
 every loaded form version is stored by content hash, so an evaluation made on
 an older version is re-read (and re-scored) on exactly that version. Reloads:
 file watch, SIGHUP (:meth:`request_reload`) and ``POST /api/qa/forms/reload``; the
-watcher and SIGHUP reloads are tasks owned by the registry, cancelled by :meth:`stop`.
+watcher and SIGHUP reloads are tasks owned by the registry (the same
+:class:`callcore.reloader.DirectoryReloader` as the dialplans), cancelled by :meth:`stop`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from callcore.reloader import DirectoryReloader
 from ivr.registry import content_hash
 from qa.checker import check_dir
 from qa.forms import Form, parse_form
@@ -58,9 +60,10 @@ class FormRegistry:
         self._current: QaSet | None = None
         self._known: dict[tuple[str, str], Form] = {}
         self._lock = asyncio.Lock()
-        self._watch_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._stop_event: asyncio.Event | None = None
+        self._reloader = DirectoryReloader(
+            self.directory, self.reload, name="qa-forms", debounce_ms=watch_debounce_ms,
+            fallback="use SIGHUP or POST /api/qa/forms/reload",
+        )
         self.reloads = 0
 
     @property
@@ -116,40 +119,13 @@ class FormRegistry:
 
     async def start(self) -> QaReloadResult:
         result = await self.reload("startup")
-        if self.watch_enabled and self._watch_task is None and self.directory.is_dir():
-            self._stop_event = asyncio.Event()
-            self._watch_task = asyncio.create_task(self._watch(), name="qa-forms-watch")
+        if self.watch_enabled and self.directory.is_dir():
+            self._reloader.start_watch()
         return result
-
-    async def _watch(self) -> None:
-        from watchfiles import awatch
-
-        assert self._stop_event is not None
-        try:
-            async for changes in awatch(self.directory, stop_event=self._stop_event, debounce=self.watch_debounce_ms, step=50):
-                await self.reload("file change: " + ", ".join(sorted({Path(p).name for _, p in changes})))
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the watcher must not die silently
-            log.exception("QA forms watcher stopped; use POST /api/qa/forms/reload")
 
     def request_reload(self, reason: str) -> asyncio.Task[QaReloadResult]:
         """Schedule a reload as an owned task (the composition root's SIGHUP handler)."""
-        task = asyncio.get_running_loop().create_task(self.reload(reason), name=f"qa-forms-reload:{reason}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._reloader.request(reason)
 
     async def stop(self) -> None:
-        if self._stop_event is not None:
-            self._stop_event.set()
-        tasks = list(self._tasks) + ([self._watch_task] if self._watch_task else [])
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
-        self._tasks.clear()
-        self._watch_task = None
+        await self._reloader.stop()

@@ -150,7 +150,7 @@ async def test_file_watch_hot_reloads(tmp_path: Path):
         assert reg.current.forms["customer-service"].critical_cap == 40
     finally:
         await reg.stop()
-    assert reg._watch_task is None
+    assert not reg._reloader.watching
 
 
 async def test_sighup_reload_is_an_owned_task(tmp_path: Path):
@@ -163,5 +163,5 @@ async def test_sighup_reload_is_an_owned_task(tmp_path: Path):
     (forms / "cs.yaml").write_text(src.replace("cap: 50", "cap: 30"), encoding="utf-8")
     result = await reg.request_reload("SIGHUP")
     assert result.ok and "customer-service" in result.changed and reg.current.forms["customer-service"].critical_cap == 30
-    assert not reg._tasks  # done tasks are dropped
+    assert reg._reloader.pending == 0  # done tasks are dropped
     await reg.stop()
