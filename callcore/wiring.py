@@ -140,7 +140,7 @@ async def build_recording(c: "Container") -> None:
 async def build_qa(c: "Container") -> None:
     from qa.service import build_qa_service
 
-    c.qa = build_qa_service(c.settings, c.sessionmaker, audit=c.audit)
+    c.qa = build_qa_service(c.settings, c.sessionmaker, audit=c.audit, recordings=c.recording is not None)
     await c.qa.start()
     c.add_closer(c.qa.stop)
 

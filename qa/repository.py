@@ -2,9 +2,10 @@
 
 * :class:`QaRepository`: form versions, evaluations with their revisions and
   history, work items, calibration sessions.
-* :class:`CallRecordings`: the ``RecordingSource`` port over ``cti_calls``
-  until the recording package's API is on main: a recording is referenced by
-  its call id (the id the recording API uses for a call's recording), and
+* :class:`RecordingTable`: the ``RecordingSource`` port over the recording
+  package's recordings (id, agent, queue, duration, disposition, policy flags).
+* :class:`CallRecordings`: the same port over ``cti_calls`` for a server run with
+  ``recording_enabled: false`` (a recording is then referenced by its call id).
   CSAT comes from the IVR's post-call survey answer (``ivr_survey_answers``).
 """
 
@@ -69,7 +70,6 @@ class CallRecordings:
 
     async def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
         from cti.models import CallRow
-        from ivr.models import SurveyAnswerRow
 
         async with self._sm() as s:
             rows = (await s.execute(
@@ -78,20 +78,61 @@ class CallRecordings:
                     CallRow.agent_id.is_not(None), CallRow.answered_at.is_not(None), CallRow.ended_at.is_not(None),
                 )
             )).scalars().all()
-            ids = [r.id for r in rows]
-            csat: dict[str, float] = {}
-            if ids:
-                for linkedid, answer in (await s.execute(
-                    select(SurveyAnswerRow.linkedid, SurveyAnswerRow.answer).where(
-                        SurveyAnswerRow.linkedid.in_(ids), SurveyAnswerRow.question == self.csat_question,
-                        SurveyAnswerRow.answer.is_not(None),
-                    )
-                )).all():
-                    csat[linkedid] = float(answer)
+            csat = await _csat(s, [r.id for r in rows], self.csat_question)
         return [
             Candidate(r.id, r.agent_id, aware(r.started_at), _duration(r), r.queue, r.id, csat.get(r.id), r.disposition, ())
             for r in rows
         ]
+
+
+class RecordingTable:
+    """The ``RecordingSource`` over the recording package's table (``recording_recordings``):
+    a recording is referenced by its id; flags are the recording policy's QA sample
+    (``qa_sample``), ``pci`` for a recording with muted spans, and its tags; CSAT as above."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, csat_question: str = "csat") -> None:
+        self._sm = sessionmaker
+        self.csat_question = csat_question
+
+    async def recording(self, recording_id: str) -> RecordingRef | None:
+        from recording.models import RecordingRow
+
+        if not recording_id.isdigit():
+            return None
+        async with self._sm() as s:
+            row = await s.get(RecordingRow, int(recording_id))
+            if row is None or row.removed_at is not None:
+                return None
+            return RecordingRef(str(row.id), row.agent_id, row.call_id, row.duration, row.queue)
+
+    async def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
+        from recording.models import RecordingRow
+
+        async with self._sm() as s:
+            rows = (await s.execute(select(RecordingRow).where(
+                RecordingRow.started_at >= start, RecordingRow.started_at < end, RecordingRow.agent_id.is_not(None),
+                RecordingRow.ended_at.is_not(None), RecordingRow.removed_at.is_(None),
+            ))).scalars().all()
+            csat = await _csat(s, [r.call_id for r in rows], self.csat_question)
+        out = []
+        for r in rows:
+            flags = (["qa_sample"] if r.qa_sample else []) + (["pci"] if r.muted else []) + [str(t) for t in r.tags or []]
+            duration = r.duration if r.duration is not None else (r.talk_seconds or 0.0)
+            out.append(Candidate(str(r.id), r.agent_id, aware(r.started_at), float(duration), r.queue, r.call_id,
+                                 csat.get(r.call_id), r.disposition, tuple(flags)))
+        return out
+
+
+async def _csat(s: AsyncSession, call_ids: list[str], question: str) -> dict[str, float]:
+    """The IVR survey's answer to ``question`` per call (linkedid)."""
+    from ivr.models import SurveyAnswerRow
+
+    if not call_ids:
+        return {}
+    rows = await s.execute(select(SurveyAnswerRow.linkedid, SurveyAnswerRow.answer).where(
+        SurveyAnswerRow.linkedid.in_(call_ids), SurveyAnswerRow.question == question, SurveyAnswerRow.answer.is_not(None),
+    ))
+    return {linkedid: float(answer) for linkedid, answer in rows.all()}
 
 
 def day_bounds(first: date, after_last: date) -> tuple[datetime, datetime]:

@@ -437,13 +437,15 @@ class QaService:
 
 
 
-def build_qa_service(settings: Any, sessionmaker: Any, audit: Any = None) -> QaService:
-    """The composition root's factory (callcore/wiring.py)."""
-    from qa.repository import CallRecordings
+def build_qa_service(settings: Any, sessionmaker: Any, audit: Any = None, *, recordings: bool = True) -> QaService:
+    """The composition root's factory (callcore/wiring.py); ``recordings``: the recording
+    package runs (evaluations reference its recordings), else calls stand in for them."""
+    from qa.repository import CallRecordings, RecordingTable
 
     repo = QaRepository(sessionmaker)
     registry = FormRegistry(settings.qa_forms_dir, repo, watch=settings.qa_forms_watch)
+    source = (RecordingTable if recordings else CallRecordings)(sessionmaker, csat_question=settings.qa_csat_question)
     return QaService(
-        registry, repo, CallRecordings(sessionmaker, csat_question=settings.qa_csat_question),
+        registry, repo, source,
         respond_days=settings.qa_respond_days, leads=settings.qa_leads, audit=audit,
     )

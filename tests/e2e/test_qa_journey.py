@@ -4,6 +4,8 @@ revision; a calibration of two evaluators reports the spread (SQLite and Postgre
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ def server_overrides(tmp_path: Path):
         encoding="utf-8",
     )
     return {
+        "recordings_dir": tmp_path / "monitor", "recording_job_poll_seconds": 0.2,  # where the emulator writes
         "qa_forms_dir": forms, "qa_forms_watch": False,
     }
 
@@ -56,29 +59,30 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     await call.hangup()
     await desk.wait_for("call.ended", call_id=call_id)
 
-    async def stored():
-        row = await s.cti.repository.get_call(call_id)
-        return row if row and row.get("ended_at") and row.get("recording") else None
+    # the recording package stores the call's recording (ready after post-processing)
+    async def recorded():
+        items = (await s.api("GET", "/api/recordings?status=ready", expect=200))["items"]
+        return next((r for r in items if r["call_id"] == call_id), None)
 
-    for _ in range(300):
-        if await stored():
-            break
-        await call.wait(1)
-    row = await stored()
-    assert row, "the recorded call was not stored"
-    day = str(row["started_at"])[:10]  # the call's own (wall-clock) day
+    deadline = time.monotonic() + 20
+    while (rec := await recorded()) is None:
+        assert time.monotonic() < deadline, "the call's recording was not ready in time"
+        await asyncio.sleep(0.05)
+    rid = str(rec["id"])
+    day = str(rec["started_at"])[:10]  # the call's own (wall-clock) day
 
     # --- the sampling rule puts it on qa1's work list, explained
     built = await s.api("POST", "/api/qa/worklist/build", token=LEAD, json={"day": day}, expect=200)
-    item = next(i for i in built["items"] if i["recording_id"] == call_id)
+    item = next(i for i in built["items"] if i["recording_id"] == rid)
+    assert item["call_id"] == call_id and item["agent_id"] == "1001"
     assert item["rule"] == "short-calls" and item["reason"].startswith("picked by rule short-calls:") and item["evaluator"] == "qa1"
     again = await s.api("POST", "/api/qa/worklist/build", token=LEAD, json={"day": day}, expect=200)
     assert again["picked"] == 0  # de-duplicated: already on the list
     work = await s.api("GET", "/api/qa/worklist?evaluator=qa1", token=QA1, expect=200)
-    assert [w["recording_id"] for w in work] == [call_id]
+    assert [w["recording_id"] for w in work] == [rid]
 
     # --- qa1 evaluates: a draft, then submitted, with a comment anchored to 1.5 s; client scores are ignored
-    draft = await s.api("POST", f"/api/recordings/{call_id}/evaluations", token=QA1, expect=201, json={
+    draft = await s.api("POST", f"/api/recordings/{rid}/evaluations", token=QA1, expect=201, json={
         "answers": {"greeting": "yes"}, "work_item_id": item["id"], "total": 100,
         "comments": [{"text": "인사 좋음 / good greeting", "at": 1.5, "question": "greeting"}],
     })
@@ -128,13 +132,13 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
 
     # --- calibration: qa1 and qa2 score the same recording; the report shows the spread
     cal = await s.api("POST", "/api/qa/calibrations", token=LEAD, expect=201, json={
-        "name": "2026-12 week 1", "form_id": "customer-service", "recording_ids": [call_id], "evaluators": ["qa1", "qa2"],
+        "name": "2026-12 week 1", "form_id": "customer-service", "recording_ids": [rid], "evaluators": ["qa1", "qa2"],
     })
     for token, courtesy in ((QA1, 5), (QA2, 1)):
-        await s.api("POST", f"/api/recordings/{call_id}/evaluations", token=token, expect=201, json={
+        await s.api("POST", f"/api/recordings/{rid}/evaluations", token=token, expect=201, json={
             "calibration_id": cal["id"], "answers": {**ANSWERS, "courtesy": courtesy}, "submit": True,
         })
-    await s.api("POST", f"/api/recordings/{call_id}/evaluations", token=QA2, expect=409,
+    await s.api("POST", f"/api/recordings/{rid}/evaluations", token=QA2, expect=409,
                 json={"calibration_id": cal["id"], "answers": ANSWERS, "submit": True})
     rep = await s.api("GET", f"/api/qa/calibrations/{cal['id']}/report", token=LEAD, expect=200)
     rec = rep["recordings"][0]

@@ -165,3 +165,32 @@ async def test_sighup_reload_is_an_owned_task(tmp_path: Path):
     assert result.ok and "customer-service" in result.changed and reg.current.forms["customer-service"].critical_cap == 30
     assert reg._reloader.pending == 0  # done tasks are dropped
     await reg.stop()
+
+
+async def test_recording_table_source_flags_and_csat(db_sessionmaker):
+    """The recording package's recordings as sampling candidates: policy QA sample, PCI mute, tags, CSAT."""
+    from ivr.models import IvrSessionRow, SurveyAnswerRow
+    from qa.repository import RecordingTable
+    from qa.sampling import Rule, RuleSet, draw
+    from recording.models import RecordingRow
+
+    async with db_sessionmaker() as s, s.begin():
+        for i, (qa_sample, muted, tags) in enumerate([(True, False, []), (False, True, ["vip"]), (False, False, [])]):
+            s.add(RecordingRow(call_id=f"c{i}", agent_id="1001", queue="sales", started_at=T0 + timedelta(minutes=i),
+                               ended_at=T0 + timedelta(minutes=i, seconds=90), duration=90.0, qa_sample=qa_sample,
+                               muted=muted, tags=tags, disposition="ok"))
+        s.add(RecordingRow(call_id="gone", agent_id="1001", started_at=T0, ended_at=T0, removed_at=T0))
+        sess = IvrSessionRow(uniqueid="u2", linkedid="c2", flow="survey", started_at=T0)
+        s.add(sess)
+        await s.flush()
+        s.add(SurveyAnswerRow(session_id=sess.id, uniqueid="u2", linkedid="c2", flow="survey", question="csat", answer=1))
+    src = RecordingTable(db_sessionmaker)
+    cands = {c.call_id: c for c in await src.candidates(T0 - timedelta(days=1), T0 + timedelta(days=1))}
+    assert set(cands) == {"c0", "c1", "c2"}  # removed recordings are never sampled
+    assert cands["c0"].flags == ("qa_sample",) and cands["c1"].flags == ("pci", "vip") and cands["c2"].csat == 1.0
+    rules = RuleSet("week", "s", "f", (Rule("policy", "flagged", {"flags": ["qa_sample", "pci"]}),
+                                       Rule("csat", "csat_below", {"value": 3})), ())
+    picks = {p.candidate.call_id: p.rule for p in draw(rules, cands.values(), "W")}
+    assert picks == {"c0": "policy", "c1": "policy", "c2": "csat"}
+    ref = await src.recording(cands["c1"].recording_id)
+    assert ref.call_id == "c1" and ref.duration == 90.0 and await src.recording("nope") is None
