@@ -1,7 +1,7 @@
 """qa: forms, evaluations, work list, calibration
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-02 05:36:50.398388
 """
 
