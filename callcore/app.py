@@ -78,6 +78,7 @@ class Container:
         self.auth: Any = None
         self.audit: Any = None
         self.reports: Any = None  # reports.service.ReportService (issue 16)
+        self.qa: Any = None
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -192,7 +193,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "qa": self.qa}
         services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
@@ -336,6 +337,8 @@ async def serve(settings: Settings, ready: Callable[[Container], None] | None = 
 
 
 def _on_sighup(container: Container) -> None:
+    if container.qa is not None:  # qa: the evaluation forms reload like the dialplans
+        container.qa.registry.request_reload("SIGHUP")
     if container.ivr is None:
         log.info("SIGHUP: no IVR in this process, nothing to reload")
         return

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cti import cli as cti_cli
 
     cti_cli.register(sub)
+    from qa import cli as qa_cli
+
+    qa_cli.register(sub)
     return parser
 
 

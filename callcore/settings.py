@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     @property
     def effective_kb_rules_file(self) -> Path:
         return self.kb_rules_file or (self.dialplans_dir / "kb" / "rules.yaml")
+    # --- quality assurance (qa/; docs/qa.md)
+    qa_forms_dir: Path = Path("./qa-forms")
+    qa_forms_watch: bool = True
+    qa_respond_days: float = 14  # the agent's window to acknowledge or dispute
+    qa_leads: list[str] = Field(default_factory=list)  # subjects who resolve disputes (admins always may)
+    qa_csat_question: str = "csat"  # IVR survey question whose answer is the call's CSAT
 
     @field_validator("only", mode="before")
     @classmethod

@@ -77,6 +77,11 @@ async def build_services(c: "Container") -> None:
         c.add_closer(c.ivr.stop)
     await build_reports(c)
     await build_recording(c)
+    # --- kb (issue 17): the knowledge base, fed by the screen pop of CTI's calls (attachments on
+    # the recording storage port when recording is on)
+    if s.runs("http") or s.runs("ami"):
+        await build_kb(c)
+    await build_qa(c)
 
 
 # --- reports (issue 16): fact store, live counters, report API
@@ -134,10 +139,6 @@ async def build_recording(c: "Container") -> None:
     await c.recording.start()
     c.add_closer(c.recording.stop)
 
-    # --- kb (issue 17): the knowledge base, fed by the screen pop of CTI's calls
-    if s.runs("http") or s.runs("ami"):
-        await build_kb(c)
-
 
 async def build_kb(c: "Container") -> None:
     """Knowledge base (``app.state.kb``): search, the ``"kb"`` pop enricher, suggestions and
@@ -181,6 +182,15 @@ async def build_kb(c: "Container") -> None:
     # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
     # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
     cti.pops.add_enricher("kb", c.kb.enrich)
+
+
+# --- qa (issue 15): forms registry (hot reload) + evaluations, work list, calibration
+async def build_qa(c: "Container") -> None:
+    from qa.service import build_qa_service
+
+    c.qa = build_qa_service(c.settings, c.sessionmaker, audit=c.audit, recordings=c.recording is not None)
+    await c.qa.start()
+    c.add_closer(c.qa.stop)
 
 
 # --- security (issue 11) ------------------------------------------------------------------
@@ -294,11 +304,12 @@ def routers(c: "Container") -> list[Any]:
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
     from recording.routes import router as recording_router
+    from qa.routes import router as qa_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
     from reports.routes import router as reports_router
 
-    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router]
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router, qa_router]
 
 
 # --- ivr: `callcore dialplan try` looks customers up where the server does (issue 20)
