@@ -56,6 +56,7 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        self.web: Any = None  # web UI service (wallboard feed), built in wiring
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -163,7 +164,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr}
+        services = {"cti": self.cti, "ivr": self.ivr, "web": self.web}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         return {k: v for k, v in services.items() if v is not None}

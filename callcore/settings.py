@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     dialplan_watch: bool = True
 
+    # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
+    web_config: Path | None = None
+
     @field_validator("only", mode="before")
     @classmethod
     def _split_only(cls, v: Any) -> Any:

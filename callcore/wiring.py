@@ -74,6 +74,20 @@ async def build_services(c: "Container") -> None:
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
 
+    # --- web UI (issue 14): the wallboard feed reads CTI's bus messages, pushes wallboard.update
+    if s.runs("http"):
+        from web.models import load_config
+        from web.service import WebService
+
+        cti = c.cti
+        c.web = WebService(
+            bus=c.bus, config=load_config(s.web_config), agents=cti.list_agents,
+            queue_stats=cti.queue_views, pause_reasons=lambda: list(cti.pause_reasons),
+        )
+        await c.web.start()
+        c.add_closer(c.web.stop)
+    # --- end web UI
+
 
 async def start_ami(c: "Container") -> None:
     await c.ami.start()
