@@ -197,8 +197,8 @@ async def _server_main(conn: Any, kind: str, port: int) -> None:
                 notifications=sink.received,
                 live_calls=len(st.calls),
                 agents=len(st.agents),
-                pop_cache=len(cti._pop_cache),
-                background_tasks=len(cti._bg) + len(cti._preloads),
+                pop_cache=len(cti.pops.cache),
+                background_tasks=len(cti.tasks) + len(cti.preload.tasks),
             )
         conn.send({"result": result})
     if client is not None:

@@ -218,6 +218,12 @@ class Container:
         )
         c.counter("callcore_bus_published_total", "Notifications published on the internal bus", lambda: self.bus.published)
         c.counter("callcore_bus_dropped_total", "Notifications dropped for slow subscribers", lambda: self.bus.dropped)
+        # cti: changes a CTI subscriber failed on (logged with the subscriber's name; cti/dispatcher.py)
+        c.counter(
+            "callcore_cti_subscriber_failures_total",
+            "CTI changes a subscriber failed to handle",
+            lambda: sum(self.cti.dispatcher.failures.values()) if getattr(self.cti, "dispatcher", None) else 0,
+        )
 
     def _ws_clients(self) -> int:
         if self.cti is not None and hasattr(self.cti, "websocket_clients"):

@@ -67,7 +67,7 @@ async def build_services(c: "Container") -> None:
     c.add_closer(c.cti.stop)
 
     c.ivr = await build_ivr_service(
-        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti, crm=c.cti.crm, clock=c.clock
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock
     )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):
@@ -126,7 +126,7 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     engine = create_engine(settings.effective_database_url)
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
-    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti, crm=cti.crm)
+    ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
 
     async def aclose() -> None:
         try:

@@ -1,11 +1,16 @@
 """CTI REST + websocket edge. Handlers stay thin: parse → service → serialize.
 
-The service is ``request.app.state.cti`` (a :class:`cti.service.CtiService`),
+Each handler calls the feature service it needs on ``request.app.state.cti`` (the
+:class:`cti.service.CtiService` assembly: ``.agents``, ``.calls``, ``.outbound``, …),
 the caller comes from :mod:`api.auth`. Domain errors become clear HTTP errors
 (404 no such call/agent, 409 wrong state, 403, 422, 502/503 when Asterisk
 fails or is not connected) through :class:`CtiRoute`, never a 500.
 
 Include every router of :func:`routers` in the app.
+
+Over 500 lines on purpose: it is the whole CTI HTTP edge (request bodies, ~60
+handlers of 2-5 lines each, the websocket), one place where the error mapping
+and the permissions of every CTI route can be read together.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pydantic import BaseModel, Field
 
 from cti.ami.actions import AmiValueError
 from api.auth import Principal, principal, require, websocket_principal
-from cti.service import CtiError, CtiService, Forbidden
+from cti.errors import CtiError, Forbidden
+from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
 
@@ -184,7 +190,7 @@ ws_router = APIRouter(tags=["websocket"])
 
 @auth_router.post("/login")
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
-    token = await svc(request).authenticate_agent(body.agent_id, body.pin)
+    token = await svc(request).agents.authenticate_agent(body.agent_id, body.pin)
     p = svc(request).authenticator.authenticate(token)
     return {"token": token, "agent_id": p.subject, "role": p.role}
 
@@ -197,20 +203,20 @@ async def me(p: Principal = Depends(principal)) -> dict[str, Any]:
 # ---- agents
 @agents_router.get("/agents")
 async def list_agents(request: Request, p: Principal = Depends(require("supervisor"))) -> list[dict[str, Any]]:
-    return svc(request).list_agents()
+    return svc(request).agents.list_agents()
 
 
 @agents_router.post("/agents", status_code=201)
 async def create_agent(body: AgentCreate, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
     data = body.model_dump()
     data["skills"] = {s.queue: s.penalty for s in body.skills}
-    return await svc(request).create_agent(**data)
+    return await svc(request).agents.create_agent(**data)
 
 
 @agents_router.get("/agents/{agent_id}")
 async def get_agent(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return svc(request).agent_view(agent_id)
+    return svc(request).agents.agent_view(agent_id)
 
 
 @agents_router.put("/agents/{agent_id}")
@@ -218,72 +224,72 @@ async def update_agent(agent_id: str, body: AgentUpdate, request: Request, p: Pr
     data = body.model_dump(exclude_none=True)
     if body.skills is not None:
         data["skills"] = {s.queue: s.penalty for s in body.skills}
-    return await svc(request).update_agent(agent_id, **data)
+    return await svc(request).agents.update_agent(agent_id, **data)
 
 
 @agents_router.delete("/agents/{agent_id}", status_code=204)
 async def delete_agent(agent_id: str, request: Request, p: Principal = Depends(require("admin"))) -> Response:
-    await svc(request).delete_agent(agent_id)
+    await svc(request).agents.delete_agent(agent_id)
     return Response(status_code=204)
 
 
 @agents_router.post("/agents/{agent_id}/login")
 async def agent_login(agent_id: str, request: Request, body: QueueLogin | None = None, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return await svc(request).login(agent_id, body.queues if body else None, by=p.subject)
+    return await svc(request).agents.login(agent_id, body.queues if body else None, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/logout")
 async def agent_logout(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return await svc(request).logout(agent_id, by=p.subject)
+    return await svc(request).agents.logout(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/pause")
 async def agent_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return await svc(request).pause(agent_id, body.reason, by=p.subject)
+    return await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/unpause")
 async def agent_unpause(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return await svc(request).unpause(agent_id, by=p.subject)
+    return await svc(request).agents.unpause(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/ready")
 async def agent_ready(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return await svc(request).ready(agent_id, by=p.subject)
+    return await svc(request).agents.ready(agent_id, by=p.subject)
 
 
 @agents_router.get("/agents/{agent_id}/current-call")
 async def agent_current_call(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
-    return {"agent_id": agent_id, "call": svc(request).current_call(agent_id)}
+    return {"agent_id": agent_id, "call": svc(request).agents.current_call(agent_id)}
 
 
 @agents_router.get("/agents/{agent_id}/events")
 async def agent_events(agent_id: str, request: Request, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(principal)) -> list[dict[str, Any]]:
     _self_or_supervisor(p, agent_id)
-    svc(request).agent_view(agent_id)
+    svc(request).agents.agent_view(agent_id)
     return await svc(request).repository.agent_events(agent_id, limit)
 
 
 @agents_router.get("/pause-reasons")
 async def pause_reasons(request: Request, p: Principal = Depends(principal)) -> list[str]:
-    return list(svc(request).pause_reasons)
+    return list(svc(request).agents.pause_reasons)
 
 
 @agents_router.put("/pause-reasons/{code}")
 async def put_pause_reason(code: str, body: PauseReasonBody, request: Request, p: Principal = Depends(require("admin"))) -> list[str]:
-    return await svc(request).set_pause_reason(code, body.label or code, body.active)
+    return await svc(request).agents.set_pause_reason(code, body.label or code, body.active)
 
 
 # ---- calls
 @calls_router.get("")
 async def list_calls(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    return svc(request).list_calls(p)
+    return svc(request).calls.list_calls(p)
 
 
 @calls_router.get("/history")
@@ -305,62 +311,62 @@ async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depe
     if agent_id is None:
         raise Forbidden("click-to-call needs an agent")
     _self_or_supervisor(p, agent_id)
-    return await svc(request).click_to_call(agent_id, body.number, customer_id=body.customer_id)
+    return await svc(request).outbound.click_to_call(agent_id, body.number, customer_id=body.customer_id)
 
 
 @calls_router.get("/{call_id}")
 async def get_call(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).get_call(call_id, p)
+    return await svc(request).calls.get_call(call_id, p)
 
 
 @calls_router.post("/{call_id}/hangup", status_code=202)
 async def hangup(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    await svc(request).hangup(call_id, p)
+    await svc(request).calls.hangup(call_id, p)
     return {"call_id": call_id, "status": "hanging_up"}
 
 
 @calls_router.post("/{call_id}/transfer", status_code=202)
 async def transfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).transfer(call_id, p, body.type, body.target)
+    return await svc(request).calls.transfer(call_id, p, body.type, body.target)
 
 
 @calls_router.post("/{call_id}/atxfer", status_code=202)
 async def atxfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).atxfer(call_id, p, body.type, body.target)
+    return await svc(request).calls.atxfer(call_id, p, body.type, body.target)
 
 
 @calls_router.post("/{call_id}/hold", status_code=202)
 async def hold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    await svc(request).hold(call_id, p)
+    await svc(request).calls.hold(call_id, p)
     return {"call_id": call_id, "on_hold": True}
 
 
 @calls_router.post("/{call_id}/unhold", status_code=202)
 async def unhold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    await svc(request).unhold(call_id, p)
+    await svc(request).calls.unhold(call_id, p)
     return {"call_id": call_id, "on_hold": False}
 
 
 @calls_router.post("/{call_id}/dtmf", status_code=202)
 async def dtmf(call_id: str, body: DtmfBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    await svc(request).dtmf(call_id, p, body.digits)
+    await svc(request).calls.dtmf(call_id, p, body.digits)
     return {"call_id": call_id, "digits": body.digits}
 
 
 @calls_router.post("/{call_id}/disposition")
 async def disposition(call_id: str, body: DispositionBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).set_disposition(call_id, p, body.disposition, body.notes)
+    return await svc(request).calls.set_disposition(call_id, p, body.disposition, body.notes)
 
 
 # ---- callbacks
 @callbacks_router.get("")
 async def list_callbacks(request: Request, status: str | None = None, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    return await svc(request).list_callbacks(p, status)
+    return await svc(request).callbacks.list_callbacks(p, status)
 
 
 @callbacks_router.post("", status_code=201)
 async def create_callback(body: CallbackCreate, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    cb_id = await svc(request).create_callback(
+    cb_id = await svc(request).callbacks.create_callback(
         CallbackRequest(body.call_id or "", body.caller_num, body.number, body.queue, body.requested_time, body.context)
     )
     return await svc(request).repository.get_callback(cb_id) or {"id": cb_id}
@@ -368,12 +374,12 @@ async def create_callback(body: CallbackCreate, request: Request, p: Principal =
 
 @callbacks_router.post("/{callback_id}/take")
 async def take_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).take_callback(p, callback_id)
+    return await svc(request).callbacks.take_callback(p, callback_id)
 
 
 @callbacks_router.post("/{callback_id}/dial", status_code=202)
 async def dial_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).dial_callback(p, callback_id)
+    return await svc(request).callbacks.dial_callback(p, callback_id)
 
 
 # ---- customers (the built-in CRM; other parts call GET /api/customers/lookup)
@@ -384,7 +390,7 @@ async def list_customers(request: Request, q: str | None = None, limit: int = Qu
 
 @customers_router.get("/lookup")
 async def lookup_customer(request: Request, phone: str = Query(min_length=1, max_length=64), p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customer_lookup(phone)
+    return await svc(request).customers.customer_lookup(phone)
 
 
 @customers_router.post("", status_code=201)
@@ -426,24 +432,24 @@ async def add_note(customer_id: int, body: NoteBody, request: Request, p: Princi
 # ---- queues
 @queues_router.get("")
 async def list_queues(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    return svc(request).queue_views()
+    return svc(request).queues.queue_views()
 
 
 @queues_router.put("/{name}/settings")
 async def put_queue_settings(name: str, body: QueueSettingsBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).queue_settings_update(QueueSettings(name=name, **body.model_dump()))
+    return await svc(request).queues.queue_settings_update(QueueSettings(name=name, **body.model_dump()))
 
 
 # ---- supervisor
 # the literal force-* paths first: /agents/{agent_id}/{mode} would match them (422)
 @supervisor_router.post("/agents/{agent_id}/force-logout")
 async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).logout(agent_id, force=True, by=p.subject)
+    return await svc(request).agents.logout(agent_id, force=True, by=p.subject)
 
 
 @supervisor_router.post("/agents/{agent_id}/force-pause")
 async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).pause(agent_id, body.reason, by=p.subject)
+    return await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
 
 
 @supervisor_router.post("/agents/{agent_id}/{mode}", status_code=202)
@@ -451,7 +457,7 @@ async def spy(
     agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
     p: Principal = Depends(require("supervisor")),
 ) -> dict[str, Any]:
-    return await svc(request).spy(p, agent_id, mode, body.interface if body else None)
+    return await svc(request).supervision.spy(p, agent_id, mode, body.interface if body else None)
 
 
 # ---- websocket
@@ -492,7 +498,7 @@ async def websocket(ws: WebSocket) -> None:
         if p.agent_id and p.agent_id in service.state.agents:
             hello["payload"]["agent"] = service.state.agents[p.agent_id].to_dict()
             call = service.state.call_for_agent(p.agent_id)
-            hello["payload"]["call"] = service.pop(call, p.agent_id) if call else None
+            hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
         await ws.send_text(json.dumps(hello, ensure_ascii=False, default=str))
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
         writer = asyncio.create_task(_ws_writer(ws, sub), name="ws-writer")

@@ -623,7 +623,7 @@ async def test_hold_and_unhold_of_a_click_to_call(server):
     dial = await pbx.wait_for_event("DialBegin", DialString=f"{CUSTOMER}@trunk")
     trunk = pbx.channels[dial["DestChannel"]]
     await pbx.wait_for_event("BridgeEnter", Channel=trunk.name)
-    call_id = (await eventually(lambda: s.cti.current_call("1001"), what="the outbound call"))["call_id"]
+    call_id = (await eventually(lambda: s.cti.agents.current_call("1001"), what="the outbound call"))["call_id"]
     await eventually(lambda: s.cti.state.calls[call_id].customer_channel == trunk.name, what="customer leg known")
 
     await s.api("POST", f"/api/calls/{call_id}/hold", token=tok, expect=202)

@@ -103,16 +103,16 @@ def token(service: CtiService, subject: str, role: str = "agent") -> dict[str, s
 
 async def add_agents(service: CtiService) -> None:
     """The agents of the captures: 1001 (agents/n, sales+support), 1002 (support), 1003 (sales)."""
-    await service.create_agent(
+    await service.agents.create_agent(
         id="1001", name="Agent 1001", interface="Local/1001@agents/n", extension="1001",
         skills={"sales": 0, "support": 1}, pin="4321",
     )
-    await service.create_agent(
+    await service.agents.create_agent(
         id="1002", name="Agent 1002", interface="Local/1002@agents/n", extension="1002", skills={"support": 0}, pin="1111"
     )
-    await service.create_agent(
+    await service.agents.create_agent(
         id="1003", name="Agent 1003", interface="Local/1003@agents-noanswer/n", extension="1003", skills={"sales": 0}
     )
-    await service.create_agent(
+    await service.agents.create_agent(
         id="sup1", name="Supervisor", interface="Local/2001@supervisors/n", role="supervisor", skills={}, pin="9999"
     )

@@ -68,12 +68,12 @@ async def test_today_counters_survive_a_restart(service, clock, repo, ami, db_se
         service.handle_event(e)
         clock.advance(0.5)
     await service.idle()
-    before = {q["queue"]: q for q in service.queue_views()}
+    before = {q["queue"]: q for q in service.queues.queue_views()}
     assert before["sales"]["answered_today"] == 1 and before["sales"]["abandoned_today"] == 1
     fresh = CtiService(ami=FakeAmi(), repository=repo, bus=Bus(), crm=BuiltinCrm(repo), authenticator=authenticator, clock=clock)
     await fresh.start()
     try:
-        after = {q["queue"]: q for q in fresh.queue_views()}
+        after = {q["queue"]: q for q in fresh.queues.queue_views()}
         assert after["sales"]["answered_today"] == 1 and after["sales"]["abandoned_today"] == 1
         assert after["sales"]["answered_within_sl"] == 1
     finally:
@@ -94,7 +94,7 @@ async def test_from_settings_wires_http_crm_webhooks_and_tokens(db_sessionmaker)
     assert isinstance(svc.crm, HttpCrm)
     assert isinstance(svc.webhooks, WebhookSender) and svc.webhooks.hooks[0].secret == "s"
     assert svc.authenticator.authenticate("wall").role == "supervisor"
-    assert svc.pause_reasons == ["break"] and svc.state.default_wrapup_seconds == 3
+    assert svc.agents.pause_reasons == ["break"] and svc.state.default_wrapup_seconds == 3
     await svc.start()
     try:
         await wait_for(lambda: bus.subscriber_count == 1)  # the webhook sender listens

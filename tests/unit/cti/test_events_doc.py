@@ -8,7 +8,7 @@ import yaml
 
 from callcore.bus import Bus
 from cti.notifier import EVENTS_FILE, CtiNotifier
-from cti.service import CtiService
+from cti.pops import PopBuilder
 from cti.state import Call
 
 
@@ -27,13 +27,7 @@ def test_every_emitted_event_is_documented():
 
 
 def test_pop_payload_matches_its_schema():
-    class Stub:  # pop() only reads the preload cache and the clock
-        _pop_cache: dict = {}
-
-        def _clock(self):
-            return 0.0
-
-    payload = CtiService.pop(Stub(), Call(id="1.1", started_at=0.0), "1001", 1.0)
+    payload = PopBuilder(lambda: 0.0).pop(Call(id="1.1", started_at=0.0), "1001", 1.0)  # only reads memory
     assert set(payload) == set(documented()["call.ringing"]["payload"])
 
 

@@ -83,8 +83,8 @@ async def test_login_pause_via_rest_and_ami_down(service, client, ami):
 
 
 async def test_calls_rest_and_current_call(service, client, clock, ami):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
-    await service.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"sales": 0})
     events = capture_events(CAPTURES / "ami-resync-snapshot.raw")
     i = max(i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoin))
     feed(service, clock, events[: i + 1])

@@ -40,7 +40,7 @@ def names(msgs):
 # ------------------------------------------------------------------ agents
 async def test_login_pause_unpause_logout(service, ami, repo):
     await add_agents(service)
-    view = await service.login("1001")
+    view = await service.agents.login("1001")
     adds = ami.of("QueueAdd")
     assert [(a.get("Queue"), a.get("Interface"), a.get("Penalty"), a.get("MemberName"), a.get("Paused")) for a in adds] == [
         ("sales", "Local/1001@agents/n", "0", "Agent 1001", "false"),
@@ -53,21 +53,21 @@ async def test_login_pause_unpause_logout(service, ami, repo):
         service.handle_event(ev.QueueMemberAdded(ev.MemberInfo.parse({"Queue": q, "Interface": "Local/1001@agents/n", "Status": "1"})))
     assert service.state.agents["1001"].status == "ready"
     with pytest.raises(Conflict):
-        await service.login("1001")
+        await service.agents.login("1001")
 
     with pytest.raises(Invalid):
-        await service.pause("1001", "nap")
-    await service.pause("1001", "lunch")
+        await service.agents.pause("1001", "nap")
+    await service.agents.pause("1001", "lunch")
     (p,) = ami.of("QueuePause")
     assert (p.get("Interface"), p.get("Paused"), p.get("Reason"), p.get("Queue")) == ("Local/1001@agents/n", "true", "lunch", None)
     rec = await repo.get_agent("1001")
     assert rec.paused and rec.pause_reason == "lunch"
 
-    await service.unpause("1001")
+    await service.agents.unpause("1001")
     assert ami.of("QueuePause")[-1].get("Paused") == "false"
     assert (await repo.get_agent("1001")).paused is False
 
-    await service.logout("1001")
+    await service.agents.logout("1001")
     assert sorted(a.get("Queue") for a in ami.of("QueueRemove")) == ["sales", "support"]
     assert (await repo.get_agent("1001")).logged_in is False
     events = [e["event"] for e in await repo.agent_events("1001")]
@@ -77,26 +77,26 @@ async def test_login_pause_unpause_logout(service, ami, repo):
 async def test_login_preconditions_and_ami_errors(service, ami):
     await add_agents(service)
     with pytest.raises(NotFound):
-        await service.login("nobody")
+        await service.agents.login("nobody")
     with pytest.raises(Invalid):
-        await service.login("1002", ["sales"])  # no skill
+        await service.agents.login("1002", ["sales"])  # no skill
     with pytest.raises(Conflict):
-        await service.pause("1002", "lunch")  # not logged in
+        await service.agents.pause("1002", "lunch")  # not logged in
     ami.down = AmiNotConnected("AMI 127.0.0.1:5038 is disconnected")
     with pytest.raises(AmiUnavailable):
-        await service.login("1002")
+        await service.agents.login("1002")
     ami.down = None
     ami.script("QueueAdd", AmiTimeout("no answer"))
     with pytest.raises(AmiFailed):
-        await service.login("1002")
+        await service.agents.login("1002")
     # "Already there" (as in ami-ivr-queue-agent.raw) is not an error for a login
     ami.script("QueueAdd", AmiActionError("QueueAdd", "Unable to add interface: Already there"))
-    assert (await service.login("1002"))["logged_in"] is True
+    assert (await service.agents.login("1002"))["logged_in"] is True
 
 
 async def test_wrapup_pauses_member_then_returns_to_ready(service, ami, clock, repo):
     await add_agents(service)
-    await service.queue_settings_update(QueueSettings("sales", wrapup_seconds=30))
+    await service.queues.queue_settings_update(QueueSettings("sales", wrapup_seconds=30))
     events = [e for e in capture_events(service_captures() / "ami-ivr-queue-agent.raw") if not isinstance(e, ev.QueueMemberPause)]
     feed(service, clock, events)
     agent = service.state.agents["1001"]
@@ -119,8 +119,8 @@ async def test_ready_ends_wrapup_early(service, ami, clock):
     feed(service, clock, events)
     await wait_for(lambda: ami.of("QueuePause"))
     with pytest.raises(Conflict):
-        await service.ready("1002")
-    view = await service.ready("1001")
+        await service.agents.ready("1002")
+    view = await service.agents.ready("1001")
     assert view["status"] == "ready"
     assert ami.of("QueuePause")[-1].get("Paused") == "false"
 
@@ -210,11 +210,11 @@ async def test_abandoned_call_is_persisted_and_missed_pop_sent(service, bus, clo
 # ------------------------------------------------------------------ resync
 async def test_resync_after_restart_readds_logged_in_agents(service, ami, bus):
     await add_agents(service)
-    await service.login("1001")
-    await service.login("1003")
+    await service.agents.login("1001")
+    await service.agents.login("1003")
     for q in ("sales",):
         service.handle_event(ev.QueueMemberAdded(ev.MemberInfo.parse({"Queue": q, "Interface": "Local/1003@agents-noanswer/n", "Status": "1"})))
-    await service.pause("1003", "training")
+    await service.agents.pause("1003", "training")
     desk = bus.subscribe({"agent:1001"})
     ami.sent.clear()
     after = service_captures() / "ami-after-restart.raw"
@@ -237,8 +237,8 @@ async def test_resync_after_restart_readds_logged_in_agents(service, ami, bus):
 
 
 async def test_resync_snapshot_rebuilds_and_tells_desks(service, ami, bus, repo):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
-    await service.create_agent(id="1003", name="C", interface="Local/1003@agents-noanswer/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1003", name="C", interface="Local/1003@agents-noanswer/n", skills={"sales": 0})
     await repo.set_agent_state("1001", logged_in=True)
     await repo.set_agent_state("1003", logged_in=True, paused=True, pause_reason="training")
     path = service_captures() / "ami-resync-snapshot.raw"
@@ -253,7 +253,7 @@ async def test_resync_snapshot_rebuilds_and_tells_desks(service, ami, bus, repo)
     assert told.payload["agent"]["status"] == "on_call"
     assert told.payload["call"]["call_id"] == "1795396653.40"
     assert told.payload["call"]["caller_num"] == "01033332222"
-    views = {q["queue"]: q for q in service.queue_views()}
+    views = {q["queue"]: q for q in service.queues.queue_views()}
     assert views["support"]["waiting"] == 1
 
 
@@ -276,66 +276,66 @@ async def _talking_call(service, clock, capture="ami-resync-snapshot.raw"):
 
 
 async def test_call_control_maps_asterisk_errors(service, ami, clock):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0}, extension="1001")
-    await service.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"support": 0}, extension="1002")
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0}, extension="1001")
+    await service.agents.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"support": 0}, extension="1002")
     await _talking_call(service, clock)
     call_id = "1795396653.40"
 
     with pytest.raises(NotFound):
-        await service.hangup("nope", SUP)
+        await service.calls.hangup("nope", SUP)
     with pytest.raises(Forbidden):
-        await service.hangup(call_id, A1002)
+        await service.calls.hangup(call_id, A1002)
 
-    await service.hangup(call_id, A1001)
+    await service.calls.hangup(call_id, A1001)
     assert ami.of("Hangup")[-1].get("Channel") == "Local/wait30@sim-caller-00000014;1"
 
     # the real error frame of ami-action-errors.raw
     frame = next(f for f in read_frames(service_captures() / "ami-action-errors.raw") if f.get("ActionID") == "redir-d")
     ami.script("Redirect", AmiActionError("Redirect", frame["Message"], frame))
     with pytest.raises(NotFound):
-        await service.transfer(call_id, A1001, "queue", "support")
+        await service.calls.transfer(call_id, A1001, "queue", "support")
     ami.down = AmiNotConnected("down")
     with pytest.raises(AmiUnavailable):
-        await service.dtmf(call_id, A1001, "12#")
+        await service.calls.dtmf(call_id, A1001, "12#")
     ami.down = None
     with pytest.raises(Invalid):
-        await service.dtmf(call_id, A1001, "12x")
+        await service.calls.dtmf(call_id, A1001, "12x")
     # the waiting caller is not talking: no transfer
     with pytest.raises(Conflict):
-        await service.transfer("1795396653.44", SUP, "number", "0212345678")
+        await service.calls.transfer("1795396653.44", SUP, "number", "0212345678")
 
 
 async def test_blind_transfer_hold_dtmf_atxfer(service, ami, clock, bus):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0}, extension="1001")
-    await service.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"sales": 0}, extension="2002")
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0}, extension="1001")
+    await service.agents.create_agent(id="1002", name="B", interface="Local/1002@agents/n", skills={"sales": 0}, extension="2002")
     service.handle_event(ev.QueueMemberAdded(ev.MemberInfo.parse({"Queue": "sales", "Interface": "Local/1002@agents/n", "Status": "1"})))
     await _talking_call(service, clock)
     call_id = "1795396653.40"
     desk1, desk2 = bus.subscribe({"agent:1001"}), bus.subscribe({"agent:1002"})
 
-    await service.dtmf(call_id, A1001, "1#")
+    await service.calls.dtmf(call_id, A1001, "1#")
     assert [(a.get("Channel"), a.get("Digit")) for a in ami.of("PlayDTMF")] == [
         ("Local/wait30@sim-caller-00000014;1", "1"),
         ("Local/wait30@sim-caller-00000014;1", "#"),
     ]
-    await service.hold(call_id, A1001)
+    await service.calls.hold(call_id, A1001)
     r = ami.of("Redirect")[-1]
     assert (r.get("Channel"), r.get("Context"), r.get("ExtraChannel"), r.get("ExtraExten")) == (
         "Local/wait30@sim-caller-00000014;1", "hold", "Local/1001@agents-long-00000015;1", "agent"
     )
     assert service.state.calls[call_id].on_hold
     with pytest.raises(Conflict):
-        await service.hold(call_id, A1001)
-    await service.unhold(call_id, A1001)
+        await service.calls.hold(call_id, A1001)
+    await service.calls.unhold(call_id, A1001)
     b = ami.of("Bridge")[-1]
     assert (b.get("Channel1"), b.get("Channel2")) == ("Local/1001@agents-long-00000015;1", "Local/wait30@sim-caller-00000014;1")
 
-    await service.atxfer(call_id, A1001, "number", "0212345678")
+    await service.calls.atxfer(call_id, A1001, "number", "0212345678")
     a = ami.of("Atxfer")[-1]
     assert (a.get("Channel"), a.get("Exten"), a.get("Context")) == ("Local/1001@agents-long-00000015;1", "0212345678", "transfer")
 
     drain(desk1), drain(desk2)
-    info = await service.transfer(call_id, A1001, "agent", "1002")
+    info = await service.calls.transfer(call_id, A1001, "agent", "1002")
     r = ami.of("Redirect")[-1]
     assert (r.get("Channel"), r.get("Context"), r.get("Exten")) == ("Local/wait30@sim-caller-00000014;1", "transfer", "2002")
     assert info["to_agent"] == "1002"
@@ -344,10 +344,10 @@ async def test_blind_transfer_hold_dtmf_atxfer(service, ami, clock, bus):
 
 
 async def test_click_to_call_originates_agent_first_with_customer(service, ami, clock, bus, repo):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
     customer = await repo.create_customer(name="Kim", phone="01012345678")
     desk = bus.subscribe({"agent:1001"})
-    out = await service.click_to_call("1001", "01012345678")
+    out = await service.outbound.click_to_call("1001", "01012345678")
     assert out["customer"]["id"] == customer["id"]
     (o,) = ami.of("Originate")
     assert o.get("Channel") == "Local/1001@agents-long"
@@ -356,7 +356,7 @@ async def test_click_to_call_originates_agent_first_with_customer(service, ami, 
     assert "CALLCORE_ORIGIN=click-to-call" in variables and f"CALLCORE_CUSTOMER_ID={customer['id']}" in variables
     assert o.get("CallerID") == '"Kim" <01012345678>'
     with pytest.raises(Conflict):
-        await service.click_to_call("1001", "01012345678")  # one at a time
+        await service.outbound.click_to_call("1001", "01012345678")  # one at a time
 
     feed(service, clock, capture_events(service_captures() / "ami-click-to-call.raw"))
     msgs = drain(desk)
@@ -369,17 +369,17 @@ async def test_click_to_call_originates_agent_first_with_customer(service, ami, 
     assert stored["origin"] == "click-to-call" and stored["customer_id"] == customer["id"]
 
     with pytest.raises(Invalid):
-        await service.click_to_call("1001", "12; Hangup")
+        await service.outbound.click_to_call("1001", "12; Hangup")
 
 
 async def test_failed_originate_tells_the_agent(service, ami, bus):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
     desk = bus.subscribe({"agent:1001"})
-    await service.click_to_call("1001", "0299999999")
+    await service.outbound.click_to_call("1001", "0299999999")
     service.handle_event(ev.OriginateResponse("x", "Failure", "Local/1001@agents-long", "outbound", "0299999999", 3, None, None, None))
     (failed,) = [m for m in drain(desk) if m.name == "call.failed"]
     assert failed.payload["number"] == "0299999999"
-    await service.click_to_call("1001", "0299999999")  # the pending slot was freed
+    await service.outbound.click_to_call("1001", "0299999999")  # the pending slot was freed
 
 
 async def test_disposition_after_the_call(service, clock, repo):
@@ -388,60 +388,60 @@ async def test_disposition_after_the_call(service, clock, repo):
     feed(service, clock, capture_events(service_captures() / "ami-ivr-queue-agent.raw"))
     await service.idle()
     with pytest.raises(Forbidden):
-        await service.set_disposition(CALL, A1002, "sale", None)
-    out = await service.set_disposition(CALL, A1001, "sale", "wants a quote")
+        await service.calls.set_disposition(CALL, A1002, "sale", None)
+    out = await service.calls.set_disposition(CALL, A1001, "sale", "wants a quote")
     assert out["disposition"] == "sale"
     stored = await repo.get_call(CALL)
     assert (stored["disposition"], stored["notes"]) == ("sale", "wants a quote")
     notes = (await repo.get_customer(customer["id"]))["notes"]
     assert notes[-1]["text"] == "wants a quote" and notes[-1]["call_id"] == CALL
     with pytest.raises(NotFound):
-        await service.set_disposition("no-call", SUP, "x", None)
+        await service.calls.set_disposition("no-call", SUP, "x", None)
 
 
 async def test_supervisor_spy_modes(service, ami, clock):
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
-    await service.create_agent(id="sup1", name="S", interface="SIP/2001", role="supervisor")
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.agents.create_agent(id="sup1", name="S", interface="SIP/2001", role="supervisor")
     with pytest.raises(Conflict):
-        await service.spy(SUP, "1001", "listen")
+        await service.supervision.spy(SUP, "1001", "listen")
     await _talking_call(service, clock)
     for mode, opt in (("listen", "q"), ("whisper", "qw"), ("barge", "qB")):
-        await service.spy(SUP, "1001", mode)
+        await service.supervision.spy(SUP, "1001", mode)
         o = ami.of("Originate")[-1]
         assert (o.get("Channel"), o.get("Application"), o.get("Data")) == ("SIP/2001", "ChanSpy", f"Local/1001@agents-long-00000015;1,{opt}")
     with pytest.raises(Forbidden):
-        await service.spy(A1002, "1001", "listen")
+        await service.supervision.spy(A1002, "1001", "listen")
 
 
 # --------------------------------------------------------------- callbacks
 async def test_callback_created_taken_and_dialled(service, ami, bus, repo):
     await add_agents(service)
     desk = bus.subscribe({"agent:1002"})
-    cb_id = await service.create_callback(
+    cb_id = await service.callbacks.create_callback(
         CallbackRequest("1795396653.44", "01044441111", "01044441111", "support", None, {"ivr": {"path": ["main", "2"]}})
     )
     (created,) = [m for m in drain(desk) if m.name == "callback.created"]
     assert created.payload["id"] == cb_id and created.payload["status"] == "open"
     # 1003 serves sales only: cannot see or take it
-    assert await service.list_callbacks(Principal("1003", "agent")) == []
+    assert await service.callbacks.list_callbacks(Principal("1003", "agent")) == []
     with pytest.raises(Forbidden):
-        await service.take_callback(Principal("1003", "agent"), cb_id)
+        await service.callbacks.take_callback(Principal("1003", "agent"), cb_id)
     with pytest.raises(Conflict):
-        await service.dial_callback(A1002, cb_id)
-    taken = await service.take_callback(A1002, cb_id)
+        await service.callbacks.dial_callback(A1002, cb_id)
+    taken = await service.callbacks.take_callback(A1002, cb_id)
     assert taken["agent_id"] == "1002" and taken["status"] == "taken"
     with pytest.raises(Conflict):
-        await service.take_callback(A1001, cb_id)
-    await service.dial_callback(A1002, cb_id)
+        await service.callbacks.take_callback(A1001, cb_id)
+    await service.callbacks.dial_callback(A1002, cb_id)
     o = ami.of("Originate")[-1]
     assert o.get("Exten") == "01044441111" and "CALLCORE_CALLBACK_ID=" + cb_id in [v for k, v in o.headers if k == "Variable"]
 
 
 async def test_overflow_redirects_waiting_callers(service, ami, clock):
     """Support has no agent (ami-resync-snapshot.raw): its caller is moved to the overflow queue."""
-    await service.queue_settings_update(QueueSettings("sales", overflow_queue="support", overflow_after_seconds=30))
-    await service.queue_settings_update(QueueSettings("support", overflow_queue="sales"))
-    await service.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    await service.queues.queue_settings_update(QueueSettings("sales", overflow_queue="support", overflow_after_seconds=30))
+    await service.queues.queue_settings_update(QueueSettings("support", overflow_queue="sales"))
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
     events = capture_events(service_captures() / "ami-resync-snapshot.raw")
     i = max(i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoin))
     feed(service, clock, events[: i + 1])

@@ -1,0 +1,143 @@
+"""Resync: the AMI ``on_connect`` hook. After every (re)login, rebuild the state
+from CoreShowChannels, QueueStatus and QueueSummary, re-add logged-in agents
+Asterisk lost (restart, ``persistentmembers=no``), re-apply pauses, preload the
+calls found, and tell every desk where it stands (``agent.resync``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from cti.ami import actions as act
+from cti.ami import events as ev
+from cti.ami.actions import Action, AmiActionError
+from cti.directory import AgentDirectory
+from cti.dispatcher import ChangeDispatcher
+from cti.notifier import CtiNotifier
+from cti.pops import PopBuilder
+from cti.ports import AmiPort
+from cti.repository import AgentRecord
+from cti.state import CtiState
+from cti.subscribers.crm_preload import CrmPreload
+from cti.subscribers.wrapup import WrapupTimer
+
+log = logging.getLogger("callcore.cti")
+
+
+def confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> ev.QueueMemberAdded:
+    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``."""
+    return ev.QueueMemberAdded(
+        ev.MemberInfo(
+            queue=queue,
+            name=rec.name,
+            interface=rec.interface,
+            state_interface=rec.interface,
+            membership="dynamic",
+            penalty=penalty,
+            calls_taken=0,
+            last_call=0,
+            last_pause=0,
+            login_time=int(now),
+            in_call=False,
+            status=1,
+            paused=rec.paused,
+            paused_reason=(rec.pause_reason or "") if rec.paused else "",
+            wrapuptime=0,
+        )
+    )
+
+
+class ResyncService:
+    def __init__(
+        self,
+        *,
+        ami: AmiPort,
+        state: CtiState,
+        directory: AgentDirectory,
+        dispatcher: ChangeDispatcher,
+        pops: PopBuilder,
+        preload: CrmPreload,
+        wrapup: WrapupTimer,
+        notifier: CtiNotifier,
+        clock: Callable[[], float],
+    ) -> None:
+        self._ami = ami
+        self.state = state
+        self.directory = directory
+        self._dispatcher = dispatcher
+        self._pops = pops
+        self._preload = preload
+        self._wrapup = wrapup
+        self._notifier = notifier
+        self._clock = clock
+        self.resyncs = 0
+        self.last_resync: float | None = None
+
+    async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
+        ami = ami or self._ami
+        channels = await ami.send(act.core_show_channels())
+        queues = await ami.send(act.queue_status())
+        summary = await ami.send(act.queue_summary())
+        await self.directory.reload()
+        now = self._clock()
+        before_calls = set(self.state.calls)
+        changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now)
+        self._dispatcher.dispatch(changes, now)
+        readded = await self._restore_members(ami, now)
+        for call in self.state.calls.values():
+            if call.id not in before_calls and call.queue and not self._pops.has(call.id):
+                self._preload.start(call.id)
+        for agent in self.state.agents.values():
+            call = self.state.call_for_agent(agent.id)
+            self._notifier.agent_resync(
+                agent.id, {"agent": agent.to_dict(), "call": self._pops.pop(call, agent.id, now) if call else None}
+            )
+        lost = sum(1 for c in changes if c.kind == "call.ended")
+        self.resyncs += 1
+        self.last_resync = now
+        report = {"at": now, "calls": len(self.state.calls), "agents_readded": readded, "calls_lost": lost}
+        self._notifier.resynced(report)
+        log.info("CTI resynced: %d live calls, %d agents re-added, %d calls lost", len(self.state.calls), len(readded), lost)
+        return report
+
+    async def _restore_members(self, ami: AmiPort, now: float) -> list[str]:
+        readded: list[str] = []
+        for rec in self.directory.records():
+            if not rec.logged_in:
+                continue
+            live = self.state.agents.get(rec.id)
+            for queue, penalty in rec.skills.items():
+                if live is not None and queue in live.queues:
+                    if live.paused != rec.paused and rec.id not in self._wrapup.paused:
+                        await _try(ami, act.queue_pause(rec.interface, rec.paused, queue=queue, reason=rec.pause_reason))
+                    continue
+                ok = await _try(
+                    ami,
+                    act.queue_add(
+                        queue,
+                        rec.interface,
+                        member_name=rec.name,
+                        penalty=penalty,
+                        paused=rec.paused,
+                        reason=rec.pause_reason if rec.paused else None,
+                    ),
+                )
+                if ok:
+                    # Asterisk confirmed the QueueAdd; its QueueMemberAdded event is held until
+                    # this resync returns, so apply the confirmed membership now: the desks are
+                    # told below where they really stand (the held event repeats it harmlessly).
+                    self._dispatcher.dispatch(self.state.apply(confirmed_member(queue, rec, penalty, now), now), now)
+                    if rec.id not in readded:
+                        readded.append(rec.id)
+        return readded
+
+
+async def _try(ami: AmiPort, action: Action) -> bool:
+    try:
+        await ami.send(action)
+        return True
+    except AmiActionError as exc:
+        if "already there" in exc.message.lower():
+            return False
+        log.warning("%s failed during resync: %s", action.name, exc.message)
+        return False
