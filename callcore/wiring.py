@@ -81,8 +81,8 @@ async def build_services(c: "Container") -> None:
 
         cti = c.cti
         c.web = WebService(
-            bus=c.bus, config=load_config(s.web_config), agents=cti.list_agents,
-            queue_stats=cti.queue_views, pause_reasons=lambda: list(cti.pause_reasons),
+            bus=c.bus, config=load_config(s.web_config), agents=cti.agents.list_agents,
+            queue_stats=cti.queues.queue_views, pause_reasons=lambda: list(cti.agents.pause_reasons),
         )
         await c.web.start()
         c.add_closer(c.web.stop)

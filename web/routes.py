@@ -75,9 +75,9 @@ async def directory(request: Request, p: Principal = Depends(principal)) -> dict
     cti = _cti(request)
     agents = [
         {"agent_id": a["id"], "name": a.get("name"), "extension": a.get("extension"), "status": a.get("status")}
-        for a in cti.list_agents()
+        for a in cti.agents.list_agents()
     ]
-    return {"agents": agents, "queues": [q["queue"] for q in cti.queue_views()]}
+    return {"agents": agents, "queues": [q["queue"] for q in cti.queues.queue_views()]}
 
 
 @router.get("/api/web/queue-settings")
@@ -85,8 +85,8 @@ async def queue_settings(request: Request, p: Principal = Depends(require("super
     import dataclasses
 
     cti = _cti(request)
-    names = {q["queue"] for q in cti.queue_views()}
-    for a in cti.list_agents():
+    names = {q["queue"] for q in cti.queues.queue_views()}
+    for a in cti.agents.list_agents():
         names.update(sk["queue"] for sk in a.get("skills") or [])
     return [dataclasses.asdict(cti.state.settings_for(name)) for name in sorted(names)]
 
@@ -115,15 +115,15 @@ async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(pri
     if p.agent_id:
         # the follow-up stays with the agent: on a queue they serve (their callback list shows
         # the tasks of their queues), the call's own queue when they serve it
-        skills = [sk["queue"] for sk in cti.agent_view(p.agent_id).get("skills") or []]
+        skills = [sk["queue"] for sk in cti.agents.agent_view(p.agent_id).get("skills") or []]
         if skills and queue not in skills:
             queue = skills[0]
     if not queue:
         raise HTTPException(422, "the call had no queue: give one")
     context = {"follow_up": True, "note": body.note, "booked_by": p.subject, "call_queue": call.get("queue")}
-    cb_id = await cti.create_callback(CallbackRequest(body.call_id, call.get("caller_num"), body.number, queue, body.requested_time, context))
+    cb_id = await cti.callbacks.create_callback(CallbackRequest(body.call_id, call.get("caller_num"), body.number, queue, body.requested_time, context))
     if p.agent_id:
-        return await cti.take_callback(p, cb_id)
+        return await cti.callbacks.take_callback(p, cb_id)
     return await cti.repository.get_callback(cb_id) or {"id": cb_id}
 
 
