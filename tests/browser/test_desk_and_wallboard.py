@@ -9,6 +9,7 @@ follows the call live (queued → answered → ended), pushed over the websocket
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from cti.state import Call
@@ -37,6 +38,19 @@ async def wait_text(tab: Tab, selector: str, expected: str, timeout: float = 10_
         "([sel, want]) => { const el = document.querySelector(sel); return !!el && el.textContent.includes(want); }",
         arg=[selector, expected], timeout=timeout,
     )
+
+
+async def restart_http(s) -> None:
+    """Stop the HTTP server (its websockets close) and start it again on the same port."""
+    c = s.container
+    port = c.http_port
+    task = next(t for t in c._tasks if t.get_name() == "http")
+    c.http.should_exit = True
+    await asyncio.wait_for(task, 10)
+    await asyncio.sleep(0.5)  # the desks notice and retry against a closed port
+    c.settings.http_port = port
+    await c._start_http()
+    assert c.http_port == port
 
 
 async def metric(tab: Tab, queue: str, name: str) -> str:
@@ -160,6 +174,35 @@ async def test_call_pops_holds_transfers_and_the_wallboard_follows(server, open_
     await tab_b.page.click("#btn-unhold")
     await wait_text(tab_b, "#pop-title", "현재 통화")
     await tab_b.page.wait_for_selector("#btn-hold")
+
+    # --- the HTTP server restarts under the desk: offline shown, reconnect, the call restored
+    for tab in (tab_a, tab_b, tab_s):
+        tab.outage = True
+    await restart_http(s)
+    await tab_b.page.wait_for_selector("#conn.off", timeout=10_000)
+    assert "연결 끊김" in await text(tab_b, "#conn")
+    await tab_b.shot("agent-b-offline")
+    await tab_b.page.wait_for_selector("#conn.on", timeout=15_000)
+    await wait_text(tab_b, "#pop-name", "홍길동")
+    # and a reload of the page (a new websocket session) restores the call from the server's hello
+    await tab_b.page.reload()
+    await tab_b.page.wait_for_selector("#conn.on", timeout=10_000)
+    await wait_text(tab_b, "#pop-name", "홍길동")
+    assert await text(tab_b, "#pop-journey") == journey
+    await wait_text(tab_b, "#my-state", "통화 중")
+    await tab_s.page.wait_for_selector("#conn.on", timeout=15_000)  # the wallboard came back too
+    await tab_a.page.wait_for_selector("#conn.on", timeout=15_000)
+    for tab in (tab_a, tab_b, tab_s):
+        tab.outage = False
+
+    # the wallboard's tile colours follow the thresholds (evaluated in the page's own module)
+    classes = await tab_s.page.evaluate("""async () => {
+        const { tileClass } = await import("./static/core/view.js");
+        const th = { warn: 3, alert: 6 }, sl = { warn: 80, alert: 60 };
+        return [tileClass(1, th, false), tileClass(3, th, false), tileClass(7, th, false),
+                tileClass(95, sl, true), tileClass(70, sl, true), tileClass(50, sl, true), tileClass(null, th, false)];
+    }""")
+    assert classes == ["ok", "warn", "alert", "ok", "warn", "alert", ""]
 
     # --- the customer hangs up: B's disposition form, with a follow-up callback
     await call.hangup()

@@ -45,7 +45,7 @@ export async function mount(root, { live, me, config }) {
     st.agents = agents || [];
     st.queues = dir?.queues || [];
     const f = {
-      id: h("input", { required: true, pattern: "[A-Za-z0-9_.-]+", id: "new-agent-id" }),
+      id: h("input", { required: true, pattern: "[A-Za-z0-9_.\\-]+", id: "new-agent-id" }),
       name: h("input", { required: true, id: "new-agent-name" }),
       interface: h("input", { required: true, placeholder: "PJSIP/1003", id: "new-agent-interface" }),
       extension: h("input", { placeholder: "1003" }),
@@ -87,7 +87,7 @@ export async function mount(root, { live, me, config }) {
   // ------------------------------------------------------------ pause reasons
   async function showReasons() {
     const codes = (await act(() => get("api/pause-reasons"))) || [];
-    const code = h("input", { pattern: "[A-Za-z0-9_.-]+", required: true, id: "new-reason" });
+    const code = h("input", { pattern: "[A-Za-z0-9_.\\-]+", required: true, id: "new-reason" });
     const text = h("input", { id: "new-reason-label" });
     const known = Object.fromEntries((config.pause_reasons || []).map((r) => [r.code, r]));
     replace(body, h("section", { class: "panel" }, h("h2", {}, t("pause_reasons")),
