@@ -50,7 +50,7 @@ export async function mount(root, { live, me, config }) {
     const el = $("#status", root);
     const a = st.agent || { status: "logged_out", queues: {} };
     const status = a.status || "logged_out";
-    const since = a.status_since ? Date.now() / 1000 - a.status_since + (live.skew || 0) : null;
+    const since = a.status_since ? live.serverNow() - a.status_since : null;
     const reasons = config.pause_reasons || [];
     const controls = [];
     if (status === "logged_out") {
@@ -60,7 +60,7 @@ export async function mount(root, { live, me, config }) {
         controls.push(h("button", { class: "primary", id: "btn-ready", onclick: () => act(() => post(`${agentPath}/unpause`)).then(reload) }, t("ready")));
       }
       if (status === "wrapup") {
-        const left = a.wrapup_until ? Math.max(0, Math.ceil(a.wrapup_until - Date.now() / 1000 - (live.skew || 0))) : null;
+        const left = a.wrapup_until ? Math.max(0, Math.ceil(a.wrapup_until - live.serverNow())) : null;
         controls.push(h("span", { class: "countdown", id: "wrapup-left" }, t("wrapup_left", { s: left ?? "–" })));
         controls.push(h("button", { class: "primary", id: "btn-ready-now", onclick: () => act(() => post(`${agentPath}/ready`)).then(reload) }, t("ready_now")));
       }
@@ -78,7 +78,7 @@ export async function mount(root, { live, me, config }) {
       h("div", { class: "row" },
         h("span", { class: `state s-${status}`, id: "my-state" }, t(`st_${status}`)),
         a.pause_reason && status === "paused" ? h("span", { class: "muted" }, label(reasons.find((r) => r.code === a.pause_reason) || { code: a.pause_reason })) : null,
-        since !== null ? h("span", { class: "muted", title: t("time_in_state") }, duration(since)) : null,
+        since !== null ? h("span", { class: "muted", id: "time-in-state", title: t("time_in_state") }, duration(since)) : null,
         h("span", { class: "grow" }),
         controls),
       h("div", { class: "row queues" },
@@ -357,8 +357,10 @@ export async function mount(root, { live, me, config }) {
   function renderStatusClock() {
     // only the clocks move each second; re-rendering the whole bar would steal keyboard focus
     const a = st.agent;
+    const since = $("#time-in-state", root);
+    if (since && a.status_since) since.textContent = duration(live.serverNow() - a.status_since);
     const left = $("#wrapup-left", root);
-    if (left && a.wrapup_until) left.textContent = t("wrapup_left", { s: Math.max(0, Math.ceil(a.wrapup_until - Date.now() / 1000 - (live.skew || 0))) });
+    if (left && a.wrapup_until) left.textContent = t("wrapup_left", { s: Math.max(0, Math.ceil(a.wrapup_until - live.serverNow())) });
   }
 
   renderStatus(); renderPop(); renderAfter(); renderCallbacks(); renderCustomers();

@@ -24,6 +24,12 @@ export class Live {
     this.stopped = false;
     this.lastMessageAt = null;
     this.reconnects = 0;
+    this.skew = 0; // our clock minus the server's, in seconds (from the server times in payloads)
+  }
+
+  /** The server's clock now (epoch seconds), for "time in state" and countdowns. */
+  serverNow() {
+    return Date.now() / 1000 - this.skew;
   }
 
   on(event, fn) {
@@ -92,6 +98,8 @@ export class Live {
     let msg;
     try { msg = JSON.parse(text); } catch { return; }
     this.lastMessageAt = Date.now();
+    const stamp = msg.payload && (msg.payload.sent_at ?? msg.payload.at);
+    if (typeof stamp === "number") this.skew = Date.now() / 1000 - stamp;
     if (msg.event === "hello") {
       this.delay = this.minDelay;
       if (this.keys.size) this.send({ subscribe: [...this.keys] });
