@@ -116,7 +116,7 @@ export async function mount(root, { live, me, config }) {
         h("div", { class: "name", id: "pop-name" }, cust?.name || c.caller_name || t("unknown_caller")),
         h("div", { class: "number", id: "pop-number" }, c.caller_num || "–")),
       h("dl", { class: "facts" },
-        h("dt", {}, t("queue")), h("dd", { id: "pop-queue" }, c.queue || (c.origin ? t(`origin_${c.origin}`) : "–")),
+        h("dt", {}, t("queue")), h("dd", { id: "pop-queue" }, c.queue || (c.origin ? t(`origin_${c.origin.replace(/-/g, "_")}`) : "–")),
         h("dt", {}, t("waited")), h("dd", { id: "pop-waited" }, c.waited !== null && c.waited !== undefined ? duration(c.waited) : "–"),
         tier ? [h("dt", {}, t("tier")), h("dd", { id: "pop-tier" }, tier)] : null,
         cust?.company ? [h("dt", {}, t("company")), h("dd", {}, cust.company)] : null,
