@@ -108,6 +108,18 @@ async def test_abandoned_call_back_customer_click_to_call_listen_and_force_logou
     await phone.hangup()
     await agent.page.wait_for_selector("#disp-form")
 
+    # --- force pause from the wallboard with a reason chosen while the grid kept updating
+    await agent.page.wait_for_selector("#btn-ready")  # still at lunch (the calls were placed during the pause)
+    await agent.page.click("#btn-ready")
+    await wait_text(agent, "#my-state", "대기")
+    await wait_text(sup, '#agents-grid tr[data-agent="1001"]', "대기")
+    await sup.page.select_option("#reason-1001", "meeting")
+    updates = s.container.web.updates
+    await eventually(lambda: s.container.web.updates >= updates + 2, what="two wallboard pushes")
+    await sup.page.click("#force-pause-1001")
+    await wait_text(agent, "#my-state", "휴식")
+    await eventually(lambda: s.cti.state.agents["1001"].pause_reason == "meeting", what="paused for a meeting")
+
     # --- force logout from the wallboard: the desk shows it
     await sup.page.click('#agents-grid tr[data-agent="1001"] >> text=강제 로그아웃')
     await wait_text(agent, "#my-state", "로그아웃")

@@ -16,6 +16,7 @@ DYNAMIC = {
     "role_": ["agent", "supervisor", "admin"],
     "nav_": ["agent", "wallboard", "admin"],
     "spy_": ["listen", "whisper", "barge"],
+    "to_": ["agent", "queue", "number"],
     "m_": ["waiting", "longest_wait", "service_level", "service_level_30m", "answered_today", "abandoned_today"],
     "qs_": ["wrapup_seconds", "service_level_seconds", "overflow_queue", "overflow_after_seconds", "overflow_when_no_agent",
             "callback_after_seconds", "vip_priority", "repeat_priority", "default_handle_seconds"],

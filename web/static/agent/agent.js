@@ -17,7 +17,9 @@ export async function mount(root, { live, me, config }) {
     callbacks: [],
     customers: [],
     editing: null,       // customer being edited
-    message: null,
+    pauseChoice: null,   // form values kept across re-renders
+    xfer: { type: "agent", target: "" },
+    dtmf: "",
   };
 
   root.append(
@@ -65,8 +67,8 @@ export async function mount(root, { live, me, config }) {
         controls.push(h("button", { class: "primary", id: "btn-ready-now", onclick: () => act(() => post(`${agentPath}/ready`)).then(reload) }, t("ready_now")));
       }
       if (status !== "paused") {
-        const sel = h("select", { id: "pause-reason", "aria-label": t("pause_reason") },
-          reasons.map((r) => h("option", { value: r.code }, label(r))));
+        const sel = h("select", { id: "pause-reason", "aria-label": t("pause_reason"), onchange: (ev) => { st.pauseChoice = ev.target.value; } },
+          reasons.map((r) => h("option", { value: r.code, selected: r.code === st.pauseChoice }, label(r))));
         controls.push(h("span", { class: "pause" }, sel,
           h("button", { id: "btn-pause", onclick: () => act(() => post(`${agentPath}/pause`, { reason: sel.value })).then(reload) }, t("pause"))));
       }
@@ -77,7 +79,9 @@ export async function mount(root, { live, me, config }) {
     replace(el,
       h("div", { class: "row" },
         h("span", { class: `state s-${status}`, id: "my-state" }, t(`st_${status}`)),
-        a.pause_reason && status === "paused" ? h("span", { class: "muted" }, label(reasons.find((r) => r.code === a.pause_reason) || { code: a.pause_reason })) : null,
+        status === "paused" && (a.pause_reason || st.record?.pause_reason)
+          ? h("span", { class: "muted", id: "my-pause-reason" }, label(reasons.find((r) => r.code === (a.pause_reason || st.record.pause_reason)) || { code: a.pause_reason || st.record.pause_reason }))
+          : null,
         since !== null ? h("span", { class: "muted", id: "time-in-state", title: t("time_in_state") }, duration(since)) : null,
         h("span", { class: "grow" }),
         controls),
@@ -154,9 +158,11 @@ export async function mount(root, { live, me, config }) {
   function renderControls(c) {
     const callPath = `api/calls/${encodeURIComponent(c.call_id)}`;
     const talking = c.status === "talking";
-    const picker = h("select", { id: "xfer-type", "aria-label": t("transfer_to") },
-      h("option", { value: "agent" }, t("to_agent")), h("option", { value: "queue" }, t("to_queue")), h("option", { value: "number" }, t("to_number")));
-    const target = h("input", { id: "xfer-target", list: "xfer-list", placeholder: t("transfer_target"), "aria-label": t("transfer_target"), autocomplete: "off" });
+    // what the agent typed survives the re-render of a call.updated
+    const picker = h("select", { id: "xfer-type", "aria-label": t("transfer_to"), onchange: (ev) => { st.xfer.type = ev.target.value; } },
+      ["agent", "queue", "number"].map((k) => h("option", { value: k, selected: st.xfer.type === k }, t(`to_${k}`))));
+    const target = h("input", { id: "xfer-target", list: "xfer-list", placeholder: t("transfer_target"), "aria-label": t("transfer_target"), autocomplete: "off",
+      value: st.xfer.target, oninput: (ev) => { st.xfer.target = ev.target.value; } });
     const list = h("datalist", { id: "xfer-list" });
     const fillList = () => {
       const kind = picker.value;
@@ -167,7 +173,8 @@ export async function mount(root, { live, me, config }) {
     };
     picker.addEventListener("change", fillList);
     fillList();
-    const dtmf = h("input", { id: "dtmf-digits", inputmode: "numeric", pattern: "[0-9*#]+", placeholder: "0-9 * #", "aria-label": t("dtmf"), size: 6 });
+    const dtmf = h("input", { id: "dtmf-digits", inputmode: "numeric", pattern: "[0-9*#]+", placeholder: "0-9 * #", "aria-label": t("dtmf"), size: 6,
+      value: st.dtmf, oninput: (ev) => { st.dtmf = ev.target.value; } });
     const xfer = (kind) => {
       const body = { type: picker.value, target: target.value.trim() };
       if (!body.target) return say(t("need_target"), "error");
@@ -308,6 +315,7 @@ export async function mount(root, { live, me, config }) {
       const prev = st.call && st.call.call_id === payload.call_id ? st.call : null;
       st.call = { ...(prev || {}), ...payload, customer: payload.customer || prev?.customer || null, ivr: payload.ivr || prev?.ivr || null };
       st.transferredAway = null;
+      if (!prev) { st.xfer = { type: "agent", target: "" }; st.dtmf = ""; }
       if (event === "call.ringing") ring(st.call);
     } else if (st.call && st.call.call_id === payload.call_id) {
       // the call went on to someone else (transfer): my part is over
@@ -349,8 +357,14 @@ export async function mount(root, { live, me, config }) {
   });
 
   async function reload() {
+    // the directory record (skills, PIN-less fields); the live state comes over the websocket
+    // (agent.status), which is newer than any REST answer racing it
     const record = await act(() => get(agentPath));
-    if (record) { st.record = record; if (record.state) st.agent = record.state; else st.agent = { status: record.status, queues: {} }; renderStatus(); }
+    if (record) {
+      st.record = record;
+      if (!st.agent || !live.online) st.agent = record.state || { status: record.status, queues: {} };
+      renderStatus();
+    }
   }
 
   const tick = setInterval(() => { if (st.agent && st.agent.status !== "logged_out") renderStatusClock(); }, 1000);

@@ -23,8 +23,14 @@ function append(el, children) {
 }
 
 export function replace(el, ...children) {
+  // a re-render must not throw the keyboard user out: refocus the element with the same id
+  const focused = document.activeElement && el.contains(document.activeElement) ? document.activeElement.id : null;
   el.replaceChildren();
   append(el, children);
+  if (focused) {
+    const again = el.querySelector(`#${CSS.escape(focused)}`);
+    if (again) again.focus();
+  }
   return el;
 }
 

@@ -8,7 +8,7 @@ import { label, notify, tileClass } from "../core/view.js";
 
 export async function mount(root, { live, me, config }) {
   const wb = config.wallboard;
-  const st = { data: null, receivedAt: null, skew: 0 };
+  const st = { data: null, receivedAt: null, skew: 0, choice: {} };
 
   const tv = h("button", { id: "btn-tv", onclick: toggleTv, "aria-pressed": "false" }, t("tv_mode"));
   root.append(
@@ -69,11 +69,13 @@ export async function mount(root, { live, me, config }) {
     const agents = st.data?.agents || [];
     const reasons = config.pause_reasons || [];
     const nowServer = Date.now() / 1000 - st.skew;
-    const reasonSel = () => h("select", { "aria-label": t("pause_reason") }, reasons.map((r) => h("option", { value: r.code }, label(r))));
+    // the grid is rebuilt on every push: keep the supervisor's choice and focus (ids) across it
+    const reasonSel = (id) => h("select", { "aria-label": t("pause_reason"), id: `reason-${id}`, onchange: (ev) => { st.choice[id] = ev.target.value; } },
+      reasons.map((r) => h("option", { value: r.code, selected: st.choice[id] === r.code }, label(r))));
     replace($("#agents-grid", root), h("table", { class: "grid agents" },
       h("thead", {}, h("tr", {}, [t("agent"), t("status"), t("time_in_state"), t("caller"), t("queue"), t("handled"), t("missed"), t("actions")].map((x) => h("th", {}, x)))),
       h("tbody", {}, agents.map((a) => {
-        const sel = reasonSel();
+        const sel = reasonSel(a.agent_id);
         const inCall = a.status === "on_call" && a.call;
         return h("tr", { dataset: { agent: a.agent_id } },
           h("td", {}, a.name || a.agent_id, h("div", { class: "muted" }, a.agent_id)),
@@ -85,9 +87,9 @@ export async function mount(root, { live, me, config }) {
           h("td", { class: "num" }, a.handled_today),
           h("td", { class: "num" }, a.missed_today),
           h("td", { class: "actions" },
-            inCall ? ["listen", "whisper", "barge"].map((m) => h("button", { onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/${m}`), t(`spy_${m}`)) }, t(m))) : null,
-            a.logged_in && a.status !== "paused" ? [sel, h("button", { onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-pause`, { reason: sel.value }), t("paused_agent")) }, t("force_pause"))] : null,
-            a.logged_in ? h("button", { class: "quiet", onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-logout`), t("logged_out_agent")) }, t("force_logout")) : null));
+            inCall ? ["listen", "whisper", "barge"].map((m) => h("button", { id: `${m}-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/${m}`), t(`spy_${m}`)) }, t(m))) : null,
+            a.logged_in && a.status !== "paused" ? [sel, h("button", { id: `force-pause-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-pause`, { reason: sel.value }), t("paused_agent")) }, t("force_pause"))] : null,
+            a.logged_in ? h("button", { class: "quiet", id: `force-logout-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-logout`), t("logged_out_agent")) }, t("force_logout")) : null));
       }))));
   }
 
@@ -102,7 +104,7 @@ export async function mount(root, { live, me, config }) {
       ? h("ul", { class: "list", id: "abandoned" }, abandoned.map((c) => h("li", {},
         h("div", {}, h("strong", {}, c.caller_name || c.caller_num || t("unknown_caller")), " ", c.caller_num && c.caller_name ? c.caller_num : "",
           h("div", { class: "muted" }, `${time(c.ended_at, lang())} · ${c.queue} · ${t("waited")} ${duration(c.waited)}`)),
-        c.caller_num ? h("button", { onclick: () => act(() => post("api/callbacks", { number: c.caller_num, queue: c.queue, caller_num: c.caller_num, call_id: c.call_id }), t("callback_created")) }, t("call_back")) : null)))
+        c.caller_num ? h("button", { id: `call-back-${c.call_id}`, onclick: () => act(() => post("api/callbacks", { number: c.caller_num, queue: c.queue, caller_num: c.caller_num, call_id: c.call_id }), t("callback_created")) }, t("call_back")) : null)))
       : h("p", { class: "muted" }, t("no_abandoned")));
   }
 
