@@ -328,11 +328,26 @@ export async function mount(root, { live, me, config }) {
     renderAfter();
   }
 
+  // a pop while the tab is in the background: a browser notification and a short ring tone
+  // (Web Audio, no sound file; browsers allow it once the agent has clicked in the page)
+  let audio = null;
   function ring(call) {
-    if (document.visibilityState === "visible" || !("Notification" in window)) return;
-    if (Notification.permission === "granted") {
+    if (document.visibilityState === "visible") return;
+    if ("Notification" in window && Notification.permission === "granted") {
       new Notification(t("ringing"), { body: `${call.customer?.name || call.caller_name || ""} ${call.caller_num || ""}`.trim() });
     }
+    try {
+      audio = audio || new AudioContext();
+      for (const [at, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+        const osc = audio.createOscillator();
+        const gain = audio.createGain();
+        gain.gain.value = 0.08;
+        osc.frequency.value = freq;
+        osc.connect(gain).connect(audio.destination);
+        osc.start(audio.currentTime + at);
+        osc.stop(audio.currentTime + at + 0.2);
+      }
+    } catch { /* no audio device: the notification is enough */ }
   }
 
   for (const ev of ["call.ringing", "call.answered", "call.updated", "call.transferred", "call.ended", "call.missed"]) {
