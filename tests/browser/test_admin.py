@@ -97,3 +97,13 @@ async def test_admin_compares_versions_and_rolls_a_dialplan_back(server, open_ta
     await tab.page.click(f"{form} button[type=submit]")
     await eventually(lambda: s.cti.state.settings_for("sales").wrapup_seconds == 45, what="the queue settings saved")
     await tab.shot("admin-queues")
+
+
+async def test_api_docs_render_offline(server, open_tab):
+    tab = await open_tab("docs")
+    await tab.page.goto(server.base_url + "/docs")
+    await tab.page.wait_for_selector(".swagger-ui .info .title")
+    assert "callcore" in await tab.page.inner_text(".swagger-ui .info .title")
+    await tab.page.wait_for_selector(".opblock-tag-section")  # the operations, grouped by tag
+    await tab.shot("api-docs")
+

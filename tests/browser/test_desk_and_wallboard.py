@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from cti.state import Call
 from tests.browser.conftest import Tab, sign_in
 from tests.e2e.conftest import eventually, expect_prompt, press_when_listening
@@ -38,6 +40,11 @@ async def wait_text(tab: Tab, selector: str, expected: str, timeout: float = 10_
         "([sel, want]) => { const el = document.querySelector(sel); return !!el && el.textContent.includes(want); }",
         arg=[selector, expected], timeout=timeout,
     )
+
+
+@pytest.fixture
+def server_overrides():
+    return {"default_wrapup_seconds": 30}  # long enough to see the countdown and press "ready now"
 
 
 async def restart_http(s) -> None:
@@ -159,6 +166,12 @@ async def test_call_pops_holds_transfers_and_the_wallboard_follows(server, open_
     assert "후속 조치 필요" in await text(tab_b, "#pop-history")
     await tab_a.page.wait_for_selector("#transferred-away")
     assert "이상담" in await text(tab_a, "#transferred-away")
+    # A is in wrap-up: the countdown runs, "ready now" ends it early
+    await wait_text(tab_a, "#my-state", "후처리")
+    await wait_text(tab_a, "#wrapup-left", "초 남음")
+    await tab_a.shot("agent-a-wrapup")
+    await tab_a.page.click("#btn-ready-now")
+    await wait_text(tab_a, "#my-state", "대기")
     await tab_b.shot("agent-b-after-transfer")
 
     # --- B holds and resumes from the page

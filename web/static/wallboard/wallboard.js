@@ -28,6 +28,7 @@ export async function mount(root, { live, me, config }) {
   function toggleTv() {
     const on = !document.body.classList.contains("tv");
     document.body.classList.toggle("tv", on);
+    document.documentElement.classList.toggle("tv", on); // large type: every rem grows
     tv.setAttribute("aria-pressed", String(on));
     if (on && document.documentElement.requestFullscreen) document.documentElement.requestFullscreen().catch(() => {});
     if (!on && document.fullscreenElement) document.exitFullscreen().catch(() => {});
@@ -130,5 +131,5 @@ export async function mount(root, { live, me, config }) {
   live.on("wallboard.update", take);
   live.onResync(async () => take(await get("api/web/wallboard")));
   const timer = setInterval(renderAge, 500);
-  return () => { clearInterval(timer); document.body.classList.remove("tv"); };
+  return () => { clearInterval(timer); document.body.classList.remove("tv"); document.documentElement.classList.remove("tv"); };
 }
