@@ -224,6 +224,16 @@ class Container:
             "CTI changes a subscriber failed to handle",
             lambda: sum(self.cti.dispatcher.failures.values()) if getattr(self.cti, "dispatcher", None) else 0,
         )
+        c.counter(
+            "callcore_cti_bookkeeping_failures_total",
+            "Database writes after an AMI action that failed every retry (cti/bookkeeping.py)",
+            lambda: self.cti.bookkeeping.failures if getattr(self.cti, "bookkeeping", None) else 0,
+        )
+        c.counter(
+            "callcore_cti_persist_failures_total",
+            "Ended calls whose record could not be stored after every retry",
+            lambda: self.cti.persist_failures if getattr(self.cti, "persistence", None) else 0,
+        )
 
     def _ws_clients(self) -> int:
         if self.cti is not None and hasattr(self.cti, "websocket_clients"):

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     default_wrapup_seconds: int = 10
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     dialplan_watch: bool = True
+    # cti: screen-pop preload (issue 9 item 12)
+    pop_preload_wait: float = Field(0.5, ge=0, le=5)  # the IVR waits at most this long at the hand-off for the preload
+    crm_miss_cache_seconds: float = Field(5.0, ge=0)  # how long "no such customer" is cached (hits: 120 s)
 
     # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
     web_config: Path | None = None

@@ -67,7 +67,8 @@ async def build_services(c: "Container") -> None:
     c.add_closer(c.cti.stop)
 
     c.ivr = await build_ivr_service(
-        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock
+        s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock,
+        pop_preload=c.cti.preload,  # cti: the screen pop is preloaded at the IVR hand-off
     )
     ivr_holder["ivr"] = c.ivr
     if hasattr(c.ivr, "start"):

@@ -4,7 +4,9 @@ pause/unpause, ready (end of wrap-up) and pause reasons.
 Each request is split as in wazo-agentd (handler → manager → action): the route
 is the handler; ``_check_*`` are the preconditions (pure reads of the directory
 and the live state, raising :mod:`cti.errors`); the public coroutine performs
-the actions — the AMI action first, then the bookkeeping in the database.
+the actions — the AMI action first, then the bookkeeping in the database
+(:class:`cti.bookkeeping.Bookkeeping`: retried, and a database outage never
+turns an action Asterisk already performed into an error).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Callable, Iterable
 from api.auth import Authenticator
 from cti.ami import actions as act
 from cti.ami.actions import AmiActionError, AmiNotConnected, AmiTimeout
+from cti.bookkeeping import Bookkeeping
 from cti.directory import AgentDirectory
 from cti.dispatcher import ChangeDispatcher
 from cti.errors import AmiFailed, AmiUnavailable, Conflict, Forbidden, Invalid, NotFound
@@ -41,6 +44,7 @@ class AgentService:
         authenticator: Authenticator,
         clock: Callable[[], float],
         pause_reasons: Iterable[str] = ("break", "lunch", "training", "meeting", "admin"),
+        bookkeeping: Bookkeeping | None = None,
     ) -> None:
         self._ami = ami
         self.repository = repository
@@ -52,6 +56,7 @@ class AgentService:
         self.authenticator = authenticator
         self._clock = clock
         self.pause_reasons = list(pause_reasons)
+        self._books = bookkeeping or Bookkeeping()
 
     async def load_pause_reasons(self) -> None:
         for r in await self.repository.pause_reasons():
@@ -141,10 +146,10 @@ class AgentService:
         for q in missing:
             await _member_action(act.queue_add(q, rec.interface, member_name=rec.name, penalty=rec.skills[q], paused=False),
                                  self._ami, f"QueueAdd {q}", ok=("already there",))
-        await self.repository.set_agent_state(agent_id, logged_in=True, paused=False, pause_reason=None)
         rec.logged_in, rec.paused, rec.pause_reason = True, False, None
-        for q in missing:
-            await self.repository.add_agent_event(agent_id, "login", queue=q, by=by)
+
+        await self._record(agent_id, "login", {"logged_in": True, "paused": False, "pause_reason": None},
+                           [{"queue": q, "by": by} for q in missing])
         return self.agent_view(agent_id)
 
     def _check_logout(self, agent_id: str, force: bool) -> tuple[AgentRecord, list[str]]:
@@ -162,10 +167,11 @@ class AgentService:
         for q in queues:
             await _member_action(act.queue_remove(q, rec.interface), self._ami, f"QueueRemove {q}",
                                  ok=("not there", "unable to remove"))
-        await self.repository.set_agent_state(agent_id, logged_in=False, paused=False, pause_reason=None)
         rec.logged_in, rec.paused, rec.pause_reason = False, False, None
         self._wrapup.forget(agent_id)
-        await self.repository.add_agent_event(agent_id, "logout", by=by, reason="forced" if force else None)
+
+        await self._record(agent_id, "logout", {"logged_in": False, "paused": False, "pause_reason": None},
+                           [{"by": by, "reason": "forced" if force else None}])
         return self.agent_view(agent_id)
 
     # ----------------------------------------------------------- pause
@@ -184,8 +190,8 @@ class AgentService:
         await send(self._ami, act.queue_pause(rec.interface, True, reason=reason), missing="agent is not a queue member")
         rec.paused, rec.pause_reason = True, reason
         self._wrapup.forget(agent_id)
-        await self.repository.set_agent_state(agent_id, paused=True, pause_reason=reason)
-        await self.repository.add_agent_event(agent_id, "pause", reason=reason, by=by)
+
+        await self._record(agent_id, "pause", {"paused": True, "pause_reason": reason}, [{"reason": reason, "by": by}])
         return self.agent_view(agent_id)
 
     def _check_unpause(self, agent_id: str) -> AgentRecord:
@@ -201,9 +207,18 @@ class AgentService:
         rec.paused, rec.pause_reason = False, None
         self._wrapup.forget(agent_id)
         self._dispatcher.dispatch(self.state.end_wrapup(agent_id, self._clock()), self._clock())
-        await self.repository.set_agent_state(agent_id, paused=False, pause_reason=None)
-        await self.repository.add_agent_event(agent_id, "unpause", by=by)
+
+        await self._record(agent_id, "unpause", {"paused": False, "pause_reason": None}, [{"by": by}])
         return self.agent_view(agent_id)
+
+    async def _record(self, agent_id: str, event: str, state: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """The bookkeeping after the AMI action: the desired state, then the agent events
+        (each write retried on its own, so a retry never repeats a write that landed)."""
+        await self._books.write(f"storing the {event} of {agent_id}", lambda: self.repository.set_agent_state(agent_id, **state))
+        for fields in events:
+            await self._books.write(
+                f"recording the {event} of {agent_id}", lambda f=fields: self.repository.add_agent_event(agent_id, event, **f)
+            )
 
     async def ready(self, agent_id: str, *, by: str | None = None) -> dict[str, Any]:
         """End the wrap-up now (the agent is done with the after-call work)."""

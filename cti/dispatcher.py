@@ -22,7 +22,9 @@ Kinds (see ``cti/events.yml`` for what reaches a desk): ``call.created``,
 ``call.abandoned``, ``call.ended``, ``agent.updated``, ``agent.wrapup``,
 ``queue.updated``, ``state.resynced``, ``asterisk.shutdown`` — and
 ``clock.tick`` (added: the CTI timer, every ``tick_interval``; ``data`` is
-``None``), which time-driven subscribers such as overflow use.
+``None``), which time-driven subscribers such as overflow use; only a subscriber
+that names it in ``kinds`` gets it (``kinds=None`` means every change of calls,
+agents and queues).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from cti.state import Change
 log = logging.getLogger("callcore.cti.dispatcher")
 
 Handler = Callable[[Change, float], "None | Awaitable[Any]"]
+
+#: kinds only a subscriber that names them gets (not with ``kinds=None``)
+OPT_IN = frozenset({"clock.tick"})
 
 #: every kind a Change can have (CtiState's, plus the dispatcher's own ``clock.tick``)
 KINDS = (
@@ -60,7 +65,9 @@ class _Subscriber:
     handled: int = 0
 
     def wants(self, kind: str) -> bool:
-        return self.kinds is None or kind in self.kinds
+        if self.kinds is None:  # "all": every change of the calls, agents and queues — not the timer
+            return kind not in OPT_IN
+        return kind in self.kinds
 
 
 class ChangeDispatcher:
@@ -77,8 +84,8 @@ class ChangeDispatcher:
         wanted = frozenset(kinds) if kinds is not None else None
         if wanted is not None:
             unknown = wanted - set(KINDS)
-            if unknown:
-                raise ValueError(f"subscriber {name!r}: unknown change kinds {sorted(unknown)}")
+            if unknown:  # a typo, or a kind added to CtiState later: say so, do not refuse
+                log.warning("subscriber %r asks for change kinds no part of callcore emits yet: %s", name, sorted(unknown))
         target = getattr(handler, "__call__", handler)
         is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(target)
         self._subs.append(_Subscriber(name, handler, wanted, is_async))

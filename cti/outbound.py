@@ -6,6 +6,8 @@ also a subscriber, ``click-to-call``) or refuses it (a failed
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Callable
 
 from cti.ami import actions as act
@@ -20,6 +22,8 @@ from cti.repository import CtiRepository
 from cti.state import Change, CtiState, channel_key, interface_key
 from cti.calls import NUMBER
 from cti.tasks import TaskOwner
+
+log = logging.getLogger("callcore.cti")
 
 KINDS = ("call.created",)
 
@@ -86,7 +90,7 @@ class OutboundService:
             raise NotFound(f"no such customer: {customer_id}")
         if customer is None:
             customer = await self._customers.lookup_customer(number)
-        previous = await self.repository.previous_calls(number, limit=5)
+        previous = await self._previous_calls(number)
         name = (customer or {}).get("name") or number
         variables = {"CALLCORE_ORIGIN": origin, "CALLCORE_AGENT": agent_id}
         if customer and customer.get("id") is not None:
@@ -111,6 +115,14 @@ class OutboundService:
             self._pending.pop(agent_id, None)
             raise
         return {"agent_id": agent_id, "number": number, "customer": customer, "status": "dialing"}
+
+    async def _previous_calls(self, number: str) -> list[dict[str, Any]]:
+        """For the pop only: bounded, and never a reason not to place the call."""
+        try:
+            return await asyncio.wait_for(self.repository.previous_calls(number, limit=5), self._customers.timeout)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("click-to-call %s: previous calls not loaded (%s)", number, exc.__class__.__name__)
+            return []
 
     # ------------------------------------------------ subscriber: call.created
     def __call__(self, change: Change, now: float) -> None:

@@ -8,6 +8,9 @@ enricher**. An enricher is ``async def enrich(call, context) -> Any`` registered
 with :meth:`PopBuilder.add_enricher`; it runs during the preload (``context`` is
 ``{"customer", "ivr", "previous"}``) and its result appears in the pop under its
 name (``None`` until it has run, or when it failed or timed out).
+
+While the preload of a call is still running its pop says ``"loading": true``
+(customer/IVR not known *yet*, a ``call.updated`` follows) — never "no customer".
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ POP_KEYS = frozenset({
     "call_id", "direction", "origin", "caller_num", "caller_name", "dialed", "status", "queue", "priority",
     "waited", "agent_id", "customer", "ivr", "previous_interactions", "recording", "on_hold",
     "on_hold_seconds", "transfers", "outcome", "end_cause", "end_cause_txt", "talk_time", "disposition", "sent_at",
+    "loading",
 })
 
 
@@ -35,6 +39,9 @@ class PopBuilder:
         self._ended: OrderedDict[str, dict[str, Any]] = OrderedDict()  # entries of recently ended calls
         self._keep_ended = keep_ended
         self.enrichers: dict[str, Enricher] = {}
+        #: calls whose preload is still running: their pop says ``"loading": true`` and a
+        #: ``call.updated`` with the record follows
+        self.loading: set[str] = set()
 
     # ------------------------------------------------------------ enrichers
     def add_enricher(self, name: str, enrich: Enricher) -> None:
@@ -45,6 +52,7 @@ class PopBuilder:
     # ---------------------------------------------------------------- cache
     def store(self, call_id: str, entry: dict[str, Any]) -> None:
         self.cache[call_id] = entry
+        self.loading.discard(call_id)
 
     def entry(self, call_id: str) -> dict[str, Any] | None:
         return self.cache.get(call_id) or self._ended.get(call_id)
@@ -55,6 +63,7 @@ class PopBuilder:
     def finish(self, call: Call) -> dict[str, Any] | None:
         """The call ended: its record takes the preloaded customer and IVR context;
         the entry is kept (bounded) for the ``call.ended`` pop and late readers."""
+        self.loading.discard(call.id)
         entry = self.cache.pop(call.id, None)
         if entry is None:
             return None
@@ -98,6 +107,7 @@ class PopBuilder:
             "talk_time": call.talk_time,
             "disposition": call.disposition,
             "sent_at": now,
+            "loading": call.id in self.loading and call.id not in self.cache,
         }
         if self.enrichers:
             enriched = cache.get("enriched") or {}

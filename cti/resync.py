@@ -1,10 +1,12 @@
 """Resync: the AMI ``on_connect`` hook. After every (re)login, rebuild the state
 from CoreShowChannels, QueueStatus and QueueSummary, re-add logged-in agents
 Asterisk lost (restart, ``persistentmembers=no``), re-apply pauses, preload the
-calls found, and tell every desk where it stands (``agent.resync``)."""
+calls found, and tell every desk where it stands (``agent.resync``). The
+directory reload is bounded: a database outage never keeps the queues unstaffed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Callable
 
@@ -24,8 +26,13 @@ from cti.subscribers.wrapup import WrapupTimer
 log = logging.getLogger("callcore.cti")
 
 
-def confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> ev.QueueMemberAdded:
-    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``."""
+def confirmed_member(
+    queue: str, rec: AgentRecord, penalty: int, now: float, *, paused: bool | None = None, reason: str | None = None
+) -> ev.QueueMemberAdded:
+    """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``
+    (``paused``/``reason``: what the QueueAdd asked for, when not the agent's own pause)."""
+    if paused is None:
+        paused, reason = rec.paused, rec.pause_reason
     return ev.QueueMemberAdded(
         ev.MemberInfo(
             queue=queue,
@@ -40,8 +47,8 @@ def confirmed_member(queue: str, rec: AgentRecord, penalty: int, now: float) -> 
             login_time=int(now),
             in_call=False,
             status=1,
-            paused=rec.paused,
-            paused_reason=(rec.pause_reason or "") if rec.paused else "",
+            paused=paused,
+            paused_reason=(reason or "") if paused else "",
             wrapuptime=0,
         )
     )
@@ -72,13 +79,14 @@ class ResyncService:
         self._clock = clock
         self.resyncs = 0
         self.last_resync: float | None = None
+        self.directory_timeout = 2.0
 
     async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
         ami = ami or self._ami
         channels = await ami.send(act.core_show_channels())
         queues = await ami.send(act.queue_status())
         summary = await ami.send(act.queue_summary())
-        await self.directory.reload()
+        await self._reload_directory()
         now = self._clock()
         before_calls = set(self.state.calls)
         changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now)
@@ -100,15 +108,35 @@ class ResyncService:
         log.info("CTI resynced: %d live calls, %d agents re-added, %d calls lost", len(self.state.calls), len(readded), lost)
         return report
 
+    async def _reload_directory(self) -> None:
+        """Telephony never waits on the database: with the database down (or slow) the
+        agents re-added to Asterisk are the ones callcore already knows."""
+        try:
+            await asyncio.wait_for(self.directory.reload(), self.directory_timeout)
+        except Exception as exc:  # noqa: BLE001 - the queues must be staffed again regardless
+            log.warning("resync: agent directory not reloaded (%s); using the %d agents in memory",
+                        exc.__class__.__name__, len(list(self.directory.records())))
+
     async def _restore_members(self, ami: AmiPort, now: float) -> list[str]:
         readded: list[str] = []
         for rec in self.directory.records():
             if not rec.logged_in:
                 continue
             live = self.state.agents.get(rec.id)
+            # an agent still in wrap-up (e.g. across an Asterisk restart, which forgets every
+            # dynamic member and its pause) is re-added paused with reason "wrapup", so Asterisk
+            # does not ring it; the end of the wrap-up lifts that pause as usual (WrapupTimer)
+            in_wrapup = (
+                live is not None and live.wrapup_until is not None and live.wrapup_until > now and not rec.paused
+            )
+            paused = rec.paused or in_wrapup
+            reason = rec.pause_reason if rec.paused else ("wrapup" if in_wrapup else None)
             for queue, penalty in rec.skills.items():
                 if live is not None and queue in live.queues:
-                    if live.paused != rec.paused and rec.id not in self._wrapup.paused:
+                    if in_wrapup and not live.paused:
+                        if await _try(ami, act.queue_pause(rec.interface, True, queue=queue, reason="wrapup")):
+                            self._wrapup.paused.add(rec.id)
+                    elif live.paused != rec.paused and rec.id not in self._wrapup.paused:
                         await _try(ami, act.queue_pause(rec.interface, rec.paused, queue=queue, reason=rec.pause_reason))
                     continue
                 ok = await _try(
@@ -118,15 +146,18 @@ class ResyncService:
                         rec.interface,
                         member_name=rec.name,
                         penalty=penalty,
-                        paused=rec.paused,
-                        reason=rec.pause_reason if rec.paused else None,
+                        paused=paused,
+                        reason=reason,
                     ),
                 )
                 if ok:
+                    if in_wrapup:
+                        self._wrapup.paused.add(rec.id)
                     # Asterisk confirmed the QueueAdd; its QueueMemberAdded event is held until
                     # this resync returns, so apply the confirmed membership now: the desks are
                     # told below where they really stand (the held event repeats it harmlessly).
-                    self._dispatcher.dispatch(self.state.apply(confirmed_member(queue, rec, penalty, now), now), now)
+                    member = confirmed_member(queue, rec, penalty, now, paused=paused, reason=reason)
+                    self._dispatcher.dispatch(self.state.apply(member, now), now)
                     if rec.id not in readded:
                         readded.append(rec.id)
         return readded

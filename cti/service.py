@@ -34,6 +34,7 @@ from api.auth import Authenticator
 from callcore.bus import Bus
 from cti.agents import AgentService
 from cti.ami import events as ev
+from cti.bookkeeping import Bookkeeping
 from cti.callbacks import CallbackService
 from cti.calls import CallControlService
 from cti.crm import BuiltinCrm, Crm, HttpCrm
@@ -80,6 +81,7 @@ class CtiService:
         tick_interval: float = 0.25,
         crm_timeout: float = 1.5,
         crm_cache_seconds: float = 120.0,
+        crm_miss_cache_seconds: float = 5.0,
     ) -> None:
         self._ami = ami
         self.repository = repository
@@ -98,7 +100,9 @@ class CtiService:
         self.pops = PopBuilder(clock)
         self.tasks = TaskOwner("cti")  # persistence, AMI side effects: flushed on stop
         self.directory = AgentDirectory(repository, self.state)
-        self.customers = CustomerService(repository, crm, clock=clock, timeout=crm_timeout, cache_seconds=crm_cache_seconds)
+        self.customers = CustomerService(
+            repository, crm, clock=clock, timeout=crm_timeout, cache_seconds=crm_cache_seconds, miss_cache_seconds=crm_miss_cache_seconds
+        )
         self.router = CtiRouter(
             self.state,
             lookup_customer=self.customers.lookup_customer,
@@ -110,18 +114,19 @@ class CtiService:
 
         # subscribers (each its own module in cti/subscribers/)
         self.preload = crm_preload.CrmPreload(
-            self.state, self.pops, self.customers, repository, self.notifier, ivr_context, timeout=crm_timeout
+            self.state, self.pops, self.customers, repository, self.notifier, ivr_context, timeout=crm_timeout, clock=clock
         )
         self.screen_pop = screen_pop.ScreenPopNotifier(self.state, self.pops, self.notifier)
         self.persistence = persistence.CallPersistence(self.state, repository, self.customers, self.preload, self.tasks)
-        self.wrapup = wrapup.WrapupTimer(self.state, self.directory, ami, repository, self.tasks)
+        self.bookkeeping = Bookkeeping()  # database writes that follow an AMI action: retried, never blocking it
+        self.wrapup = wrapup.WrapupTimer(self.state, self.directory, ami, repository, self.tasks, self.bookkeeping)
         self.overflow = overflow.Overflow(self.state, ami, self.tasks, transfer_context=transfer_context)
 
         # feature services, one job each (the routes call these)
         common = {"state": self.state, "directory": self.directory}
         self.agents = AgentService(
             ami=ami, repository=repository, dispatcher=self.dispatcher, pops=self.pops, wrapup=self.wrapup,
-            authenticator=authenticator, clock=clock, pause_reasons=pause_reasons, **common,
+            authenticator=authenticator, clock=clock, pause_reasons=pause_reasons, bookkeeping=self.bookkeeping, **common,
         )
         self.calls = CallControlService(
             ami=ami, repository=repository, dispatcher=self.dispatcher, pops=self.pops, persistence=self.persistence,
@@ -183,12 +188,14 @@ class CtiService:
             pause_reasons=settings.pause_reasons,
             default_wrapup_seconds=settings.default_wrapup_seconds,
             repeat_caller_hours=settings.repeat_caller_hours,
+            crm_miss_cache_seconds=getattr(settings, "crm_miss_cache_seconds", 5.0),
             **overrides,
         )
 
     # -------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Load the directory and queue settings; start the owned background loops."""
+        self.customers.watch()  # customer writes drop cached CRM lookups
         await self.directory.reload()
         for qs in await self.repository.queue_settings():
             self.state.set_queue_settings(qs)
@@ -213,6 +220,7 @@ class CtiService:
         await self.dispatcher.stop(flush_timeout)
         if self.webhooks is not None:
             await self.webhooks.stop()
+        self.customers.unwatch()
         close = getattr(self.crm, "aclose", None)
         if close is not None:
             await close()

@@ -17,7 +17,13 @@ Model:
   to ids (``register_agent``), an unknown interface gets the id its dial
   string names (``Local/1001@...`` → ``1001``);
 * a **queue** holds its waiting callers (call id → time entered), members and
-  today's counters (answered, abandoned, answered within the service level).
+  today's counters (answered, abandoned, answered within the service level);
+* **who is on a call** comes from channels and bridges: each agent's :class:`AgentPart`
+  opens when it answers (AgentConnect, or a plain Dial to its phone: a blind transfer to an
+  agent) and closes when its last leg hangs up or an attended transfer moves the caller on;
+  closing it starts the wrap-up and counts talk time and queue stats. app_queue's
+  ``AgentComplete`` only confirms a part: it comes late (blind transfer) or never (after an
+  unhold ``Bridge``) on a real Asterisk (ARCHITECTURE.md §3c).
 """
 
 from __future__ import annotations
@@ -106,6 +112,37 @@ class Leg:
 
 
 @dataclass
+class AgentPart:
+    """One agent's part of a call: from answering (``AgentConnect``, a direct ``Dial`` answered,
+    an attended transfer completed to the agent) to the agent leaving it: the agent's legs all
+    hung up, an attended transfer moved the caller on, app_queue's ``AgentComplete`` — whichever
+    comes first — or the call ending. Real app_queue sends ``AgentComplete`` late (blind transfer:
+    at the caller's final hangup) or never (after hold by dual ``Redirect`` + ``Bridge``), so
+    wrap-up, talk time and queue stats are driven by the parts, ``AgentComplete`` only confirms."""
+
+    agent_id: str
+    queue: str | None  # None: not a queue connect (direct dial, attended-transfer target)
+    channel: str | None
+    answered_at: float
+    ended_at: float | None = None
+    talk_time: int | None = None
+    end_reason: str | None = None  # caller | agent | transfer (app_queue) · agent_left | transferred | call_ended
+    confirmed: bool = False  # app_queue's AgentComplete for this part arrived
+    queue_talk_time: int | None = None  # the TalkTime app_queue reported (may cover later agents)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "queue": self.queue,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "talk_time": self.talk_time,
+            "end_reason": self.end_reason,
+            "confirmed_by_queue": self.confirmed,
+        }
+
+
+@dataclass
 class Call:
     id: str  # the Linkedid
     started_at: float
@@ -143,6 +180,8 @@ class Call:
     ivr_context: dict[str, Any] | None = None
     customer: dict[str, Any] | None = None
     overflowed_to: str | None = None  # set when callcore moved the caller to the overflow queue
+    parts: list[AgentPart] = field(default_factory=list)  # every agent's part, in answer order
+    direct_rung: set[str] = field(default_factory=set)  # agents rung by a plain Dial (no queue events)
     legs: dict[str, Leg] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)  # call timeline (persisted)
 
@@ -172,6 +211,12 @@ class Call:
             leg.channel == self.agent_channel and leg.ended_at is None for leg in self.legs.values()
         ):
             return self.agent_channel
+        return None
+
+    def open_part(self, agent_id: str | None = None) -> AgentPart | None:
+        for part in self.parts:
+            if part.ended_at is None and (agent_id is None or part.agent_id == agent_id):
+                return part
         return None
 
     def set_on_hold(self, on_hold: bool, now: float) -> None:
@@ -225,6 +270,7 @@ class Call:
             "end_cause_txt": self.end_cause_txt,
             "disposition": self.disposition,
             "notes": self.notes,
+            "agent_parts": [p.to_dict() for p in self.parts],
             "legs": [leg.to_dict() for leg in self.legs.values()],
         }
 
@@ -342,6 +388,9 @@ class CtiState:
             del self._ext_to_agent[ext]
         if extension:
             self._ext_to_agent[extension] = agent_id
+        elif agent_id.isdigit() and agent_id not in self._ext_to_agent:
+            # no extension on record: a transfer dials the agent's id (CtiService._target_exten)
+            self._ext_to_agent[agent_id] = agent_id
         if agent.interface and interface_key(agent.interface) in self._iface_to_agent:
             self._iface_to_agent.pop(interface_key(agent.interface), None)
         agent.interface = interface
@@ -460,6 +509,93 @@ class CtiState:
         call.log(now, "hold" if on_hold else "unhold")
         return [Change("call.held" if on_hold else "call.unheld", call_id=call_id, agent_id=call.agent_id)]
 
+    # ------------------------------------------------- who is on the call
+    def _open_part(self, call: Call, agent_id: str, queue: str | None, channel: str | None, now: float,
+                   out: list[Change]) -> AgentPart:
+        """``agent_id`` answered ``call``: it is on the call. The first open part's agent is the
+        call's agent (a consultation target answering during an attended transfer waits its turn)."""
+        part = call.open_part(agent_id)
+        if part is None:
+            part = AgentPart(agent_id, queue, channel, now)
+            call.parts.append(part)
+        call.ringing_agents.discard(agent_id)
+        call.direct_rung.discard(agent_id)
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            before = agent.signature()
+            agent.ringing_call = None
+            agent.current_call = call.id
+            agent.wrapup_until = None
+            agent.wrapup_call = None
+            self._agent_changed(agent, before, now, out, call_id=call.id)
+        first = call.open_part()
+        if first is part:
+            call.agent_id = agent_id
+            call.agent_channel = channel or call.agent_channel
+            call.status = "talking"
+        if call.answered_at is None:
+            call.answered_at = now
+        call.outcome = "answered" if call.direction == "inbound" else call.outcome
+        return part
+
+    def _close_part(self, call: Call, part: AgentPart, now: float, out: list[Change], reason: str,
+                    talk_time: int | None = None) -> None:
+        """The agent of ``part`` left the call: talk time, queue stats and wrap-up, once."""
+        part.ended_at = now
+        part.end_reason = reason
+        part.talk_time = talk_time if talk_time is not None else max(0, int(round(now - part.answered_at)))
+        call.talk_time = sum(p.talk_time or 0 for p in call.parts if p.ended_at is not None)
+        call.log(now, "agent_left", agent_id=part.agent_id, queue=part.queue, talk_time=part.talk_time, reason=reason)
+        if part.queue:
+            q = self.queue(part.queue, now)
+            q.completed += 1
+            q.talk_seconds_total += part.talk_time
+        agent = self.agents.get(part.agent_id)
+        if agent is not None:
+            before = agent.signature()
+            wrapup = self.settings_for(part.queue).wrapup_seconds
+            if wrapup is None:
+                wrapup = self.default_wrapup_seconds
+            if agent.current_call == call.id:
+                agent.current_call = None
+            agent.last_call_at = now
+            if agent.current_call is None and agent.ringing_call is None and wrapup > 0:
+                agent.wrapup_until = now + wrapup
+                agent.wrapup_call = call.id
+            else:
+                wrapup = 0  # already on (or offered) another call: no wrap-up over it
+            out.append(
+                Change(
+                    "agent.wrapup" if wrapup > 0 else "agent.call_completed",
+                    call_id=call.id,
+                    agent_id=agent.id,
+                    queue=part.queue,
+                    data={"wrapup_seconds": wrapup, "reason": reason},
+                )
+            )
+            self._agent_changed(agent, before, now, out, call_id=call.id)
+        if call.agent_id == part.agent_id:
+            nxt = call.open_part()
+            if nxt is not None:  # hand the call to the agent who is still on it
+                call.agent_id, call.agent_channel = nxt.agent_id, nxt.channel
+                out.append(Change("call.answered", call_id=call.id, agent_id=nxt.agent_id, queue=nxt.queue,
+                                  data={"reason": "transfer"}))
+            elif call.status == "talking":
+                call.agent_channel = None
+                if call.ringing_agents:  # blind transfer to an agent: the target's phone rings
+                    call.status = "ringing"
+
+    def _agent_left_leg(self, call: Call, leg: Leg, now: float, out: list[Change]) -> None:
+        """An agent leg hung up: if it was that agent's last live leg, the agent left the call."""
+        if leg.agent_id is None:
+            return
+        part = call.open_part(leg.agent_id)
+        if part is None:
+            return
+        if any(l.agent_id == leg.agent_id and l.ended_at is None and l.role == "agent" for l in call.legs.values()):
+            return
+        self._close_part(call, part, now, out, "agent_left")
+
     # ------------------------------------------------------- internals
     def _agent_changed(
         self, agent: Agent, before: tuple[Any, ...], now: float, out: list[Change], **data: Any
@@ -551,6 +687,8 @@ class CtiState:
         if call.queue and call.id in self.queue(call.queue).waiting:
             self.queue(call.queue).waiting.pop(call.id, None)
             self._queue_changed(call.queue, out)
+        for part in [p for p in call.parts if p.ended_at is None]:
+            self._close_part(call, part, now, out, "call_ended")
         # only the agents this call can have touched (every assignment of ringing_call /
         # current_call comes from these): visiting all agents made each hangup O(agents)
         involved = {call.agent_id, *call.agents_rung, *call.ringing_agents, *(l.agent_id for l in call.legs.values())}
@@ -654,8 +792,8 @@ class CtiState:
                 agent = self.agents.get(call.agent_id or "")
                 if agent is not None:
                     agent.current_call = call.id
-                if any(l.state == "Up" for l in agent_legs):
-                    call.status = "talking"
+                if any(l.state == "Up" for l in call.legs.values() if l.role == "other"):
+                    call.status = "talking"  # the customer's leg is up
                     call.answered_at = call.answered_at or now
                 continue
             bridged = [
@@ -672,6 +810,9 @@ class CtiState:
                 if agent is not None:
                     agent.current_call = call.id
                     agent.wrapup_until = None
+                if leg.agent_id and call.open_part(leg.agent_id) is None:
+                    # talking when the link came back: its part is counted from now on
+                    call.parts.append(AgentPart(leg.agent_id, call.queue, leg.channel, now))
             elif caller is not None and caller.uniqueid in entries:
                 call.status = "queued"
             elif agent_legs:
@@ -817,11 +958,18 @@ def _on_newstate(s: CtiState, e: ev.Newstate, now: float, out: list[Change]) -> 
     call, leg = s._touch(e.chan, now, out)
     if e.chan.state_desc == "Up" and leg.answered_at is None:
         leg.answered_at = now
-        if call.direction == "outbound" and leg.role == "agent" and call.status == "dialing":
-            call.status = "talking"
-            call.answered_at = now
+        agent = s.agents.get(leg.agent_id or "")
+        if (
+            call.direction == "outbound"
+            and leg.role == "agent"
+            and call.status == "dialing"
+            and leg.agent_id == call.agent_id
+            and (agent is None or agent.current_call != call.id)
+        ):
+            # the agent's own phone answered: the agent is on the call, the customer is being
+            # dialled now. Not "answered" yet: that is the customer's leg answering (DialEnd
+            # ANSWER); a trunk that is unreachable never creates one (ami-click-to-call-unreachable)
             call.log(now, "agent_answered", agent_id=leg.agent_id)
-            agent = s.agents.get(leg.agent_id or "")
             if agent is not None:
                 before = agent.signature()
                 agent.current_call = call.id
@@ -848,19 +996,56 @@ def _on_hangup(s: CtiState, e: ev.Hangup, now: float, out: list[Change]) -> None
     if leg.role == "agent" and call.direction == "outbound" and leg.channel == call.agent_channel:
         call.end_cause = call.end_cause if call.end_cause is not None else e.cause
         call.end_cause_txt = call.end_cause_txt or e.cause_txt
+    if leg.role == "agent":
+        s._agent_left_leg(call, leg, now, out)
     if all(l.ended_at is not None for l in call.legs.values()):
         s._end_call(call, now, out, cause=e.cause, cause_txt=e.cause_txt)
 
 
 def _on_dial_begin(s: CtiState, e: ev.DialBegin, now: float, out: list[Change]) -> None:
     call, leg = s._touch(e.dest, now, out)
-    if e.chan is not None:
-        s._touch(e.chan, now, out)
+    if e.chan is None:
+        return
+    _, caller_side = s._touch(e.chan, now, out)
+    agent = s.agents.get(leg.agent_id or "")
+    if (
+        agent is None
+        or leg.role != "agent"
+        or caller_side.role == "agent"  # an agent's own Local ;2 dialling its phone
+        or call.direction != "inbound"
+        or agent.id in call.ringing_agents  # rung by app_queue (AgentCalled came first)
+        or call.open_part(agent.id) is not None
+    ):
+        return
+    # a plain Dial() to an agent (blind transfer to an agent, a consultation call): no queue
+    # events follow, so the channels are the only signal that this agent's phone rings
+    before = agent.signature()
+    agent.ringing_call = call.id
+    call.direct_rung.add(agent.id)
+    call.ringing_agents.add(agent.id)
+    call.agents_rung.append(agent.id)
+    if call.open_part() is None and call.status in ("talking", "ivr", "new", "queued"):
+        call.status = "ringing"
+    call.log(now, "agent_dialled", agent_id=agent.id, channel=e.dest.channel)
+    out.append(Change("call.ringing", call_id=call.id, agent_id=agent.id, queue=None))
+    s._agent_changed(agent, before, now, out, call_id=call.id)
 
 
 def _on_dial_end(s: CtiState, e: ev.DialEnd, now: float, out: list[Change]) -> None:
     call, leg = s._touch(e.dest, now, out)
     leg.dial_status = e.dial_status
+    agent_id = leg.agent_id if leg.role == "agent" else None
+    if agent_id is not None and agent_id in call.direct_rung:
+        if e.dial_status == "ANSWER":
+            s._open_part(call, agent_id, None, e.dest.channel, now, out)
+            call.log(now, "answered", agent_id=agent_id, direct=True)
+            if call.agent_id == agent_id:
+                out.append(Change("call.answered", call_id=call.id, agent_id=agent_id, queue=None))
+        else:
+            call.direct_rung.discard(agent_id)
+            if call.status == "ringing" and not (call.ringing_agents - {agent_id}) and call.open_part() is None:
+                call.status = "talking" if call.answered_at is not None else call.status
+            _stop_ringing(s, call, agent_id, now, out, "no_answer" if e.dial_status != "BUSY" else "rejected")
     if (
         call.direction == "outbound"
         and e.chan is not None
@@ -868,6 +1053,11 @@ def _on_dial_end(s: CtiState, e: ev.DialEnd, now: float, out: list[Change]) -> N
         and e.dial_status == "ANSWER"
     ):
         call.log(now, "customer_answered", channel=leg.channel)
+        if call.answered_at is None:
+            call.answered_at = now
+            call.status = "talking"
+            call.outcome = "answered"
+            out.append(Change("call.updated", call_id=call.id, agent_id=call.agent_id))
 
 
 def _on_bridge_enter(s: CtiState, e: ev.BridgeEnter, now: float, out: list[Change]) -> None:
@@ -981,17 +1171,8 @@ def _on_agent_connect(s: CtiState, e: ev.AgentConnect, now: float, out: list[Cha
     leg.role, leg.agent_id = "agent", agent.id
     for other in list(call.ringing_agents - {agent.id}):
         _stop_ringing(s, call, other, now, out, "answered_elsewhere")
-    call.ringing_agents.discard(agent.id)
-    before = agent.signature()
-    agent.ringing_call = None
-    agent.current_call = call.id
-    agent.wrapup_until = None
-    agent.wrapup_call = None
-    call.agent_id = agent.id
-    call.agent_channel = e.dest.channel
-    call.answered_at = now
+    s._open_part(call, agent.id, e.queue, e.dest.channel, now, out)
     call.hold_time = e.hold_time
-    call.status = "talking"
     call.outcome = "answered"
     call.log(now, "answered", agent_id=agent.id, hold_time=e.hold_time, ring_time=e.ring_time)
     q = s.queue(e.queue, now)
@@ -1000,41 +1181,44 @@ def _on_agent_connect(s: CtiState, e: ev.AgentConnect, now: float, out: list[Cha
     if e.hold_time <= s.settings_for(e.queue).service_level_seconds:
         q.answered_within_sl += 1
     out.append(Change("call.answered", call_id=call.id, agent_id=agent.id, queue=e.queue))
-    s._agent_changed(agent, before, now, out, call_id=call.id)
     s._queue_changed(e.queue, out)
 
 
 def _on_agent_complete(s: CtiState, e: ev.AgentComplete, now: float, out: list[Change]) -> None:
-    call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
-    call = s.calls.get(call_id) or s.ended.get(call_id)
+    """app_queue's word that a queue connect is over: a confirmation, not the only signal.
+
+    It often lacks the caller block (ChanSpy, caller gone) or the agent block (blind or
+    attended transfer): the call is found by the caller, then the agent leg, then the agent's
+    part. After a blind transfer it comes at the caller's final hangup with a ``TalkTime``
+    covering the later agents too; the part it confirms was closed when the agent's leg left."""
     agent = s.agent_for_interface(e.interface, e.member_name)
-    before = agent.signature()
-    if agent.current_call == call_id:
-        agent.current_call = None
-    wrapup = s.settings_for(e.queue).wrapup_seconds
-    if wrapup is None:
-        wrapup = s.default_wrapup_seconds
-    agent.last_call_at = now
-    if wrapup > 0:
-        agent.wrapup_until = now + wrapup
-        agent.wrapup_call = call_id
-    q = s.queue(e.queue, now)
-    q.completed += 1
-    q.talk_seconds_total += e.talk_time
-    if call is not None:
-        call.talk_time = e.talk_time
-        call.hold_time = e.hold_time
-        call.log(now, "completed", agent_id=agent.id, talk_time=e.talk_time, reason=e.reason)
-    out.append(
-        Change(
-            "agent.wrapup" if wrapup > 0 else "agent.call_completed",
-            call_id=call_id,
-            agent_id=agent.id,
-            queue=e.queue,
-            data={"wrapup_seconds": wrapup, "reason": e.reason},
-        )
+    call_id = (
+        s._chan_to_call.get(e.chan.uniqueid)
+        or s._chan_to_call.get(e.dest.uniqueid)
+        or e.chan.linkedid
+        or e.dest.linkedid
+        or agent.current_call
+        or agent.wrapup_call
+        or ""
     )
-    s._agent_changed(agent, before, now, out, call_id=call_id)
+    call = s.calls.get(call_id) or s.ended.get(call_id)
+    if call is None:
+        return
+    candidates = [p for p in call.parts if p.agent_id == agent.id and p.queue == e.queue and not p.confirmed]
+    part = next((p for p in candidates if p.ended_at is None), None) or (candidates[-1] if candidates else None)
+    call.log(now, "completed", agent_id=agent.id, queue=e.queue, talk_time=e.talk_time, reason=e.reason)
+    if part is None:
+        return  # a connect callcore never saw (it joined mid-call): nothing to account
+    part.confirmed = True
+    part.queue_talk_time = e.talk_time
+    if part.ended_at is None:
+        s._close_part(call, part, now, out, e.reason, talk_time=e.talk_time)
+    elif part is call.parts[-1] and part.end_reason in ("agent_left", "call_ended") and part.talk_time != e.talk_time:
+        # the agent was the last on the call and app_queue's count is the reference one
+        if part.queue:
+            s.queue(part.queue, now).talk_seconds_total += e.talk_time - (part.talk_time or 0)
+        part.talk_time = e.talk_time
+        call.talk_time = sum(p.talk_time or 0 for p in call.parts if p.ended_at is not None)
 
 
 def _member_update(s: CtiState, info: ev.MemberInfo, now: float, out: list[Change], *, removed: bool = False) -> None:
@@ -1135,21 +1319,30 @@ def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: 
     if call.on_hold:
         call.set_on_hold(False, now)
         out.append(Change("call.unheld", call_id=call.id, agent_id=call.agent_id))
-    if target_agent and target_agent != call.agent_id:
-        previous = s.agents.get(call.agent_id or "")
-        if previous is not None and previous.current_call == call.id:
-            before = previous.signature()
-            previous.current_call = None
-            s._agent_changed(previous, before, now, out, reason="transferred_away", call_id=call.id)
+    # the transferer left the call; the target (when it is an agent) has it now
+    target_channel = e.transfer_target.channel if e.transfer_target is not None else None
+    if target_agent and call.open_part(target_agent) is None:
+        call.parts.append(AgentPart(target_agent, None, target_channel, now))
+        call.ringing_agents.discard(target_agent)
+        call.direct_rung.discard(target_agent)
+    transferer = s.agent_for_channel(e.orig_transferer.channel) or call.agent_id
+    part = call.open_part(transferer) if transferer else None
+    if part is not None and transferer != target_agent:
+        s._close_part(call, part, now, out, "transferred")
+    if target_agent:
+        target = call.open_part(target_agent)
+        assert target is not None
+        if call.open_part() is target and call.agent_id != target_agent:
+            call.agent_id, call.agent_channel = target_agent, target.channel
+            out.append(Change("call.answered", call_id=call.id, agent_id=target_agent, data={"reason": "transfer"}))
         agent = s.agents.get(target_agent)
         if agent is not None:
             before = agent.signature()
             agent.ringing_call = None
             agent.current_call = call.id
+            agent.wrapup_until = agent.wrapup_call = None
             s._agent_changed(agent, before, now, out, reason="transfer_answered", call_id=call.id)
-        call.agent_id = target_agent
-        call.agent_channel = e.transfer_target.channel if e.transfer_target is not None else call.agent_channel
-        out.append(Change("call.answered", call_id=call.id, agent_id=target_agent))
+        call.status = "talking"
 
 
 def _on_shutdown(s: CtiState, e: ev.Shutdown, now: float, out: list[Change]) -> None:

@@ -13,7 +13,11 @@ from cti.outbound import dial_target
 from cti.ports import AmiPort, send
 from cti.state import CtiState
 
-SPY_OPTIONS = {"listen": "q", "whisper": "qw", "barge": "qB"}
+#: ChanSpy options: q quiet (no beep/name), E exit when the spied-on channel hangs up (without it
+#: ChanSpy keeps scanning and the supervisor's channel stays up after the call: ami-chanspy-listen),
+#: S exit at once when there is nothing to spy on; w whisper, B barge. Same as [spy-*] in
+#: asterisk-config/extensions.conf.
+SPY_OPTIONS = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
 
 
 class SupervisionService:

@@ -9,8 +9,8 @@ max_attempts) receives ``POST url`` with the JSON body
 * ``X-Callcore-Signature: sha256=<hex HMAC-SHA256(secret, body)>``
 
 A 2xx answer is success; anything else (or a network error) is retried with
-exponential backoff (``base_delay * 2**n``, capped at ``max_delay``) up to
-``max_attempts``. Deliveries run concurrently (bounded), so one slow endpoint
+the one retry policy (``callcore.retry``: ``base_delay * 2**n``, capped at
+``max_delay``) up to ``max_attempts``. Deliveries run concurrently (bounded), so one slow endpoint
 never delays the bus or the other webhooks. Every task is owned and cancelled
 by :meth:`WebhookSender.stop`.
 """
@@ -30,8 +30,13 @@ from typing import Any, Awaitable, Callable, Iterable
 import httpx
 
 from callcore.bus import Bus, Message, Subscription
+from callcore.retry import retrying
 
 log = logging.getLogger("callcore.cti.webhooks")
+
+
+class NotDelivered(Exception):
+    """The endpoint answered, but not with a 2xx."""
 
 
 def sign(secret: str | bytes, body: bytes) -> str:
@@ -133,20 +138,24 @@ class WebhookSender:
             "X-Callcore-Delivery": uuid.uuid4().hex,
             "X-Callcore-Signature": sign(hook.secret, body),
         }
-        for attempt in range(1, hook.max_attempts + 1):
-            self.attempts += 1
-            try:
-                async with self._sem:
-                    assert self._client is not None
-                    resp = await self._client.post(hook.url, content=body, headers=headers)
-                if 200 <= resp.status_code < 300:
-                    self.delivered += 1
-                    return True
-                log.warning("webhook %s answered %s for %s (attempt %d)", hook.url, resp.status_code, msg.name, attempt)
-            except httpx.HTTPError as exc:
-                log.warning("webhook %s failed for %s (attempt %d): %s", hook.url, msg.name, attempt, exc)
-            if attempt < hook.max_attempts:
-                await self._sleep(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-        self.failed += 1
-        log.error("webhook %s: giving up on %s after %d attempts", hook.url, msg.name, hook.max_attempts)
-        return False
+        try:
+            async for attempt in retrying(
+                lambda: f"webhook {hook.url} for {msg.name}",
+                attempts=hook.max_attempts,
+                first_wait=self.base_delay,
+                max_wait=self.max_delay,
+                retry_on=(httpx.HTTPError, NotDelivered),
+                sleep=self._sleep,
+            ):
+                with attempt:
+                    self.attempts += 1
+                    async with self._sem:
+                        assert self._client is not None
+                        resp = await self._client.post(hook.url, content=body, headers=headers)
+                    if not 200 <= resp.status_code < 300:
+                        raise NotDelivered(f"answered HTTP {resp.status_code}")
+        except (httpx.HTTPError, NotDelivered):
+            self.failed += 1
+            return False
+        self.delivered += 1
+        return True

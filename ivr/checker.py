@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterable
 
@@ -63,6 +64,30 @@ def _prompts(node: Node) -> list[tuple[str, Prompt]]:
             out.append((key, value))
     for q in node.args.get("questions") or []:
         out.append((f"question {q.id!r}", q.prompt))
+    return out
+
+
+HOLIDAY_HORIZON = timedelta(days=365)
+
+
+def check_holiday_coverage(flow: Flow, today: date | None = None) -> list[Problem]:
+    """A schedule must know its holidays for the coming 12 months: either a public
+    calendar (``public_holidays: KR``, every year) or dates listed far enough ahead."""
+    today = today or date.today()
+    out: list[Problem] = []
+    for name, sched in flow.schedules.items():
+        if sched is None:
+            continue
+        until = sched.holiday_data_until()
+        if until is not None and until >= today + HOLIDAY_HORIZON:
+            continue
+        known = f"holiday data ends {until.isoformat()}" if until else "no holiday data"
+        out.append(Problem(
+            sched.pos or flow.pos,
+            f"schedule {name!r}: {known}; the coming 12 months are not covered "
+            f"(add 'public_holidays: KR' for every year's public holidays; company days stay in 'holidays')",
+            "warning",
+        ))
     return out
 
 
@@ -114,6 +139,7 @@ def check_flow(flow: Flow, all_flows: dict[str, Flow], sounds_dir: Path | None, 
                 problems.append(Problem(node.pos, f"{what(node)} is unreachable from start node {flow.start!r}"))
 
     problems.extend(_no_wait_loops(flow))
+    problems.extend(check_holiday_coverage(flow))
 
     # prompts and sounds
     for node in nodes.values():

@@ -656,7 +656,7 @@ def _parse_schedule(name: str, raw: Any, pos: Pos, ctx: Ctx, flow_dir: PurePosix
     if not isinstance(raw, LMap):
         ctx.err(pos, f"schedule {name!r} must be a mapping (timezone, weekly, holidays, exceptions)")
         return None
-    allowed = ["timezone", "weekly", "holidays", "exceptions", "description"]
+    allowed = ["timezone", "weekly", "holidays", "public_holidays", "exceptions", "description"]
     bad = False
     for k in raw:
         if k not in allowed:
@@ -736,9 +736,18 @@ def _parse_schedule(name: str, raw: Any, pos: Pos, ctx: Ctx, flow_dir: PurePosix
                 ctx.err(ip, f"schedule {name!r}: two exceptions for {item['date']}")
                 bad = True
             exceptions[item["date"]] = Exception_(item["date"], tuple(rs), str(item.get("name", "")))
+    public = raw.get("public_holidays")
+    if public is not None:
+        from ivr.schedule import supported_countries
+
+        if not isinstance(public, str) or public.upper() not in supported_countries():
+            ctx.err(raw.where("public_holidays"), f"schedule {name!r}: public_holidays {public!r} is not a country code of the holidays package (e.g. KR)")
+            bad = True
+        else:
+            public = public.upper()
     if bad or tz is None:
         return None
-    return Schedule(name, tz, weekly, holidays, exceptions)
+    return Schedule(name, tz, weekly, holidays, exceptions, public_holidays=public, pos=pos)
 
 
 def _ranges(v: Any, pos: Pos, ctx: Ctx, sched: str) -> list[TimeRange] | None:

@@ -57,6 +57,16 @@ class CallbackSink(Protocol):
         """Store the request so agents see it; returns its id."""
 
 
+class PopPreload(Protocol):
+    """The screen pop's preload at the IVR hand-off (CTI implements it: ``cti.subscribers.
+    crm_preload.CrmPreload.prepare``). Called when the flow hands the call to a queue, before
+    Asterisk runs ``Queue()``: it starts loading who is calling (CRM record, previous calls,
+    this IVR context) and returns the awaitable of that work, or ``None``. The IVR waits for
+    it at most ``pop_preload_wait`` seconds, never longer."""
+
+    def prepare(self, uniqueid: str, linkedid: str | None, caller_num: str | None, context: dict[str, Any]) -> Any: ...
+
+
 class InMemoryCallbackSink:
     """Test double and stand-alone default (console, ``dialplan try``): keeps requests in a list."""
 

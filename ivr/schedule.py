@@ -2,16 +2,22 @@
 
 Pure: :meth:`Schedule.status` takes an aware ``datetime`` and answers
 ``open`` / ``closed`` / ``holiday`` with a human reason. Precedence, first
-match wins: a one-off exception for that local date, then a holiday, then
-the weekly hours.
+match wins: a one-off exception for that local date, then a holiday listed in
+the YAML (company days), then a public holiday of ``public_holidays`` (a
+country code such as ``KR``: the maintained ``holidays`` package computes every
+year, lunar holidays and substitute days included), then the weekly hours.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import holidays as holidays_lib
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -98,6 +104,20 @@ class Schedule:
     weekly: dict[str, tuple[TimeRange, ...]] = field(default_factory=dict)
     holidays: dict[date, Holiday] = field(default_factory=dict)
     exceptions: dict[date, Exception_] = field(default_factory=dict)
+    public_holidays: str | None = None  # a country code of the ``holidays`` package, e.g. "KR"
+    pos: Any = field(default=None, compare=False)  # where the schedule is defined (for the checker)
+
+    def public_holiday(self, d: date) -> str | None:
+        """The public holiday on local date ``d`` (any year), named in Korean and English."""
+        if self.public_holidays is None:
+            return None
+        return public_holiday_name(self.public_holidays, d)
+
+    def holiday_data_until(self) -> date | None:
+        """The last day holidays are known for; ``date.max`` with a public calendar."""
+        if self.public_holidays is not None:
+            return date.max
+        return max(self.holidays, default=None)
 
     def status(self, when: datetime) -> Status:
         if when.tzinfo is None:
@@ -115,6 +135,9 @@ class Schedule:
         hol = self.holidays.get(d)
         if hol is not None:
             return Status("holiday", f"{stamp}: holiday {hol.name}", local)
+        public = self.public_holiday(d)
+        if public is not None:
+            return Status("holiday", f"{stamp}: holiday {public} (public holiday, {self.public_holidays})", local)
         day = WEEKDAYS[local.weekday()]
         ranges = self.weekly.get(day, ())
         for r in ranges:
@@ -122,3 +145,32 @@ class Schedule:
                 return Status("open", f"{stamp}: open ({day} {r})", local)
         hours = ", ".join(str(r) for r in ranges) or "closed all day"
         return Status("closed", f"{stamp}: outside hours ({day}: {hours})", local)
+
+
+def supported_countries() -> set[str]:
+    return set(holidays_lib.list_supported_countries())
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(country: str, language: str | None) -> Any:
+    return holidays_lib.country_holidays(country, language=language)
+
+
+@functools.lru_cache(maxsize=16)
+def _languages(country: str) -> tuple[str | None, tuple[str, ...]]:
+    cls = type(holidays_lib.country_holidays(country))
+    return getattr(cls, "default_language", None), tuple(getattr(cls, "supported_languages", ()) or ())
+
+
+def public_holiday_name(country: str, d: date) -> str | None:
+    """``개천절 National Foundation Day`` for KR on 2028-10-03 (Korean, then English, when
+    the country's calendar speaks both); ``None`` on a working day."""
+    own, languages = _languages(country)
+    native = _calendar(country, own).get(d)
+    if native is None:
+        return None
+    if own != "en_US" and "en_US" in languages:
+        english = _calendar(country, "en_US").get(d)
+        if english and english != native:
+            return f"{native} {english}"
+    return native

@@ -21,6 +21,7 @@ The IVR context is cached in memory (bounded) and stored in the database;
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -32,7 +33,7 @@ from callcore.db import utcnow
 from ivr.channel import Channel, ChannelError, ChannelHungUp
 from ivr.engine import Engine, IvrOutcome
 from ivr.lookup import HttpLookupClient, LookupClient, PhoneDirectoryLookup
-from ivr.ports import CallbackSink, InMemoryCallbackSink, PassThroughRouter, Router
+from ivr.ports import CallbackSink, InMemoryCallbackSink, PassThroughRouter, PopPreload, Router
 from ivr.registry import FlowRegistry, ReloadResult
 from ivr.repository import IvrRepository, MemoryIvrRepository, SessionStart
 
@@ -53,6 +54,8 @@ class IvrService:
         monotonic: Callable[[], float] = time.monotonic,
         context_cache_size: int = 5000,
         trace: Callable[[str], None] | None = None,
+        pop_preload: PopPreload | None = None,
+        pop_preload_wait: float = 0.5,
     ) -> None:
         self.registry = registry
         self.router = router
@@ -63,6 +66,8 @@ class IvrService:
         self.sounds_prefix = sounds_prefix
         self.monotonic = monotonic
         self.trace = trace
+        self.pop_preload = pop_preload
+        self.pop_preload_wait = pop_preload_wait
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = context_cache_size
         self.active_calls = 0
@@ -140,7 +145,28 @@ class IvrService:
                 log.exception("could not store IVR session %s", session_id)
         return outcome
 
+    def _prepare_pop(self, info: Any, context: dict[str, Any]) -> Any:
+        """The IVR knows who is calling when it hands the call to the queue: the screen pop's
+        preload starts now, while the hand-off variables are being set."""
+        if self.pop_preload is None:
+            return None
+        try:
+            return self.pop_preload.prepare(info.uniqueid, info.linkedid, info.caller_num, dict(context))
+        except Exception:  # noqa: BLE001 - a pop without preload beats a caller not queued
+            log.exception("screen-pop preload of %s could not start", info.uniqueid)
+            return None
+
+    async def _await_preload(self, preload: Any) -> None:
+        """Let the preload finish before ``Queue()`` rings an agent — bounded: with a slow CRM
+        the call goes on after ``pop_preload_wait`` s and the pop says ``loading``."""
+        if preload is None or self.pop_preload_wait <= 0:
+            return
+        future = asyncio.ensure_future(preload)
+        if not future.done():
+            await asyncio.wait({future}, timeout=self.pop_preload_wait)
+
     async def _hand_off(self, channel: Channel, outcome: IvrOutcome, session_id: int | None) -> None:
+        preload = self._prepare_pop(channel.info, outcome.context)  # the screen pop loads while the variables are set
         variables = [("IVR_QUEUE", outcome.queue or ""), ("IVR_PRIORITY", str(outcome.priority or 0))]
         if outcome.timeout is not None:
             variables.append(("IVR_TIMEOUT", str(outcome.timeout)))
@@ -159,6 +185,8 @@ class IvrService:
             outcome.kind = "error"
             outcome.error = "queue hand-off failed"
             outcome.context["outcome"] = "error"
+        if outcome.kind == "queue":  # not when the caller left during the hand-off
+            await self._await_preload(preload)
 
 
 async def build_ivr_service(
@@ -170,6 +198,7 @@ async def build_ivr_service(
     lookup: LookupClient | None = None,
     crm: Any = None,
     clock: Any = None,
+    pop_preload: PopPreload | None = None,
 ) -> IvrService:
     """Wire an :class:`IvrService` from :class:`callcore.settings.Settings` (async: ``await`` it).
 
@@ -181,7 +210,9 @@ async def build_ivr_service(
     composition root passes the CTI one. Lookups go to ``settings.crm_url``;
     with ``crm`` (any object with ``async lookup(phone) -> dict | None``, e.g.
     CTI's built-in customer table) ``/customers/by-phone/{phone}`` is answered
-    by it and other paths still go to ``crm_url``.
+    by it and other paths still go to ``crm_url``. With ``pop_preload`` (CTI's
+    ``CrmPreload``) the screen pop is preloaded at the queue hand-off, waited for at
+    most ``settings.pop_preload_wait`` seconds.
     """
     from ivr.repository import SqlIvrRepository
 
@@ -202,6 +233,8 @@ async def build_ivr_service(
         lookup,
         repository,
         sounds_prefix=_sounds_prefix(settings, sounds_dir),
+        pop_preload=pop_preload,
+        pop_preload_wait=float(getattr(settings, "pop_preload_wait", 0.5)),
         **({"clock": clock} if clock is not None else {}),
     )
 

@@ -15,7 +15,8 @@
 * After every login ``on_connect()`` runs (the resync hook: it may send list
   actions); events arriving meanwhile are held and delivered after it returns,
   so state rebuilt from the snapshot is not overwritten by older events.
-* Network errors back off exponentially (with jitter) between ``reconnect_min``
+* Network errors back off exponentially (with jitter; the one policy,
+  ``callcore.retry.backoff_delay``) between ``reconnect_min``
   and ``reconnect_max``; a refused login is a configuration error: state
   ``auth_failed``, logged as such, retried every ``reconnect_max`` seconds.
 * ``Event: Shutdown`` or EOF: pending actions fail with :class:`AmiNotConnected`
@@ -42,6 +43,7 @@ from typing import Any, Awaitable, Callable
 
 from panoramisk.utils import IdGenerator
 
+from callcore.retry import backoff_delay  # the one retry policy (re-exported by cti.ami)
 from cti.ami import actions as act
 from cti.ami.actions import (
     Action,
@@ -75,13 +77,6 @@ _FLUSH_BATCH = 500
 
 class AmiResyncError(AmiError):
     """The ``on_connect`` hook failed; the connection is dropped and retried."""
-
-
-def backoff_delay(attempt: int, minimum: float, maximum: float, jitter: float) -> float:
-    """Capped exponential backoff: ``minimum * 2**attempt`` capped at ``maximum``,
-    scaled by ``0.8 + 0.2 * jitter`` (``jitter`` in [0, 1]) and kept in [minimum, maximum]."""
-    base = min(maximum, minimum * (2 ** min(attempt, 30)))
-    return max(minimum, min(maximum, base * (0.8 + 0.2 * jitter)))
 
 
 @dataclass(eq=False)

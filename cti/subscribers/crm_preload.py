@@ -1,25 +1,35 @@
-"""CRM preload: before the desk rings, load who is calling — CRM record, previous
-interactions, IVR context and every pop enricher — into the pop cache
-(:class:`cti.pops.PopBuilder`), so ``call.ringing`` never waits on the CRM or the
-database. A desk that already shows the pop gets ``call.updated``.
+"""CRM preload: load who is calling — CRM record, previous interactions, IVR
+context and every pop enricher — into the pop cache (:class:`cti.pops.PopBuilder`)
+*before* the desk rings, so ``call.ringing`` carries them and never waits on the
+CRM or the database.
 
-Subscribed to ``call.queued`` (start), ``call.ringing`` (start if nothing is
-cached or in flight, e.g. a call rung straight from a resync) and ``call.ended``
-(cancel, hand the entry to the record)."""
+* **At the IVR hand-off** (:meth:`CrmPreload.prepare`, the IVR's
+  ``ivr.ports.PopPreload``): the IVR knows the caller and its context when it
+  routes the call to a queue; the preload starts then, and the IVR lets it finish
+  (bounded by ``pop_preload_wait``) before Asterisk runs ``Queue()``.
+* **At ``call.queued``** the prepared entry is put in the pop cache at once; a call
+  that did not come through this process's IVR (``--only ami,http``, a transfer, a
+  resync) is preloaded from the stored IVR context (``ivr_sessions``) then.
+* **At ``call.ringing``** a call with nothing cached or in flight is preloaded.
+* While a preload is still running the pop says ``"loading": true`` and a
+  ``call.updated`` with the record follows; a slow CRM never delays the pop.
+* **At ``call.ended``** the preload is cancelled and the entry handed to the record.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Callable
 
 from cti.customers import CustomerService
 from cti.notifier import CtiNotifier
 from cti.pops import PopBuilder
 from cti.ports import IvrContextSource
 from cti.repository import CtiRepository
-from cti.state import Change, CtiState
+from cti.state import Call, Change, CtiState
 from cti.tasks import TaskOwner
 
 log = logging.getLogger("callcore.cti")
@@ -38,6 +48,8 @@ class CrmPreload:
         ivr_context: IvrContextSource | None,
         *,
         timeout: float = 1.5,
+        clock: Callable[[], float] | None = None,
+        keep_prepared: int = 2000,
     ) -> None:
         self._state = state
         self._pops = pops
@@ -46,58 +58,124 @@ class CrmPreload:
         self._notifier = notifier
         self._ivr = ivr_context
         self.timeout = timeout
+        self._clock = clock
         self.tasks = TaskOwner("preload")
+        #: entries prepared at the IVR hand-off, by the caller channel's uniqueid (bounded)
+        self._prepared: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._keep_prepared = keep_prepared
 
     # ------------------------------------------------------------ subscriber
     def __call__(self, change: Change, now: float) -> None:
         call_id = change.call_id or ""
         if change.kind == "call.queued":
-            self.start(call_id)
+            call = self._state.calls.get(call_id)
+            if call is not None and not self._take_prepared(call):
+                self.start(call_id)
         elif change.kind == "call.ringing":
-            if change.agent_id and not self._pops.has(call_id) and call_id not in self.tasks:
+            call = self._state.calls.get(call_id)
+            if change.agent_id and call is not None and not self._pops.has(call_id) and not self._in_flight(call):
                 self.start(call_id)
         elif change.kind == "call.ended":
             self.tasks.cancel(call_id)
             call = self._state.ended.get(call_id)
             if call is not None:
+                for key in _keys(call):
+                    self._prepared.pop(key, None)
                 self._pops.finish(call)
+
+    # -------------------------------------------------------- IVR hand-off
+    def prepare(self, uniqueid: str, linkedid: str | None, caller_num: str | None, context: dict[str, Any]) -> "asyncio.Task[Any]":
+        """``ivr.ports.PopPreload``: start loading the pop of the call the IVR hands to a queue."""
+        return self.tasks.spawn(
+            self._prepare(uniqueid, linkedid, caller_num, dict(context)), f"cti-preload-ivr-{uniqueid}", key=f"ivr:{uniqueid}"
+        )
+
+    async def _prepare(self, uniqueid: str, linkedid: str | None, caller_num: str | None, context: dict[str, Any]) -> None:
+        call = self._live(uniqueid, linkedid)
+        if call is None:  # the AMI events of this call are not in yet: enrichers get what the IVR knows
+            call = Call(id=linkedid or uniqueid, started_at=self._clock() if self._clock else 0.0, caller_num=caller_num)
+        entry = await self._load(call, caller_num or call.caller_num, context, exclude=call.id)
+        self._prepared[uniqueid] = entry
+        while len(self._prepared) > self._keep_prepared:
+            self._prepared.popitem(last=False)
+        live = self._live(uniqueid, linkedid)
+        if live is not None and live.queue is not None and not self._pops.has(live.id):
+            self._take_prepared(live)  # Queue() was faster than the preload: complete the pop now
+
+    def _live(self, uniqueid: str, linkedid: str | None) -> Call | None:
+        for key in (linkedid, uniqueid):
+            if key and key in self._state.calls:
+                return self._state.calls[key]
+        return None
+
+    def _take_prepared(self, call: Call) -> bool:
+        """Put the entry prepared at the IVR hand-off in the pop cache (synchronously).
+        True when there is one, or one is still being prepared (the pop says loading)."""
+        for key in _keys(call):
+            entry = self._prepared.pop(key, None)
+            if entry is not None:
+                self._apply(call, entry, notify=bool(call.ringing_agents or call.agent_id))
+                return True
+        if self._in_flight(call):
+            self._pops.loading.add(call.id)
+            return True
+        return False
+
+    def _in_flight(self, call: Call) -> bool:
+        """A preload of this call (at the hand-off or from the state) is still running."""
+        keys = [call.id, *(f"ivr:{k}" for k in _keys(call))]
+        return any((t := self.tasks.get(k)) is not None and not t.done() for k in keys)
 
     # ---------------------------------------------------------------- work
     def start(self, call_id: str) -> None:
         if self._state.calls.get(call_id) is None:
             return
+        if not self._pops.has(call_id):
+            self._pops.loading.add(call_id)
         self.tasks.spawn(self._preload(call_id), f"cti-preload-{call_id}", key=call_id)
 
     async def _preload(self, call_id: str) -> None:
-        call = self._state.calls.get(call_id)
-        if call is None:
-            return
-        phone = call.caller_num
-        caller = call.caller_leg
-        ivr_ctx = await self.ivr_context(caller.uniqueid if caller else call.id)
-        if ivr_ctx is None and caller is not None and caller.uniqueid != call.id:
-            ivr_ctx = await self.ivr_context(call.id)
+        try:
+            call = self._state.calls.get(call_id)
+            if call is None:
+                return
+            caller = call.caller_leg
+            ivr_ctx = await self.ivr_context(caller.uniqueid if caller else call.id)
+            if ivr_ctx is None and caller is not None and caller.uniqueid != call.id:
+                ivr_ctx = await self.ivr_context(call.id)
+            entry = await self._load(call, call.caller_num, ivr_ctx, exclude=call_id)
+            live = self._state.calls.get(call_id)
+            if live is not None:
+                self._apply(live, entry, notify=True)
+        finally:
+            if not self._pops.has(call_id):
+                self._pops.loading.discard(call_id)
+
+    async def _load(self, call: Call, phone: str | None, ivr_ctx: dict[str, Any] | None, *, exclude: str) -> dict[str, Any]:
         customer: dict[str, Any] | None = call.customer
         previous: list[dict[str, Any]] = []
         if phone:
             if customer is None:
                 customer = await self._customers.lookup_customer(phone)
             try:
-                previous = await asyncio.wait_for(self._repo.previous_calls(phone, limit=5, exclude=call_id), self.timeout)
+                previous = await asyncio.wait_for(self._repo.previous_calls(phone, limit=5, exclude=exclude), self.timeout)
             except (asyncio.TimeoutError, Exception):
                 log.warning("previous calls of %s not loaded", phone)
         entry: dict[str, Any] = {"customer": customer, "ivr": ivr_ctx, "previous": previous}
         if self._pops.enrichers:
             entry["enriched"] = await self._enrich(call, entry)
-        live = self._state.calls.get(call_id)
-        if live is None:
-            return
-        self._pops.store(call_id, entry)
-        live.customer = customer
-        live.ivr_context = ivr_ctx
+        return entry
+
+    def _apply(self, live: Call, entry: dict[str, Any], *, notify: bool) -> None:
+        self._pops.store(live.id, entry)
+        live.customer = entry.get("customer")
+        live.ivr_context = entry.get("ivr")
+        ivr_ctx = live.ivr_context
         queued = ivr_ctx.get("queue") if isinstance(ivr_ctx, dict) else None
         if isinstance(queued, dict) and isinstance(queued.get("priority"), int):
             live.priority = queued["priority"]  # what the router decided for this caller
+        if not notify:
+            return
         # the desk may already show a pop without the enrichment: update it
         targets = set(live.ringing_agents)
         if live.agent_id:
@@ -131,3 +209,13 @@ class CrmPreload:
         except Exception:
             log.exception("IVR context for %s unavailable", uniqueid)
             return None
+
+
+def _keys(call: Call) -> list[str]:
+    """Where a hand-off entry of this call is filed: the caller channel's uniqueid (the IVR's
+    ``agi_uniqueid``), which is the call id (Linkedid) for an inbound call."""
+    caller = call.caller_leg
+    keys = [call.id]
+    if caller is not None and caller.uniqueid != call.id:
+        keys.append(caller.uniqueid)
+    return keys

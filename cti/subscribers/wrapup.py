@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from cti.ami import actions as act
+from cti.bookkeeping import Bookkeeping
 from cti.directory import AgentDirectory
 from cti.ports import AmiPort
 from cti.repository import CtiRepository
@@ -22,12 +23,21 @@ KINDS = ("agent.wrapup", "agent.updated")
 
 
 class WrapupTimer:
-    def __init__(self, state: CtiState, directory: AgentDirectory, ami: AmiPort, repository: CtiRepository, tasks: TaskOwner) -> None:
+    def __init__(
+        self,
+        state: CtiState,
+        directory: AgentDirectory,
+        ami: AmiPort,
+        repository: CtiRepository,
+        tasks: TaskOwner,
+        bookkeeping: Bookkeeping | None = None,
+    ) -> None:
         self._state = state
         self._directory = directory
         self._ami = ami
         self._repo = repository
         self._tasks = tasks
+        self._books = bookkeeping or Bookkeeping()
         #: agents callcore paused in Asterisk for wrap-up (and must unpause)
         self.paused: set[str] = set()
 
@@ -60,8 +70,15 @@ class WrapupTimer:
                 self.paused.add(agent_id)
             except Exception as exc:
                 log.warning("wrap-up pause of %s failed: %s", agent_id, exc)
-        if rec is not None:
-            await self._repo.add_agent_event(agent_id, "wrapup", queue=queue, call_id=call_id)
+        if rec is not None:  # bookkeeping in its own task: the end of wrap-up waits only for the pause
+            self._tasks.spawn(
+                self._books.write(
+                    f"recording the wrap-up of {agent_id}",
+                    lambda: self._repo.add_agent_event(agent_id, "wrapup", queue=queue, call_id=call_id),
+                ),
+                f"cti-wrapup-event-{agent_id}",
+                key=f"wrapup-event:{agent_id}",
+            )
 
     async def _end(self, agent_id: str, call_id: str | None) -> None:
         rec = self._directory.get(agent_id)
@@ -76,4 +93,9 @@ class WrapupTimer:
                 await self._ami.send(act.queue_pause(rec.interface, False))
             except Exception as exc:
                 log.warning("end-of-wrap-up unpause of %s failed: %s", agent_id, exc)
-        await self._repo.add_agent_event(agent_id, "ready", call_id=call_id)
+        written = self._tasks.get(f"wrapup-event:{agent_id}")
+        if written is not None and not written.done():
+            await asyncio.wait({written})  # the agent's events stay in order: wrap-up, then ready
+        await self._books.write(
+            f"recording the end of wrap-up of {agent_id}", lambda: self._repo.add_agent_event(agent_id, "ready", call_id=call_id)
+        )

@@ -134,6 +134,7 @@ async def test_click_to_call_rings_the_agent_first_then_the_customer_with_the_re
             break
         await pbx.sleep(1)
     assert row and row["direction"] == "outbound" and row["agent_id"] == "1001"
+    assert row["outcome"] == "answered"  # the customer's trunk leg answered
 
 
 # ------------------------------------------------------------------ hold / unhold
@@ -179,13 +180,19 @@ async def test_hold_plays_music_to_the_customer_and_unhold_bridges_the_legs_agai
     assert call.one.moh is None
     assert (await s.api("GET", f"/api/calls/{call_id}", token=tok, expect=200))["on_hold"] is False
 
-    # the agent hangs up: the customer's after-bridge goto ([hold] s,2) hangs up, the queue call completes
+    # the agent hangs up: the customer's after-bridge goto ([hold] s,2) hangs up. After the unhold
+    # Bridge, real app_queue never sends AgentComplete (ami-hold-unhold-agent-hangup): callcore
+    # accounts the agent from its leg leaving — wrap-up, talk time (hold included), queue stats
     await call.wait(3)
     await phone.hangup()
     await call.wait_for_hangup()
-    (complete,) = events(pbx, "AgentComplete")
-    assert complete["Reason"] == "agent" and int(complete["TalkTime"]) >= 8  # talk time includes the hold
-    await desk.wait_for("call.ended", call_id=call_id)
+    assert not events(pbx, "AgentComplete")
+    ended = (await desk.wait_for("call.ended", call_id=call_id))["payload"]
+    assert ended["talk_time"] is not None  # (the e2e server's clock stands still: the value is 0 here)
+    await desk.wait_for("agent.status", status="wrapup")
+    await eventually(lambda: any(a["Paused"] == "true" and a.get("Reason") == "wrapup" for a in actions(pbx, "QueuePause")),
+                     what="wrap-up QueuePause")
+    assert s.cti.state.queues["sales"].completed == 1
     member = pbx.queues["sales"].members["Local/1001@agents/n"]
     assert member.calls_taken == 1 and not member.in_call
 
@@ -300,7 +307,7 @@ async def test_send_dtmf_to_the_customer_and_hang_up_from_the_desk(server):
 
 
 # ------------------------------------------------------------------ supervisor
-@pytest.mark.parametrize("mode,options", [("listen", "q"), ("whisper", "qw"), ("barge", "qB")])
+@pytest.mark.parametrize("mode,options", [("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")])
 async def test_supervisor_spies_on_an_agents_call(server, mode, options):
     s, pbx = server, server.pbx
     tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["sales"])
@@ -610,8 +617,7 @@ async def test_bridge_dual_redirect_and_atxfer_answers_match_asterisk(server):
     await eventually(lambda: call.one.bridge is not None and call.one.bridge is agent_leg.bridge, what="bridged")
     await call.hangup()
     await eventually(lambda: agent_leg.gone, what="agent leg hung up by its after-bridge goto")
-    (complete,) = events(pbx, "AgentComplete")
-    assert complete["Reason"] == "caller"
+    assert not events(pbx, "AgentComplete")  # never after an unhold Bridge (ami-hold-unhold-agent-hangup)
 
 
 async def test_hold_and_unhold_of_a_click_to_call(server):

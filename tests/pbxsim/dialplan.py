@@ -145,6 +145,12 @@ async def callcore_transfer(pbx: "Pbx", ch: Channel, exten: str) -> None:
         if status != "ANSWER":
             await callcore_voicemail(pbx, ch, exten, priority=3)
         return
+    if re.fullmatch(r"9\d{3}", exten):  # the shipped test agents: Dial(Local/9XXX@callcore-test-agent/n,30,tT)
+        pbx.newexten(ch, "Dial", f"Local/{exten}@callcore-test-agent/n,30,tT", priority=1)
+        from .directdial import dial_local
+
+        await dial_local(pbx, ch, exten, "callcore-test-agent")
+        return
     pbx.newexten(ch, "Dial", f"PJSIP/{exten}@trunk,60,T", priority=1)
     from .directdial import dial_external
 
@@ -231,14 +237,18 @@ async def callcore_hold(pbx: "Pbx", ch: Channel, exten: str) -> None:
 
 async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
     """``ChanSpy(<channel prefix>,<options>)`` run by ``ch`` (an Originate ``Application=ChanSpy``):
-    spies on the first live channel whose name starts with the prefix (not ``ch`` itself);
-    ``E``-like: returns when the spied channel hangs up (or ``ch`` does); nothing to spy on: returns."""
+    spies on the first live channel whose name starts with the prefix (not ``ch`` itself).
+    With option ``E`` it returns when the spied channel hangs up; without it ChanSpy goes on
+    scanning and ``ch`` stays up until it is hung up (ami-chanspy-listen: ``q`` only, the spyer
+    outlived ChanSpyStop). Nothing to spy on: returns with ``S``, otherwise keeps scanning."""
     spec, _, opts = data.partition(",")
     ch.app, ch.appdata = "ChanSpy", data
     target = pbx.channels.get(spec) or next(
         (c for name, c in pbx.channels.items() if spec and name.startswith(spec) and c is not ch and not c.gone), None
     )
     if target is None:
+        if "S" not in opts:
+            await pbx.wait_on(ch, None)  # scans until hung up
         return
     pbx.emit("ChanSpyStart", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
     ch.vars["SPY_OPTIONS"] = opts
@@ -246,6 +256,8 @@ async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
         await pbx.wait_on(ch, None, event=target.hangup_ev)
     finally:
         pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+    if "E" not in opts:
+        await pbx.wait_on(ch, None)  # no E: ChanSpy keeps scanning, the supervisor's channel stays up
 
 
 def _spy(mode: str):

@@ -137,3 +137,17 @@ async def dial_external(pbx: "Pbx", ch: Channel, number: str) -> str:
     behavior = pbx.customers.get(number, AgentBehavior(1.0, None))
     dest = _new_pjsip(pbx, "trunk", ch, number)
     return await _dial(pbx, ch, dest, f"{number}@trunk", behavior, None, 60.0)
+
+
+async def dial_local(pbx: "Pbx", ch: Channel, exten: str, context: str) -> str:
+    """``Dial(Local/<exten>@<context>/n)``: the ``;1`` half is the dialled channel (DestChannel),
+    the ``;2`` half is the phone; both go when the call ends (ami-blind-transfer-to-agent)."""
+    behavior, _script, agent = pbx._endpoint(context, exten)
+    one, two = pbx._local_pair(exten, context, ch.linkedid)
+    for c in (one, two):
+        c.cid_num, c.cid_name = ch.cid_num, ch.cid_name
+    try:
+        return await _dial(pbx, ch, one, f"Local/{exten}@{context}/n", behavior or AgentBehavior(0.0, None), agent, 30.0)
+    finally:
+        if not two.gone:
+            pbx._final_hangup(two, 16)

@@ -11,7 +11,7 @@ import math
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 
@@ -246,6 +246,11 @@ class Channel:
         self.transfer_features = False
         self.atxfer_to: tuple[str, str] | None = None  # (exten, context) of a requested attended transfer
         self.atxfer_ev = asyncio.Event()
+        #: app_queue's armed AgentComplete of a queue call the caller was Redirected out of: sent when
+        #: this (caller) channel is finally hung up, just before its Hangup event (ami-blind-transfer-*)
+        self.before_hangup: list[Callable[[], None]] = []
+        #: set when an AMI Bridge pulled this channel into a new bridge (callcore's unhold)
+        self.yanked_ev = asyncio.Event()
 
     @property
     def up(self) -> bool:

@@ -168,14 +168,18 @@ class AgentHandle:
     def hold(self, music_class: str = "default") -> None:
         if not self.talking:
             raise RuntimeError(f"agent {self.exten} is not on a call")
-        assert self.current is not None
-        self.pbx.hold(self.current.one, music_class)
+        self.pbx.hold(self._phone_channel(), music_class)
 
     def unhold(self) -> None:
         if not self.talking:
             raise RuntimeError(f"agent {self.exten} is not on a call")
+        self.pbx.unhold(self._phone_channel())
+
+    def _phone_channel(self) -> Channel:
+        """Where the phone's own hold shows: its ``PJSIP/…`` channel when one is modelled behind the
+        member's Local channel, else the Local ``;2`` half (the phone side) or the direct-dial callee."""
         assert self.current is not None
-        self.pbx.unhold(self.current.one)
+        return getattr(self.current, "phone", None) or self.current.two
 
 
 class Call:
@@ -618,6 +622,9 @@ class Pbx:
     def _final_hangup(self, ch: Channel, cause: int) -> None:
         if ch.gone:
             return
+        hooks, ch.before_hangup = ch.before_hangup, []
+        for hook in hooks:
+            hook()
         ch.gone = True
         t = self.now()
         self.emit("Hangup", [*self.snap(ch), ("Cause", str(cause)), ("Cause-txt", CAUSE_TXT.get(cause, "Unknown"))], t=t)
@@ -757,9 +764,12 @@ class Pbx:
             ch.atxfer_ev.set()
             self.notify()
 
-    def hold(self, ch: Channel, music_class: str = "default") -> None:
+    def hold(self, ch: Channel, music_class: str | None = "default") -> None:
+        """``Hold`` raised on ``ch``: a desk phone's own hold (re-INVITE sendonly) raises it on the
+        phone's channel with ``MusicClass`` and keeps every bridge (ami-pjsip-phone-hold); the
+        attended-transfer hold on the transferer has no ``MusicClass`` (ami-attended-transfer)."""
         ch.on_hold = True
-        self.emit("Hold", [*self.snap(ch), ("MusicClass", music_class)])
+        self.emit("Hold", [*self.snap(ch), *([("MusicClass", music_class)] if music_class else [])])
 
     def unhold(self, ch: Channel) -> None:
         ch.on_hold = False
@@ -1189,6 +1199,7 @@ class Pbx:
             self.stop_moh(ch)
             ch.redirect_to = (BRIDGE_TARGET, b, after)  # type: ignore[assignment]
             ch.redirect_ev.set()
+            ch.yanked_ev.set()
         self.notify()
         return b
 

@@ -2,7 +2,11 @@
 
 Event order follows ``ami-ivr-queue-agent.raw`` (answer / agent hangup),
 ``ami-queue-abandon.raw`` (caller hangs up while a member rings),
-``ami-queue-leastrecent-answer.raw`` and ``ami-asterisk-restart.raw`` (hangup at shutdown).
+``ami-queue-leastrecent-answer.raw`` and ``ami-asterisk-restart.raw`` (hangup at shutdown);
+transfers and hold follow the second round ``live-2026-12/``: blind transfer (no AgentComplete at
+the Redirect, one per queue at the caller's final hangup), hold by dual Redirect (AgentComplete
+only if the caller hangs up on hold; never once an AMI Bridge unholds), attended transfer
+(Hold without MusicClass, AgentComplete Reason transfer after the transferer's leg, no DestChannel).
 """
 
 from __future__ import annotations
@@ -277,7 +281,9 @@ class _Run:
             self._answered_vars(talk)
             ch.dead_bridge = bridge
             return ""
-        # the caller left: hung up, or moved away by an AMI Redirect (blind transfer)
+        if redirect is not None:
+            return self._caller_redirected(leg, bridge, talk_start, hold, redirect)
+        # the caller hung up
         pbx.emit("AgentComplete", complete)
         pbx.setvar(ch, "BRIDGEPEER", "")
         pbx._bridge_leave(bridge, ch)
@@ -285,10 +291,36 @@ class _Run:
         pbx.hangup_from_one(one, 0 if ch.hangup_cause == 0 else 16)  # cause 0: PBX shutdown
         self._member_done(m, talk, hold)
         pbx._bridge_destroy(bridge)
-        if redirect is not None:
-            self._answered_vars(talk)
-            raise redirect
         raise HungUp()
+
+    def _caller_redirected(self, leg: _Leg, bridge, talk_start: float, hold: float, redirect: Redirected) -> str:
+        """Blind transfer: AMI ``Redirect`` of the bridged caller (ami-blind-transfer-to-queue/-agent).
+        Both leave the bridge, the agent leg is hung up at once, the member is free again — but
+        app_queue saw no hangup of the caller, so there is **no AgentComplete now**: it is sent when
+        the caller is finally hung up (``Reason: caller``, TalkTime from this connect to that hangup,
+        so it covers whoever talked after; no DestChannel block, that leg is long gone)."""
+        pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
+        pbx.setvar(ch, "BRIDGEPEER", "")
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, one)
+        pbx.hangup_from_one(one, 0 if ch.hangup_cause == 0 else 16)
+        pbx._bridge_destroy(bridge)
+        m.in_call = False
+        m.status = 1
+        if m.interface in self.q.members:
+            self._member_status(m)
+
+        def late_complete() -> None:
+            talk = pbx.now() - talk_start
+            pbx.emit("AgentComplete", [*pbx.snap(ch), *self._agent_fields(leg), ("HoldTime", str(int(hold))),
+                                       ("TalkTime", str(int(talk))), ("Reason", "caller")])
+            busy = m.in_call, m.status  # the member may be on its next call by now: counters only
+            self._member_done(m, talk, hold, status=False)
+            m.in_call, m.status = busy
+
+        ch.before_hangup.append(late_complete)
+        self._answered_vars(pbx.now() - talk_start)
+        raise redirect
 
     async def _attended_transfer(self, leg: _Leg, bridge, talk_start: float, hold: float) -> str:
         """The agent leg started an attended transfer (AMI Atxfer → the bridge's atxfer feature;
@@ -302,7 +334,7 @@ class _Run:
         pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
         assert one.atxfer_to is not None
         exten, context = one.atxfer_to
-        pbx.emit("Hold", [*pbx.snap(one), ("MusicClass", "default")])  # ast_bridge_channel_write_hold
+        pbx.hold(one, None)  # ast_bridge_channel_write_hold: no MusicClass header (ami-attended-transfer)
         pbx.start_moh(ch, "default")
         consult = pbx._bridge_create()
         pbx._bridge_leave(bridge, one)
@@ -373,10 +405,11 @@ class _Run:
         pbx._bridge_destroy(consult)
         self._attended_event("Success", one, bridge, consult, ch, t1, dest=bridge)
         talk = pbx.now() - talk_start
-        pbx.emit("AgentComplete", [*pbx.snap(ch), *pbx.snap(one, "Dest"), *self._agent_fields(leg),
-                                   ("HoldTime", str(int(hold))), ("TalkTime", str(int(talk))), ("Reason", "transfer")])
+        # the transferer's leg goes first; AgentComplete follows without its (DestChannel) block
         pbx._final_hangup(one, one.hangup_cause)
         pbx.device_state(one.device, "NOT_INUSE")
+        pbx.emit("AgentComplete", [*pbx.snap(ch), *self._agent_fields(leg),
+                                   ("HoldTime", str(int(hold))), ("TalkTime", str(int(talk))), ("Reason", "transfer")])
         self._member_done(m, talk, hold)
         # the caller now talks to the target, still inside Queue()'s bridge
         try:
@@ -460,27 +493,52 @@ class _Run:
         return ""
 
     async def _complete_on_hangup(self, leg: _Leg, talk_start: float, hold: float) -> None:
+        """Armed after a dual Redirect (callcore's hold). The caller hung up while on hold:
+        ``AgentComplete Reason: caller`` with both blocks (ami-hold-caller-hangup-on-hold). An AMI
+        ``Bridge`` (callcore's unhold) yanks the legs first: app_queue then logs COMPLETEAGENT to
+        queue_log, finds no agent event string and **never sends AgentComplete** for this call
+        (ami-hold-unhold-agent-hangup) — whoever hangs up later."""
         pbx, ch, one, m = self.pbx, self.ch, leg.one, leg.member
-        waits = {asyncio.ensure_future(ch.hangup_ev.wait()): "caller", asyncio.ensure_future(one.hangup_ev.wait()): "agent"}
+        sent = False
+
+        def complete(reason: str) -> None:
+            nonlocal sent
+            if sent:
+                return
+            sent = True
+            pbx.emit(
+                "AgentComplete",
+                [
+                    *pbx.snap(ch),
+                    *pbx.snap(one, "Dest"),
+                    *self._agent_fields(leg),
+                    ("HoldTime", str(int(hold))),
+                    ("TalkTime", str(int(pbx.now() - talk_start))),
+                    ("Reason", reason),
+                ],
+            )
+            self._member_done(m, pbx.now() - talk_start, hold, in_use=not one.gone)
+
+        # sent before the leg's Hangup event, as app_queue does (ami-hold-caller-hangup-on-hold)
+        ch.before_hangup.append(lambda: complete("caller"))
+        one.before_hangup.append(lambda: complete("agent"))
+        waits = {
+            asyncio.ensure_future(ch.hangup_ev.wait()): "caller",
+            asyncio.ensure_future(one.hangup_ev.wait()): "agent",
+            asyncio.ensure_future(ch.yanked_ev.wait()): "bridged",
+            asyncio.ensure_future(one.yanked_ev.wait()): "bridged",
+        }
         try:
             done, _ = await asyncio.wait(list(waits), return_when=asyncio.FIRST_COMPLETED)
         finally:
             for f in waits:
                 f.cancel()
         kinds = {waits[f] for f in done}
-        reason = kinds.pop() if len(kinds) == 1 else "caller"
-        pbx.emit(
-            "AgentComplete",
-            [
-                *pbx.snap(ch),
-                *pbx.snap(one, "Dest"),
-                *self._agent_fields(leg),
-                ("HoldTime", str(int(hold))),
-                ("TalkTime", str(int(pbx.now() - talk_start))),
-                ("Reason", reason),
-            ],
-        )
-        self._member_done(m, pbx.now() - talk_start, hold, in_use=not one.gone)
+        if "bridged" in kinds and not sent:
+            sent = True  # disarmed: app_queue "No agent event string, bailing"
+            self._member_done(m, pbx.now() - talk_start, hold, in_use=True, status=False)
+        else:
+            complete(kinds.pop() if len(kinds) == 1 else "caller")
         if not one.gone:
             # the agent's Local device stays INUSE while the leg lives (ringinuse=no: not rung)
             await one.hangup_ev.wait()
@@ -497,7 +555,7 @@ class _Run:
         self.pbx.setvar(self.ch, "DIALEDTIME", str(int(dial)))
         self.pbx.setvar(self.ch, "DIALEDTIME_MS", str(int(dial * 1000)))
 
-    def _member_done(self, m: Member, talk: float, hold: float, in_use: bool = False) -> None:
+    def _member_done(self, m: Member, talk: float, hold: float, in_use: bool = False, status: bool = True) -> None:
         pbx, q = self.pbx, self.q
         m.in_call = False
         m.status = 2 if in_use else 1
@@ -514,7 +572,7 @@ class _Run:
             order = list(q.members)
             if m.interface in order:
                 q.rr_next = order.index(m.interface) + 1
-        if m.interface in q.members:
+        if status and m.interface in q.members:
             self._member_status(m)
         pbx.device_state(f"Queue:{q.name}_avail", "NOT_INUSE")
         pbx.notify()

@@ -287,7 +287,8 @@ async def test_bad_login_is_auth_failed_and_retried_at_max_backoff(caplog) -> No
             await client.connect_once()
         assert client.state == "auth_failed"
         await client.start()
-        await wait_for(lambda: len(server.sessions) >= 3, what="retries")
+        # the third session is counted by the server before the client has read its refusal
+        await wait_for(lambda: len(server.sessions) >= 3 and client.auth_failures >= 3, what="retries")
         assert client.state == "auth_failed"
         assert client.last_retry_delay == 0.1  # max backoff, not the exponential ramp
         assert client.auth_failures >= 3

@@ -405,7 +405,7 @@ async def test_supervisor_spy_modes(service, ami, clock):
     with pytest.raises(Conflict):
         await service.supervision.spy(SUP, "1001", "listen")
     await _talking_call(service, clock)
-    for mode, opt in (("listen", "q"), ("whisper", "qw"), ("barge", "qB")):
+    for mode, opt in (("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")):
         await service.supervision.spy(SUP, "1001", mode)
         o = ami.of("Originate")[-1]
         assert (o.get("Channel"), o.get("Application"), o.get("Data")) == ("SIP/2001", "ChanSpy", f"Local/1001@agents-long-00000015;1,{opt}")
@@ -454,3 +454,22 @@ async def test_overflow_redirects_waiting_callers(service, ami, clock):
     await service.idle()
     await asyncio.sleep(0.05)
     assert len(ami.of("Redirect")) == 1
+
+
+async def test_call_persistence_retries_a_failing_write(service, clock, repo, monkeypatch):
+    real = repo.save_call
+    tries = 0
+
+    async def flaky(call):
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise ConnectionError("database restarting")
+        return await real(call)
+
+    monkeypatch.setattr(service.persistence, "backoff", 0.01)
+    monkeypatch.setattr(repo, "save_call", flaky)
+    feed(service, clock, capture_events(service_captures() / "ami-queue-abandon.raw"))
+    await service.idle()
+    assert tries == 2 and service.persist_failures == 0
+    assert (await repo.get_call("1795395910.10"))["outcome"] == "abandoned"

@@ -141,3 +141,31 @@ def test_expression_errors_point_inside_plain_and_quoted_scalars(tmp_path):
         f"{tmp_path}/main.yaml:3:31: set 'a': expression '1 +* 2': unexpected '*'",
         f"{tmp_path}/main.yaml:7:24: queue 'b': field 'priority': expression 'tier == ': unexpected end of expression",
     ]
+
+
+def test_schedule_without_holiday_data_for_the_coming_12_months_is_a_warning(tmp_path):
+    from datetime import date
+
+    from ivr.checker import check_holiday_coverage
+    from ivr.flow import parse_flow
+
+    def flow(holidays: str) -> object:
+        f, problems = parse_flow(
+            "flow: x\nstart: h\nschedules:\n"
+            f"  office: {{timezone: Asia/Seoul, weekly: {{mon-fri: '09:00-18:00'}}, {holidays}}}\n"
+            "nodes:\n  h: {type: hangup}\n",
+            "x.yaml",
+        )
+        assert [p for p in problems if p.severity == "error"] == []
+        return f
+
+    today = date(2026, 12, 2)
+    listed = flow("holidays: [{date: 2027-10-03, name: 개천절}]")
+    (w,) = check_holiday_coverage(listed, today)
+    assert w.severity == "warning" and str(w.pos) == "x.yaml:4:11"
+    assert "schedule 'office': holiday data ends 2027-10-03; the coming 12 months are not covered" in w.message
+    assert "public_holidays: KR" in w.message
+    (none,) = check_holiday_coverage(flow("holidays: []"), today)
+    assert "schedule 'office': no holiday data" in none.message
+    assert check_holiday_coverage(flow("holidays: [{date: 2027-12-25, name: X}]"), today) == []  # a year ahead
+    assert check_holiday_coverage(flow("public_holidays: KR"), date(2031, 1, 1)) == []  # every year

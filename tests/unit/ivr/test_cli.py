@@ -42,7 +42,7 @@ def test_try_holiday_and_lookup_timeout(capsys, crm_fixture):
     cli_main(["dialplan", "try", "main", "--dir", str(ROOT / "dialplans"), "--caller", "01099990000",
               "--digits", ",2,2", "--at", "2026-02-17T10:00+09:00", "--lookup-fixture", str(crm_fixture)])
     out = capsys.readouterr().out
-    assert "holiday 설날 Seollal (Lunar New Year)" in out
+    assert "holiday 설날 Korean New Year (public holiday, KR)" in out  # holiday data: the holidays package
     assert "▶ play ko/holiday_closed" in out
     cli_main(["dialplan", "try", "main", "--dir", str(ROOT / "dialplans"), "--caller", "01099990000",
               "--digits", ",0", "--at", "2026-02-19T10:00+09:00", "--lookup-fixture", str(crm_fixture)])
@@ -170,3 +170,13 @@ def test_versions_and_rollback_commands_talk_to_the_server_api(tmp_path, monkeyp
         assert cli_main(["dialplan", "rollback", "main", "0000000", "--api", "http://srv:8080"]) == 1
         assert "no stored version" in capsys.readouterr().out
         assert seen[0] == "http://srv:8080/api/dialplans"
+
+
+def test_try_on_national_foundation_day_2028_is_a_holiday(capsys, crm_fixture):
+    # the shipped YAML stopped at 2027 and said "open" here; the KR calendar covers every year
+    cli_main(["dialplan", "try", "main", "--dir", str(ROOT / "dialplans"), "--caller", "01099990000",
+              "--digits", ",2,2", "--at", "2028-10-03T10:00+09:00", "--lookup-fixture", str(crm_fixture)])
+    out = capsys.readouterr().out
+    assert "schedule 'customer_center': holiday" in out and "개천절" in out
+    assert "▶ play ko/holiday_closed" in out
+    assert "schedule 'customer_center': open" not in out

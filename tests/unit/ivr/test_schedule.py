@@ -58,18 +58,33 @@ def test_naive_times_are_refused():
         shipped_schedule().status(datetime(2026, 12, 22, 10, 0))
 
 
-def test_shipped_holiday_files_have_lunar_holidays_and_substitutes():
+def test_shipped_schedule_has_lunar_holidays_and_substitutes_of_every_year():
+    # the holiday data (issue 10): the holidays package's KR calendar instead of one YAML file per year
+    sched = shipped_schedule()
     for year, must in (
         (2026, {date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 18), date(2026, 9, 24), date(2026, 9, 25),
                 date(2026, 9, 26), date(2026, 5, 24), date(2026, 8, 17), date(2026, 10, 5)}),
         (2027, {date(2027, 2, 6), date(2027, 2, 7), date(2027, 2, 8), date(2027, 2, 9), date(2027, 9, 14),
                 date(2027, 9, 15), date(2027, 9, 16), date(2027, 5, 13), date(2027, 10, 11), date(2027, 12, 27)}),
+        (2028, {date(2028, 1, 26), date(2028, 1, 27), date(2028, 1, 28), date(2028, 10, 2), date(2028, 10, 3),
+                date(2028, 10, 4), date(2028, 10, 5), date(2028, 10, 9)}),
+        (2035, {date(2035, 2, 7), date(2035, 2, 8), date(2035, 2, 9), date(2035, 10, 3)}),
     ):
-        data = yaml.safe_load((ROOT / "dialplans" / "holidays" / f"kr-{year}.yaml").read_text(encoding="utf-8"))
-        days = {h["date"] for h in data["holidays"]}
-        assert must <= days
-        assert all(d.year == year for d in days)
-        assert len(days) == len(data["holidays"])  # no duplicates
+        for d in must:
+            assert sched.public_holiday(d) is not None, d
+            assert sched.status(datetime(d.year, d.month, d.day, 10, 0, tzinfo=SEOUL)).state == "holiday", d
+    assert sched.public_holiday(date(2028, 10, 3)).startswith("개천절")  # Korean name first
+    assert "National Foundation Day" in sched.public_holiday(date(2028, 10, 3))
+    assert sched.public_holiday(date(2028, 10, 10)) is None  # a Tuesday
+
+
+def test_public_holidays_must_be_a_known_country():
+    flow, problems = parse_flow(
+        "flow: x\nstart: h\nschedules:\n  s: {timezone: Asia/Seoul, weekly: {mon-fri: '09:00-18:00'}, public_holidays: XX}\n"
+        "nodes:\n  h: {type: hangup}\n",
+        "x.yaml",
+    )
+    assert any("public_holidays 'XX' is not a country code of the holidays package" in p.message for p in problems)
 
 
 def test_parse_ranges_and_days():

@@ -227,3 +227,43 @@ async def test_stats_since_filters_sessions(repo):
     assert (await repo.stats(datetime(2026, 12, 23, 0, 0, tzinfo=timezone.utc)))["sessions"] == 0
     versions = await svc.registry.versions("main")
     assert all(v.loaded_at.tzinfo is not None for v in versions)
+
+
+class RecordingPreload:
+    """``ivr.ports.PopPreload`` double: records the hand-off; ``delay`` simulates a slow CRM."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[tuple[str, str | None, str | None, dict]] = []
+        self.finished = False
+        self.futures: list[asyncio.Future] = []
+
+    def prepare(self, uniqueid, linkedid, caller_num, context):
+        self.calls.append((uniqueid, linkedid, caller_num, context))
+
+        async def work():
+            await asyncio.sleep(self.delay)
+            self.finished = True
+
+        self.futures.append(asyncio.ensure_future(work()))
+        return self.futures[-1]
+
+
+async def test_queue_hand_off_starts_the_screen_pop_preload_and_waits_for_it_bounded(repo):
+    svc = service_for(ROOT / "dialplans", repo)
+    svc.pop_preload = preload = RecordingPreload(delay=0.01)
+    ch = channel(["", "1", "2"], flow="main", lang="ko")
+    outcome = await svc.run(ch)
+    assert outcome.kind == "queue"
+    ((uniqueid, _linkedid, caller, ctx),) = preload.calls
+    assert uniqueid == "1700000000.1" and caller == ch.info.caller_num
+    assert ctx["flow"] == "main" and ctx["path"][-1] == "main:billing_queue"  # the context the pop will carry
+    assert preload.finished  # a fast preload is done before Queue() can ring an agent
+
+    slow = RecordingPreload(delay=5.0)
+    svc.pop_preload, svc.pop_preload_wait = slow, 0.05
+    t0 = asyncio.get_running_loop().time()
+    assert (await svc.run(channel(["", "1", "2"], uniqueid="1700000000.2", flow="main", lang="ko"))).kind == "queue"
+    assert asyncio.get_running_loop().time() - t0 < 2.0 and not slow.finished  # a slow CRM never holds the caller
+    for f in slow.futures:
+        f.cancel()
