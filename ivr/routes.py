@@ -98,7 +98,7 @@ async def dialplan_version(
     flow: str,
     request: Request,
     hash: str = PathParam(min_length=6, max_length=64, pattern=HASH_PATTERN),
-    p: Principal = Depends(require("supervisor")),
+    p: Principal = Depends(require("dialplans.read")),
 ) -> dict[str, Any]:
     version, _, problems = await _inspect(request, flow, hash)
     registry = _service(request).registry
@@ -121,7 +121,7 @@ async def dialplan_diff(
     request: Request,
     a: str = Query(min_length=6, max_length=64, pattern=HASH_PATTERN),
     b: str = Query(min_length=6, max_length=64, pattern=HASH_PATTERN),
-    p: Principal = Depends(require("supervisor")),
+    p: Principal = Depends(require("dialplans.read")),
 ) -> dict[str, Any]:
     va, _, _ = await _inspect(request, flow, a)
     vb, _, _ = await _inspect(request, flow, b)
@@ -135,7 +135,7 @@ async def dialplan_diff(
 @router.get("/api/dialplans/{flow}/graph.svg", response_class=Response)
 async def dialplan_graph(
     flow: str, request: Request, hash: str | None = Query(None, min_length=6, max_length=64, pattern=HASH_PATTERN),
-    p: Principal = Depends(require("supervisor")),
+    p: Principal = Depends(require("dialplans.read")),
 ) -> Response:
     from ivr.graph import GraphvizMissing, render_svg, to_dot
 

@@ -25,7 +25,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import Principal, principal, require
+from api.auth import Principal, public, require
 from cti.routes import CtiRoute  # CTI's errors (404/409/422/503) become clear HTTP answers here too
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -47,12 +47,12 @@ def _cti(request: Request) -> Any:
     return cti
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False, dependencies=[Depends(public("the page itself: it signs in"))])
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/docs", include_in_schema=False)
+@router.get("/docs", include_in_schema=False, dependencies=[Depends(public("API docs (the schema at /openapi.json is public too)"))])
 async def docs(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     return get_swagger_ui_html(
@@ -66,12 +66,12 @@ async def docs(request: Request) -> HTMLResponse:
 
 
 @router.get("/api/web/config")
-async def web_config(request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def web_config(request: Request, p: Principal = Depends(require("auth.self"))) -> dict[str, Any]:
     return _web(request).public_config()
 
 
 @router.get("/api/web/directory")
-async def directory(request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def directory(request: Request, p: Principal = Depends(require("calls.transfer"))) -> dict[str, Any]:
     cti = _cti(request)
     agents = [
         {"agent_id": a["id"], "name": a.get("name"), "extension": a.get("extension"), "status": a.get("status")}
@@ -81,7 +81,7 @@ async def directory(request: Request, p: Principal = Depends(principal)) -> dict
 
 
 @router.get("/api/web/queue-settings")
-async def queue_settings(request: Request, p: Principal = Depends(require("supervisor"))) -> list[dict[str, Any]]:
+async def queue_settings(request: Request, p: Principal = Depends(require("queues.admin"))) -> list[dict[str, Any]]:
     import dataclasses
 
     cti = _cti(request)
@@ -100,7 +100,7 @@ class FollowUp(BaseModel):
 
 
 @router.post("/api/web/follow-ups", status_code=201)
-async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(require("calls.disposition", "callbacks.take"))) -> dict[str, Any]:
     from ivr.ports import CallbackRequest
 
     cti = _cti(request)
@@ -128,7 +128,7 @@ async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(pri
 
 
 @router.get("/api/web/wallboard")
-async def wallboard(request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+async def wallboard(request: Request, p: Principal = Depends(require("queues.monitor"))) -> dict[str, Any]:
     return _web(request).wallboard()
 
 

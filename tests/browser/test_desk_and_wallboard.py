@@ -86,6 +86,11 @@ async def test_call_pops_holds_transfers_and_the_wallboard_follows(server, open_
     assert "로그인" in await text(tab_a, "#signin")
     await tab_a.shot("signin")
     await sign_in(tab_a, "1001", "4321")
+    # a browser session: an HttpOnly cookie the page's scripts cannot read, no token kept anywhere
+    cookies = await tab_a.page.context.cookies()
+    assert any(c["name"] == "callcore_session" and c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+    visible = await tab_a.page.evaluate("() => document.cookie + JSON.stringify({...localStorage, ...sessionStorage})")
+    assert "callcore_session" not in visible and "eyJ" not in visible and "v1." not in visible, visible
     await wait_text(tab_a, "#my-state", "로그아웃")
     await tab_to(tab_a, "#btn-login")
     await tab_a.page.keyboard.press("Enter")

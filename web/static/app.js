@@ -1,7 +1,7 @@
 // Boot: sign in, then the screen the role needs. One websocket client per screen visit
 // (core/ws.js), one translation table (core/i18n.js), one auth module (core/auth.js).
 import { get } from "./core/api.js";
-import { onUnauthorized, session, signIn, signOut } from "./core/auth.js";
+import { onUnauthorized, restore, signIn, signOut } from "./core/auth.js";
 import { $, h, replace } from "./core/dom.js";
 import { LANGUAGES, lang, setLang, t } from "./core/i18n.js";
 import { Live } from "./core/ws.js";
@@ -12,11 +12,16 @@ const SCREENS = {
   admin: () => import("./admin/admin.js"),
 };
 
-/** Which screens a role may open, the first being its home. */
+/** Which screens the user may open (from their permissions), the first being their home. */
 function screensFor(me) {
-  if (me.role === "admin") return ["admin", "wallboard"];
-  if (me.role === "supervisor") return me.agentId ? ["wallboard", "agent"] : ["wallboard"];
-  return ["agent"];
+  const can = (p) => me.permissions.includes(p);
+  const out = [];
+  const admin = can("agents.admin") || can("dialplans.admin");
+  if (admin && (me.role === "admin" || me.role === "ops")) out.push("admin");
+  if (can("queues.monitor")) out.push("wallboard");
+  if (me.agentId && can("agents.self")) out.push("agent");
+  if (admin && !out.includes("admin")) out.push("admin");
+  return out;
 }
 
 let active = null; // {live, cleanup}
@@ -33,7 +38,7 @@ function header(me) {
     me ? h("span", { id: "conn", class: "conn", role: "status" }) : null,
     me ? h("span", { class: "who" }, `${me.agentId || me.subject} · ${t(`role_${me.role}`)}`) : null,
     langSel,
-    me ? h("button", { id: "btn-signout", class: "quiet", onclick: () => { stop(); signOut(); route(); } }, t("sign_out")) : null);
+    me ? h("button", { id: "btn-signout", class: "quiet", onclick: async () => { stop(); await signOut(); route(); } }, t("sign_out")) : null);
 }
 
 function stop() {
@@ -68,17 +73,15 @@ function showSignIn(message) {
 
 async function route() {
   stop();
-  const s = session();
-  if (!s) return showSignIn();
-  let who;
+  let me;
   try {
-    who = await get("api/auth/me");
+    me = await restore();
   } catch (e) {
-    signOut();
-    return showSignIn(e.status === 401 ? "" : e.message);
+    return showSignIn(e.message);
   }
-  const me = { agentId: who.agent_id, subject: who.subject, role: who.role };
+  if (!me) return showSignIn();
   const allowed = screensFor(me);
+  if (!allowed.length) return showSignIn(t("no_screen"));
   const wanted = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const screen = allowed.includes(wanted) ? wanted : allowed[0];
   if (wanted !== screen) history.replaceState(null, "", `#/${screen}`);
@@ -101,6 +104,6 @@ async function route() {
   live.start();
 }
 
-onUnauthorized(() => { stop(); signOut(); showSignIn(); });
+onUnauthorized(() => { stop(); showSignIn(); });
 window.addEventListener("hashchange", route);
 route();

@@ -18,7 +18,7 @@ function detailOf(body, status) {
 }
 
 export async function api(method, path, body, { raw = false } = {}) {
-  const headers = { ...authHeaders() };
+  const headers = { ...authHeaders(method) };
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

@@ -3,8 +3,8 @@
 
 const TABLE = {
   ko: {
-    app: "콜코어", sign_in: "로그인", sign_out: "로그아웃", agent_id: "상담원 ID", pin: "PIN", sign_in_failed: "로그인 실패: {detail}",
-    language: "언어", online: "연결됨", offline: "연결 끊김 — 다시 연결하는 중…", nav_agent: "상담 화면", nav_wallboard: "월보드", nav_admin: "관리",
+    app: "콜코어", sign_in: "로그인", sign_out: "로그아웃", agent_id: "상담원 ID 또는 사용자 이름", pin: "PIN 또는 비밀번호", sign_in_failed: "로그인 실패: {detail}",
+    no_screen: "이 계정으로 열 수 있는 화면이 없습니다", language: "언어", online: "연결됨", offline: "연결 끊김 — 다시 연결하는 중…", nav_agent: "상담 화면", nav_wallboard: "월보드", nav_admin: "관리",
     loading: "불러오는 중…", status: "상태", queues: "대기열", member: "참여 중", not_member: "참여 안 함", time_in_state: "상태 유지 시간",
     st_logged_out: "로그아웃", st_ready: "대기", st_paused: "휴식", st_ringing: "벨 울림", st_on_call: "통화 중", st_wrapup: "후처리",
     login_queues: "업무 시작 (대기열 로그인)", logged_in: "대기열에 로그인했습니다", logged_out: "로그아웃했습니다", ready: "대기 상태로",
@@ -47,8 +47,8 @@ const TABLE = {
     flow_graph: "시나리오 흐름도", source: "원본 YAML",
   },
   en: {
-    app: "callcore", sign_in: "Sign in", sign_out: "Sign out", agent_id: "Agent ID", pin: "PIN", sign_in_failed: "Sign-in failed: {detail}",
-    language: "Language", online: "Online", offline: "Offline — reconnecting…", nav_agent: "Desk", nav_wallboard: "Wallboard", nav_admin: "Admin",
+    app: "callcore", sign_in: "Sign in", sign_out: "Sign out", agent_id: "Agent ID or user name", pin: "PIN or password", sign_in_failed: "Sign-in failed: {detail}",
+    no_screen: "This account has no screen to open", language: "Language", online: "Online", offline: "Offline — reconnecting…", nav_agent: "Desk", nav_wallboard: "Wallboard", nav_admin: "Admin",
     loading: "Loading…", status: "Status", queues: "Queues", member: "member", not_member: "not a member", time_in_state: "Time in state",
     st_logged_out: "Logged out", st_ready: "Ready", st_paused: "Paused", st_ringing: "Ringing", st_on_call: "On a call", st_wrapup: "Wrap-up",
     login_queues: "Start work (log in to queues)", logged_in: "Logged in to your queues", logged_out: "Logged out", ready: "Ready",

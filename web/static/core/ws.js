@@ -52,7 +52,8 @@ export class Live {
   url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const base = new URL("ws", location.href); // relative to the page: works under a path prefix
-    return `${scheme}//${base.host}${base.pathname}?${wsQuery()}`;
+    const query = wsQuery();
+    return `${scheme}//${base.host}${base.pathname}${query ? `?${query}` : ""}`;
   }
 
   start() {
