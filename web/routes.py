@@ -4,11 +4,11 @@
 * ``/static/...`` → the page's ES modules, CSS and the vendored Swagger UI (no CDN)
 * ``GET /docs`` → Swagger UI from the vendored assets (works without internet)
 * ``GET /api/web/config`` → disposition codes, pause reasons with labels, wallboard thresholds
-* ``GET /api/web/directory`` → agents and queues for the transfer picker (any signed-in user)
+* ``GET /api/web/directory`` → agents and queues for the transfer picker (``calls.transfer``)
 * ``POST /api/web/follow-ups`` → after a call, the agent books a callback at a time for themselves
   (a callback task created for the call's queue and taken by the agent at once)
 * ``GET /api/web/queue-settings`` → every queue's settings as they apply now (the admin form)
-* ``GET /api/web/wallboard`` → the wallboard now (supervisors; the page's resync after a reconnect;
+* ``GET /api/web/wallboard`` → the wallboard now (``queues.monitor``; the page's resync after a reconnect;
   updates then come as ``wallboard.update`` over ``/ws``)
 
 Expects ``request.app.state.web`` (:class:`web.service.WebService`) and ``.cti``.
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, Field
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 from api.auth import Principal, public, require
 from cti.routes import CtiRoute  # CTI's errors (404/409/422/503) become clear HTTP answers here too

@@ -235,17 +235,10 @@ async def test_call_pops_holds_transfers_and_the_wallboard_follows(server, open_
     await tab_b.page.wait_for_selector("#disp-form", state="detached")
     await wait_text(tab_b, "#callback-list", CALLER)  # the follow-up is on B's callback list
 
-    async def stored():
-        row = await s.cti.repository.get_call(call_id)
-        return row if row and row.get("disposition") == "resolved" else None
-
+    # the page says "saved" only once the disposition is in the stored call record
     call_id = next(c for c in s.cti.state.ended.values() if c.caller_num == CALLER).id
-    row = None
-    for _ in range(200):
-        row = await stored()
-        if row:
-            break
-        await call.wait(1)
+    row = await s.cti.repository.get_call(call_id)
+    assert row and row["disposition"] == "resolved"
     assert row and row["notes"] == "요금제 변경 완료" and row["agent_id"] == "1002"
     callbacks = await s.api("GET", "/api/callbacks")
     follow = [c for c in callbacks if c["call_id"] == call_id]
