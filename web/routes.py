@@ -129,7 +129,12 @@ async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(req
 
 @router.get("/api/web/wallboard")
 async def wallboard(request: Request, p: Principal = Depends(require("queues.monitor"))) -> dict[str, Any]:
-    return _web(request).wallboard()
+    board = _web(request).wallboard()
+    if p.queues:  # a supervisor limited to some queues reads only theirs
+        board["queues"] = [q for q in board["queues"] if p.in_scope(q["queue"])]
+        board["waiting"] = [c for c in board["waiting"] if p.in_scope(c["queue"])]
+        board["abandoned"] = [c for c in board["abandoned"] if p.in_scope(c["queue"])]
+    return board
 
 
 def mount(app: FastAPI) -> None:

@@ -135,3 +135,14 @@ async def test_dialplan_version_check_diff_graph_and_rollback(app):
         assert "요금 안내" in current.text
     r = await client.post("/api/dialplans/main/rollback", headers=ADMIN, json={"hash": first})
     assert r.status_code == 200 and (await client.get("/api/dialplans", headers=ADMIN)).json()["active"]["main"] == first
+
+
+async def test_a_supervisor_scoped_to_queues_reads_only_their_wallboard(app):
+    client, _ = app
+    for q in ("sales", "billing"):
+        assert (await client.put(f"/api/queues/{q}/settings", headers=ADMIN, json={})).status_code == 200
+    key = (await client.post("/api/api-keys", headers=ADMIN, json={"name": "sales wallboard", "role": "supervisor", "queues": ["sales"]})).json()["key"]
+    everything = (await client.get("/api/web/wallboard", headers=ADMIN)).json()
+    assert {q["queue"] for q in everything["queues"]} >= {"sales", "billing"}
+    scoped = (await client.get("/api/web/wallboard", headers={"Authorization": f"Bearer {key}"})).json()
+    assert [q["queue"] for q in scoped["queues"]] == ["sales"]
