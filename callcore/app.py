@@ -64,6 +64,7 @@ class Container:
         self.authenticator: Any = None
         self.auth: Any = None
         self.audit: Any = None
+        self.reports: Any = None  # reports.service.ReportService (issue 16)
         self.web: Any = None  # web UI service (wallboard feed), built in wiring
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
@@ -176,7 +177,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "web": self.web}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "web": self.web}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)
