@@ -59,6 +59,7 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        self.recording: Any = None
         # security (issue 11): built by callcore.wiring.build_security
         self.keyring: Any = None
         self.authenticator: Any = None
@@ -177,7 +178,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "web": self.web}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "web": self.web}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     from reports import cli as reports_cli
 
     reports_cli.register(sub)
+    # --- recording (issue 13): callcore recording check|purge|rotate-keys|process
+    from recording import cli as recording_cli
+
+    recording_cli.register(sub)
     return parser
 
 

@@ -76,6 +76,7 @@ async def build_services(c: "Container") -> None:
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
     await build_reports(c)
+    await build_recording(c)
 
 
 # --- reports (issue 16): fact store, live counters, report API
@@ -118,6 +119,34 @@ async def build_reports(c: "Container") -> None:
         await c.web.start()
         c.add_closer(c.web.stop)
     # --- end web UI
+
+
+async def build_recording(c: "Container") -> None:
+    """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,
+    the IVR's ``sensitive: true`` port, and its owned job/purge loops."""
+    s = c.settings
+    if not s.recording_enabled:
+        return
+    from recording.service import build_recording_service
+    from recording.subscriber import RecordingSubscriber
+
+    c.recording = build_recording_service(
+        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None),
+        bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
+    )
+    c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    c.cti.dispatcher.subscribe(
+        "recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS
+    )
+    if c.ivr is not None and hasattr(c.ivr, "recording"):
+        c.ivr.recording = c.recording
+    m = c.metrics.collector
+    m.gauge("callcore_recordings_live", "Calls being recorded now", lambda: len(c.recording.live))
+    m.counter("callcore_recording_jobs_done_total", "Recording post-processing jobs finished", lambda: c.recording.jobs_done)
+    m.counter("callcore_recording_write_failures_total", "Recording bookkeeping writes that failed for good",
+              lambda: c.recording.write_failures)
+    await c.recording.start()
+    c.add_closer(c.recording.stop)
 
 
 # --- security (issue 11) ------------------------------------------------------------------
@@ -229,8 +258,9 @@ def routers(c: "Container") -> list[Any]:
 
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
+    from recording.routes import router as recording_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
     from reports.routes import router as reports_router
 
-    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router]
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router]
