@@ -79,6 +79,7 @@ class Container:
         self.audit: Any = None
         self.reports: Any = None  # reports.service.ReportService (issue 16)
         self.qa: Any = None
+        self.web: Any = None  # web UI service (wallboard feed), built in wiring
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -193,7 +194,8 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "qa": self.qa}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "qa": self.qa,
+                    "web": self.web}
         services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator

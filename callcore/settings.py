@@ -201,6 +201,8 @@ class Settings(BaseSettings):
     qa_respond_days: float = 14  # the agent's window to acknowledge or dispute
     qa_leads: list[str] = Field(default_factory=list)  # subjects who resolve disputes (admins always may)
     qa_csat_question: str = "csat"  # IVR survey question whose answer is the call's CSAT
+    # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
+    web_config: Path | None = None
 
     @field_validator("only", mode="before")
     @classmethod

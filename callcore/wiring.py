@@ -111,6 +111,20 @@ async def build_reports(c: "Container") -> None:
     if c.ivr is not None and hasattr(c.ivr, "observer"):
         c.ivr.observer = c.reports.ivr_finished
 
+    # --- web UI (issue 14): the wallboard feed reads CTI's bus messages, pushes wallboard.update
+    if s.runs("http"):
+        from web.models import load_config
+        from web.service import WebService
+
+        cti = c.cti
+        c.web = WebService(
+            bus=c.bus, config=load_config(s.web_config), agents=cti.agents.list_agents,
+            queue_stats=cti.queues.queue_views, pause_reasons=lambda: list(cti.agents.pause_reasons),
+        )
+        await c.web.start()
+        c.add_closer(c.web.stop)
+    # --- end web UI
+
 
 async def build_recording(c: "Container") -> None:
     """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,

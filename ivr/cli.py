@@ -149,6 +149,9 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if outcome.survey_answers:
         out("  survey answers: " + json.dumps(outcome.survey_answers))
     out("  path: " + " → ".join(outcome.context["path"]))
+    lang = outcome.language
+    journey = [e["text"].get(lang) or e["text"].get("*") or next(iter(e["text"].values())) for e in outcome.context["journey"]]
+    out("  journey (screen pop): " + (" → ".join(journey) if journey else "(no node has a label)"))
     out("  IVR context for the agent: " + json.dumps(outcome.context["agent"], ensure_ascii=False))
     if args.json:
         out(json.dumps({"outcome": outcome.kind, "queue": outcome.queue, "priority": outcome.priority, "data": outcome.data,

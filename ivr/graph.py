@@ -74,7 +74,10 @@ def _label(node: Node) -> str:
         extra = f"\n{a.get('method')} {a.get('path')}"
     elif node.type == "collect":
         extra = f"\n→ {a.get('var')}"
-    return f"{node.id}\n[{node.type}]{extra}"
+    label = ""
+    if node.label:  # the journey label, as the agent reads it (Korean renders with fonts-noto-cjk)
+        label = "\n" + " / ".join(dict.fromkeys(node.label.values()))
+    return f"{node.id}{label}\n[{node.type}]{extra}"
 
 
 def to_dot(flow: Flow, font: str = LATIN_FONT) -> str:
@@ -97,3 +100,29 @@ def to_dot(flow: Flow, font: str = LATIN_FONT) -> str:
             lines.append(f"  {_q(node.id)} -> {_q(edge.target)} [label={_q(edge.label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+class GraphvizMissing(RuntimeError):
+    pass
+
+
+async def render_svg(dot: str, timeout: float = 10.0) -> bytes:
+    """SVG of a DOT graph through Graphviz ``dot`` (a subprocess, off the event loop)."""
+    import asyncio
+    import shutil
+
+    dot_bin = shutil.which("dot")
+    if dot_bin is None:
+        raise GraphvizMissing("Graphviz 'dot' is not installed on the server (apt-get install graphviz)")
+    proc = await asyncio.create_subprocess_exec(
+        dot_bin, "-Tsvg", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(dot.encode("utf-8")), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"dot took longer than {timeout} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"dot failed: {err.decode(errors='replace').strip()}")
+    return out

@@ -257,6 +257,18 @@ class FlowRegistry:
             self.last_result = result
             return result
 
+    async def inspect_version(self, flow: str, hash: str) -> tuple[FlowVersion, Flow | None, list[Problem]] | None:
+        """One stored version of ``flow`` (hash or 6+ char prefix) parsed and checked together
+        with the other active flows, as a rollback to it would be: ``(version, parsed flow or
+        None, problems)``, or None when no such version is stored. Changes nothing."""
+        version = await self._find_version(flow, hash)
+        if version is None:
+            return None
+        candidates = dict(self._current.sources) if self._current is not None else {}
+        candidates[flow] = version
+        flows, problems, _ = await asyncio.to_thread(self._build, candidates, set())
+        return version, flows.get(flow), problems
+
     async def _find_version(self, flow: str, hash: str) -> FlowVersion | None:
         if len(hash) < 6:
             return None
