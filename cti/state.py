@@ -1,5 +1,12 @@
 """Live CTI state: calls, agents and queues, built from typed AMI events only.
 
+Why this file is over 500 lines: it is one pure state machine whose handlers share the
+records and the indexes (uniqueid → call, interface → agent, extension → agent) below; it
+was kept whole while the "who is on a call from channels and bridges" change (issue 9) and
+the feature-service split (issue 10) landed at the same time. The planned split by concern
+(``cti/state/`` calls, agents, queues, rebuild, keeping ``_HANDLERS`` and ``apply``) is in
+ARCHITECTURE.md §3b.
+
 Pure: no I/O, no clock (``now`` is an argument, epoch seconds), no asyncio.
 :meth:`CtiState.apply` takes one event and returns the :class:`Change` list the
 service turns into notifications / persistence. :meth:`CtiState.rebuild`
