@@ -234,6 +234,17 @@ class Container:
             lambda: self.cti.persist_failures if getattr(self.cti, "persistence", None) else 0,
         )
 
+        # reliability (issue 12): bounded AMI framing; see cti/ami/protocol.py
+        for name, doc, attr in (
+            ("callcore_ami_oversized_frames_total", "AMI frames dropped for exceeding ami_max_frame_bytes", "oversized_frames"),
+            ("callcore_ami_oversized_bytes_total", "Bytes thrown away with oversized AMI frames", "oversized_bytes"),
+            ("callcore_ami_too_many_headers_total", "AMI frames dropped for exceeding ami_max_headers", "too_many_headers"),
+            ("callcore_ami_decode_errors_total", "AMI frames that were not valid UTF-8 (decoded with replacement)", "decode_errors"),
+            ("callcore_ami_orphan_responses_total", "AMI Responses matching no pending action", "orphan_responses"),
+            ("callcore_ami_dropped_noise_total", "AMI events dropped by the name filter", "dropped_noise"),
+        ):
+            c.counter(name, doc, lambda attr=attr: getattr(self.ami.stats, attr) if self.ami is not None else 0)
+
     def _ws_clients(self) -> int:
         if self.cti is not None and hasattr(self.cti, "websocket_clients"):
             return int(self.cti.websocket_clients)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # cti: screen-pop preload (issue 9 item 12)
     pop_preload_wait: float = Field(0.5, ge=0, le=5)  # the IVR waits at most this long at the hand-off for the preload
     crm_miss_cache_seconds: float = Field(5.0, ge=0)  # how long "no such customer" is cached (hits: 120 s)
+    # --- reliability (issue 12; README "Reliability")
+    ami_max_frame_bytes: int = Field(1024 * 1024, ge=1024)  # a longer AMI frame is dropped + counted, the stream resyncs
+    ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
 
     @field_validator("only", mode="before")
     @classmethod

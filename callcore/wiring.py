@@ -50,6 +50,8 @@ async def build_services(c: "Container") -> None:
             action_timeout=s.ami_action_timeout,
             reconnect_min=s.ami_reconnect_min,
             reconnect_max=s.ami_reconnect_max,
+            max_frame_bytes=s.ami_max_frame_bytes,  # reliability: bounded AMI framing
+            max_headers=s.ami_max_headers,
             on_event=lambda event: c.cti.handle_event(event),
             on_connect=lambda: c.cti.resync(c.ami),
         )

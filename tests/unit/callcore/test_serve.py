@@ -109,6 +109,9 @@ def test_serve_without_asterisk_reports_ami_honestly_and_stops_on_sigterm(serve)
     assert "callcore_websocket_clients" in metrics
     assert "callcore_cti_subscriber_failures_total 0.0" in metrics  # cti: cti/dispatcher.py
     assert "callcore_cti_bookkeeping_failures_total 0.0" in metrics and "callcore_cti_persist_failures_total 0.0" in metrics
+    # reliability: bounded AMI framing counters (cti/ami/protocol.py)
+    for name in ("oversized_frames", "too_many_headers", "decode_errors", "orphan_responses"):
+        assert f"callcore_ami_{name}_total 0.0" in metrics
 
     t0 = time.monotonic()
     p.proc.send_signal(signal.SIGTERM)
