@@ -23,6 +23,7 @@ from callcore import migrate
 from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
+from callcore.wsguard import SlowClientPolicy, WsGuard
 from callcore.settings import Settings
 
 log = logging.getLogger("callcore")
@@ -50,6 +51,8 @@ class Container:
         self.clock = clock
         self.metrics = Metrics()
         self.bus = Bus()
+        # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
+        self.ws_guard = WsGuard(SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued))
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None
@@ -163,7 +166,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr}
+        services = {"cti": self.cti, "ivr": self.ivr, "ws_guard": self.ws_guard}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         return {k: v for k, v in services.items() if v is not None}
@@ -244,6 +247,12 @@ class Container:
             ("callcore_ami_dropped_noise_total", "AMI events dropped by the name filter", "dropped_noise"),
         ):
             c.counter(name, doc, lambda attr=attr: getattr(self.ami.stats, attr) if self.ami is not None else 0)
+        c.counter_by(
+            "callcore_websocket_slow_disconnects_total",
+            "Websocket clients disconnected for being too slow, by reason",
+            "reason",
+            self.ws_guard.stats.by_reason,
+        )
 
     def _ws_clients(self) -> int:
         if self.cti is not None and hasattr(self.cti, "websocket_clients"):

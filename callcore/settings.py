@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # --- reliability (issue 12; README "Reliability")
     ami_max_frame_bytes: int = Field(1024 * 1024, ge=1024)  # a longer AMI frame is dropped + counted, the stream resyncs
     ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
+    ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
+    ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
 
     @field_validator("only", mode="before")
     @classmethod

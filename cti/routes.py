@@ -32,6 +32,7 @@ from cti.errors import CtiError, Forbidden
 from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
+from callcore.wsguard import WsGuard
 
 log = logging.getLogger("callcore.cti.routes")
 
@@ -501,7 +502,7 @@ async def websocket(ws: WebSocket) -> None:
             hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
         await ws.send_text(json.dumps(hello, ensure_ascii=False, default=str))
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
-        writer = asyncio.create_task(_ws_writer(ws, sub), name="ws-writer")
+        writer = asyncio.create_task(_ws_writer(ws, sub, p), name="ws-writer")
         done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
@@ -516,13 +517,15 @@ async def websocket(ws: WebSocket) -> None:
             await ws.close()
 
 
-async def _ws_writer(ws: WebSocket, sub: Any) -> None:
-    while True:
-        msg = await sub.get()
-        if sub.overflowed:
-            await ws.close(code=1013, reason="too slow: messages dropped")
-            return
-        await ws.send_text(json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str))
+async def _ws_writer(ws: WebSocket, sub: Any, p: Principal) -> None:
+    # reliability (issue 12): every send has a deadline, a client with too many messages
+    # waiting is cut off (close 1013 + reason, abort if even that cannot be written)
+    guard = getattr(ws.app.state, "ws_guard", None) or WsGuard()
+    await guard.pump(ws, sub, _encode_message, who=p.subject)
+
+
+def _encode_message(msg: Any) -> str:
+    return json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
 
 
 async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:
