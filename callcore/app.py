@@ -24,6 +24,7 @@ from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
 from callcore.wsguard import SlowClientPolicy, WsGuard
+from callcore.readiness import backlog_report, readiness_reasons
 from callcore.settings import Settings
 
 log = logging.getLogger("callcore")
@@ -180,8 +181,12 @@ class Container:
         except Exception as exc:  # reported, not raised: this is a health probe
             db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
         ami_state = self.ami.state if self.ami is not None else "disabled"
+        # reliability (issue 12): not ready while AMI is down (when this process runs the AMI
+        # part) or while bookkeeping backs up; callcore/readiness.py
+        reasons = readiness_reasons(self, db_ok, ami_state)
         report: dict[str, Any] = {
-            "ready": db_ok,
+            "ready": not reasons,
+            "reasons": reasons,
             "database": {"ok": db_ok, **({"error": db_error} if db_error else {})},
             "ami": {
                 "state": ami_state,
@@ -193,6 +198,10 @@ class Container:
         }
         if ami_state not in ("connected", "disabled"):
             report["ami"]["detail"] = "disconnected, retrying" if ami_state != "auth_failed" else "login refused"
+        report["ami"]["required"] = self.ami is not None
+        if self.ami is None:
+            report["ami"]["detail"] = "this process does not run the AMI part (--only), so AMI does not affect readiness"
+        report["backlog"] = backlog_report(self)
         return report
 
     def _agi_active(self) -> int:
@@ -247,6 +256,11 @@ class Container:
             ("callcore_ami_dropped_noise_total", "AMI events dropped by the name filter", "dropped_noise"),
         ):
             c.counter(name, doc, lambda attr=attr: getattr(self.ami.stats, attr) if self.ami is not None else 0)
+        c.gauge(
+            "callcore_cti_subscriber_backlog",
+            "CTI changes waiting in async subscribers (persistence, wrap-up, ...)",
+            lambda: sum(self.cti.dispatcher.backlog().values()) if getattr(self.cti, "dispatcher", None) else 0,
+        )
         c.counter_by(
             "callcore_websocket_slow_disconnects_total",
             "Websocket clients disconnected for being too slow, by reason",

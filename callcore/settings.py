@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
     ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
+    ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
 
     @field_validator("only", mode="before")
     @classmethod
