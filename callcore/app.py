@@ -54,6 +54,7 @@ class Container:
         self.bus = Bus()
         # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
         self.ws_guard = WsGuard(SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued))
+        self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None
@@ -167,7 +168,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "ws_guard": self.ws_guard}
+        services = {"cti": self.cti, "ivr": self.ivr, "ws_guard": self.ws_guard, "outbox": self.outbox}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         return {k: v for k, v in services.items() if v is not None}
@@ -261,6 +262,11 @@ class Container:
             "CTI changes waiting in async subscribers (persistence, wrap-up, ...)",
             lambda: sum(self.cti.dispatcher.backlog().values()) if getattr(self.cti, "dispatcher", None) else 0,
         )
+        outbox = lambda attr: getattr(getattr(self.cti, "webhooks", None), attr, 0)  # noqa: E731
+        c.gauge("callcore_webhook_outbox_pending", "Webhook deliveries not done yet (stored or buffered)", lambda: outbox("pending"))
+        c.counter("callcore_webhook_delivered_total", "Webhook deliveries answered 2xx", lambda: outbox("delivered"))
+        c.counter("callcore_webhook_dead_total", "Webhook deliveries dead-lettered after every attempt", lambda: outbox("failed"))
+        c.counter("callcore_webhook_lost_total", "Webhook deliveries dropped unstored (buffer full, DB down)", lambda: outbox("lost"))
         c.counter_by(
             "callcore_websocket_slow_disconnects_total",
             "Websocket clients disconnected for being too slow, by reason",

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
+    webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
+    webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)
 
     @field_validator("only", mode="before")
     @classmethod

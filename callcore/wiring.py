@@ -17,6 +17,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cti.ami.actions import Action, AmiNotConnected, AmiResponse
+from outbox.repository import OutboxRepository
+from outbox.service import OutboxSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from callcore.app import Container
@@ -65,6 +67,12 @@ async def build_services(c: "Container") -> None:
     c.cti = CtiService.from_settings(
         s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext()
     )
+    # reliability (issue 12): webhooks go through the durable outbox (outbox/service.py)
+    c.outbox = OutboxRepository(c.sessionmaker)
+    if s.webhooks:
+        c.cti.webhooks = OutboxSender(
+            c.bus, s.webhooks, c.outbox, first_wait=s.webhook_retry_first_wait, max_wait=s.webhook_retry_max_wait
+        )
     await c.cti.start()
     c.add_closer(c.cti.stop)
 
@@ -132,5 +140,6 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
 def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
+    from outbox.routes import router as outbox_router
 
-    return [*cti_routers(), ivr_router]
+    return [*cti_routers(), ivr_router, outbox_router]
