@@ -7,7 +7,7 @@ Handlers stay thin (parse → service → serialize). Services are reached throu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -29,4 +29,20 @@ def create_app(container: "Container") -> FastAPI:
         app.include_router(router)
     for name, service in container.app_services().items():
         setattr(app.state, name, service)
+    _harden(app, container.settings)  # security (issue 11)
     return app
+
+
+def _harden(app: FastAPI, settings: Any) -> None:
+    """Body size limit, security headers, CORS only when configured (see ``api.security``)."""
+    from api.security import BodyLimit, SecurityHeaders
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["authorization", "content-type", "x-csrf-token"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-router = APIRouter(tags=["health"])
+from api.auth import public
+
+router = APIRouter(tags=["health"], dependencies=[Depends(public("health probes and Prometheus metrics"))])
 
 
 @router.get("/healthz")

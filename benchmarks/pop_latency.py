@@ -39,7 +39,7 @@ SIZES = {
     "quick": {"agents": 40, "bg_fps": 500, "pops": 30, "burst": 20, "bursts": 1, "gap": 0.01},
     "smoke": {"agents": 8, "bg_fps": 200, "pops": 8, "burst": 5, "bursts": 1, "gap": 0.005},
 }
-JWT_KEY = "bench-pop-key"
+JWT_KEY = "bench-pop-key-long-enough-for-the-startup-check"  # >= 32 chars (auth.checker)
 AGENT_BASE = 5000  # agent ids 5000.. (the captures use 1001-1003)
 P50_MS, P99_MS = 2.0, 10.0
 

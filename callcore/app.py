@@ -47,6 +47,9 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 class Container:
     def __init__(self, settings: Settings, *, clock: Callable[[], Any] | None = None) -> None:
+        from callcore.logs import install_redaction
+
+        install_redaction()  # security (issue 11): no token/PIN/secret in any log line
         self.settings = settings
         #: wall clock for the IVR (business hours); injectable so tests can call "at" a given time
         self.clock = clock
@@ -61,6 +64,11 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        # security (issue 11): built by callcore.wiring.build_security
+        self.keyring: Any = None
+        self.authenticator: Any = None
+        self.auth: Any = None
+        self.audit: Any = None
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -89,6 +97,10 @@ class Container:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        # security (issue 11): refuse guessable keys/secrets before anything listens
+        from auth.checker import check_startup
+
+        self.keyring = check_startup(s)
         url = s.effective_database_url
         if url.startswith("sqlite"):
             # the embedded store upgrades itself; PostgreSQL is upgraded by `callcore db upgrade`
@@ -171,6 +183,7 @@ class Container:
         services = {"cti": self.cti, "ivr": self.ivr, "ws_guard": self.ws_guard, "outbox": self.outbox}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
+        services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)
         return {k: v for k, v in services.items() if v is not None}
 
     async def readiness(self) -> dict[str, Any]:
@@ -216,6 +229,11 @@ class Container:
             "callcore_agi_sessions_total",
             "FastAGI sessions accepted since start",
             lambda: getattr(self.agi, "sessions_total", 0) if self.agi is not None else 0,
+        )
+        c.counter(  # security (issue 11)
+            "callcore_agi_refused_total",
+            "FastAGI connections refused or dropped: peer not allowed, per-peer limit, idle header, silent session",
+            lambda: sum(getattr(self.agi, "refused", {}).values()) if self.agi is not None else 0,
         )
         c.gauge("callcore_websocket_clients", "Connected websocket clients", self._ws_clients)
         c.counter(

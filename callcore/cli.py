@@ -24,6 +24,8 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
         overrides["only"] = args.only
     if getattr(args, "log_json", False):
         overrides["log_json"] = True
+    if getattr(args, "dev", False):
+        overrides["dev_mode"] = True
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level
     if getattr(args, "config", None):
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ami-host")
     serve.add_argument("--ami-port", type=int)
     serve.add_argument("--dialplans-dir", type=Path)
+    serve.add_argument(
+        "--dev", action="store_true",
+        help="development on loopback only: generated signing key, `change-me` secrets only warn (CALLCORE_DEV_MODE)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database maintenance")
@@ -76,12 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     cur = dbsub.add_parser("current", help="print the database's migration revision")
     cur.set_defaults(func=cmd_db_current)
 
-    token = sub.add_parser("token", help="issue an API token for an agent, supervisor or admin")
+    from auth.permissions import ROLES
+
+    token = sub.add_parser("token", help="issue an access token (signed with the server's key; refused with a default key)")
     _add_common(token)
     token.add_argument("subject", help="agent id (for role agent) or a name")
-    token.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
-    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds (default 12 h)")
+    token.add_argument("--role", choices=ROLES, default="agent")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 1 h)")
+    token.add_argument("--dev", action="store_true", help="use the dev-mode key of the data directory")
     token.set_defaults(func=cmd_token)
+
+    # --- security (issue 11): `callcore audit verify`, `callcore user add`
+    from audit import cli as audit_cli
+    from auth import cli as auth_cli
+
+    audit_cli.register(sub, _add_common)
+    auth_cli.register(sub, _add_common)
 
     agi = sub.add_parser("agi", help="classic AGI: run one call's IVR over stdin/stdout (AGI(callcore-agi))")
     agi.set_defaults(func=cmd_agi)
@@ -136,8 +152,10 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from api.auth import issue_token
 
+    from auth.checker import signing_keys
+
     settings = _settings_from_args(args)
-    print(issue_token(settings.jwt_key.get_secret_value(), args.subject, args.role, args.ttl))
+    print(issue_token(signing_keys(settings), args.subject, args.role, args.ttl))
     return 0
 
 

@@ -44,9 +44,45 @@ class Settings(BaseSettings):
     # --- HTTP / websocket API
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    jwt_key: SecretStr = SecretStr("change-me-in-production")
-    api_tokens: dict[str, str] = Field(default_factory=dict)  # token -> "agent:<id>" | "supervisor" | "admin"
+    jwt_key: SecretStr = SecretStr("change-me-in-production")  # refused outside dev mode (auth/checker.py)
+    api_tokens: dict[str, str] = Field(default_factory=dict)  # token -> "agent:<id>" | "<role>" (prefer API keys)
     auth_required: bool = False
+
+    # --- security (issue 11; docs/security.md)
+    #: loopback-only development: a generated signing key, `change-me` secrets only warn
+    dev_mode: bool = False
+    jwt_key_id: str = Field("k1", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: older signing keys that still verify (key id -> key), for rotation
+    jwt_previous_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    access_token_ttl: int = Field(15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
+    session_ttl: int = Field(12 * 3600, ge=60, le=7 * 24 * 3600)
+    #: the session cookie's Secure flag: set true behind a TLS reverse proxy
+    cookie_secure: bool = False
+    login_max_failures_account: int = Field(5, ge=1)
+    login_max_failures_address: int = Field(20, ge=1)
+    login_failure_window: float = Field(300.0, gt=0)
+    login_lockout_seconds: float = Field(900.0, gt=0)
+    #: request bodies larger than this get 413
+    http_max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: allowed browser origins for CORS; empty: CORS off
+    cors_origins: list[str] = Field(default_factory=list)
+    #: customer attribute names encrypted at rest (AES-GCM) and masked for roles without customers.sensitive
+    sensitive_customer_fields: list[str] = Field(default_factory=lambda: ["rrn", "card_token"])
+    #: field encryption keys (key id -> base64 of 32 random bytes); the first is used to encrypt
+    field_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    #: agents see customers only through their calls (False: every agent may search all customers)
+    agents_see_own_customers_only: bool = True
+    #: roles that see caller numbers masked (``010-****-5678``)
+    mask_numbers_for_roles: list[str] = Field(default_factory=list)
+    #: FastAGI peers allowed to connect (addresses or networks)
+    agi_allowed_peers: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    agi_max_sessions: int = Field(1000, ge=1)
+    agi_max_sessions_per_peer: int = Field(500, ge=1)
+    #: a peer's connections still sending their header; beyond this the oldest is dropped
+    agi_max_pending_per_peer: int = Field(32, ge=1)
+    #: a session whose peer has not answered its first command within this is dropped
+    agi_first_answer_timeout: float = Field(10.0, gt=0)
 
     # --- FastAGI
     agi_host: str = "127.0.0.1"

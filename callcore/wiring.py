@@ -67,6 +67,7 @@ async def build_services(c: "Container") -> None:
     c.cti = CtiService.from_settings(
         s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext()
     )
+    await build_security(c)  # security (issue 11): one Authenticator for every edge, audit log, logins
     # reliability (issue 12): webhooks go through the durable outbox (outbox/service.py)
     c.outbox = OutboxRepository(c.sessionmaker)
     if s.webhooks:
@@ -86,6 +87,45 @@ async def build_services(c: "Container") -> None:
         c.add_closer(c.ivr.stop)
 
 
+# --- security (issue 11) ------------------------------------------------------------------
+async def build_security(c: "Container") -> None:
+    """The audit log, the one :class:`~auth.tokens.Authenticator` (signing key ring checked by
+    ``auth.checker.check_startup`` in ``Container.start``) and the login service. CTI's agent
+    PIN store backs agent logins; CTI issues and checks tokens with the same authenticator."""
+    import time
+
+    from audit.service import AuditLog
+    from auth.ratelimit import LoginThrottle
+    from auth.repository import AuthRepository
+    from auth.service import AuthService
+    from auth.tokens import Authenticator
+
+    s = c.settings
+    c.audit = AuditLog(c.sessionmaker)
+    c.authenticator = Authenticator(
+        c.keyring, s.api_tokens, token_ttl=s.access_token_ttl, refresh_ttl=s.refresh_token_ttl, session_ttl=s.session_ttl,
+    )
+    c.cti.authenticator = c.authenticator
+    if getattr(c.cti, "agents", None) is not None:  # the agent feature service issues PIN-login tokens too
+        c.cti.agents.authenticator = c.authenticator
+    from auth.crypto import FieldCipher
+
+    c.cti.repository.cipher = FieldCipher.from_settings(s)  # sensitive customer fields sealed at rest
+    throttle = LoginThrottle(
+        time.monotonic,
+        account_failures=s.login_max_failures_account,
+        address_failures=s.login_max_failures_address,
+        window=s.login_failure_window,
+        lockout=s.login_lockout_seconds,
+    )
+    c.auth = AuthService(
+        AuthRepository(c.sessionmaker), c.authenticator, audit=c.audit, throttle=throttle,
+        agents=c.cti.repository, cookie_secure=s.cookie_secure,
+    )
+    await c.auth.start()
+# --- end security ---------------------------------------------------------------------------
+
+
 async def start_ami(c: "Container") -> None:
     await c.ami.start()
 
@@ -99,6 +139,12 @@ async def start_agi(c: "Container") -> None:
         s.agi_port,
         header_timeout=s.agi_header_timeout,
         command_timeout=s.agi_command_timeout,
+        # security (issue 11): allow-list, per-peer limits, silent-peer limit
+        max_sessions=s.agi_max_sessions,
+        allowed_peers=s.agi_allowed_peers,
+        max_sessions_per_peer=s.agi_max_sessions_per_peer,
+        max_pending_per_peer=s.agi_max_pending_per_peer,
+        first_answer_timeout=s.agi_first_answer_timeout,
     )
     ivr = c.ivr
 
@@ -142,4 +188,8 @@ def routers(c: "Container") -> list[Any]:
     from ivr.routes import router as ivr_router
     from outbox.routes import router as outbox_router
 
-    return [*cti_routers(), ivr_router, outbox_router]
+    from audit.routes import router as audit_router
+    from auth.routes import router as auth_router
+
+    # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
+    return [auth_router, audit_router, *cti_routers(), ivr_router, outbox_router]

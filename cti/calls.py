@@ -121,21 +121,23 @@ class CallControlService:
     def list_calls(self, actor: Principal) -> list[dict[str, Any]]:
         now = self._clock()
         calls = self.state.calls.values()
-        if not actor.is_supervisor:
+        if not actor.can("calls.read_all"):  # security (issue 11): the permission table decides
             calls = [c for c in calls if c.agent_id == actor.agent_id or actor.agent_id in c.ringing_agents]
-        return [c.to_dict(now) for c in calls]
+        return [c.to_dict(now) for c in calls if actor.in_scope(c.queue) or c.agent_id == actor.agent_id]
 
     async def get_call(self, call_id: str, actor: Principal) -> dict[str, Any]:
         call = self.state.get_call(call_id)
         if call is not None:
-            self._check_party(call, actor)
+            if not (actor.can("calls.read_all") and actor.in_scope(call.queue)):
+                self._check_party(call, actor)
             out = call.to_dict(self._clock())
             out["pop"] = self._pops.pop(call, call.agent_id)
             return out
         stored = await self.repository.get_call(call_id)
         if stored is None:
             raise NotFound(f"no such call: {call_id}")
-        if not actor.is_supervisor and stored.get("agent_id") != actor.agent_id:
+        mine = stored.get("agent_id") == actor.agent_id and actor.agent_id is not None
+        if not mine and not (actor.can("calls.read_all") and actor.in_scope(stored.get("queue"))):
             raise Forbidden("not your call")
         return stored
 

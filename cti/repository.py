@@ -9,9 +9,6 @@ name everywhere), covering every ``cti_*`` table; each method is a short query.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -35,6 +32,10 @@ from cti.models import (
     QueueSettingsRow,
 )
 from cti.state import Call, QueueSettings
+from auth.passwords import Passwords
+
+#: PINs are Argon2id (auth.passwords); PBKDF2 PINs from before are rehashed on the next login
+PASSWORDS = Passwords()
 
 
 class Duplicate(Exception):
@@ -94,23 +95,6 @@ def _iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
-
-
-def hash_pin(pin: str, *, salt: bytes | None = None, rounds: int = 100_000) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, rounds)
-    return f"pbkdf2_sha256${rounds}${salt.hex()}${digest.hex()}"
-
-
-def check_pin(pin: str, stored: str) -> bool:
-    try:
-        algo, rounds, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if algo != "pbkdf2_sha256":
-        return False
-    calc = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
-    return hmac.compare_digest(calc.hex(), digest)
 
 
 def _customer(row: CustomerRow, *, with_notes: bool = True) -> dict[str, Any]:
@@ -174,8 +158,25 @@ def _callback(row: CallbackRow) -> dict[str, Any]:
 
 
 class CtiRepository:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, cipher: Any = None) -> None:
         self._sm = sessionmaker
+        #: security (issue 11): an ``auth.crypto.FieldCipher`` sealing the sensitive customer attributes
+        self.cipher = cipher
+
+    def _seal(self, attributes: Any, existing: Any = None) -> dict[str, Any]:
+        attrs = dict(attributes or {})
+        if self.cipher is None:
+            return attrs
+        for k in self.cipher.fields & attrs.keys():
+            # a masked value sent back unchanged ("**********67") keeps the stored one: never overwrite data with a mask
+            if isinstance(attrs[k], str) and attrs[k].startswith("*") and existing and k in existing:
+                attrs[k] = existing[k]
+        return self.cipher.seal_attributes(attrs)
+
+    def _open(self, customer: dict[str, Any] | None, reveal: bool) -> dict[str, Any] | None:
+        if customer is not None and self.cipher is not None:
+            customer["attributes"] = self.cipher.open_attributes(customer.get("attributes"), reveal=reveal)
+        return customer
 
     # ------------------------------------------------------------- agents
     async def list_agents(self) -> list[AgentRecord]:
@@ -206,7 +207,7 @@ class CtiRepository:
                 interface=interface,
                 extension=extension,
                 role=role,
-                pin_hash=hash_pin(pin) if pin else None,
+                pin_hash=await PASSWORDS.hash_async(pin) if pin else None,
                 logged_in=False,
                 paused=False,
             )
@@ -227,7 +228,7 @@ class CtiRepository:
                 if fields.get(key) is not None:
                     setattr(row, key, fields[key])
             if fields.get("pin"):
-                row.pin_hash = hash_pin(fields["pin"])
+                row.pin_hash = await PASSWORDS.hash_async(fields["pin"])
             if fields.get("skills") is not None:
                 row.skills = [AgentSkillRow(queue=q, penalty=p) for q, p in fields["skills"].items()]
             try:
@@ -252,8 +253,14 @@ class CtiRepository:
     async def verify_pin(self, agent_id: str, pin: str) -> AgentRecord | None:
         async with self._sm() as s:
             row = await s.get(AgentRow, agent_id)
-            if row is None or not row.pin_hash or not check_pin(pin, row.pin_hash):
+            if row is None or not row.pin_hash:
                 return None
+            ok, rehashed = await PASSWORDS.verify_async(pin, row.pin_hash)
+            if not ok:
+                return None
+            if rehashed is not None:  # a PBKDF2 PIN from before Argon2, or changed parameters
+                row.pin_hash = rehashed
+                await s.commit()
             return _agent(row)
 
     async def set_agent_state(
@@ -502,7 +509,7 @@ class CtiRepository:
             return True
 
     # -------------------------------------------------------- customers
-    async def create_customer(self, **fields: Any) -> dict[str, Any]:
+    async def create_customer(self, *, reveal: bool = False, **fields: Any) -> dict[str, Any]:
         async with self._sm() as s:
             row = CustomerRow(
                 name=fields["name"],
@@ -512,37 +519,53 @@ class CtiRepository:
                 company=fields.get("company"),
                 vip=bool(fields.get("vip", False)),
                 language=fields.get("language"),
-                attributes=dict(fields.get("attributes") or {}),
+                attributes=self._seal(fields.get("attributes")),
             )
             s.add(row)
             await s.commit()
             await s.refresh(row, ["notes"])
-            return _customer(row)
+            return self._open(_customer(row), reveal)  # type: ignore[return-value]
 
-    async def get_customer(self, customer_id: int) -> dict[str, Any] | None:
+    async def get_customer(self, customer_id: int, *, reveal: bool = False) -> dict[str, Any] | None:
+        """``reveal``: sensitive attributes in clear (callers pass ``p.can("customers.sensitive")``)."""
         async with self._sm() as s:
             row = await s.get(CustomerRow, customer_id)
-            return _customer(row) if row else None
+            return self._open(_customer(row), reveal) if row else None
 
-    async def list_customers(self, *, q: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_customers(
+        self, *, q: str | None = None, limit: int = 100, only_ids: set[int] | None = None, reveal: bool = False
+    ) -> list[dict[str, Any]]:
+        """``only_ids``: restrict to these customers (an agent's own, see ``customer_ids_of_agent``)."""
         async with self._sm() as s:
             stmt = select(CustomerRow).order_by(CustomerRow.id).limit(limit)
+            if only_ids is not None:
+                stmt = stmt.where(CustomerRow.id.in_(sorted(only_ids)))
             if q:
-                like = f"%{q}%"
-                stmt = stmt.where(or_(CustomerRow.name.ilike(like), CustomerRow.phone.ilike(like)))
-            return [_customer(r, with_notes=False) for r in (await s.scalars(stmt)).all()]
+                # the user's text is matched literally: % and _ are not wildcards
+                stmt = stmt.where(or_(CustomerRow.name.icontains(q, autoescape=True), CustomerRow.phone.icontains(q, autoescape=True)))
+            return [self._open(_customer(r, with_notes=False), reveal) for r in (await s.scalars(stmt)).all()]  # type: ignore[misc]
 
-    async def update_customer(self, customer_id: int, **fields: Any) -> dict[str, Any] | None:
+    async def customer_ids_of_agent(self, agent_id: str) -> set[int]:
+        """The customers of the calls an agent took (security: agents see only these)."""
+        async with self._sm() as s:
+            rows = await s.scalars(
+                select(CallRow.customer_id).where(CallRow.agent_id == agent_id, CallRow.customer_id.is_not(None)).distinct()
+            )
+            return {int(r) for r in rows.all()}
+
+    async def update_customer(self, customer_id: int, *, reveal: bool = False, **fields: Any) -> dict[str, Any] | None:
         async with self._sm() as s:
             row = await s.get(CustomerRow, customer_id)
             if row is None:
                 return None
+            if fields.get("attributes") is not None:
+                fields["attributes"] = self._seal(fields["attributes"], row.attributes)
             for key in ("name", "phone", "phones", "email", "company", "vip", "language", "attributes"):
                 if key in fields and fields[key] is not None:
                     setattr(row, key, fields[key])
             await s.commit()
             await s.refresh(row, ["notes"])
-            return _customer(row)
+            return self._open(_customer(row), reveal)
 
     async def delete_customer(self, customer_id: int) -> bool:
         return await self._delete(CustomerRow, customer_id)
@@ -556,7 +579,7 @@ class CtiRepository:
                 # secondary numbers live in a JSON list: portable scan of the candidates
                 rows = (await s.scalars(select(CustomerRow).where(CustomerRow.phones.is_not(None)))).all()
                 row = next((r for r in rows if phone in (r.phones or [])), None)
-            return _customer(row) if row else None
+            return self._open(_customer(row), False) if row else None  # pops: sensitive fields masked
 
     async def add_customer_note(self, customer_id: int, text: str, *, author: str | None, call_id: str | None) -> dict[str, Any] | None:
         async with self._sm() as s:

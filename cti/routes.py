@@ -19,16 +19,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cti.ami.actions import AmiValueError
-from api.auth import Principal, principal, require, websocket_principal
-from cti.errors import CtiError, Forbidden
+from api.auth import Principal, public, require, websocket_login
+from audit.service import record_from
+from auth.masking import mask_numbers
+from auth.routes import AgentLogin as LoginBody, Strict  # one login body, one strict base for every edge
+from cti.errors import CtiError, Forbidden, Invalid, NotFound
 from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
@@ -64,118 +67,133 @@ def _self_or_supervisor(p: Principal, agent_id: str) -> None:
 
 
 # ------------------------------------------------------------------ bodies
-class LoginBody(BaseModel):
-    agent_id: str
-    pin: str
+# Strict request models (issue 11): unknown fields are refused (422), every integer and string
+# is bounded, and names that reach Asterisk or the database never hold CR/LF or spaces.
+AGENT_ID = r"^[A-Za-z0-9_.-]+$"
+QUEUE = r"^[a-z][a-z0-9_-]*$"  # the dialplan contract: queue names start with a lowercase letter
+INTERFACE = r"^[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@/:;+#*-]+$"  # Local/1001@agents/n, PJSIP/1005
+EXTENSION = r"^[0-9A-Za-z*#+_-]+$"
+CODE = r"^[A-Za-z0-9_.-]+$"
+ONE_LINE = r"^[^\r\n\x00]*$"
+SECONDS = 7 * 24 * 3600
+DB_INT = 2**31 - 1
+
+QueueName = Annotated[str, Field(min_length=1, max_length=80, pattern=QUEUE)]
+Phone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9+*#() .-]+$")]
 
 
-class SkillBody(BaseModel):
-    queue: str
-    penalty: int = Field(0, ge=0)
+class SkillBody(Strict):
+    queue: QueueName
+    penalty: int = Field(0, ge=0, le=1000)
 
 
-class AgentCreate(BaseModel):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    interface: str = Field(min_length=3, max_length=200)
-    extension: str | None = None
+class AgentCreate(Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=AGENT_ID)
+    name: str = Field(min_length=1, max_length=200, pattern=ONE_LINE)
+    interface: str = Field(min_length=3, max_length=200, pattern=INTERFACE)
+    extension: str | None = Field(None, min_length=1, max_length=32, pattern=EXTENSION)
     role: Literal["agent", "supervisor", "admin"] = "agent"
-    skills: list[SkillBody] = Field(default_factory=list)
+    skills: list[SkillBody] = Field(default_factory=list, max_length=200)
     pin: str | None = Field(None, min_length=4, max_length=32)
 
 
-class AgentUpdate(BaseModel):
-    name: str | None = None
-    interface: str | None = None
-    extension: str | None = None
+class AgentUpdate(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=ONE_LINE)
+    interface: str | None = Field(None, min_length=3, max_length=200, pattern=INTERFACE)
+    extension: str | None = Field(None, min_length=1, max_length=32, pattern=EXTENSION)
     role: Literal["agent", "supervisor", "admin"] | None = None
-    skills: list[SkillBody] | None = None
+    skills: list[SkillBody] | None = Field(None, max_length=200)
     pin: str | None = Field(None, min_length=4, max_length=32)
 
 
-class QueueLogin(BaseModel):
-    queues: list[str] | None = None
+class QueueLogin(Strict):
+    queues: list[QueueName] | None = Field(None, max_length=200)
 
 
-class PauseBody(BaseModel):
-    reason: str
+class PauseBody(Strict):
+    reason: str = Field(min_length=1, max_length=64, pattern=CODE)
 
 
-class PauseReasonBody(BaseModel):
-    label: str | None = Field(None, max_length=200)
+class PauseReasonBody(Strict):
+    label: str | None = Field(None, max_length=200, pattern=ONE_LINE)
     active: bool = True
 
 
-class TransferBody(BaseModel):
+class TransferBody(Strict):
     type: Literal["agent", "queue", "number"]
-    target: str = Field(min_length=1, max_length=80)
+    target: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.+*#-]+$")
 
 
-class DtmfBody(BaseModel):
-    digits: str = Field(min_length=1, max_length=32)
+class DtmfBody(Strict):
+    digits: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Da-d*#]+$")
 
 
-class DispositionBody(BaseModel):
-    disposition: str | None = Field(None, max_length=80)
+class DispositionBody(Strict):
+    disposition: str | None = Field(None, max_length=80, pattern=ONE_LINE)
     notes: str | None = Field(None, max_length=10_000)
 
 
-class ClickToCall(BaseModel):
+class ClickToCall(Strict):
     number: str = Field(min_length=1, max_length=32)
-    customer_id: int | None = None
-    agent_id: str | None = None  # defaults to the caller
+    customer_id: int | None = Field(None, ge=1, le=DB_INT)
+    agent_id: str | None = Field(None, max_length=64, pattern=AGENT_ID)  # defaults to the caller
 
 
-class CallbackCreate(BaseModel):
-    number: str
-    queue: str
-    caller_num: str | None = None
-    call_id: str | None = None
-    requested_time: str | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
+class CallbackCreate(Strict):
+    number: Phone
+    queue: QueueName
+    caller_num: Phone | None = None
+    call_id: str | None = Field(None, max_length=64, pattern=CODE)
+    requested_time: str | None = Field(None, max_length=80, pattern=ONE_LINE)
+    context: dict[str, Any] = Field(default_factory=dict, max_length=100)
 
 
-class CustomerBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    phone: str = Field(min_length=1, max_length=64)
-    phones: list[str] = Field(default_factory=list)
-    email: str | None = None
-    company: str | None = None
+class CustomerBody(Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=ONE_LINE)
+    phone: Phone
+    phones: list[Phone] = Field(default_factory=list, max_length=20)
+    email: str | None = Field(None, max_length=200, pattern=ONE_LINE)
+    company: str | None = Field(None, max_length=200, pattern=ONE_LINE)
     vip: bool = False
-    language: str | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z_-]+$")
+    attributes: dict[str, Any] = Field(default_factory=dict, max_length=100)
 
 
-class CustomerPatch(BaseModel):
-    name: str | None = None
-    phone: str | None = None
-    phones: list[str] | None = None
-    email: str | None = None
-    company: str | None = None
+class CustomerPatch(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=ONE_LINE)
+    phone: Phone | None = None
+    phones: list[Phone] | None = Field(None, max_length=20)
+    email: str | None = Field(None, max_length=200, pattern=ONE_LINE)
+    company: str | None = Field(None, max_length=200, pattern=ONE_LINE)
     vip: bool | None = None
-    language: str | None = None
-    attributes: dict[str, Any] | None = None
+    language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z_-]+$")
+    attributes: dict[str, Any] | None = Field(None, max_length=100)
 
 
-class NoteBody(BaseModel):
+class NoteBody(Strict):
     text: str = Field(min_length=1, max_length=10_000)
-    call_id: str | None = None
+    call_id: str | None = Field(None, max_length=64, pattern=CODE)
 
 
-class QueueSettingsBody(BaseModel):
-    wrapup_seconds: int | None = Field(None, ge=0)
-    service_level_seconds: int = Field(20, ge=1)
-    overflow_queue: str | None = None
-    overflow_after_seconds: int | None = Field(None, ge=1)
+class QueueSettingsBody(Strict):
+    wrapup_seconds: int | None = Field(None, ge=0, le=SECONDS)
+    service_level_seconds: int = Field(20, ge=1, le=SECONDS)
+    overflow_queue: QueueName | None = None
+    overflow_after_seconds: int | None = Field(None, ge=1, le=SECONDS)
     overflow_when_no_agent: bool = True
-    callback_after_seconds: int | None = Field(300, ge=0)
-    vip_priority: int = Field(10, ge=0)
-    repeat_priority: int = Field(5, ge=0)
-    default_handle_seconds: int = Field(180, ge=1)
+    callback_after_seconds: int | None = Field(300, ge=0, le=SECONDS)
+    vip_priority: int = Field(10, ge=0, le=1000)
+    repeat_priority: int = Field(5, ge=0, le=1000)
+    default_handle_seconds: int = Field(180, ge=1, le=SECONDS)
 
 
-class SpyBody(BaseModel):
-    interface: str | None = None  # the supervisor's phone; default: their agent record's interface
+class SpyBody(Strict):
+    interface: str | None = Field(None, max_length=200, pattern=INTERFACE)  # the supervisor's phone; default: their agent record's
+
+
+CustomerId = Annotated[int, Path(ge=1, le=DB_INT)]
+QueuePath = Annotated[str, Path(min_length=1, max_length=80, pattern=QUEUE)]
+Code = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE)]
 
 
 # ------------------------------------------------------------------ routers
@@ -189,108 +207,116 @@ supervisor_router = APIRouter(prefix="/api/supervisor", tags=["supervisor"], rou
 ws_router = APIRouter(tags=["websocket"])
 
 
-@auth_router.post("/login")
+# shadowed in the assembled app by auth.routes (same paths, included first); kept for apps built from the CTI routers alone
+@auth_router.post("/login", include_in_schema=False, dependencies=[Depends(public("the agent's PIN login"))])
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
     token = await svc(request).agents.authenticate_agent(body.agent_id, body.pin)
     p = svc(request).authenticator.authenticate(token)
     return {"token": token, "agent_id": p.subject, "role": p.role}
 
 
-@auth_router.get("/me")
-async def me(p: Principal = Depends(principal)) -> dict[str, Any]:
+@auth_router.get("/me", include_in_schema=False)
+async def me(p: Principal = Depends(require("auth.self"))) -> dict[str, Any]:
     return {"subject": p.subject, "role": p.role, "agent_id": p.agent_id}
 
 
 # ---- agents
 @agents_router.get("/agents")
-async def list_agents(request: Request, p: Principal = Depends(require("supervisor"))) -> list[dict[str, Any]]:
+async def list_agents(request: Request, p: Principal = Depends(require("agents.read"))) -> list[dict[str, Any]]:
     return svc(request).agents.list_agents()
 
 
 @agents_router.post("/agents", status_code=201)
-async def create_agent(body: AgentCreate, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
+async def create_agent(body: AgentCreate, request: Request, p: Principal = Depends(require("agents.admin"))) -> dict[str, Any]:
     data = body.model_dump()
     data["skills"] = {s.queue: s.penalty for s in body.skills}
-    return await svc(request).agents.create_agent(**data)
+    agent = await svc(request).agents.create_agent(**data)
+    await record_from(request, p, "agents.create", body.id, {"role": body.role, "pin_set": body.pin is not None})
+    return agent
 
 
 @agents_router.get("/agents/{agent_id}")
-async def get_agent(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def get_agent(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return svc(request).agents.agent_view(agent_id)
 
 
 @agents_router.put("/agents/{agent_id}")
-async def update_agent(agent_id: str, body: AgentUpdate, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
+async def update_agent(agent_id: str, body: AgentUpdate, request: Request, p: Principal = Depends(require("agents.admin"))) -> dict[str, Any]:
     data = body.model_dump(exclude_none=True)
     if body.skills is not None:
         data["skills"] = {s.queue: s.penalty for s in body.skills}
-    return await svc(request).agents.update_agent(agent_id, **data)
+    agent = await svc(request).agents.update_agent(agent_id, **data)
+    await record_from(request, p, "agents.update", agent_id, {"fields": sorted(data)})
+    return agent
 
 
 @agents_router.delete("/agents/{agent_id}", status_code=204)
-async def delete_agent(agent_id: str, request: Request, p: Principal = Depends(require("admin"))) -> Response:
+async def delete_agent(agent_id: str, request: Request, p: Principal = Depends(require("agents.admin"))) -> Response:
     await svc(request).agents.delete_agent(agent_id)
+    await record_from(request, p, "agents.delete", agent_id)
     return Response(status_code=204)
 
 
 @agents_router.post("/agents/{agent_id}/login")
-async def agent_login(agent_id: str, request: Request, body: QueueLogin | None = None, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_login(agent_id: str, request: Request, body: QueueLogin | None = None, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return await svc(request).agents.login(agent_id, body.queues if body else None, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/logout")
-async def agent_logout(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_logout(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return await svc(request).agents.logout(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/pause")
-async def agent_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/unpause")
-async def agent_unpause(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_unpause(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return await svc(request).agents.unpause(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/ready")
-async def agent_ready(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_ready(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return await svc(request).agents.ready(agent_id, by=p.subject)
 
 
 @agents_router.get("/agents/{agent_id}/current-call")
-async def agent_current_call(agent_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def agent_current_call(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
     _self_or_supervisor(p, agent_id)
     return {"agent_id": agent_id, "call": svc(request).agents.current_call(agent_id)}
 
 
 @agents_router.get("/agents/{agent_id}/events")
-async def agent_events(agent_id: str, request: Request, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+async def agent_events(agent_id: str, request: Request, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(require("agents.self"))) -> list[dict[str, Any]]:
     _self_or_supervisor(p, agent_id)
     svc(request).agents.agent_view(agent_id)
     return await svc(request).repository.agent_events(agent_id, limit)
 
 
 @agents_router.get("/pause-reasons")
-async def pause_reasons(request: Request, p: Principal = Depends(principal)) -> list[str]:
+async def pause_reasons(request: Request, p: Principal = Depends(require("pause_reasons.read"))) -> list[str]:
     return list(svc(request).agents.pause_reasons)
 
 
 @agents_router.put("/pause-reasons/{code}")
-async def put_pause_reason(code: str, body: PauseReasonBody, request: Request, p: Principal = Depends(require("admin"))) -> list[str]:
-    return await svc(request).agents.set_pause_reason(code, body.label or code, body.active)
+async def put_pause_reason(code: Code, body: PauseReasonBody, request: Request, p: Principal = Depends(require("pause_reasons.admin"))) -> list[str]:
+    result = await svc(request).agents.set_pause_reason(code, body.label or code, body.active)
+    await record_from(request, p, "settings.pause_reason", code, {"label": body.label, "active": body.active})
+    return result
 
 
 # ---- calls
 @calls_router.get("")
-async def list_calls(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    return svc(request).calls.list_calls(p)
+async def list_calls(request: Request, p: Principal = Depends(require("calls.read"))) -> list[dict[str, Any]]:
+    return _numbers_for(request, p, svc(request).calls.list_calls(p))
 
 
 @calls_router.get("/history")
@@ -299,15 +325,20 @@ async def call_history(
     limit: int = Query(50, ge=1, le=500),
     agent_id: str | None = None,
     queue: str | None = None,
-    p: Principal = Depends(principal),
+    p: Principal = Depends(require("calls.read")),
 ) -> list[dict[str, Any]]:
-    if not p.is_supervisor:
+    if not p.can("calls.read_all"):
         agent_id = p.agent_id
-    return await svc(request).repository.list_calls(limit=limit, agent_id=agent_id, queue=queue)
+    if queue is not None and not p.in_scope(queue):
+        raise Forbidden(f"queue {queue} is outside your queues")
+    rows = await svc(request).repository.list_calls(limit=limit, agent_id=agent_id, queue=queue)
+    if p.queues:  # a user scoped to queues sees their queues' calls (and their own)
+        rows = [r for r in rows if p.in_scope(r.get("queue")) or (p.agent_id and r.get("agent_id") == p.agent_id)]
+    return _numbers_for(request, p, rows)
 
 
 @calls_router.post("/click-to-call", status_code=202)
-async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depends(require("calls.dial"))) -> dict[str, Any]:
     agent_id = body.agent_id or p.agent_id
     if agent_id is None:
         raise Forbidden("click-to-call needs an agent")
@@ -316,57 +347,59 @@ async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depe
 
 
 @calls_router.get("/{call_id}")
-async def get_call(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).calls.get_call(call_id, p)
+async def get_call(call_id: str, request: Request, p: Principal = Depends(require("calls.read"))) -> dict[str, Any]:
+    return _numbers_for(request, p, await svc(request).calls.get_call(call_id, p))
 
 
 @calls_router.post("/{call_id}/hangup", status_code=202)
-async def hangup(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def hangup(call_id: str, request: Request, p: Principal = Depends(require("calls.control"))) -> dict[str, Any]:
     await svc(request).calls.hangup(call_id, p)
     return {"call_id": call_id, "status": "hanging_up"}
 
 
 @calls_router.post("/{call_id}/transfer", status_code=202)
-async def transfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def transfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(require("calls.transfer"))) -> dict[str, Any]:
     return await svc(request).calls.transfer(call_id, p, body.type, body.target)
 
 
 @calls_router.post("/{call_id}/atxfer", status_code=202)
-async def atxfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def atxfer(call_id: str, body: TransferBody, request: Request, p: Principal = Depends(require("calls.transfer"))) -> dict[str, Any]:
     return await svc(request).calls.atxfer(call_id, p, body.type, body.target)
 
 
 @calls_router.post("/{call_id}/hold", status_code=202)
-async def hold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def hold(call_id: str, request: Request, p: Principal = Depends(require("calls.control"))) -> dict[str, Any]:
     await svc(request).calls.hold(call_id, p)
     return {"call_id": call_id, "on_hold": True}
 
 
 @calls_router.post("/{call_id}/unhold", status_code=202)
-async def unhold(call_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def unhold(call_id: str, request: Request, p: Principal = Depends(require("calls.control"))) -> dict[str, Any]:
     await svc(request).calls.unhold(call_id, p)
     return {"call_id": call_id, "on_hold": False}
 
 
 @calls_router.post("/{call_id}/dtmf", status_code=202)
-async def dtmf(call_id: str, body: DtmfBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def dtmf(call_id: str, body: DtmfBody, request: Request, p: Principal = Depends(require("calls.control"))) -> dict[str, Any]:
     await svc(request).calls.dtmf(call_id, p, body.digits)
     return {"call_id": call_id, "digits": body.digits}
 
 
 @calls_router.post("/{call_id}/disposition")
-async def disposition(call_id: str, body: DispositionBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).calls.set_disposition(call_id, p, body.disposition, body.notes)
+async def disposition(call_id: str, body: DispositionBody, request: Request, p: Principal = Depends(require("calls.disposition"))) -> dict[str, Any]:
+    result = await svc(request).calls.set_disposition(call_id, p, body.disposition, body.notes)
+    await record_from(request, p, "calls.disposition", call_id, {"disposition": body.disposition})
+    return result
 
 
 # ---- callbacks
 @callbacks_router.get("")
-async def list_callbacks(request: Request, status: str | None = None, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+async def list_callbacks(request: Request, status: str | None = None, p: Principal = Depends(require("callbacks.read"))) -> list[dict[str, Any]]:
     return await svc(request).callbacks.list_callbacks(p, status)
 
 
 @callbacks_router.post("", status_code=201)
-async def create_callback(body: CallbackCreate, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+async def create_callback(body: CallbackCreate, request: Request, p: Principal = Depends(require("callbacks.create"))) -> dict[str, Any]:
     cb_id = await svc(request).callbacks.create_callback(
         CallbackRequest(body.call_id or "", body.caller_num, body.number, body.queue, body.requested_time, body.context)
     )
@@ -374,97 +407,148 @@ async def create_callback(body: CallbackCreate, request: Request, p: Principal =
 
 
 @callbacks_router.post("/{callback_id}/take")
-async def take_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def take_callback(callback_id: str, request: Request, p: Principal = Depends(require("callbacks.take"))) -> dict[str, Any]:
     return await svc(request).callbacks.take_callback(p, callback_id)
 
 
 @callbacks_router.post("/{callback_id}/dial", status_code=202)
-async def dial_callback(callback_id: str, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def dial_callback(callback_id: str, request: Request, p: Principal = Depends(require("callbacks.take"))) -> dict[str, Any]:
     return await svc(request).callbacks.dial_callback(p, callback_id)
 
 
 # ---- customers (the built-in CRM; other parts call GET /api/customers/lookup)
+# security (issue 11): agents without customers.read_all see only the customers of their own calls
+# (setting agents_see_own_customers_only); sensitive attributes come masked unless customers.sensitive.
+async def _own_customers(request: Request, p: Principal) -> set[int] | None:
+    """None: every customer; else the ids this caller may see."""
+    settings = getattr(request.app.state, "settings", None)
+    if p.can("customers.read_all") or not getattr(settings, "agents_see_own_customers_only", True):
+        return None
+    if p.agent_id is None:
+        return set()
+    service = svc(request)
+    ids = await service.repository.customer_ids_of_agent(p.agent_id)
+    live = service.state.call_for_agent(p.agent_id)
+    if live is not None and isinstance((live.customer or {}).get("id"), int):
+        ids.add(live.customer["id"])
+    return ids
+
+
+async def _visible(request: Request, p: Principal, customer_id: int) -> None:
+    own = await _own_customers(request, p)
+    if own is not None and customer_id not in own:
+        raise NotFound(f"no such customer: {customer_id}")  # not 403: do not confirm that it exists
+
+
 @customers_router.get("")
-async def list_customers(request: Request, q: str | None = None, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    return await svc(request).repository.list_customers(q=q, limit=limit)
+async def list_customers(
+    request: Request, q: str | None = Query(None, max_length=200), limit: int = Query(100, ge=1, le=1000),
+    p: Principal = Depends(require("customers.read")),
+) -> list[dict[str, Any]]:
+    rows = await svc(request).repository.list_customers(
+        q=q, limit=limit, only_ids=await _own_customers(request, p), reveal=p.can("customers.sensitive")
+    )
+    return _numbers_for(request, p, rows)
 
 
 @customers_router.get("/lookup")
-async def lookup_customer(request: Request, phone: str = Query(min_length=1, max_length=64), p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).customers.customer_lookup(phone)
+async def lookup_customer(request: Request, phone: str = Query(min_length=1, max_length=64), p: Principal = Depends(require("customers.read"))) -> dict[str, Any]:
+    customer = await svc(request).customers.customer_lookup(phone)
+    await _visible(request, p, customer.get("id"))  # type: ignore[arg-type]
+    return _numbers_for(request, p, customer)
 
 
 @customers_router.post("", status_code=201)
-async def create_customer(body: CustomerBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    return await svc(request).repository.create_customer(**body.model_dump())
-
-
-@customers_router.get("/{customer_id}")
-async def get_customer(customer_id: int, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    c = await svc(request).repository.get_customer(customer_id)
-    if c is None:
-        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+async def create_customer(body: CustomerBody, request: Request, p: Principal = Depends(require("customers.write"))) -> dict[str, Any]:
+    c = await svc(request).repository.create_customer(**body.model_dump(), reveal=p.can("customers.sensitive"))
+    await record_from(request, p, "customers.create", c["id"])
     return c
 
 
-@customers_router.put("/{customer_id}")
-async def update_customer(customer_id: int, body: CustomerPatch, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
-    c = await svc(request).repository.update_customer(customer_id, **body.model_dump(exclude_none=True))
+@customers_router.get("/{customer_id}")
+async def get_customer(customer_id: CustomerId, request: Request, p: Principal = Depends(require("customers.read"))) -> dict[str, Any]:
+    await _visible(request, p, customer_id)
+    c = await svc(request).repository.get_customer(customer_id, reveal=p.can("customers.sensitive"))
     if c is None:
         return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    return _numbers_for(request, p, c)
+
+
+@customers_router.put("/{customer_id}")
+async def update_customer(customer_id: CustomerId, body: CustomerPatch, request: Request, p: Principal = Depends(require("customers.write"))) -> dict[str, Any]:
+    await _visible(request, p, customer_id)
+    fields = body.model_dump(exclude_none=True)
+    if any("*" in n for n in [fields.get("phone") or "", *(fields.get("phones") or [])]):
+        raise Invalid("a masked number (with '*') cannot be saved: send the full number or leave the field out")
+    c = await svc(request).repository.update_customer(customer_id, **fields, reveal=p.can("customers.sensitive"))
+    if c is None:
+        return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    await record_from(request, p, "customers.update", customer_id, {"fields": sorted(fields)})
     return c
 
 
 @customers_router.delete("/{customer_id}", status_code=204)
-async def delete_customer(customer_id: int, request: Request, p: Principal = Depends(require("supervisor"))) -> Response:
+async def delete_customer(customer_id: CustomerId, request: Request, p: Principal = Depends(require("customers.delete"))) -> Response:
     if not await svc(request).repository.delete_customer(customer_id):
         return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)
+    await record_from(request, p, "customers.delete", customer_id)
     return Response(status_code=204)
 
 
 @customers_router.post("/{customer_id}/notes", status_code=201)
-async def add_note(customer_id: int, body: NoteBody, request: Request, p: Principal = Depends(principal)) -> dict[str, Any]:
+async def add_note(customer_id: CustomerId, body: NoteBody, request: Request, p: Principal = Depends(require("customers.write"))) -> dict[str, Any]:
+    await _visible(request, p, customer_id)
     note = await svc(request).repository.add_customer_note(customer_id, body.text, author=p.subject, call_id=body.call_id)
     if note is None:
         return JSONResponse({"detail": f"no such customer: {customer_id}"}, status_code=404)  # type: ignore[return-value]
+    await record_from(request, p, "customers.note", customer_id)
     return note
 
 
 # ---- queues
 @queues_router.get("")
-async def list_queues(request: Request, p: Principal = Depends(principal)) -> list[dict[str, Any]]:
+async def list_queues(request: Request, p: Principal = Depends(require("queues.read"))) -> list[dict[str, Any]]:
     return svc(request).queues.queue_views()
 
 
 @queues_router.put("/{name}/settings")
-async def put_queue_settings(name: str, body: QueueSettingsBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).queues.queue_settings_update(QueueSettings(name=name, **body.model_dump()))
+async def put_queue_settings(name: QueuePath, body: QueueSettingsBody, request: Request, p: Principal = Depends(require("queues.admin"))) -> dict[str, Any]:
+    result = await svc(request).queues.queue_settings_update(QueueSettings(name=name, **body.model_dump()))
+    await record_from(request, p, "queues.settings", name, body.model_dump())
+    return result
 
 
 # ---- supervisor
 # the literal force-* paths first: /agents/{agent_id}/{mode} would match them (422)
 @supervisor_router.post("/agents/{agent_id}/force-logout")
-async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).agents.logout(agent_id, force=True, by=p.subject)
+async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("agents.supervise"))) -> dict[str, Any]:
+    result = await svc(request).agents.logout(agent_id, force=True, by=p.subject)
+    await record_from(request, p, "agents.force_logout", agent_id)
+    return result
 
 
 @supervisor_router.post("/agents/{agent_id}/force-pause")
-async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
-    return await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
+async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("agents.supervise"))) -> dict[str, Any]:
+    result = await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
+    await record_from(request, p, "agents.force_pause", agent_id, {"reason": body.reason})
+    return result
 
 
 @supervisor_router.post("/agents/{agent_id}/{mode}", status_code=202)
 async def spy(
     agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
-    p: Principal = Depends(require("supervisor")),
+    p: Principal = Depends(require("calls.spy")),
 ) -> dict[str, Any]:
-    return await svc(request).supervision.spy(p, agent_id, mode, body.interface if body else None)
+    result = await svc(request).supervision.spy(p, agent_id, mode, body.interface if body else None)  # the AMI action first
+    await record_from(request, p, f"calls.{mode}", agent_id, {"call_id": result.get("call_id") if isinstance(result, dict) else None})
+    return result
 
 
 # ---- websocket
 def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str]]:
-    """Which bus keys a session may subscribe to: agents only their own ``agent:<id>``;
-    supervisors/admins ``queue:<name>``, ``queue.stats``, ``supervisor``, any ``agent:<id>``."""
+    """Which bus keys a session may subscribe to (permission table: auth/permissions.py):
+    one's own ``agent:<id>`` always; ``queue:<name>`` (in one's queue scope) and ``queue.stats``
+    with ``queues.monitor``; another ``agent:<id>`` and ``supervisor`` with ``agents.monitor``."""
     ok: set[str] = set()
     denied: list[str] = []
     for key in requested:
@@ -472,25 +556,36 @@ def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str
             continue
         if key == f"agent:{p.agent_id}" and p.agent_id:
             ok.add(key)
-        elif p.is_supervisor and (
-            key.startswith("queue:") or key.startswith("agent:") or key in ("queue.stats", "supervisor")
-        ):
+        elif key.startswith("queue:") and p.can("queues.monitor") and p.in_scope(key[6:]):
+            ok.add(key)
+        elif key == "queue.stats" and p.can("queues.monitor"):
+            ok.add(key)
+        elif (key.startswith("agent:") or key == "supervisor") and p.can("agents.monitor"):
             ok.add(key)
         else:
             denied.append(key)
     return ok, denied
 
 
+def _masks_numbers(conn: Request | WebSocket, p: Principal) -> bool:
+    settings = getattr(conn.app.state, "settings", None)
+    return p.role in (getattr(settings, "mask_numbers_for_roles", None) or ()) and not p.can("numbers.unmasked")
+
+
+def _numbers_for(request: Request, p: Principal, data: Any) -> Any:
+    """Call views with caller numbers masked for the roles in ``mask_numbers_for_roles``."""
+    return mask_numbers(data) if _masks_numbers(request, p) else data
+
+
 @ws_router.websocket("/ws")
 async def websocket(ws: WebSocket) -> None:
-    p = websocket_principal(ws)
+    p = await websocket_login(ws)  # handshake credential, session cookie, or a first {"auth": ...} message
     if p is None:
-        await ws.close(code=4401, reason="authentication required")
         return
     service: CtiService = ws.app.state.cti
-    await ws.accept()
+    mask = _masks_numbers(ws, p)
     initial = {f"agent:{p.agent_id}"} if p.agent_id else set()
-    if p.is_supervisor:
+    if p.can("agents.monitor"):
         initial.add("supervisor")
     sub = service.bus.subscribe(initial)
     service.websocket_clients += 1
@@ -500,9 +595,9 @@ async def websocket(ws: WebSocket) -> None:
             hello["payload"]["agent"] = service.state.agents[p.agent_id].to_dict()
             call = service.state.call_for_agent(p.agent_id)
             hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
-        await ws.send_text(json.dumps(hello, ensure_ascii=False, default=str))
+        await ws.send_text(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
-        writer = asyncio.create_task(_ws_writer(ws, sub, p), name="ws-writer")
+        writer = asyncio.create_task(_ws_writer(ws, sub, p, mask), name="ws-writer")
         done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
@@ -517,15 +612,19 @@ async def websocket(ws: WebSocket) -> None:
             await ws.close()
 
 
-async def _ws_writer(ws: WebSocket, sub: Any, p: Principal) -> None:
+async def _ws_writer(ws: WebSocket, sub: Any, p: Principal, mask: bool = False) -> None:
     # reliability (issue 12): every send has a deadline, a client with too many messages
     # waiting is cut off (close 1013 + reason, abort if even that cannot be written)
     guard = getattr(ws.app.state, "ws_guard", None) or WsGuard()
-    await guard.pump(ws, sub, _encode_message, who=p.subject)
+    await guard.pump(ws, sub, _masked_encoder if mask else _encode_message, who=p.subject)
 
 
 def _encode_message(msg: Any) -> str:
     return json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
+
+
+def _masked_encoder(msg: Any) -> str:
+    return json.dumps({"event": msg.name, "payload": mask_numbers(msg.payload)}, ensure_ascii=False, default=str)
 
 
 async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:

@@ -10,8 +10,9 @@ Expects ``request.app.state.ivr`` to be the :class:`~ivr.service.IvrService`
 * ``GET /api/ivr/sessions/{uniqueid}`` → the last IVR session of a call: context + step log
 * ``GET /api/ivr/stats[?since=ISO]`` → outcomes, containment, drop-off by node
 
-Reload and rollback change what every caller hears: admins only. Reading versions,
-sessions and stats: supervisors (and admins). Tokens: see :mod:`api.auth`.
+Reload and rollback change what every caller hears: ``dialplans.admin`` (ops, admin),
+audited. Reading versions ``dialplans.read``; sessions and stats ``ivr.read``
+(permission table: :mod:`auth.permissions`; tokens: :mod:`api.auth`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, require
+from audit.service import record_from
 from ivr.service import IvrService
 
 router = APIRouter(tags=["ivr"])
 
 
 class RollbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     hash: str = Field(min_length=6, max_length=64, pattern=r"^[0-9a-f]+$")
 
 
@@ -45,12 +49,14 @@ def _result(result: Any) -> JSONResponse:
 
 
 @router.post("/api/dialplans/reload")
-async def reload_dialplans(request: Request, p: Principal = Depends(require("admin"))) -> JSONResponse:
-    return _result(await _service(request).registry.reload("api"))
+async def reload_dialplans(request: Request, p: Principal = Depends(require("dialplans.admin"))) -> JSONResponse:
+    result = await _service(request).registry.reload("api")
+    await record_from(request, p, "dialplans.reload", None, {"ok": result.ok, "changed": result.as_dict().get("changed")})
+    return _result(result)
 
 
 @router.get("/api/dialplans")
-async def list_dialplans(request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+async def list_dialplans(request: Request, p: Principal = Depends(require("dialplans.read"))) -> dict[str, Any]:
     registry = _service(request).registry
     versions = await registry.versions()
     active = dict(registry.current.versions) if registry.loaded else {}
@@ -64,13 +70,15 @@ async def list_dialplans(request: Request, p: Principal = Depends(require("super
 
 @router.post("/api/dialplans/{flow}/rollback")
 async def rollback_dialplan(
-    flow: str, body: RollbackBody, request: Request, p: Principal = Depends(require("admin"))
+    flow: str, body: RollbackBody, request: Request, p: Principal = Depends(require("dialplans.admin"))
 ) -> JSONResponse:
-    return _result(await _service(request).registry.rollback(flow, body.hash))
+    result = await _service(request).registry.rollback(flow, body.hash)
+    await record_from(request, p, "dialplans.rollback", flow, {"hash": body.hash, "ok": result.ok})
+    return _result(result)
 
 
 @router.get("/api/ivr/sessions/{uniqueid}")
-async def ivr_session(uniqueid: str, request: Request, p: Principal = Depends(require("supervisor"))) -> dict[str, Any]:
+async def ivr_session(uniqueid: str, request: Request, p: Principal = Depends(require("ivr.read"))) -> dict[str, Any]:
     service = _service(request)
     session = await service.repository.session(uniqueid)
     if session is None:
@@ -81,7 +89,7 @@ async def ivr_session(uniqueid: str, request: Request, p: Principal = Depends(re
 
 @router.get("/api/ivr/stats")
 async def ivr_stats(
-    request: Request, since: datetime | None = None, p: Principal = Depends(require("supervisor"))
+    request: Request, since: datetime | None = None, p: Principal = Depends(require("ivr.read"))
 ) -> dict[str, Any]:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)

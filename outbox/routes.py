@@ -1,4 +1,4 @@
-"""Outbox REST edge (admin): the deliveries and their state; put a dead one back."""
+"""Outbox REST edge (permission settings.admin: admins only): the deliveries and their state; put a dead one back."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ async def deliveries(
     request: Request,
     status: Literal["pending", "delivered", "dead"] | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    p: Principal = Depends(require("admin")),
+    p: Principal = Depends(require("settings.admin")),
 ) -> dict[str, Any]:
     repo = _repo(request)
     rows = await repo.list(status, limit)
@@ -33,7 +33,7 @@ async def deliveries(
 
 
 @router.post("/deliveries/{delivery_id}/retry", status_code=202)
-async def retry(delivery_id: str, request: Request, p: Principal = Depends(require("admin"))) -> dict[str, Any]:
+async def retry(delivery_id: str, request: Request, p: Principal = Depends(require("settings.admin"))) -> dict[str, Any]:
     if not await _repo(request).requeue(delivery_id, time.time()):
         raise HTTPException(404, f"no dead delivery {delivery_id!r}")
     return {"id": delivery_id, "status": "pending"}

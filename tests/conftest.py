@@ -20,6 +20,10 @@ from callcore.db import Base, create_engine, import_all_models, session_factory
 
 CAPTURES = Path(__file__).resolve().parent / "fixtures" / "asterisk-captures"
 
+# security (issue 11): servers the tests start bind loopback and run in dev mode (generated signing
+# key, `change-me` secrets allowed); the tests of the refusal itself set dev_mode=False explicitly.
+os.environ.setdefault("CALLCORE_DEV_MODE", "1")
+
 
 def test_database_url(tmp_path: Path) -> str:
     url = os.environ.get("CALLCORE_TEST_DATABASE_URL")

@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import math
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from panoramisk.fast_agi import Application
 
@@ -110,8 +111,13 @@ class AgiSession:
         command_timeout: float,
         on_command: CommandHook | None = None,
         encoding: str = "utf-8",
+        first_answer_timeout: float | None = None,
+        on_no_answer: Callable[[], None] | None = None,
     ) -> None:
         self.headers = headers
+        #: until the peer answered once, a command waits at most this long (a silent peer is dropped early)
+        self.first_answer_timeout = first_answer_timeout
+        self._on_no_answer = on_no_answer
         self.route = route
         self.info: CallInfo = call_info_from_headers(headers)
         self.command_timeout = command_timeout
@@ -179,6 +185,9 @@ class AgiSession:
                     self._fail(AgiConnectionClosed(f"connection lost while sending {command!r}: {exc}", command=command))
                     raise self._closed_error(command) from exc
                 wait = self.command_timeout if timeout is None else timeout
+                first = self.commands_sent == 0 and self.first_answer_timeout is not None
+                if first and self.first_answer_timeout < wait:  # type: ignore[operator]
+                    wait = self.first_answer_timeout  # type: ignore[assignment]
                 try:
                     async with asyncio.timeout(None if math.isinf(wait) else wait):
                         item = await self._responses.get()
@@ -186,6 +195,8 @@ class AgiSession:
                     # a late answer would be paired with the next command: give up on the session
                     err = AgiTimeout(f"no answer to {command!r} within {wait:g} s", command=command)
                     self._fail(err)
+                    if first and self._on_no_answer is not None:
+                        self._on_no_answer()
                     raise err from None
                 except asyncio.CancelledError:
                     # the answer will still come and would be read as the next command's
@@ -280,6 +291,15 @@ class FastAgiServer:
 
     ``max_sessions`` bounds concurrent connections (header phase included);
     extra connections are closed at once and counted in ``sessions_rejected``.
+
+    Hostile clients (issue 11): only ``allowed_peers`` (addresses/networks; default
+    loopback; None: anyone) may connect; one peer holds at most ``max_sessions_per_peer``
+    connections; beyond ``max_pending_per_peer`` connections of a peer still sending their
+    header (or at the per-peer limit), a new connection pushes out the oldest one that has
+    been waiting longer than ``pending_grace`` (0.5 s), so idle sockets cannot keep a real
+    call out; a session whose peer sent a header but does not
+    answer its first command within ``first_answer_timeout`` is dropped. Refusals are
+    counted in ``refused`` (by reason) and logged (at most once per peer and reason per 10 s).
     """
 
     def __init__(
@@ -294,6 +314,10 @@ class FastAgiServer:
         max_sessions: int = 1000,
         on_command: CommandHook | None = None,
         encoding: str = "utf-8",
+        allowed_peers: Iterable[str] | None = ("127.0.0.0/8", "::1"),
+        max_sessions_per_peer: int | None = None,
+        max_pending_per_peer: int = 32,
+        first_answer_timeout: float | None = 10.0,
     ) -> None:
         self.host = host
         self._port = port
@@ -313,6 +337,19 @@ class FastAgiServer:
         self.bad_clients = 0  # dropped before routing: bad/partial/slow header
         self.unknown_routes = 0
         self.sessions_rejected = 0  # over max_sessions
+        # --- hostile clients (issue 11): who may connect, and how much one peer may hold
+        self.allowed_peers = None if allowed_peers is None else [ipaddress.ip_network(n, strict=False) for n in allowed_peers]
+        self.max_sessions_per_peer = max_sessions_per_peer or max_sessions
+        self.max_pending_per_peer = max_pending_per_peer
+        self.first_answer_timeout = first_answer_timeout
+        self._per_peer: dict[str, int] = {}
+        #: per peer, the connections still sending their header (oldest first)
+        self._pending: dict[str, OrderedDict[asyncio.Task[Any], tuple[asyncio.StreamWriter, float]]] = {}
+        self._evicted: set[asyncio.Task[Any]] = set()
+        #: a connection still in its header for less than this is never dropped for a newer one
+        self.pending_grace = 0.5
+        self.refused: dict[str, int] = {"not_allowed": 0, "peer_limit": 0, "pending_evicted": 0, "no_first_answer": 0}
+        self._refusal_logged: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------ routes
     def add_route(self, script_name: str, handler: SessionHandler) -> None:
@@ -365,25 +402,90 @@ class FastAgiServer:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
 
     # ------------------------------------------------------------ connections
+    def _refuse(self, reason: str, host: str, message: str) -> None:
+        """Count every refusal; log the first per peer and reason every 10 s (a flood must not flood the log)."""
+        self.refused[reason] += 1
+        if self._log_allowed(reason, host):
+            log.warning("FastAGI: refusing %s: %s (%d refused for %s so far)", host, message, self.refused[reason], reason)
+
+    def _evict_stale(self, host: str, now: float) -> bool:
+        """Drop ``host``'s oldest connection still in its header, if older than ``pending_grace``."""
+        pending = self._pending.get(host)
+        if not pending:
+            return False
+        stale_task, (stale, since) = next(iter(pending.items()))
+        if now - since < self.pending_grace:
+            return False
+        del pending[stale_task]
+        self._refuse("pending_evicted", host, "connection without a complete header; dropping the oldest")
+        stale.close()
+        self._per_peer[host] = self._per_peer.get(host, 1) - 1  # its slot is free now (its task ends soon)
+        self._evicted.add(stale_task)
+        return True
+
+    def _allowed(self, host: str) -> bool:
+        if self.allowed_peers is None:
+            return True
+        try:
+            addr = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.allowed_peers)
+
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")
-        if len(self._connections) >= self.max_sessions:
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        if not self._allowed(host):
+            self._refuse("not_allowed", host, "address not in agi_allowed_peers")
+            writer.close()
+            return
+        # connections that have not finished their header for a while (Asterisk sends it at once):
+        # when a peer has too many, or the peer or the server is at its limit, the oldest go, so idle
+        # sockets can never keep Asterisk's next call out
+        now = time.monotonic()
+        pending = self._pending.setdefault(host, OrderedDict())
+        while len(pending) >= self.max_pending_per_peer or self._per_peer.get(host, 0) >= self.max_sessions_per_peer:
+            if not self._evict_stale(host, now):
+                break  # a burst of real calls still sending headers: nothing is stale yet
+        while len(self._connections) - len(self._evicted) >= self.max_sessions:
+            oldest = min(self._pending, key=lambda h: next(iter(self._pending[h].values()))[1] if self._pending[h] else now)
+            if not self._evict_stale(oldest, now):
+                break
+        if len(self._connections) - len(self._evicted) >= self.max_sessions:
             self.sessions_rejected += 1
             log.warning("FastAGI: %d connections open (max_sessions); refusing %s", len(self._connections), peer)
             writer.close()
             return
+        if self._per_peer.get(host, 0) >= self.max_sessions_per_peer:
+            self._refuse("peer_limit", host, f"{self.max_sessions_per_peer} connections open (agi_max_sessions_per_peer)")
+            writer.close()
+            return
+        pending = self._pending.setdefault(host, pending)
+        pending[task] = (writer, now)
         self._connections.add(task)
+        self._per_peer[host] = self._per_peer.get(host, 0) + 1
         try:
-            await self._serve(reader, writer, peer)
+            await self._serve(reader, writer, peer, host)
         except Exception:  # a bug here must cost one connection, never the listener
             log.exception("FastAGI: internal error serving %s", peer)
         finally:
             self._connections.discard(task)
+            pending.pop(task, None)
+            if not pending:
+                self._pending.pop(host, None)
+            left = self._per_peer.get(host, 1) - (0 if task in self._evicted else 1)
+            self._evicted.discard(task)
+            if left > 0:
+                self._per_peer[host] = left
+            else:
+                self._per_peer.pop(host, None)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Any) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Any, host: str = "") -> None:
         try:
             async with asyncio.timeout(self.header_timeout):
                 headers = await self._read_header(reader)
@@ -393,6 +495,10 @@ class FastAgiServer:
         except _BadClient as exc:
             self._bad_client(peer, str(exc))
             return
+        finally:
+            pending = self._pending.get(host)
+            if pending is not None:
+                pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         script = headers.get("agi_network_script")
         if script is None:
             self._bad_client(peer, "header without agi_network_script")
@@ -407,6 +513,8 @@ class FastAgiServer:
             command_timeout=self.command_timeout,
             on_command=self.on_command,
             encoding=self.encoding,
+            first_answer_timeout=self.first_answer_timeout,
+            on_no_answer=lambda: self._refuse("no_first_answer", host, "header sent, then no answer to the first command"),
         )
         session.start_reader()
         try:
@@ -476,4 +584,18 @@ class FastAgiServer:
 
     def _bad_client(self, peer: Any, reason: str) -> None:
         self.bad_clients += 1
+        # logged at most once per peer and 10 s while connections are being pushed out (a flood)
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        if self.refused["pending_evicted"] and not self._log_allowed("bad_client", host):
+            return
         log.warning("FastAGI: dropping %s: %s", peer, reason)
+
+    def _log_allowed(self, reason: str, host: str) -> bool:
+        now = time.monotonic()
+        key = (reason, host)
+        if now - self._refusal_logged.get(key, -1e9) < 10.0:
+            return False
+        if len(self._refusal_logged) > 10_000:
+            self._refusal_logged.clear()
+        self._refusal_logged[key] = now
+        return True

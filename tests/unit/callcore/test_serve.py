@@ -34,6 +34,7 @@ class ServeProcess:
             CALLCORE_AMI_PORT=str(self.ami_port),  # nothing listens: AMI must retry
             CALLCORE_AMI_RECONNECT_MAX="1",
             CALLCORE_AMI_SECRET="do-not-log-me",
+            CALLCORE_DEV_MODE="1",  # loopback dev mode: generated signing key (issue 11)
         )
         env.update(extra_env or {})
         self.proc = subprocess.Popen(

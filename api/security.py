@@ -1,0 +1,111 @@
+"""HTTP hardening for the whole app (pure ASGI middleware, applied by ``api.app.create_app``):
+
+* :class:`BodyLimit` — a request body larger than ``max_bytes`` gets 413 before the
+  handler runs (``Content-Length`` checked up front; chunked bodies counted);
+* :class:`SecurityHeaders` — ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
+  ``Referrer-Policy: no-referrer`` and a Content-Security-Policy (``default-src 'self'``,
+  ``frame-ancestors 'none'``) on every response;
+* CORS stays off unless ``cors_origins`` is configured (``api.app``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: the UI's own scripts only (no inline <script>, no CDN); inline style attributes are allowed
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", CSP.encode()),
+]
+#: FastAPI's interactive docs pull their scripts from a CDN: no CSP there (prefer /openapi.json)
+_NO_CSP = ("/docs", "/redoc")
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = f"request body larger than {self.max_bytes} bytes"
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _reply(send, 400, "bad Content-Length")
+                    return
+                if length > self.max_bytes:
+                    await _reply(send, 413, too_big)
+                    return
+        # count what actually arrives (chunked bodies, lying Content-Length): buffer up to the limit
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                chunks_done = message
+                break
+            total += len(message.get("body", b""))
+            if total > self.max_bytes:
+                await _reply(send, 413, too_big)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                chunks_done = None
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                if chunks_done is not None:
+                    return chunks_done
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        skip_csp = scope.get("path", "").startswith(_NO_CSP)
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", ())}
+                extra = [(k, v) for k, v in HEADERS if k not in present and not (skip_csp and k == b"content-security-policy")]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
