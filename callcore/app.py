@@ -58,6 +58,7 @@ class Container:
         # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
         self.ws_guard = WsGuard(SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued))
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
+        self.journal: Any = None  # reliability: the call journal (journal/)
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None
@@ -280,6 +281,11 @@ class Container:
             "CTI changes waiting in async subscribers (persistence, wrap-up, ...)",
             lambda: sum(self.cti.dispatcher.backlog().values()) if getattr(self.cti, "dispatcher", None) else 0,
         )
+        journal = lambda attr: getattr(self.journal, attr, 0) if self.journal is not None else 0  # noqa: E731
+        c.gauge("callcore_journal_depth", "Ended calls in the local journal not yet in the database", lambda: self.journal.journal.depth if self.journal else 0)
+        c.gauge("callcore_journal_lag_seconds", "Age of the oldest call record not yet in the database", lambda: self.journal.journal.oldest_age() if self.journal else 0)
+        c.counter("callcore_journal_drained_total", "Call records written from the journal after an outage or restart", lambda: journal("drained"))
+        c.counter("callcore_journal_refused_total", "Call records not journaled because the journal was full", lambda: journal("refused"))
         outbox = lambda attr: getattr(getattr(self.cti, "webhooks", None), attr, 0)  # noqa: E731
         c.gauge("callcore_webhook_outbox_pending", "Webhook deliveries not done yet (stored or buffered)", lambda: outbox("pending"))
         c.counter("callcore_webhook_delivered_total", "Webhook deliveries answered 2xx", lambda: outbox("delivered"))

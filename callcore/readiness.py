@@ -7,7 +7,8 @@
   AMI is reported as ``"required": false`` and is never a reason;
 * bookkeeping backs up: more than ``ready_max_backlog`` facts wait to be written
   (CTI changes queued in the async subscribers — persistence, wrap-up, ... — and
-  webhook deliveries in flight). The process keeps working; a load balancer or an
+  ended calls in the local journal not yet in the database, webhook deliveries not
+  done). The process keeps working; a load balancer or an
   operator should look.
 
 The report lists each backlog with its depth and limit whether or not it is over.
@@ -25,6 +26,9 @@ def backlogs(container: Any) -> dict[str, int]:
     dispatcher = getattr(cti, "dispatcher", None)
     if dispatcher is not None:
         out["cti_subscribers"] = sum(dispatcher.backlog().values())
+    journal = getattr(container, "journal", None)
+    if journal is not None:
+        out["journal"] = int(journal.journal.depth)
     webhooks = getattr(cti, "webhooks", None)
     if webhooks is not None and hasattr(webhooks, "pending"):
         out["webhook_deliveries"] = int(webhooks.pending)

@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)
+    journal_max_entries: int = Field(100_000, ge=1)  # ended calls kept in <data_dir>/journal.sqlite3 while the DB is down
 
     @field_validator("only", mode="before")
     @classmethod

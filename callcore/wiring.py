@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from cti.ami.actions import Action, AmiNotConnected, AmiResponse
 from outbox.repository import OutboxRepository
+from cti.repository import CtiRepository
+from journal.service import CallJournal, JournaledCalls
 from outbox.service import OutboxSender
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,8 +66,15 @@ async def build_services(c: "Container") -> None:
             ivr = ivr_holder.get("ivr")
             return await ivr.context_for(uniqueid) if ivr is not None else None
 
+    # reliability (issue 12): ended calls go through the durable local journal (journal/service.py)
+    c.journal = JournaledCalls(
+        CallJournal(s.data_dir / "journal.sqlite3", max_entries=s.journal_max_entries), CtiRepository(c.sessionmaker)
+    )
+    await c.journal.start()
+    c.add_closer(c.journal.stop)  # closers run in reverse: after CTI has flushed its last calls
     c.cti = CtiService.from_settings(
-        s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext()
+        s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext(),
+        call_store=c.journal,
     )
     await build_security(c)  # security (issue 11): one Authenticator for every edge, audit log, logins
     # reliability (issue 12): webhooks go through the durable outbox (outbox/service.py)

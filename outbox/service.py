@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable
 import httpx
 
 from callcore.bus import Bus, Message, Subscription
-from callcore.retry import backoff_delay
+from callcore.retry import backoff_delay, nap
 from cti.webhooks import Hook, sign
 from outbox.models import PENDING, WebhookDeliveryRow
 from outbox.repository import OutboxRepository
@@ -178,8 +178,7 @@ class OutboxSender:
                 log.warning("webhook outbox: database unavailable (%s); %d buffered, retrying in %.1f s",
                             exc, len(self._unsaved), wait)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await nap(self._wake, wait)
 
     async def _attempt(self, row: WebhookDeliveryRow) -> None:
         hook = self._by_url.get(row.hook_url)
