@@ -65,11 +65,13 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        self.recording: Any = None
         # security (issue 11): built by callcore.wiring.build_security
         self.keyring: Any = None
         self.authenticator: Any = None
         self.auth: Any = None
         self.audit: Any = None
+        self.reports: Any = None  # reports.service.ReportService (issue 16)
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -181,7 +183,8 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "ws_guard": self.ws_guard, "outbox": self.outbox}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording}
+        services.update({"ws_guard": self.ws_guard, "outbox": self.outbox})  # reliability (issue 12)
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)

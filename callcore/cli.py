@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         ivr_cli = None
     if ivr_cli is not None and hasattr(ivr_cli, "register"):
         ivr_cli.register(sub)
+    # --- reports (issue 16): callcore report
+    from reports import cli as reports_cli
+
+    reports_cli.register(sub)
+    # --- recording (issue 13): callcore recording check|purge|rotate-keys|process
+    from recording import cli as recording_cli
+
+    recording_cli.register(sub)
     return parser
 
 

@@ -26,6 +26,35 @@ class WebhookSettings(BaseModel):
     max_attempts: int = 5
 
 
+# --- reports (issue 16): per-queue report settings
+class ReportQueueSettings(BaseModel):
+    service_level_seconds: float = 20.0
+    #: answered | offered | abandoned_in_t_positive | abandoned_after_t (docs/metrics.md)
+    service_level_formula: str = "offered"
+    short_abandon_seconds: float = 5.0
+    exclude_short_abandons: bool = True
+    target_service_level_pct: float = 80.0
+
+    @field_validator("service_level_formula")
+    @classmethod
+    def _known_formula(cls, v: str) -> str:
+        from reports.formulas import SL_FORMULAS
+
+        if v not in SL_FORMULAS:
+            raise ValueError(f"service_level_formula must be one of {', '.join(SL_FORMULAS)}")
+        return v
+class RecordingS3Settings(BaseModel):
+    """An S3-compatible bucket for recordings (AWS S3, MinIO, SeaweedFS)."""
+
+    endpoint: str  # host:port, e.g. 127.0.0.1:8333
+    bucket: str = "callcore-recordings"
+    access_key: str
+    secret_key: SecretStr
+    secure: bool = True
+    region: str | None = None
+    prefix: str = ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLCORE_", extra="ignore", env_nested_delimiter="__")
 
@@ -127,6 +156,40 @@ class Settings(BaseSettings):
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)
     journal_max_entries: int = Field(100_000, ge=1)  # ended calls kept in <data_dir>/journal.sqlite3 while the DB is down
 
+    # --- reports (issue 16): KPIs, rollups, FCR
+    report_timezone: str = "UTC"  # the center's time zone: days and 15-minute intervals, e.g. Asia/Seoul
+    report_queues: dict[str, ReportQueueSettings] = Field(default_factory=dict)
+    report_fcr_window_hours: float = 72.0
+    report_resolved_dispositions: list[str] = Field(default_factory=lambda: ["resolved"])
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"report_timezone: unknown time zone {v!r} (e.g. Asia/Seoul, UTC)") from None
+        return v
+    # --- recording (issue 13; docs/recording.md)
+    recording_enabled: bool = True
+    recording_policies_file: Path | None = None  # default: the shipped recording/recording-policies.yaml
+    recording_timezone: str = "UTC"  # time-of-day / weekday rules are read in this zone
+    recording_store_dir: Path | None = None  # filesystem backend root; default: <data_dir>/recordings-store
+    recording_storage: Literal["fs", "s3"] = "fs"
+    recording_s3: RecordingS3Settings | None = None
+    recording_format: Literal["wav", "mp3", "opus"] = "wav"  # stored format (ffmpeg; the WAV is kept if it fails)
+    recording_encrypt: bool = False
+    recording_master_keys: dict[str, SecretStr] = Field(default_factory=dict)  # key id -> base64 of 32 bytes
+    recording_master_key_id: str | None = None  # the key that wraps new data keys
+    recording_pause_max_seconds: float = 180.0  # a PCI pause resumes by itself after this
+    recording_job_max_attempts: int = 6
+    recording_job_backoff_seconds: float = 5.0  # doubles per attempt
+    recording_job_poll_seconds: float = 2.0
+    recording_purge_interval_seconds: float = 3600.0
+    recording_agents_see_own: bool = True  # agents may list/play the recordings of their own calls
+
     @field_validator("only", mode="before")
     @classmethod
     def _split_only(cls, v: Any) -> Any:
@@ -148,6 +211,10 @@ class Settings(BaseSettings):
     @property
     def effective_recordings_dir(self) -> Path:
         return self.recordings_dir or (self.data_dir / "recordings")
+
+    @property
+    def effective_recording_store_dir(self) -> Path:
+        return self.recording_store_dir or (self.data_dir / "recordings-store")
 
     def runs(self, part: Part) -> bool:
         return part in self.only

@@ -94,6 +94,64 @@ async def build_services(c: "Container") -> None:
     if hasattr(c.ivr, "start"):
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
+    await build_reports(c)
+    await build_recording(c)
+
+
+# --- reports (issue 16): fact store, live counters, report API
+async def build_reports(c: "Container") -> None:
+    """CTI changes ──FactsSubscriber──▶ ReportService (live counters + fact store); the IVR's
+    observer ──▶ IVR steps and survey answers; the CTI wallboard counters come from the facts."""
+    from reports.service import ReportService
+    from reports.subscriber import KINDS, FactsSubscriber
+
+    s = c.settings
+    clock = c.cti._clock  # the CTI's clock: the changes' ``now`` and the live counters' day agree
+    c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
+    facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
+    c.reports.open_spans = facts.open_spans
+    await c.reports.start()
+
+    async def stop_reports() -> None:
+        facts.close_all(clock())
+        await c.reports.stop()
+
+    c.add_closer(stop_reports)
+    c.cti.dispatcher.subscribe("report-facts", facts, kinds=KINDS)
+    c.cti.state.counters = c.reports.live.queue_today
+    state = c.cti.state
+    c.reports.config.sl_seconds_of = lambda q: (
+        state.queue_settings[q].service_level_seconds if q in state.queue_settings else None)
+    if c.ivr is not None and hasattr(c.ivr, "observer"):
+        c.ivr.observer = c.reports.ivr_finished
+
+
+async def build_recording(c: "Container") -> None:
+    """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,
+    the IVR's ``sensitive: true`` port, and its owned job/purge loops."""
+    s = c.settings
+    if not s.recording_enabled:
+        return
+    from recording.service import build_recording_service
+    from recording.subscriber import RecordingSubscriber
+
+    c.recording = build_recording_service(
+        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None),
+        bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
+    )
+    c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    c.cti.dispatcher.subscribe(
+        "recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS
+    )
+    if c.ivr is not None and hasattr(c.ivr, "recording"):
+        c.ivr.recording = c.recording
+    m = c.metrics.collector
+    m.gauge("callcore_recordings_live", "Calls being recorded now", lambda: len(c.recording.live))
+    m.counter("callcore_recording_jobs_done_total", "Recording post-processing jobs finished", lambda: c.recording.jobs_done)
+    m.counter("callcore_recording_write_failures_total", "Recording bookkeeping writes that failed for good",
+              lambda: c.recording.write_failures)
+    await c.recording.start()
+    c.add_closer(c.recording.stop)
 
 
 # --- security (issue 11) ------------------------------------------------------------------
@@ -179,9 +237,16 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
     ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
+    # --- reports (issue 16): this call's IVR steps, survey answers and callback request
+    from reports.service import ReportService
+
+    reports = ReportService.from_settings(settings, sessionmaker, rollup_every=None)
+    await reports.start(load_today=False)
+    ivr.observer = reports.ivr_finished
 
     async def aclose() -> None:
         try:
+            await reports.stop()
             await ivr.stop()
             crm_close = getattr(cti.crm, "aclose", None)
             if crm_close is not None:
@@ -199,6 +264,9 @@ def routers(c: "Container") -> list[Any]:
 
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
+    from recording.routes import router as recording_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
-    return [auth_router, audit_router, *cti_routers(), ivr_router, outbox_router]
+    from reports.routes import router as reports_router
+
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, outbox_router]
