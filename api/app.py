@@ -22,11 +22,19 @@ def create_app(container: "Container") -> FastAPI:
         title="callcore",
         version="0.1.0",
         description="Contact-center server for Asterisk: IVR, routing, CTI screen pop, recording and QA.",
+        # web UI: /docs is served by web.routes from vendored Swagger UI assets (no CDN); no ReDoc
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.include_router(health.router)
     for router in container.routers():
         app.include_router(router)
+    # --- web UI (issue 14): `/`, /static, /docs, /api/web/*
+    from web.routes import mount as mount_web
+
+    mount_web(app)
+    # --- end web UI
     for name, service in container.app_services().items():
         setattr(app.state, name, service)
     _harden(app, container.settings)  # security (issue 11)

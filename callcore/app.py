@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import time
 from typing import Any, Awaitable, Callable
 
@@ -45,6 +47,16 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
+def _bind_http(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"HTTP port {host}:{port} cannot be opened ({why}): stop the process using it "
+                      "or choose another with CALLCORE_HTTP_PORT / callcore serve --http-port") from None
+
+
 class Container:
     def __init__(self, settings: Settings, *, clock: Callable[[], Any] | None = None) -> None:
         from callcore.logs import install_redaction
@@ -72,6 +84,8 @@ class Container:
         self.auth: Any = None
         self.audit: Any = None
         self.reports: Any = None  # reports.service.ReportService (issue 16)
+        self.qa: Any = None
+        self.web: Any = None  # web UI service (wallboard feed), built in wiring
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -152,8 +166,11 @@ class Container:
         app = create_app(self)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
         server = _EmbeddedUvicorn(config)
+        # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
+        # raises SystemExit(3) from its task); uvicorn then serves on this socket
+        sock = _bind_http(s.http_host, s.http_port)
         self.http = server
-        task = self.spawn(server.serve(), "http")
+        task = self.spawn(server.serve(sockets=[sock]), "http")
         deadline = time.monotonic() + 10
         while not server.started:
             if task.done():
@@ -183,7 +200,9 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "qa": self.qa,
+                    "web": self.web}
+        services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
         services.update({"ws_guard": self.ws_guard, "outbox": self.outbox})  # reliability (issue 12)
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
@@ -367,6 +386,8 @@ async def serve(settings: Settings, ready: Callable[[Container], None] | None = 
 
 
 def _on_sighup(container: Container) -> None:
+    if container.qa is not None:  # qa: the evaluation forms reload like the dialplans
+        container.qa.registry.request_reload("SIGHUP")
     if container.ivr is None:
         log.info("SIGHUP: no IVR in this process, nothing to reload")
         return

@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     from recording import cli as recording_cli
 
     recording_cli.register(sub)
+    # --- kb (issue 17): callcore kb check|import|export|search|gaps|expiring
+    from kb import cli as kb_cli
+
+    kb_cli.register(sub)
+    # --- cti: `callcore desk AGENT` (watch an agent's screen pops; cti/cli.py)
+    from cti import cli as cti_cli
+
+    cti_cli.register(sub)
+    from qa import cli as qa_cli
+
+    qa_cli.register(sub)
     return parser
 
 

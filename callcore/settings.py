@@ -120,11 +120,15 @@ class Settings(BaseSettings):
     agi_command_timeout: float = 120.0
     agi_shutdown_grace: float = 3.0
 
+    # --- Asterisk configuration the dialplan checker compares flows with (issue 9 item 6):
+    # voicemail nodes must name a mailbox this voicemail.conf defines; None: not checked
+    voicemail_conf: Path | None = Path("./asterisk-config/voicemail.conf")
+
     # --- AMI
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = "callcore"
-    ami_secret: SecretStr = SecretStr("callcore-secret")
+    ami_secret: SecretStr = SecretStr("change-me-callcore-secret")  # = asterisk-config/manager.conf
     ami_action_timeout: float = 5.0
     ami_reconnect_min: float = 0.5
     ami_reconnect_max: float = 30.0
@@ -190,12 +194,36 @@ class Settings(BaseSettings):
     recording_purge_interval_seconds: float = 3600.0
     recording_agents_see_own: bool = True  # agents may list/play the recordings of their own calls
 
+    # --- knowledge base (kb, issue 17)
+    kb_rules_file: Path | None = None  # default: <dialplans_dir>/kb/rules.yaml
+    #: load the Markdown articles of kb_sample_dir (default: the shipped sample, kb/sample)
+    #: into an empty knowledge base on start
+    kb_load_sample: bool = True
+    kb_sample_dir: Path | None = None
+
+    @property
+    def effective_kb_rules_file(self) -> Path:
+        return self.kb_rules_file or (self.dialplans_dir / "kb" / "rules.yaml")
+    # --- quality assurance (qa/; docs/qa.md)
+    qa_forms_dir: Path = Path("./qa-forms")
+    qa_forms_watch: bool = True
+    qa_respond_days: float = 14  # the agent's window to acknowledge or dispute
+    qa_leads: list[str] = Field(default_factory=list)  # subjects who resolve disputes (admins always may)
+    qa_csat_question: str = "csat"  # IVR survey question whose answer is the call's CSAT
+    # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
+    web_config: Path | None = None
+
     @field_validator("only", mode="before")
     @classmethod
     def _split_only(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
+
+    @field_validator("voicemail_conf", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:  # CALLCORE_VOICEMAIL_CONF= (empty): do not check mailboxes
+        return None if isinstance(v, str) and not v.strip() else v
 
     # ---- derived values
     @property

@@ -96,6 +96,11 @@ async def build_services(c: "Container") -> None:
         c.add_closer(c.ivr.stop)
     await build_reports(c)
     await build_recording(c)
+    # --- kb (issue 17): the knowledge base, fed by the screen pop of CTI's calls (attachments on
+    # the recording storage port when recording is on)
+    if s.runs("http") or s.runs("ami"):
+        await build_kb(c)
+    await build_qa(c)
 
 
 # --- reports (issue 16): fact store, live counters, report API
@@ -125,6 +130,20 @@ async def build_reports(c: "Container") -> None:
     if c.ivr is not None and hasattr(c.ivr, "observer"):
         c.ivr.observer = c.reports.ivr_finished
 
+    # --- web UI (issue 14): the wallboard feed reads CTI's bus messages, pushes wallboard.update
+    if s.runs("http"):
+        from web.models import load_config
+        from web.service import WebService
+
+        cti = c.cti
+        c.web = WebService(
+            bus=c.bus, config=load_config(s.web_config), agents=cti.agents.list_agents,
+            queue_stats=cti.queues.queue_views, pause_reasons=lambda: list(cti.agents.pause_reasons),
+        )
+        await c.web.start()
+        c.add_closer(c.web.stop)
+    # --- end web UI
+
 
 async def build_recording(c: "Container") -> None:
     """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,
@@ -152,6 +171,59 @@ async def build_recording(c: "Container") -> None:
               lambda: c.recording.write_failures)
     await c.recording.start()
     c.add_closer(c.recording.stop)
+
+
+async def build_kb(c: "Container") -> None:
+    """Knowledge base (``app.state.kb``): search, the ``"kb"`` pop enricher, suggestions and
+    marks for a call read from CTI's pop of that call."""
+    from kb.analysis import Analyzer
+    from kb.notifier import KbNotifier
+    from kb.repository import KbRepository
+    from kb.service import SAMPLE_DIR, KbService
+    from recording.storage import build_storage
+
+    s = c.settings
+    rules_file = s.effective_kb_rules_file
+    cti = c.cti
+    notifier = KbNotifier(c.bus, agents=lambda: [a.id for a in cti.state.agents.values() if a.logged_in])
+    ivr = c.ivr
+
+    def flow_nodes() -> list[str] | None:  # for the rules checker's "no dialplan node named …" warning
+        registry = getattr(ivr, "registry", None)
+        if registry is None or not registry.loaded:
+            return None
+        return [n for f in registry.current.flows.values() for n in f.nodes]
+
+    def pop_for(call_id: str) -> dict[str, Any] | None:  # the pop of a live or just-ended call
+        call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
+        return cti.pops.pop(call, call.agent_id) if call is not None else None
+
+    # attachments on the recording storage port: the same backend (fs or S3), keys kb/<article>/<sha256>
+    store = c.recording.storage if c.recording is not None else build_storage(s)
+    c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=store,
+                     notifier=notifier, rules_file=rules_file, flow_nodes=flow_nodes, pops=pop_for)
+    if rules_file.is_file():
+        loaded = c.kb.reload_rules()
+        for problem in loaded["problems"]:
+            log.warning("kb rules: %s", problem)
+        if not loaded["reloaded"]:
+            log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
+    else:
+        log.warning("kb rules %s not found: the pop carries no suggestions", rules_file)
+    await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
+    c.add_closer(c.kb.stop)
+    # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
+    # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
+    cti.pops.add_enricher("kb", c.kb.enrich)
+
+
+# --- qa (issue 15): forms registry (hot reload) + evaluations, work list, calibration
+async def build_qa(c: "Container") -> None:
+    from qa.service import build_qa_service
+
+    c.qa = build_qa_service(c.settings, c.sessionmaker, audit=c.audit, recordings=c.recording is not None)
+    await c.qa.start()
+    c.add_closer(c.qa.stop)
 
 
 # --- security (issue 11) ------------------------------------------------------------------
@@ -260,13 +332,40 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
 def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
+    from kb.routes import router as kb_router  # kb (issue 17)
     from outbox.routes import router as outbox_router
 
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
     from recording.routes import router as recording_router
+    from qa.routes import router as qa_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
     from reports.routes import router as reports_router
 
-    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, outbox_router]
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router, qa_router, outbox_router]
+
+
+# --- ivr: `callcore dialplan try` looks customers up where the server does (issue 20)
+async def build_try_lookup(settings: Any) -> tuple[Any, str, Any]:
+    """The IVR lookup the server would use, for ``callcore dialplan try``: ``settings.crm_url`` if
+    set, else the built-in customer table of the configured database. Returns
+    ``(lookup, what it is, async aclose or None)``."""
+    from pathlib import Path
+
+    from callcore.app import _redact_url
+    from ivr.lookup import HttpLookupClient, PhoneDirectoryLookup
+
+    if settings.crm_url:
+        return HttpLookupClient(settings.crm_url), f"lookups: the CRM at {settings.crm_url} (settings.crm_url)", None
+    url = settings.effective_database_url
+    if url.startswith("sqlite") and ":///" in url and not Path(url.split(":///", 1)[1]).exists():
+        return (HttpLookupClient(""), f"lookups: no database at {url.split(':///', 1)[1]} yet (start the server once, or pass "
+                "--lookup-fixture / --crm-url): every customer lookup takes its fallback", None)
+    from callcore.db import create_engine, session_factory
+    from cti.crm import BuiltinCrm
+    from cti.repository import CtiRepository
+
+    engine = create_engine(url)
+    lookup = PhoneDirectoryLookup(BuiltinCrm(CtiRepository(session_factory(engine))), fallback=HttpLookupClient(""))
+    return lookup, f"lookups: the built-in customer table of {_redact_url(url)} (as the server)", engine.dispose

@@ -8,7 +8,9 @@ Checks: YAML syntax and duplicate keys (menu digits), unknown node types and
 fields, value types, undefined targets (with "did you mean"), unreachable
 nodes, loops that can cycle without a node that waits for the caller,
 unknown schedules / subflows, subflow recursion, missing sound files per
-language, variables that are read but never set.
+language, variables that are read but never set, voicemail mailboxes that the
+Asterisk ``voicemail.conf`` in use does not define (``settings.voicemail_conf``;
+default: the shipped ``asterisk-config/voicemail.conf``).
 """
 
 from __future__ import annotations
@@ -316,8 +318,60 @@ def _subflow_cycles(flows: dict[str, Flow]) -> list[Problem]:
     return out
 
 
-def check_flows(flows: dict[str, Flow], sounds_dir: Path | None) -> list[Problem]:
+#: voicemail.conf sections that are not mailbox contexts
+VOICEMAIL_NON_CONTEXTS = frozenset({"general", "zonemessages"})
+
+
+def voicemail_mailboxes(text: str) -> dict[str, set[str]]:
+    """Mailboxes per context of a voicemail.conf (``[context]`` then ``box => pin,name,…``)."""
+    out: dict[str, set[str]] = {}
+    context: str | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and "]" in line:
+            name = line[1 : line.index("]")].strip()
+            context = None if name.lower() in VOICEMAIL_NON_CONTEXTS else name
+            if context is not None:
+                out.setdefault(context, set())
+            continue
+        if context is not None and "=>" in line:
+            out[context].add(line.split("=>", 1)[0].strip())
+    return out
+
+
+def check_mailboxes(flows: dict[str, Flow], voicemail_conf: Path | None) -> list[Problem]:
+    """``voicemail`` nodes whose ``box[@context]`` the voicemail.conf does not define (Asterisk's
+    ``VoiceMail()`` would fail with VMSTATUS=FAILED and the caller would be hung up). A mailbox without
+    ``@context`` is in Asterisk's ``default`` context."""
+    nodes = [(f, n) for f in flows.values() for n in f.nodes.values() if n.type == "voicemail" and n.args.get("mailbox")]
+    if voicemail_conf is None or not nodes:
+        return []
+    path = Path(voicemail_conf)
+    try:
+        boxes = voicemail_mailboxes(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        _, n = nodes[0]
+        return [Problem(n.where("mailbox"), f"voicemail.conf {path} could not be read ({exc.__class__.__name__}): mailboxes not checked (setting voicemail_conf)", "warning")]
+    problems = []
+    for _, n in nodes:
+        box, _, context = str(n.args["mailbox"]).partition("@")
+        context = context or "default"
+        if box in boxes.get(context, set()):
+            continue
+        if context not in boxes:
+            known = ", ".join(sorted(boxes)) or "none"
+            why = f"voicemail.conf {path} has no context [{context}] (contexts: {known})"
+        else:
+            why = f"context [{context}] of voicemail.conf {path} has no mailbox {box!r}{_suggest(box, boxes[context])}"
+        problems.append(Problem(n.where("mailbox"), f"voicemail {n.id!r}: mailbox {n.args['mailbox']!r} is not defined: {why}"))
+    return problems
+
+
+def check_flows(flows: dict[str, Flow], sounds_dir: Path | None, voicemail_conf: Path | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    problems.extend(check_mailboxes(flows, voicemail_conf))
     assigned: set[str] = set()
     for flow in flows.values():
         assigned |= _assigned_vars(flow)
@@ -361,7 +415,10 @@ def parse_sources(sources: dict[str, tuple[str, str]], read_include, includes_fo
     return flows, problems
 
 
-def check_dir(directory: Path, sounds_dir: Path | None = None, *, display_prefix: str | None = None, check_sounds: bool = True) -> CheckResult:
+def check_dir(
+    directory: Path, sounds_dir: Path | None = None, *, display_prefix: str | None = None, check_sounds: bool = True,
+    voicemail_conf: Path | None = None,
+) -> CheckResult:
     """Load and check every flow in ``directory`` (``*.yaml`` at its top level).
 
     File names in problems are ``<display_prefix>/<name>`` (default: the directory as given)."""
@@ -388,7 +445,7 @@ def check_dir(directory: Path, sounds_dir: Path | None = None, *, display_prefix
     problems.extend(probs)
     if sounds_dir is None:
         sounds_dir = directory / "sounds"
-    problems.extend(check_flows(flows, sounds_dir if check_sounds else None))
+    problems.extend(check_flows(flows, sounds_dir if check_sounds else None, voicemail_conf))
     return CheckResult(flows, sort_problems(problems), texts)
 
 
@@ -420,16 +477,16 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def check_path(path: Path, sounds_dir: Path | None = None, *, check_sounds: bool = True) -> CheckResult:
+def check_path(path: Path, sounds_dir: Path | None = None, *, check_sounds: bool = True, voicemail_conf: Path | None = None) -> CheckResult:
     """``callcore dialplan check PATH``: a directory, or one flow file (checked together with its
     siblings so subflows resolve; only that file's own problems are reported)."""
     path = Path(path)
     if path.is_dir():
-        return check_dir(path, sounds_dir, check_sounds=check_sounds)
+        return check_dir(path, sounds_dir, check_sounds=check_sounds, voicemail_conf=voicemail_conf)
     if not path.is_file():
         return CheckResult({}, [Problem(Pos(str(path), 1, 1), "no such file or directory")])
     parent = str(path.parent) if str(path.parent) != "." else ""
-    result = check_dir(path.parent, sounds_dir, display_prefix=parent, check_sounds=check_sounds)
+    result = check_dir(path.parent, sounds_dir, display_prefix=parent, check_sounds=check_sounds, voicemail_conf=voicemail_conf)
     want = display_name(parent, path.name)
     result.problems = [p for p in result.problems if p.pos.file == want]
     result.flows = {n: f for n, f in result.flows.items() if f.file == want}

@@ -39,11 +39,21 @@ def _api_base(args: argparse.Namespace) -> str:
     return f"http://{s.http_host}:{s.http_port}"
 
 
+def _voicemail_conf(args: argparse.Namespace) -> Path | None:
+    """``--voicemail-conf PATH`` (``none``: skip), else ``settings.voicemail_conf``."""
+    given = getattr(args, "voicemail_conf", None)
+    if given is not None:
+        return None if given == "none" else Path(given)
+    from callcore.settings import Settings
+
+    return Settings().voicemail_conf
+
+
 # ---------------------------------------------------------------- check
 def cmd_check(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     path = Path(args.path) if args.path else _default_dir()
     sounds = Path(args.sounds) if args.sounds else None
-    result = check_path(path, sounds_dir=sounds, check_sounds=not args.no_sounds)
+    result = check_path(path, sounds_dir=sounds, check_sounds=not args.no_sounds, voicemail_conf=_voicemail_conf(args))
     for p in result.problems:
         if p.severity == "error" or not args.quiet:
             out(str(p))
@@ -92,10 +102,17 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         out(f"no flow {args.flow!r} in {directory} (flows: {', '.join(sorted(result.flows))})")
         return 2
     at = _parse_at(args.at)
+    release = None
     if args.lookup_fixture:
         lookup: Any = FixtureLookupClient.from_file(Path(args.lookup_fixture))
-    else:
+    elif args.crm_url:
         lookup = HttpLookupClient(args.crm_url)
+    else:  # what the server uses: settings.crm_url, else its built-in customer table
+        from callcore.settings import Settings
+        from callcore.wiring import build_try_lookup
+
+        lookup, what, release = await build_try_lookup(Settings())
+        out(what)
     callbacks = InMemoryCallbackSink()
     answers = None if args.interactive else ([] if args.digits in (None, "") else args.digits.split(","))
     info = CallInfo(
@@ -109,10 +126,14 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     engine = Engine(result.flows, router=_FixedWaitRouter(args.queue_wait), callbacks=callbacks, lookup=lookup,
                     clock=lambda: at, trace=out)
     out(f"☎ call from {args.caller or 'anonymous'} to {args.dialed or '-'} at {at.isoformat()} → flow {args.flow!r}")
-    outcome = await engine.run(channel, args.flow, args.lang)
-    aclose = getattr(lookup, "aclose", None)
-    if aclose:
-        await aclose()
+    try:
+        outcome = await engine.run(channel, args.flow, args.lang)
+    finally:
+        aclose = getattr(lookup, "aclose", None)
+        if aclose:
+            await aclose()
+        if release is not None:
+            await release()
     out("")
     if outcome.kind == "queue":
         t = f", timeout {outcome.timeout} s" if outcome.timeout else ""
@@ -128,6 +149,9 @@ async def _try(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if outcome.survey_answers:
         out("  survey answers: " + json.dumps(outcome.survey_answers))
     out("  path: " + " → ".join(outcome.context["path"]))
+    lang = outcome.language
+    journey = [e["text"].get(lang) or e["text"].get("*") or next(iter(e["text"].values())) for e in outcome.context["journey"]]
+    out("  journey (screen pop): " + (" → ".join(journey) if journey else "(no node has a label)"))
     out("  IVR context for the agent: " + json.dumps(outcome.context["agent"], ensure_ascii=False))
     if args.json:
         out(json.dumps({"outcome": outcome.kind, "queue": outcome.queue, "priority": outcome.priority, "data": outcome.data,
@@ -141,7 +165,7 @@ def cmd_try(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
 
 # ---------------------------------------------------------------- graph
 def cmd_graph(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
-    from ivr.graph import to_dot
+    from ivr.graph import pick_font, to_dot
 
     directory = Path(args.dir) if args.dir else _default_dir()
     result = check_dir(directory, check_sounds=False)
@@ -149,7 +173,10 @@ def cmd_graph(args: argparse.Namespace, out: Callable[[str], None] = print) -> i
     if flow is None:
         out(f"no flow {args.flow!r} in {directory} (flows: {', '.join(sorted(result.flows))})")
         return 2
-    dot = to_dot(flow)
+    font, advice = pick_font(flow)
+    dot = to_dot(flow, font)
+    if advice and args.output:
+        out(f"note: {advice}")
     if not args.output:
         out(dot.rstrip("\n"))
         return 0
@@ -188,13 +215,20 @@ def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _unreachable(url: str, exc: Exception) -> str:
+    """One line: which URL was tried, why it failed, and what to set (issue 20)."""
+    return (f"cannot reach the callcore server at {url} ({exc.__class__.__name__}: {exc}); "
+            "is it running (scripts/serve)? Point at it with --api URL or CALLCORE_HTTP_HOST / CALLCORE_HTTP_PORT")
+
+
 def cmd_versions(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     import httpx
 
+    url = f"{_api_base(args)}/api/dialplans"
     try:
-        resp = httpx.get(f"{_api_base(args)}/api/dialplans", headers=_auth_headers(args), timeout=10)
+        resp = httpx.get(url, headers=_auth_headers(args), timeout=10)
     except httpx.HTTPError as exc:
-        out(f"cannot reach the callcore server: {exc}")
+        out(_unreachable(url, exc))
         return 1
     data = resp.json()
     for v in data.get("versions", []):
@@ -208,15 +242,11 @@ def cmd_versions(args: argparse.Namespace, out: Callable[[str], None] = print) -
 def cmd_rollback(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     import httpx
 
+    url = f"{_api_base(args)}/api/dialplans/{args.flow}/rollback"
     try:
-        resp = httpx.post(
-            f"{_api_base(args)}/api/dialplans/{args.flow}/rollback",
-            json={"hash": args.hash},
-            headers=_auth_headers(args),
-            timeout=30,
-        )
+        resp = httpx.post(url, json={"hash": args.hash}, headers=_auth_headers(args), timeout=30)
     except httpx.HTTPError as exc:
-        out(f"cannot reach the callcore server: {exc}")
+        out(_unreachable(url, exc))
         return 1
     data = resp.json()
     if resp.status_code == 200 and data.get("ok"):
@@ -257,6 +287,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("path", nargs="?", help="a dialplans directory or one flow file (default: settings.dialplans_dir)")
     p.add_argument("--sounds", help="sounds directory (default: <dialplans>/sounds)")
     p.add_argument("--no-sounds", action="store_true", help="skip the sound-file check")
+    p.add_argument("--voicemail-conf", help="Asterisk voicemail.conf the mailboxes must exist in "
+                   "(default: settings voicemail_conf = asterisk-config/voicemail.conf; 'none' skips the check)")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_check)
@@ -271,7 +303,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("--digits", help="answers, comma separated: '1,2,0101234#' ('' or t = timeout); then the caller hangs up")
     p.add_argument("--at", help="call time with offset, e.g. 2026-12-25T10:00+09:00 (default: now)")
     p.add_argument("--lookup-fixture", help="YAML mapping path -> response used instead of the CRM")
-    p.add_argument("--crm-url", help="real CRM base URL for lookups (default: lookups fail → fallback)")
+    p.add_argument("--crm-url", help="a CRM base URL for lookups (default: what the server uses — settings.crm_url, "
+                   "else the built-in customer table of the configured database)")
     p.add_argument("--queue-wait", type=int, help="estimated queue wait in seconds the router reports")
     p.add_argument("-i", "--interactive", action="store_true", help="read key presses from the terminal (single keys with real timeouts on a TTY; else one line per answer)")
     p.add_argument("--json", action="store_true", help="also print the outcome, context and step log as JSON")

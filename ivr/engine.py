@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from ivr import expressions
 from ivr.channel import Channel, ChannelError, ChannelHungUp
-from ivr.flow import QUEUE_NAME, Flow, Node, Prompt
+from ivr.flow import LABEL_PLACEHOLDER, QUEUE_NAME, Flow, Node, Prompt
 from ivr.lookup import LookupClient, LookupFailed
 from ivr.ports import CallbackRequest, CallbackSink, PassThroughRouter, RecordingControl, RouteRequest, Router
 
@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("queue", "hangup", "callback", "voicemail", "caller_hangup", "error")
 MAX_SUBFLOW_DEPTH = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+#: a language by name, in each display language (the journey's ``{language}``)
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "ko": {"ko": "한국어", "en": "Korean"},
+    "en": {"ko": "영어", "en": "English"},
+}
 
 
 def clean_text(value: Any, limit: int = 200) -> Any:
@@ -107,6 +114,7 @@ class _Call:
         self.vars: dict[str, Any] = {}
         self.path: list[str] = []
         self.digits: list[dict[str, str]] = []
+        self.journey: list[dict[str, Any]] = []
         self.lookups: dict[str, dict[str, Any]] = {}
         self.steps: list[Step] = []
         self.agent_vars: list[str] = []
@@ -242,8 +250,12 @@ class Engine:
                 started = self.monotonic()
                 try:
                     nxt = await self._exec(node, frame.flow, call, step, stack)
+                except _End:
+                    self._journey(node, frame.flow, call, step)
+                    raise
                 finally:
                     step.duration_ms = int((self.monotonic() - started) * 1000)
+                self._journey(node, frame.flow, call, step)
                 if nxt is None:  # return from a subflow
                     done = stack.pop()
                     if not stack:
@@ -308,6 +320,7 @@ class Engine:
             "language": call.lang,
             "path": list(call.path),
             "digits": list(call.digits),
+            "journey": list(call.journey),
             "lookups": dict(call.lookups),
             "agent": agent,
             "hours": call.hours,
@@ -325,6 +338,31 @@ class Engine:
     async def _exec(self, node: Node, flow: Flow, call: _Call, step: Step, stack: list[_Frame]) -> str | None:
         handler = getattr(self, f"_n_{node.type}")
         return await handler(node, flow, call, step, stack)
+
+    def _journey(self, node: Node, flow: Flow, call: _Call, step: Step) -> None:
+        """The IVR journey in words for the screen pop: one entry per visited node that has a
+        ``label``, rendered in each of its languages (``{input}`` = the keys pressed here,
+        ``{language}`` = the caller's language by name, ``{var}`` = a flow variable)."""
+        if not node.label:
+            return
+        tries = (step.input or "").split(",")
+        pressed = next((t for t in reversed(tries) if t and t != "timeout"), "")
+
+        def render(text: str, lang: str) -> str:
+            def value(m: re.Match[str]) -> str:
+                name = m.group(1)
+                if name == "input":
+                    return pressed
+                if name == "language":
+                    names = LANGUAGE_NAMES.get(call.lang, {})
+                    return names.get(lang) or names.get("en") or call.lang
+                v = call.vars.get(name)
+                return "" if v is None else clean_text(str(v))
+
+            return LABEL_PLACEHOLDER.sub(value, text)
+
+        text = {lang: render(t, lang) for lang, t in node.label.items()}
+        call.journey.append({"node": f"{flow.name}:{node.id}", "text": text})
 
     def _input(self, call: _Call, flow: Flow, node: Node, step: Step, keys: str) -> None:
         step.input = keys if step.input is None else f"{step.input},{keys}"

@@ -110,6 +110,9 @@ class Node:
     args: dict[str, Any]
     arg_pos: dict[str, Pos]
     key_pos: dict[str, Pos]
+    #: what the agent reads in the screen pop's IVR journey, per language (``label:``);
+    #: may hold ``{input}`` (the keys pressed here), ``{language}`` and ``{<variable>}``
+    label: dict[str, str] | None = None
 
     def edges(self) -> list[Edge]:
         """Every node id this node can continue to, with a label for graphs and errors."""
@@ -459,6 +462,23 @@ def v_questions(v: Any, pos: Pos, ctx: Ctx) -> list[Question]:
     return out
 
 
+LABEL_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def v_label(v: Any, pos: Pos, ctx: Ctx) -> dict[str, str]:
+    """A node's journey label: one text for every language, or a mapping language → text."""
+    if isinstance(v, str):
+        texts = {"*": v}
+    elif isinstance(v, dict) and v and all(isinstance(k, str) and isinstance(t, str) for k, t in v.items()):
+        texts = {str(k): str(t) for k, t in v.items()}
+    else:
+        raise SchemaError("a label is a text, or a mapping language → text ({ko: 카드 결제, en: Card payment})", pos)
+    for text in texts.values():
+        if not text.strip() or len(text) > 200 or "\n" in text:
+            raise SchemaError("a label is one line of 1-200 characters", pos)
+    return texts
+
+
 # ----------------------------------------------------------------- node specs
 REQ = object()  # marker: the field is required
 
@@ -544,7 +564,7 @@ SPECS: dict[str, dict[str, tuple[Validator, Any]]] = {
     },
     "hangup": {"prompt": (v_prompt, None)},
 }
-COMMON_FIELDS = {"type", "description"}
+COMMON_FIELDS = {"type", "description", "label"}
 
 
 def _parse_node(node_id: Any, raw: Any, pos: Pos, key_pos: Pos, ctx: Ctx) -> Node | None:
@@ -591,7 +611,14 @@ def _parse_node(node_id: Any, raw: Any, pos: Pos, key_pos: Pos, ctx: Ctx) -> Nod
         ctx.prefix = ""
     if ntype == "menu" and isinstance(raw.get("options"), LMap):
         args["_options_pos"] = dict(raw["options"].val_pos)
-    node = Node(node_id, ntype, pos, args, arg_pos, dict(raw.key_pos))
+    label = None
+    if "label" in raw:
+        try:
+            label = v_label(raw["label"], raw.where("label"), ctx)
+        except SchemaError as exc:
+            ctx.err(exc.pos, f"field 'label': {exc.message}")
+            ok = False
+    node = Node(node_id, ntype, pos, args, arg_pos, dict(raw.key_pos), label)
     if ok:
         _node_rules(node, ctx)
     return node

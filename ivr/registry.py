@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from callcore.db import utcnow
+from callcore.reloader import DirectoryReloader
 from ivr.checker import check_flows, display_name, flow_files, include_reader, sort_problems
 from ivr.flow import Flow, parse_flow
 from ivr.loader import Pos, Problem
@@ -85,8 +86,10 @@ class FlowRegistry:
         check_sounds: bool = True,
         watch: bool = False,
         watch_debounce_ms: int = 300,
+        voicemail_conf: Path | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.voicemail_conf = voicemail_conf  # mailboxes of voicemail nodes are checked against it
         self.sounds_dir = Path(sounds_dir) if sounds_dir is not None else self.directory / "sounds"
         self.store: VersionStore = store if store is not None else MemoryIvrRepository()
         self.clock = clock
@@ -97,9 +100,10 @@ class FlowRegistry:
         self._disk_hash: dict[str, str] = {}  # flow -> hash last seen on disk
         self._history: dict[tuple[str, str], FlowVersion] = {}
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._watch_task: asyncio.Task[None] | None = None
-        self._stop_event: asyncio.Event | None = None
+        self._reloader = DirectoryReloader(
+            self.directory, self.reload, name="dialplan", debounce_ms=watch_debounce_ms,
+            fallback="use SIGHUP or POST /api/dialplans/reload",
+        )
         self.last_result: ReloadResult | None = None
         self.reloads = 0  # successful reloads (for tests and /api/dialplans)
 
@@ -153,7 +157,7 @@ class FlowRegistry:
             flows[name] = flow
             h = content_hash(v.source, flow.includes) if name in from_disk else v.hash
             final[name] = FlowVersion(name, h, v.source, v.file, dict(flow.includes), v.loaded_at)
-        problems.extend(check_flows(flows, self.sounds_dir if self.check_sounds else None))
+        problems.extend(check_flows(flows, self.sounds_dir if self.check_sounds else None, self.voicemail_conf))
         return flows, sort_problems(problems), final
 
     async def reload(self, reason: str = "manual") -> ReloadResult:
@@ -253,6 +257,18 @@ class FlowRegistry:
             self.last_result = result
             return result
 
+    async def inspect_version(self, flow: str, hash: str) -> tuple[FlowVersion, Flow | None, list[Problem]] | None:
+        """One stored version of ``flow`` (hash or 6+ char prefix) parsed and checked together
+        with the other active flows, as a rollback to it would be: ``(version, parsed flow or
+        None, problems)``, or None when no such version is stored. Changes nothing."""
+        version = await self._find_version(flow, hash)
+        if version is None:
+            return None
+        candidates = dict(self._current.sources) if self._current is not None else {}
+        candidates[flow] = version
+        flows, problems, _ = await asyncio.to_thread(self._build, candidates, set())
+        return version, flows.get(flow), problems
+
     async def _find_version(self, flow: str, hash: str) -> FlowVersion | None:
         if len(hash) < 6:
             return None
@@ -267,41 +283,13 @@ class FlowRegistry:
     async def start(self) -> ReloadResult:
         """First load, then (if enabled) watch the directory."""
         result = await self.reload("startup")
-        if self.watch_enabled and self._watch_task is None:
-            self._stop_event = asyncio.Event()
-            self._watch_task = asyncio.create_task(self._watch(), name="dialplan-watch")
+        if self.watch_enabled:
+            self._reloader.start_watch()
         return result
-
-    async def _watch(self) -> None:
-        from watchfiles import awatch
-
-        assert self._stop_event is not None
-        try:
-            async for changes in awatch(self.directory, stop_event=self._stop_event, debounce=self.watch_debounce_ms, step=50):
-                names = sorted({Path(p).name for _, p in changes})
-                await self.reload(f"file change: {', '.join(names)}")
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the watcher must not die silently
-            log.exception("dialplan watcher stopped; use SIGHUP or POST /api/dialplans/reload")
 
     def request_reload(self, reason: str) -> asyncio.Task[ReloadResult]:
         """Schedule a reload as an owned task (the composition root's SIGHUP handler)."""
-        task = asyncio.get_running_loop().create_task(self.reload(reason), name=f"dialplan-reload:{reason}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._reloader.request(reason)
 
     async def stop(self) -> None:
-        if self._stop_event is not None:
-            self._stop_event.set()
-        tasks = list(self._tasks) + ([self._watch_task] if self._watch_task else [])
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
-        self._tasks.clear()
-        self._watch_task = None
+        await self._reloader.stop()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcore.db import utcnow
@@ -132,7 +132,8 @@ class MemoryIvrRepository:
             self._answers.append({"session_id": session_id, "uniqueid": s["uniqueid"], "flow": outcome.flow, "question": q, "answer": a})
 
     async def context_for(self, uniqueid: str) -> dict[str, Any] | None:
-        for s in sorted(self._sessions.values(), key=lambda s: -s["id"]):
+        # the run that handed the call to a queue wins over a later one (the post-call survey)
+        for s in sorted(self._sessions.values(), key=lambda s: (s["outcome"] != "queue", -s["id"])):
             if s["uniqueid"] == uniqueid and s["context"]:
                 return s["context"]
         return None
@@ -236,7 +237,8 @@ class SqlIvrRepository:
             ctx = await db.scalar(
                 select(IvrSessionRow.context)
                 .where(IvrSessionRow.uniqueid == uniqueid, IvrSessionRow.outcome.is_not(None))
-                .order_by(IvrSessionRow.id.desc())
+                # the run that handed the call to a queue wins over a later one (the post-call survey)
+                .order_by(case((IvrSessionRow.outcome == "queue", 0), else_=1), IvrSessionRow.id.desc())
                 .limit(1)
             )
             return ctx or None

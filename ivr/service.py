@@ -142,7 +142,9 @@ class IvrService:
         if outcome.kind == "queue":
             self._remember(info.uniqueid, outcome.context)  # before the variables: Queue() may start at once
             await self._hand_off(channel, outcome, session_id)
-        self._remember(info.uniqueid, outcome.context)
+        if outcome.kind == "queue" or info.uniqueid not in self._contexts:
+            # a later run on the same channel (the post-call survey) keeps the call's IVR context
+            self._remember(info.uniqueid, outcome.context)
         if session_id is not None:
             try:
                 await self.repository.finish_session(session_id, outcome, self.clock())
@@ -235,7 +237,10 @@ async def build_ivr_service(
 
     repository: IvrRepository = SqlIvrRepository(sessionmaker) if sessionmaker is not None else MemoryIvrRepository()
     sounds_dir = Path(settings.effective_sounds_dir)
-    registry = FlowRegistry(Path(settings.dialplans_dir), sounds_dir, store=repository, watch=bool(settings.dialplan_watch))
+    registry = FlowRegistry(
+        Path(settings.dialplans_dir), sounds_dir, store=repository, watch=bool(settings.dialplan_watch),
+        voicemail_conf=getattr(settings, "voicemail_conf", None),
+    )
     if callbacks is None:
         log.warning("no callback store configured: callback requests are kept in memory only")
         callbacks = InMemoryCallbackSink()

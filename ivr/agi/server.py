@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import ipaddress
 import logging
+import os
 import math
 import time
 from collections import OrderedDict
@@ -378,9 +379,15 @@ class FastAgiServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("FastAgiServer already started")
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, limit=self.max_line_bytes
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, self.host, self._port, limit=self.max_line_bytes
+            )
+        except OSError as exc:  # one clear line for the operator (issue 20), not a traceback
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"FastAGI port {self.host}:{self._port} cannot be opened ({why}): stop the "
+                          "process using it or choose another with CALLCORE_AGI_PORT / callcore serve --agi-port "
+                          "(and the same port in extensions.conf's AGI(agi://…))") from None
         log.info("FastAGI listening on agi://%s:%d (routes: %s)", self.host, self.port, ", ".join(self._routes._route) or "none")
 
     async def close(self, grace: float = 3.0) -> None:

@@ -6,12 +6,13 @@ Public API (see README.md)::
 """
 
 from .model import AgentBehavior, PbxConfig, QueueConfig, default_queues
-from .pbx import AgentHandle, Call, Event, Hangup, Pbx, Press, Wait
+from .pbx import AgentHandle, AwaitPrompt, Call, Event, Hangup, Pbx, Press, Wait
 from .ami import load_manager_filters, load_manager_user
 
 __all__ = [
     "AgentBehavior",
     "AgentHandle",
+    "AwaitPrompt",
     "Call",
     "Event",
     "Hangup",

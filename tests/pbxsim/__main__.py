@@ -1,11 +1,13 @@
 """Run the PBX emulator as a server, by hand::
 
     python -m tests.pbxsim --ami-port 5038 --agi 127.0.0.1:4573 \\
-        --queues sales:ringall,billing:leastrecent,tech:rrmemory \\
-        --member "sales=Local/1001@agents/n:Agent 1001" --agent 1001:answer=2,hangup=30 \\
-        --call "01012345678:홍길동@ivr-in/1588" --script "wait:1.5,press:1,wait:25,hangup"
+        --member "sales=Local/1001@agents/n:Agent 1001" --agent 1001:answer=3,hangup=20 \\
+        --call "01012345678:홍길동@ivr-in/15881234" --script "await:main_menu,press:3,wait:40,hangup"
 
 AMI user ``callcore`` (``--secret``); events are printed with ``--verbose``. Ctrl-C stops it.
+``--call`` waits until an AMI client (callcore) has logged in and resynchronised (``--call-now``:
+at once). Script steps: ``wait:S``, ``press:D``, ``await:PROMPT`` (until the IVR plays that
+prompt, so the next press lands while it listens), ``hangup``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .model import AgentBehavior, PbxConfig, QueueConfig, default_queues
-from .pbx import Hangup, Pbx, Press, Step, Wait
+from .pbx import AwaitPrompt, Hangup, Pbx, Press, Step, Wait
 
 
 def parse_script(text: str) -> list[Step]:
@@ -30,8 +32,10 @@ def parse_script(text: str) -> list[Step]:
             steps.append(Press(arg))
         elif kind == "hangup":
             steps.append(Hangup())
+        elif kind == "await" and arg:
+            steps.append(AwaitPrompt(arg))
         else:
-            raise argparse.ArgumentTypeError(f"unknown script step {part!r} (wait:S, press:D, hangup)")
+            raise argparse.ArgumentTypeError(f"unknown script step {part!r} (wait:S, press:D, await:PROMPT, hangup)")
     return steps
 
 
@@ -53,13 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.pbxsim", description="callcore's Asterisk 20 emulator")
     p.add_argument("--ami-host", default="127.0.0.1")
     p.add_argument("--ami-port", type=int, default=5038, help="0 = any free port")
-    p.add_argument("--secret", default="callcore-secret")
+    p.add_argument("--secret", default=PbxConfig.secret, help="AMI secret (default: the one in asterisk-config/manager.conf)")
     p.add_argument("--agi", default="127.0.0.1:4573", help="callcore's FastAGI server host:port")
     p.add_argument("--queues", default="", help="name:strategy[:timeout],... (default: asterisk-config/queues.conf)")
     p.add_argument("--member", action="append", default=[], help="queue=interface[:member name]")
     p.add_argument("--agent", action="append", default=[], help="1001:answer=2,hangup=30 (never = never)")
     p.add_argument("--call", action="append", default=[], help="number[:name][@context/exten] placed at start")
-    p.add_argument("--script", default="wait:1.5,press:1,wait:25,hangup", help="caller script for --call")
+    p.add_argument("--script", default="await:main_menu,press:3,wait:40,hangup",
+                   help="caller script for --call: wait:S, press:D, await:PROMPT, hangup (default: into sales via the main menu)")
+    p.add_argument("--call-now", action="store_true", help="place --call at start, without waiting for an AMI client")
     p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument("--prompt-seconds", type=float, default=1.0, help="length of every prompt (virtual seconds)")
     p.add_argument("--seed", type=int, default=0)
@@ -99,6 +105,9 @@ async def amain(args: argparse.Namespace) -> int:
     print(f"pbxsim: AMI listening on {cfg.ami_host}:{pbx.ami_port} (user {cfg.username}); "
           f"FastAGI client -> {cfg.agi_host}:{cfg.agi_port}; recordings in {pbx.monitor_dir}", flush=True)
     script = parse_script(args.script)
+    if args.call and not args.call_now:
+        print("pbxsim: waiting for an AMI client (callcore) to log in before placing --call", flush=True)
+        await pbx.wait_for_ami_client()
     for spec in args.call:
         who, _, where = spec.partition("@")
         number, _, name = who.partition(":")

@@ -535,7 +535,9 @@ class AmiServer:
         name = h.get("channel", "")
         if not name:
             raise ActionError("No channel specified")
-        cause = int(h.get("cause", "16") or 16)
+        # manager.c: no Cause = "do not set hangupcause": a bridged channel ends with the bridge's
+        # 16 (normal clearing), a channel alone in an application with 0 (ami-chanspy-listen.raw)
+        cause = int(h["cause"]) if h.get("cause") else None
         if name.startswith("/") and name.endswith("/") and len(name) > 2:
             # manager.c: a regex hangs up every match and answers as a list
             rx = re.compile(name[1:-1])

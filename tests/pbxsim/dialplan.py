@@ -125,8 +125,9 @@ async def callcore_enter_queue(pbx: "Pbx", ch: Channel, qname: str) -> None:
     if status == "TIMEOUT":
         await callcore_voicemail(pbx, ch, qname)
         return
-    pbx.step(ch, "GotoIf", f"{1 if ch.vars.get('IVR_SURVEY') == '1' else 0}?survey,s,1")
-    if ch.vars.get("IVR_SURVEY") == "1":
+    survey = ch.vars.get("IVR_SURVEY_FLOW", "")
+    pbx.step(ch, "GotoIf", f"{1 if survey else 0}?survey,s,1")
+    if survey:
         ch.context, ch.exten = "survey", "s"
         await callcore_survey(pbx, ch, "s")
 
@@ -191,7 +192,7 @@ async def callcore_voicemail_ctx(pbx: "Pbx", ch: Channel, exten: str) -> None:
 
 
 async def callcore_survey(pbx: "Pbx", ch: Channel, exten: str) -> None:
-    url = _agi_url(pbx, pbx.cfg.survey_script)
+    url = _agi_url(pbx, pbx.cfg.survey_script.replace("{IVR_SURVEY_FLOW}", ch.vars.get("IVR_SURVEY_FLOW", "")))
     pbx.newexten(ch, "AGI", url, priority=1)
     await agi(pbx, ch, url, ())
 
@@ -252,7 +253,8 @@ async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
     spies on the first live channel whose name starts with the prefix (not ``ch`` itself).
     With option ``E`` it returns when the spied channel hangs up; without it ChanSpy goes on
     scanning and ``ch`` stays up until it is hung up (ami-chanspy-listen: ``q`` only, the spyer
-    outlived ChanSpyStop). Nothing to spy on: returns with ``S``, otherwise keeps scanning."""
+    outlived ChanSpyStop). Nothing to spy on: returns with ``S``, otherwise keeps scanning.
+    ``ChanSpyStop`` comes when the spied channel goes (see ``Pbx.detach_spies``) or ChanSpy ends."""
     spec, _, opts = data.partition(",")
     ch.app, ch.appdata = "ChanSpy", data
     target = pbx.channels.get(spec) or next(
@@ -264,10 +266,13 @@ async def chanspy(pbx: "Pbx", ch: Channel, data: str) -> None:
         return
     pbx.emit("ChanSpyStart", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
     ch.vars["SPY_OPTIONS"] = opts
+    target.spies.append(ch)
     try:
         await pbx.wait_on(ch, None, event=target.hangup_ev)
     finally:
-        pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
+        if ch in target.spies:  # not yet stopped by the spied call's teardown (Pbx.detach_spies)
+            target.spies.remove(ch)
+            pbx.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in pbx.snap(ch)] + [("Spyee" + k, v) for k, v in pbx.snap(target)])
     if "E" not in opts:
         await pbx.wait_on(ch, None)  # no E: ChanSpy keeps scanning, the supervisor's channel stays up
 
@@ -287,10 +292,13 @@ def _spy(mode: str):
         spy_h = [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)]
         pbx.emit("ChanSpyStart", spy_h)
         ch.vars["SPY_MODE"] = mode
+        target.spies.append(ch)
         try:
             await pbx.wait_on(ch, None, event=target.hangup_ev, redirectable=True)  # option E
         finally:
-            pbx.emit("ChanSpyStop", [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)])
+            if ch in target.spies:
+                target.spies.remove(ch)
+                pbx.emit("ChanSpyStop", [(("Spyer" + k), v) for k, v in pbx.snap(ch)] + [(("Spyee" + k), v) for k, v in pbx.snap(target)])
 
     return spy
 

@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pbx import AgentHandle, Pbx
 
 
-def _new_pjsip(pbx: "Pbx", resource: str, ch: Channel, exten: str) -> Channel:
+def _new_pjsip(pbx: "Pbx", resource: str, ch: Channel, exten: str, context: str = "default") -> Channel:
     pbx._chan_seq += 1
-    dest = pbx._new_channel(f"PJSIP/{resource}-{pbx._chan_seq:08x}", "default", exten, 0, ch.linkedid)
+    dest = pbx._new_channel(f"PJSIP/{resource}-{pbx._chan_seq:08x}", context, exten, 0, ch.linkedid)
     dest.device = f"PJSIP/{resource}"
     dest.cid_num, dest.cid_name = ch.cid_num, ch.cid_name
     dest.conn_num, dest.conn_name = ch.cid_num, ch.cid_name
@@ -134,6 +134,12 @@ async def dial_agent(pbx: "Pbx", ch: Channel, exten: str) -> str:
 
 
 async def dial_external(pbx: "Pbx", ch: Channel, number: str) -> str:
+    if not pbx.cfg.trunk_reachable:
+        # res_pjsip: "Could not create dialog to invalid URI 'trunk'": no channel, no DialBegin;
+        # cause 3 (No route to destination) stays on the calling channel (ami-click-to-call-unreachable.raw)
+        pbx.setvar(ch, "DIALSTATUS", "CHANUNAVAIL")
+        ch.pending_cause = 3
+        return "CHANUNAVAIL"
     behavior = pbx.customers.get(number, AgentBehavior(1.0, None))
     dest = _new_pjsip(pbx, "trunk", ch, number)
     return await _dial(pbx, ch, dest, f"{number}@trunk", behavior, None, 60.0)

@@ -90,6 +90,12 @@ class AgentBehavior:
     answer_after: float | None = 0.0
     hangup_after: float | None = 3.0
     manual: bool = False
+    #: a PJSIP phone behind the member's Local channel: ``;2`` runs ``Dial(PJSIP/<ext>,,tTr)`` of
+    #: ``[agents]`` (a ``PJSIP/<ext>-…`` channel, a second bridge; live-2026-12 ``ami-pjsip-call``)
+    pjsip: bool = False
+    #: False: the PJSIP contact is unreachable; each ring attempt fails at once, ``;2`` hangs up with
+    #: cause 3 (``ami-pjsip-phone-hold-unreachable-retries``)
+    reachable: bool = True
 
 
 #: Behaviour of the agent contexts used by the captures (``asterisk-etc/extensions.conf``).
@@ -99,6 +105,8 @@ CONTEXT_BEHAVIORS = {
     "agents-noanswer": AgentBehavior(None, None),
     # asterisk-config/extensions.conf [callcore-test-agent]: Wait(1), Answer(), Wait(8), Hangup()
     "callcore-test-agent": AgentBehavior(1.0, 8.0),
+    # live-2026-12 captures, extensions-livetest.conf [sim-agent-long]: Wait(2), Answer(), ~120 s of audio
+    "sim-agent-long": AgentBehavior(2.0, 120.0),
 }
 
 
@@ -107,20 +115,23 @@ class PbxConfig:
     ami_host: str = "127.0.0.1"
     ami_port: int = 0  # 0: pick a free port (see ``Pbx.ami_port``)
     username: str = "callcore"
-    secret: str = "callcore-secret"
+    secret: str = "change-me-callcore-secret"  # = asterisk-config/manager.conf
     #: where callcore's FastAGI server listens; replaces ``${CALLCORE_AGI_HOST}:4573`` of the dialplan
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     #: the AGI script (path + query string) run by ``ivr-in``; ``agi_args`` become ``agi_arg_N``
     ivr_script: str = "ivr?flow=main&lang=ko"
     ivr_args: tuple[str, ...] = ()
-    survey_script: str = "survey?flow=survey"
+    #: ``[survey]``: the AGI script run after the agent hangs up; ``{IVR_SURVEY_FLOW}`` is the channel variable
+    survey_script: str = "ivr?flow={IVR_SURVEY_FLOW}"
     queues: list[QueueConfig] = field(default_factory=default_queues)
     #: 0.01 plays a "20 s" call in 0.2 s
     time_scale: float = 1.0
     seed: int = 0
-    #: virtual wall clock at start (Uniqueid epochs, LoginTime, LastCall ...)
-    epoch: float = 1795395000.0
+    #: virtual wall clock at start (Uniqueid epochs, LoginTime, LastCall ...); ``None`` (the
+    #: default): the real clock when ``start()`` runs, so Uniqueids (``<epoch>.<sequence>``, also the
+    #: MixMonitor file names) differ between runs, as with Asterisk
+    epoch: float | None = None
     #: Uptime reported in FullyBooted at start (seconds)
     uptime: float = 50.0
     monitor_dir: Path | None = None  # where MixMonitor writes (Asterisk's spool/monitor)
@@ -143,6 +154,13 @@ class PbxConfig:
     #: features.conf ``[featuremap] atxfer`` (asterisk-config/features.conf); Asterisk's built-in
     #: default is empty, and then AMI Atxfer answers "No attended transfer feature code found"
     atxfer_featurecode: str = "*2"
+    #: the SIP trunk can create channels; False: ``Dial(PJSIP/<n>@trunk)`` fails at once, no channel,
+    #: DIALSTATUS CHANUNAVAIL, the caller ends with cause 3 (ami-click-to-call-unreachable.raw)
+    trunk_reachable: bool = True
+    #: the Local channel counter at start (``Local/…-<n+1>``): a capture's numbering, for replays
+    local_seq: int = 0
+    #: the same for PJSIP channels (``PJSIP/<endpoint>-<n+1>``); -1 makes the first one ``…-00000000``
+    pjsip_seq: int = 0
 
 
 class Recording:
@@ -255,6 +273,16 @@ class Channel:
         self.transfer_features = False
         self.atxfer_to: tuple[str, str] | None = None  # (exten, context) of a requested attended transfer
         self.atxfer_ev = asyncio.Event()
+        #: the app_queue bridge this channel (a queue caller) talks to an agent in, while it does
+        self.queue_bridge: Bridge | None = None
+        #: hung up by AMI ``Hangup`` on this channel itself (not by the phone behind a Local ;2)
+        self.ami_hangup = False
+        #: ChanSpy sessions attached to this channel (the spyer channels), see dialplan.chanspy
+        self.spies: list["Channel"] = []
+        #: the hangup cause a failed Dial left on the channel (``Hangup()`` without a cause uses it)
+        self.pending_cause: int | None = None
+        #: an originated Local half: the device whose state queue members follow (see Pbx._member_device)
+        self.origin_device: str | None = None
         #: app_queue's armed AgentComplete of a queue call the caller was Redirected out of: sent when
         #: this (caller) channel is finally hung up, just before its Hangup event (ami-blind-transfer-*)
         self.before_hangup: list[Callable[[], None]] = []

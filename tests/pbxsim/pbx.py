@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,16 @@ class Hangup:
     pass
 
 
-Step = Wait | Press | Hangup
+@dataclass(frozen=True)
+class AwaitPrompt:
+    """Wait until the IVR streams prompt ``name`` (the sound's base name) to the caller, so that
+    the next :class:`Press` lands while the IVR listens (DTMF between AGI commands is lost)."""
+
+    name: str
+    timeout: float = 120.0  # virtual seconds; the caller hangs up when it never comes
+
+
+Step = Wait | Press | Hangup | AwaitPrompt
 
 #: The ``[sim-caller]`` scripts of the capture run.
 CAPTURE_SCRIPTS: dict[str, list[Step]] = {
@@ -98,9 +108,20 @@ CAPTURE_SCRIPTS: dict[str, list[Step]] = {
 
 
 def _test_caller_script(exten: str) -> list[Step] | None:
-    """``[callcore-test-caller] _pressX``: Answer, Wait(6), SendDTMF(X), Wait(20), Hangup."""
+    """``[callcore-test-caller] _pressX``: Answer, Wait(6), SendDTMF(X), Wait(20), Hangup;
+    ``_surveyMQR``: Wait(6), SendDTMF(M), Wait(18), SendDTMF(Q), Wait(5), SendDTMF(R), Wait(15), Hangup."""
     if len(exten) == 6 and exten.startswith("press") and exten[5] in "0123456789*#":
         return [Wait(6), Press(exten[5]), Wait(20), Hangup()]
+    if len(exten) == 9 and exten.startswith("survey") and all(c in "0123456789*#" for c in exten[6:]):
+        return [Wait(6), Press(exten[6]), Wait(18), Press(exten[7]), Wait(5), Press(exten[8]), Wait(15), Hangup()]
+    return None
+
+
+def _live_caller_script(exten: str) -> list[Step] | None:
+    """live-2026-12 ``[sim-caller] _ivr.``: Answer, Wait(SIM_DELAY=7), SendDTMF(<rest>), ~60 s of
+    audio (SIM_HOLD), Hangup."""
+    if len(exten) > 3 and exten.startswith("ivr") and all(c in "0123456789*#" for c in exten[3:]):
+        return [Wait(7), Press(exten[3:]), Wait(60), Hangup()]
     return None
 
 
@@ -117,6 +138,8 @@ class _Leg:
     answered: bool = False
     task: asyncio.Task | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    phone: Channel | None = None  # the PJSIP/<ext> channel behind ;2 (AgentBehavior.pjsip)
+    phone_bridge: Bridge | None = None  # ;2 ↔ PJSIP/<ext>
 
 
 class AgentHandle:
@@ -132,6 +155,13 @@ class AgentHandle:
 
     def _reset(self) -> None:
         self._cmd = asyncio.Queue()
+
+    def _rung(self, leg: "_Leg", channel: Channel) -> None:
+        """This phone rings for ``leg`` (``channel``: the leg callcore sees)."""
+        self._reset()
+        self.current = leg
+        self.calls.append(channel)
+        self.pbx.notify()
 
     @property
     def ringing(self) -> bool:
@@ -264,7 +294,9 @@ class Call:
         await self.pbx.wait_for(lambda: self.one.gone and self.two.gone, timeout, "call ended")
 
     async def hangup(self) -> None:
-        if not self.two.gone:
+        if self.two is self.one:  # a trunk call: the caller's BYE
+            await self.pbx.hangup_channel(self.one)
+        elif not self.two.gone:
             await self.pbx.hangup_from_two(self.two, by_app=True)
         await self.pbx.wait_for(lambda: self.one.gone, 5.0, "caller leg gone")
 
@@ -272,19 +304,44 @@ class Call:
         for step in steps:
             if self.two.gone:
                 return
+            trunk = self.two is self.one  # a SIP phone on the trunk: no dialplan of its own
             if isinstance(step, Wait):
+                if trunk:
+                    try:
+                        await asyncio.wait_for(self.one.hangup_ev.wait(), step.seconds * self.pbx.cfg.time_scale)
+                        return
+                    except asyncio.TimeoutError:
+                        continue
                 self.pbx.newexten(self.two, "Wait", _fmt_num(step.seconds))
                 try:
                     await self.pbx.wait_on(self.two, step.seconds)
                 except HungUp:
                     return
             elif isinstance(step, Press):
-                self.pbx.newexten(self.two, "SendDTMF", step.digits)
+                if not trunk:
+                    self.pbx.newexten(self.two, "SendDTMF", step.digits)
                 self.pbx.send_dtmf(self.two, step.digits)
+            elif isinstance(step, AwaitPrompt):
+                if not await self._await_prompt(step):
+                    await self.pbx.hangup_from_two(self.two, by_app=False)
+                    return
             elif isinstance(step, Hangup):
+                if self.two is self.one:
+                    await self.pbx.hangup_channel(self.one)
+                    return
                 self.pbx.newexten(self.two, "Hangup", "")
                 await self.pbx.hangup_from_two(self.two, by_app=False)
                 return
+
+    async def _await_prompt(self, step: AwaitPrompt) -> bool:
+        def heard() -> bool:
+            return any(p.rsplit("/", 1)[-1] == step.name for p in self.one.prompts) or self.one.gone
+
+        try:
+            await self.pbx.wait_for(heard, step.timeout * self.pbx.cfg.time_scale, f"prompt {step.name!r}")
+        except TimeoutError:
+            return False
+        return not self.one.gone
 
 
 def _fmt_num(x: float) -> str:
@@ -322,10 +379,11 @@ class Pbx:
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
         self._seq = 0
-        self._local_seq = 0
-        self._chan_seq = 0
+        self._local_seq = cfg.local_seq
+        self._chan_seq = cfg.pjsip_seq
         self._member_seq = 0
         self._t0 = 0.0
+        self._epoch = cfg.epoch if cfg.epoch is not None else time.time()
         self._boot_virtual = 0.0
         self._started = False
         self._closing = False
@@ -340,7 +398,8 @@ class Pbx:
 
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
-        self._boot_virtual = self.cfg.epoch - self.cfg.uptime
+        self._epoch = self.cfg.epoch if self.cfg.epoch is not None else time.time()
+        self._boot_virtual = self._epoch - self.cfg.uptime
         if self.monitor_dir is None:
             import tempfile
 
@@ -414,8 +473,8 @@ class Pbx:
     def now(self) -> float:
         """Virtual wall-clock time (epoch seconds)."""
         if not self._t0:
-            return self.cfg.epoch
-        return self.cfg.epoch + (asyncio.get_running_loop().time() - self._t0) / self.cfg.time_scale
+            return self._epoch
+        return self._epoch + (asyncio.get_running_loop().time() - self._t0) / self.cfg.time_scale
 
     def uptime(self) -> int:
         return int(self.now() - self._boot_virtual)
@@ -427,6 +486,18 @@ class Pbx:
     def notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def wait_for_ami_client(self, timeout: float | None = None) -> None:
+        """Until an AMI client has logged in and finished callcore's resync (its QueueSummary was
+        answered), or ``timeout`` real seconds after the login. A call placed earlier would start
+        before the client sees events (the README's emulator command waits like this)."""
+        assert self.ami is not None, "start() first"
+        ami = self.ami
+        await self.wait_for(lambda: any(s.authenticated for s in ami.sessions), timeout if timeout is not None else 1e9, "an AMI login")
+        try:
+            await self.wait_for(lambda: any(name == "QueueSummary" for name, _ in ami.actions), 5.0, "the client's resync")
+        except TimeoutError:
+            pass  # a client that does not resync: go ahead
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
         """Poll ``predicate`` on every state change until true; ``timeout`` is in *real* seconds."""
@@ -576,6 +647,17 @@ class Pbx:
         if event:
             self.emit("VarSet", [*self.snap(ch), ("Variable", name), ("Value", value)], noise=True)
 
+    def _member_device(self, device: str, status: int) -> None:
+        """A queue member's device changed state outside app_queue (the agent's own click-to-call:
+        ``QueueMemberStatus`` follows the device, ami-click-to-call-unreachable.raw). Members that
+        app_queue is ringing or has in a call are app_queue's business."""
+        for q in self.queues.values():
+            for m in q.members.values():
+                si = re.sub(r"/[a-z]+$", "", m.state_interface) if m.state_interface.startswith("Local/") else m.state_interface
+                if si == device and not m.in_call and not m.ringing and m.status != status:
+                    m.status = status
+                    self.emit("QueueMemberStatus", m.headers())
+
     def device_state(self, device: str, state: str) -> None:
         self.emit("DeviceStateChange", [("Device", device), ("State", state)], noise=True)
 
@@ -635,6 +717,8 @@ class Pbx:
         ch.hangup_ev.set()
         if ch.recording is not None and not ch.recording.stopped:
             ch.recording.stop(t)
+        if ch.origin_device is not None and (ch.peer is None or ch.peer.gone):
+            self._member_device(ch.origin_device, 1)
         self.notify()
 
     def _soft_hangup_request(self, ch: Channel, cause: int) -> None:
@@ -895,6 +979,7 @@ class Pbx:
         context: str = "ivr-in",
         script: Sequence[Step] | None = None,
         variables: dict[str, str] | None = None,
+        trunk: bool = False,
     ) -> Call:
         """An inbound call from ``number`` into ``context,exten``; returns a :class:`Call` to drive.
 
@@ -902,10 +987,22 @@ class Pbx:
         caller's phone (driven by ``script`` or by the Call methods) and whose ``;1``
         half runs the dialplan. Returns once the call is answered and the dialplan runs.
         """
-        one, two = self._originate_setup(number, "sim-caller", False, (number, name), variables or {}, dialstring=None)
+        if trunk:
+            # a real SIP call on the trunk (live-2026-12 ami-pjsip-*): one PJSIP/trunk-… channel, Ring
+            # until the dialplan answers it (the IVR's ANSWER), DTMF received on it
+            self._chan_seq += 1
+            one = two = self._new_channel(f"PJSIP/trunk-{self._chan_seq:08x}", context, exten, 4)
+            one.device = "PJSIP/trunk"
+            one.cid_num, one.cid_name = number, name
+            self.emit("Newchannel", self.snap(one))
+            for k, v in (variables or {}).items():
+                self.setvar(one, k, v)
+        else:
+            one, two = self._originate_setup(number, "sim-caller", False, (number, name), variables or {}, dialstring=None)
         call = Call(self, one, two)
         self.calls.append(call)
-        self._answer_local(one, two)
+        if not trunk:
+            self._answer_local(one, two)
         self._start_dialplan(one, context, exten)
         if script is not None:
             call.task = self.spawn(call.run(script), f"caller {number}")
@@ -996,6 +1093,8 @@ class Pbx:
                 self._originate_failed(channel, context, exten, action_id, async_, reason=3)
                 return
             self._answer_local(one, two)
+            one.origin_device = two.origin_device = two.device
+            self._member_device(two.device, 2)
             if async_ and action_id is not None:
                 self.emit(
                     "OriginateResponse",
@@ -1003,8 +1102,9 @@ class Pbx:
                         ("ActionID", action_id),
                         ("Response", "Success"),
                         ("Channel", one.name),
-                        ("Context", context or ""),
-                        ("Exten", exten or ""),
+                        # Originate Application=: the application and its data instead (ami-chanspy-listen.raw)
+                        *([("Application", application), ("Data", data)] if application and context is None
+                          else [("Context", context or ""), ("Exten", exten or "")]),
                         ("Reason", "4"),
                         ("Uniqueid", one.uniqueid),
                         ("CallerIDNum", num or "<unknown>"),
@@ -1058,7 +1158,7 @@ class Pbx:
     def _endpoint(self, context: str, exten: str) -> tuple[AgentBehavior | None, list[Step] | None, AgentHandle | None]:
         """What answers ``Local/<exten>@<context>``: a caller script, or an agent phone."""
         if context == "sim-caller":
-            return None, self.scripts.get(exten), None
+            return None, self.scripts.get(exten) or _live_caller_script(exten), None
         if context == "callcore-test-caller":  # asterisk-config/extensions.conf, live e2e tests
             return None, _test_caller_script(exten), None
         agent = self.agents.get(exten)
@@ -1170,7 +1270,7 @@ class Pbx:
             else:
                 self.newexten(ch, "Hangup", "", priority=ch.priority + 1)
                 bridge, ch.dead_bridge = ch.dead_bridge, None
-                self.hangup_from_one(ch, 16, bridge=bridge)
+                self.hangup_from_one(ch, ch.pending_cause or 16, bridge=bridge)
 
     async def _run_application(self, one: Channel, application: str, data: str) -> None:
         """Originate ``Application=``/``Data=``: the answered channel runs the application, then hangs up."""
@@ -1182,7 +1282,12 @@ class Pbx:
         except HungUp:
             pass
         if not one.gone:
-            if one.hangup_ev.is_set():
+            if one.ami_hangup:  # AMI Hangup of this channel: it goes, then the Local ;2 behind it
+                self._final_hangup(one, one.hangup_cause)
+                if one.peer is not None:
+                    self._final_hangup(one.peer, one.hangup_cause)
+                self.device_state(one.device, "NOT_INUSE")
+            elif one.hangup_ev.is_set():
                 self._finish_dead_one(one)
             else:
                 self.hangup_from_one(one, 16)
@@ -1245,6 +1350,13 @@ class Pbx:
         ch.moh_log.append((self.now(), "start", music_class))
         self.emit("MusicOnHoldStart", [*self.snap(ch), ("Class", music_class)])
 
+    def detach_spies(self, target: Channel) -> None:
+        """The spied channel goes away: every ChanSpy on it stops (``ChanSpyStop``)."""
+        for spyer in list(target.spies):
+            target.spies.remove(spyer)
+            self.emit("ChanSpyStop", [("Spyer" + k, v) for k, v in self.snap(spyer)] + [("Spyee" + k, v) for k, v in self.snap(target)])
+        self.notify()
+
     def stop_moh(self, ch: Channel) -> None:
         if ch.moh is None:
             return
@@ -1253,11 +1365,24 @@ class Pbx:
         if not ch.gone:
             self.emit("MusicOnHoldStop", self.snap(ch))
 
-    async def hangup_channel(self, ch: Channel, cause: int = 16) -> None:
-        """AMI Hangup / soft hangup of any channel."""
+    async def hangup_channel(self, ch: Channel, cause: int | None = 16) -> None:
+        """AMI Hangup / soft hangup of any channel (``cause=None``: AMI Hangup without a Cause)."""
         if ch.gone:
             return
-        if ch.peer is not None and ch.name.endswith(";2"):
+        if cause is None:
+            cause = 16 if ch.bridge is not None else 0
+        if ch.app == "ChanSpy" and ch.bridge is None and ch.peer is not None and ch.name.endswith(";1"):
+            # an originated ChanSpy channel: ;1 (running the application) goes first, then its ;2
+            ch.ami_hangup = True
+            ch.hangup_cause = cause
+            ch.hangup_ev.set()
+        elif ch.queue_bridge is not None and ch.bridge is ch.queue_bridge and ch.peer is not None and not ch.peer.gone:
+            # a queue caller's ;1 itself (live-2026-12 captures: "caller hangs up" = AMI Hangup of the
+            # caller ;1): it leaves app_queue's bridge first, its ;2 follows (queueapp.connect)
+            ch.ami_hangup = True
+            ch.hangup_cause = cause
+            ch.hangup_ev.set()
+        elif ch.peer is not None and ch.name.endswith(";2"):
             await self.hangup_from_two(ch, by_app=False, cause=cause)
         elif ch.peer is not None and ch.name.endswith(";1") and ch.peer and not ch.peer.gone:
             # hanging up ;1 also hangs up the phone behind ;2

@@ -20,6 +20,10 @@ from .pbx import HungUp, Redirected, _Leg
 if TYPE_CHECKING:  # pragma: no cover
     from .pbx import AgentHandle, Pbx
 
+#: after the spied agent leg's call ended, ChanSpy lets go of it this much later (ami-chanspy-listen.raw:
+#: callcore's QueuePause for the wrap-up is answered before ChanSpyStop and the agent ;1 Hangup)
+SPY_DETACH_SECONDS = 0.25
+
 _QUEUE_VARS = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS")
 
 
@@ -124,6 +128,9 @@ class _Run:
 
     async def _agent_phone(self, leg: _Leg) -> None:
         pbx, b, agent, two = self.pbx, leg.behavior, leg.agent, leg.two
+        if b.pjsip:
+            await self._pjsip_phone(leg)
+            return
         if agent is not None:
             agent._reset()
             agent.current = leg
@@ -149,6 +156,67 @@ class _Run:
             await pbx.talk_then_hang_up(two, b, agent)
         except HungUp:
             return
+        finally:
+            if agent is not None and agent.current is leg:
+                agent.current = None
+                pbx.notify()
+
+    async def _pjsip_phone(self, leg: _Leg) -> None:
+        """``Local/<ext>@agents;2`` runs ``Dial(PJSIP/<ext>,,tTr)`` (live-2026-12 ``ami-pjsip-call``,
+        ``ami-pjsip-phone-hold-unreachable-retries``): a ``PJSIP/<ext>-…`` channel rings (``r``: the
+        ``;1`` shows Ringing), answers, and is bridged to ``;2`` in a bridge of its own; the phone's
+        BYE ends it. An unreachable contact: no channel, ``;2`` hangs up at once with cause 3."""
+        from .directdial import _new_pjsip
+
+        pbx, b, agent, one, two, m = self.pbx, leg.behavior, leg.agent, leg.one, leg.two, leg.member
+        if not b.reachable:
+            # res_pjsip: "Could not create dialog ... Is endpoint registered and reachable?"
+            pbx._final_hangup(two, 3)
+            self.ring_q.put_nowait(("unreachable", leg))
+            return
+        phone = _new_pjsip(pbx, two.exten, two, "s", context="from-agents")
+        leg.phone = phone
+        pbx.emit("DialBegin", [*pbx.snap(two), *pbx.snap(phone, "Dest"), ("DialString", two.exten)])
+        pbx._newstate(one, 5)
+        m.status = 2  # the member's device is in use from the first ring (QueueMemberStatus, as captured)
+        self._member_status(m)
+        phone.exten = two.exten
+        pbx._newstate(phone, 5)
+        if agent is not None:
+            agent._rung(leg, one)
+        try:
+            if b.manual and agent is not None:
+                while True:
+                    _, cmd = await pbx.wait_on(two, None, queue=agent._cmd)
+                    if cmd == "answer":
+                        break
+            elif b.answer_after is None:
+                await two.hangup_ev.wait()
+                raise HungUp()
+            else:
+                await pbx.wait_on(two, b.answer_after)
+            pbx._newstate(phone, 6)
+            pbx.emit("DialEnd", [*pbx.snap(two), *pbx.snap(phone, "Dest"), ("DialStatus", "ANSWER")])
+            pbx._newstate(two, 6)
+            leg.phone_bridge = pbx._bridge_create()
+            phone.exten = ""
+            pbx._bridge_enter(leg.phone_bridge, phone)
+            self.ring_q.put_nowait(("answer", leg))
+            await pbx.wait_on(two, None, event=leg.connected)
+            if await pbx.phone_talks(phone, b, agent):
+                # the phone's BYE: it leaves its bridge, ;2's Dial returns, the Local pair is torn down
+                pbx._bridge_leave(leg.phone_bridge, phone)
+                pbx._final_hangup(phone, 16)
+                pbx._bridge_leave(leg.phone_bridge, two)
+                pbx._bridge_destroy(leg.phone_bridge)
+                one.hangup_cause = 16
+                one.hangup_ev.set()
+                pbx.notify()
+        except HungUp:
+            if phone is not None and not phone.gone:
+                if phone.bridge is not None:
+                    pbx._bridge_leave(phone.bridge, phone)
+                pbx._final_hangup(phone, 16)
         finally:
             if agent is not None and agent.current is leg:
                 agent.current = None
@@ -196,11 +264,12 @@ class _Run:
         pbx, ch, q, m = self.pbx, self.ch, self.q, leg.member
         one, two = leg.one, leg.two
         leg.answered = True
-        pbx._newstate(two, 6)
-        pbx.device_state(two.device, "INUSE")
         m.ringing = False
-        m.status = 2
-        self._member_status(m)
+        if leg.phone is None:  # a PJSIP phone (AgentBehavior.pjsip) made ;2 Up and the member busy already
+            pbx._newstate(two, 6)
+            pbx.device_state(two.device, "INUSE")
+            m.status = 2
+            self._member_status(m)
         pbx.device_state(f"Queue:{q.name}_avail", "INUSE")
         pbx._newstate(one, 6)
         pbx.newexten(one, "AppQueue", "(Outgoing Line)")
@@ -225,9 +294,12 @@ class _Run:
                 ("RingTime", str(int(pbx.now() - leg.started))),
             ],
         )
+        if leg.phone_bridge is not None:
+            pbx._bridge_enter(leg.phone_bridge, two)  # ;2 joins the phone once the Local answer propagated
         bridge = pbx._bridge_create()
         pbx._bridge_enter(bridge, one)
         pbx._bridge_enter(bridge, ch)
+        ch.queue_bridge = bridge
         pbx.setvar(one, "BRIDGEPEER", ch.name)
         pbx.setvar(ch, "BRIDGEPEER", one.name)
         m.in_call = True
@@ -272,6 +344,8 @@ class _Run:
         ]
         if reason == "agent":
             pbx.emit("AgentComplete", complete)
+            if leg.phone is not None and not two.gone:
+                pbx._final_hangup(two, 16)  # the PJSIP phone's BYE: ;2's Dial returned
             pbx.setvar(one, "BRIDGEPEER", "")
             pbx.setvar(ch, "BRIDGEPEER", "")
             pbx._bridge_leave(bridge, one)
@@ -284,6 +358,9 @@ class _Run:
             return ""
         if redirect is not None:
             return self._caller_redirected(leg, bridge, talk_start, hold, redirect)
+        if ch.ami_hangup:  # AMI Hangup of the caller ;1 itself (live-2026-12: "caller hangs up")
+            await self._caller_hung_up_by_ami(leg, bridge, complete, talk, hold)
+            raise HungUp()
         # the caller hung up
         pbx.emit("AgentComplete", complete)
         pbx.setvar(ch, "BRIDGEPEER", "")
@@ -293,6 +370,46 @@ class _Run:
         self._member_done(m, talk, hold)
         pbx._bridge_destroy(bridge)
         raise HungUp()
+
+    async def _caller_hung_up_by_ami(self, leg: _Leg, bridge, complete: list[tuple[str, str]], talk: float, hold: float) -> None:
+        """AMI ``Hangup`` of the caller's ``;1`` while it talks to the agent (live-2026-12
+        ``ami-mixmonitor-mute``, ``ami-chanspy-listen``): the caller leaves app_queue's bridge, the
+        agent leg is kicked out of it, ``AgentComplete Reason: caller``. Plain: app_queue reports
+        while the caller channel still exists (caller block present), then the agent ;1, the bridge,
+        the caller ;2, the agent ;2, the caller ;1 go. With a ChanSpy on the agent leg the caller's
+        Local pair is gone first (``AgentComplete`` without the caller block) and the agent ;1 goes
+        only after ``ChanSpyStop``. (Which order comes is a race inside Asterisk; this rule
+        reproduces both captures.)"""
+        pbx, ch, one, two, m = self.pbx, self.ch, leg.one, leg.two, leg.member
+        caller_two = ch.peer
+        cause = ch.hangup_cause
+        ch.queue_bridge = None
+        pbx.setvar(ch, "BRIDGEPEER", "")
+        pbx._bridge_leave(bridge, ch)
+        pbx._bridge_leave(bridge, one)
+        pbx._hangup_request(ch, cause)
+        if one.spies:
+            if caller_two is not None:
+                pbx._final_hangup(caller_two, cause)
+            pbx._final_hangup(ch, cause)
+            pbx._bridge_destroy(bridge)
+            n_caller = len(pbx.snap(ch))
+            pbx.emit("AgentComplete", complete[n_caller:])  # the caller channel is gone: no caller block
+            pbx._final_hangup(two, cause)
+            self._member_done(m, talk, hold)
+            await pbx.sleep(SPY_DETACH_SECONDS)  # the spy's audiohook lets go of the agent leg a moment later
+            pbx.detach_spies(one)
+            pbx._final_hangup(one, cause)
+        else:
+            pbx.emit("AgentComplete", complete)
+            pbx._final_hangup(one, cause)
+            pbx._bridge_destroy(bridge)
+            if caller_two is not None:
+                pbx._final_hangup(caller_two, cause)
+            pbx._final_hangup(two, cause)
+            pbx._final_hangup(ch, cause)
+            self._member_done(m, talk, hold)
+        pbx.device_state(one.device, "NOT_INUSE")
 
     def _caller_redirected(self, leg: _Leg, bridge, talk_start: float, hold: float, redirect: Redirected) -> str:
         """Blind transfer: AMI ``Redirect`` of the bridged caller (ami-blind-transfer-to-queue/-agent).
@@ -661,6 +778,13 @@ class _Run:
                     continue
                 if what == "answer":
                     answered = leg
+                elif what == "unreachable":
+                    # the Dial behind the Local channel failed at once (cause 3): no ring time
+                    pbx.emit("DialEnd", [*pbx.snap(ch), *pbx.snap(leg.one, "Dest"), ("DialStatus", "NOANSWER")])
+                    pbx.emit("AgentRingNoAnswer", [*pbx.snap(ch), *pbx.snap(leg.one, "Dest"), *self._agent_fields(leg), ("RingTime", "0")])
+                    leg.member.ringing = False
+                    self.legs.remove(leg)
+                    pbx._final_hangup(leg.one, 3)
                 elif what == "reject":
                     self._drop_leg(leg, dialend="BUSY")
                     self._finish_leg_two(leg)

@@ -235,7 +235,7 @@ class RawAmi:
             lambda f: get(f, "Event") == name and all(get(f, k) == v for k, v in match.items()), timeout, start
         )
 
-    async def login(self, secret: str = "callcore-secret") -> Frame:
+    async def login(self, secret: str = "change-me-callcore-secret") -> Frame:
         return await self.action("Login", "login-1", Username="callcore", Secret=secret)
 
     async def close(self) -> None:

@@ -711,3 +711,60 @@ async def test_ringinuse_no_and_wrapuptime(pbx_of):
     assert 3.0 <= called_at - ended <= 4.5
     await agent.answer()
     await third.hangup()
+
+
+async def test_uniqueids_are_seeded_from_the_clock_like_asterisk(tmp_path):
+    """Issue 9 item 14: Uniqueid = ``<creation time>.<sequence>``, the time from the real clock, so a
+    second run does not reuse the first run's ids (call records and WAV files are keyed by them)."""
+    import time
+
+    seen = []
+    for run in range(2):
+        before = time.time()
+        async with Pbx(cfg(tmp_path / str(run), time_scale=1.0)) as pbx:  # real time: the epoch part is the real second
+            call = await pbx.dial("01012345678", context="queue-direct", exten="sales")
+            seen.append(call.uniqueid)
+            epoch, _, seq = call.uniqueid.partition(".")
+            assert int(before) <= int(epoch) <= int(time.time()) + 1
+            assert seq.isdigit()
+            await call.hangup()
+        if run == 0:
+            # the next run starts in a later second: its ids are new, as after restarting Asterisk
+            await asyncio.sleep(max(0.0, int(before) + 1 - time.time()) + 0.01)
+    assert seen[0] != seen[1]
+    # a fixed epoch stays available for tests that want one
+    async with Pbx(cfg(tmp_path / "fixed", epoch=1795395000.0)) as pbx:
+        call = await pbx.dial("01012345678", context="queue-direct", exten="sales")
+        assert call.uniqueid.startswith("1795395000.")
+        await call.hangup()
+
+
+async def test_await_prompt_step_presses_while_the_ivr_listens(pbx_of, ivr):
+    """``AwaitPrompt`` (``await:PROMPT`` on the command line): the press lands during the prompt."""
+    from tests.pbxsim import AwaitPrompt
+    from tests.pbxsim.__main__ import parse_script
+
+    assert parse_script("await:main_menu,press:3,hangup") == [AwaitPrompt("main_menu"), Press("3"), Hangup()]
+    app, port = await ivr()
+    pbx = await pbx_of(agi_port=port, default_prompt_seconds=5.0)
+    pbx.add_member("sales", "Local/1001@agents/n", "Agent 1001")
+    call = await pbx.dial("01012345678", script=[AwaitPrompt("welcome"), Press("1"), Wait(10), Hangup()])
+    await call.wait_for_queue("sales")
+    assert call.variables["IVR_QUEUE"] == "sales"
+    # a prompt that never comes: the caller gives up after the step's timeout
+    call2 = await pbx.dial("01012345679", script=[AwaitPrompt("no-such-prompt", timeout=3)])
+    await call2.wait_for_hangup()
+
+
+async def test_wait_for_ami_client_waits_for_login_and_resync(pbx_of):
+    pbx = await pbx_of()
+    waiter = asyncio.ensure_future(pbx.wait_for_ami_client())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    ami = await RawAmi().connect(pbx.ami_port)
+    await ami.login()
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # logged in, resync not done yet
+    await ami.list_action("QueueSummary", "sum-1", "QueueSummaryComplete")
+    await asyncio.wait_for(waiter, 2)
+    await ami.close()

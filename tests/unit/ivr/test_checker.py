@@ -34,7 +34,7 @@ EXPECTED = {
     "unknown_type.yaml": ["5:11: node 'hello': unknown node type 'plya' (did you mean 'play'?)"],
     "unknown_field.yaml": [
         "5:5: play 'hello': missing required field 'prompt'",
-        "6:5: play 'hello': unknown field 'promt' (did you mean 'prompt'?) (allowed: description, next, prompt, type)",
+        "6:5: play 'hello': unknown field 'promt' (did you mean 'prompt'?) (allowed: description, label, next, prompt, type)",
     ],
     "undefined_target.yaml": [
         "8:12: menu 'main_menu': digit 1 goes to 'billing' which is not defined (did you mean 'billing_menu'?)",

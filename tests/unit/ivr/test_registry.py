@@ -174,7 +174,7 @@ async def test_file_watch_reloads_and_rejects(plans):
         assert reg.current.versions["main"] == content_hash(V2, {})
     finally:
         await reg.stop()
-    assert reg._watch_task is None
+    assert not reg._reloader.watching
 
 
 async def test_requested_reload_is_an_owned_task(plans):

@@ -1,0 +1,135 @@
+// The supervisor wallboard: queue tiles, the agents grid, waiting callers, abandoned calls.
+// Everything arrives as `wallboard.update` over the websocket (about once a second, CTI's
+// own tick) — nothing is polled. After a (re)connect the page reloads GET /api/web/wallboard.
+import { get, post } from "../core/api.js";
+import { $, dateTime, duration, h, replace, time } from "../core/dom.js";
+import { lang, t } from "../core/i18n.js";
+import { label, notify, tileClass } from "../core/view.js";
+
+export async function mount(root, { live, me, config }) {
+  const wb = config.wallboard;
+  const st = { data: null, receivedAt: null, skew: 0, choice: {} };
+
+  const tv = h("button", { id: "btn-tv", onclick: toggleTv, "aria-pressed": "false" }, t("tv_mode"));
+  root.append(
+    h("section", { class: "wallboard" },
+      h("div", { class: "row toolbar" },
+        h("h2", {}, t("wallboard")),
+        h("span", { class: "grow" }),
+        h("span", { id: "data-age", class: "age", role: "status" }, t("waiting_for_data")),
+        tv),
+      h("div", { id: "tiles", class: "tiles" }),
+      h("div", { class: "wb-cols" },
+        h("section", { class: "panel", id: "agents-panel" }, h("h2", {}, t("agents")), h("div", { id: "agents-grid" })),
+        h("div", { class: "col" },
+          h("section", { class: "panel" }, h("h2", {}, t("waiting_callers")), h("div", { id: "waiting-list" })),
+          h("section", { class: "panel" }, h("h2", {}, t("abandoned_today")), h("div", { id: "abandoned-list" }))))));
+
+  function toggleTv() {
+    const on = !document.body.classList.contains("tv");
+    document.body.classList.toggle("tv", on);
+    document.documentElement.classList.toggle("tv", on); // large type: every rem grows
+    tv.setAttribute("aria-pressed", String(on));
+    if (on && document.documentElement.requestFullscreen) document.documentElement.requestFullscreen().catch(() => {});
+    if (!on && document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  }
+
+  const act = async (fn, okText) => {
+    try { const out = await fn(); if (okText) notify(okText, "ok"); return out; } catch (e) { notify(e.detail || e.message, "error"); return undefined; }
+  };
+
+  function tile(q, name, value, text) {
+    const th = (wb.queues[q.queue] || wb.default)[name];
+    const cls = tileClass(value, th, wb.lower_is_worse.includes(name));
+    return h("div", { class: `metric ${cls}`, dataset: { metric: name }, title: th ? `${t("warn")} ${th.warn} · ${t("alert")} ${th.alert}` : null },
+      h("div", { class: "value" }, text ?? (value ?? "–")),
+      h("div", { class: "caption" }, t(`m_${name}`)));
+  }
+
+  function renderTiles() {
+    const qs = st.data?.queues || [];
+    replace($("#tiles", root), qs.map((q) => {
+      const a = q.agents || {};
+      const onCall = (a.on_call || 0) + (a.ringing || 0);
+      return h("article", { class: "tile", dataset: { queue: q.queue }, "aria-label": `${t("queue")} ${q.queue}` },
+        h("h3", {}, q.queue),
+        h("div", { class: "metrics" },
+          tile(q, "waiting", q.waiting),
+          tile(q, "longest_wait", q.longest_wait, duration(q.longest_wait)),
+          tile(q, "service_level", q.service_level, q.service_level === null ? "–" : `${q.service_level}%`),
+          tile(q, "service_level_30m", q.service_level_30m, q.service_level_30m === null ? "–" : `${q.service_level_30m}%`),
+          h("div", { class: "metric" }, h("div", { class: "value", dataset: { metric: "answered_today" } }, q.answered_today), h("div", { class: "caption" }, t("m_answered_today"))),
+          tile(q, "abandoned_today", q.abandoned_today)),
+        h("div", { class: "agent-states" },
+          [["ready", a.ready || 0], ["on_call", onCall], ["wrapup", a.wrapup || 0], ["paused", a.paused || 0], ["logged_out", a.logged_out || 0]]
+            .map(([s, n]) => h("span", { class: `state s-${s}`, dataset: { state: s } }, `${t(`st_${s}`)} ${n}`))));
+    }));
+  }
+
+  function renderAgents() {
+    const agents = st.data?.agents || [];
+    const reasons = config.pause_reasons || [];
+    const nowServer = Date.now() / 1000 - st.skew;
+    // the grid is rebuilt on every push: keep the supervisor's choice and focus (ids) across it
+    const reasonSel = (id) => h("select", { "aria-label": t("pause_reason"), id: `reason-${id}`, onchange: (ev) => { st.choice[id] = ev.target.value; } },
+      reasons.map((r) => h("option", { value: r.code, selected: st.choice[id] === r.code }, label(r))));
+    replace($("#agents-grid", root), h("table", { class: "grid agents" },
+      h("thead", {}, h("tr", {}, [t("agent"), t("status"), t("time_in_state"), t("caller"), t("queue"), t("handled"), t("missed"), t("actions")].map((x) => h("th", {}, x)))),
+      h("tbody", {}, agents.map((a) => {
+        const sel = reasonSel(a.agent_id);
+        const inCall = a.status === "on_call" && a.call;
+        return h("tr", { dataset: { agent: a.agent_id } },
+          h("td", {}, a.name || a.agent_id, h("div", { class: "muted" }, a.agent_id)),
+          h("td", {}, h("span", { class: `state s-${a.status}` }, t(`st_${a.status}`)),
+            a.status === "paused" && a.pause_reason ? h("div", { class: "muted" }, label(reasons.find((r) => r.code === a.pause_reason) || { code: a.pause_reason })) : null),
+          h("td", { class: "num" }, a.status_since ? duration(nowServer - a.status_since) : "–"),
+          h("td", {}, a.call ? `${a.call.caller_name || ""} ${a.call.caller_num || ""}`.trim() : "–"),
+          h("td", {}, a.call?.queue || "–"),
+          h("td", { class: "num" }, a.handled_today),
+          h("td", { class: "num" }, a.missed_today),
+          h("td", { class: "actions" },
+            inCall ? ["listen", "whisper", "barge"].map((m) => h("button", { id: `${m}-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/${m}`), t(`spy_${m}`)) }, t(m))) : null,
+            a.logged_in && a.status !== "paused" ? [sel, h("button", { id: `force-pause-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-pause`, { reason: sel.value }), t("paused_agent")) }, t("force_pause"))] : null,
+            a.logged_in ? h("button", { class: "quiet", id: `force-logout-${a.agent_id}`, onclick: () => act(() => post(`api/supervisor/agents/${encodeURIComponent(a.agent_id)}/force-logout`), t("logged_out_agent")) }, t("force_logout")) : null));
+      }))));
+  }
+
+  function renderLists() {
+    const waiting = st.data?.waiting || [];
+    replace($("#waiting-list", root), waiting.length
+      ? h("ol", { class: "list", id: "waiting" }, waiting.map((c) => h("li", { dataset: { call: c.call_id } },
+        h("strong", {}, duration(c.waited)), " · ", c.caller_num || t("unknown_caller"), " · ", c.queue)))
+      : h("p", { class: "muted" }, t("nobody_waiting")));
+    const abandoned = st.data?.abandoned || [];
+    replace($("#abandoned-list", root), abandoned.length
+      ? h("ul", { class: "list", id: "abandoned" }, abandoned.map((c) => h("li", {},
+        h("div", {}, h("strong", {}, c.caller_name || c.caller_num || t("unknown_caller")), " ", c.caller_num && c.caller_name ? c.caller_num : "",
+          h("div", { class: "muted" }, `${time(c.ended_at, lang())} · ${c.queue} · ${t("waited")} ${duration(c.waited)}`)),
+        c.caller_num ? h("button", { id: `call-back-${c.call_id}`, onclick: () => act(() => post("api/callbacks", { number: c.caller_num, queue: c.queue, caller_num: c.caller_num, call_id: c.call_id }), t("callback_created")) }, t("call_back")) : null)))
+      : h("p", { class: "muted" }, t("no_abandoned")));
+  }
+
+  function renderAge() {
+    const el = $("#data-age", root);
+    if (!el) return;
+    if (!st.receivedAt) { el.textContent = t("waiting_for_data"); return; }
+    // the numbers were computed at data.at (server time); we map it onto our clock with the skew
+    // measured at receipt, so this is the time since the server computed them
+    const age = Math.max(0, Date.now() / 1000 - st.skew - st.data.at);
+    const stale = !live.online || age > wb.stale_after_seconds;
+    el.textContent = t("data_age", { s: age.toFixed(1), at: time(st.data.at, lang()) });
+    el.classList.toggle("stale", stale);
+  }
+
+  function take(data) {
+    st.data = data;
+    st.receivedAt = Date.now();
+    st.skew = Date.now() / 1000 - data.at; // server clock vs ours (includes the transit time)
+    renderTiles(); renderAgents(); renderLists(); renderAge();
+  }
+
+  live.on("wallboard.update", take);
+  live.onResync(async () => take(await get("api/web/wallboard")));
+  const timer = setInterval(renderAge, 500);
+  return () => { clearInterval(timer); document.body.classList.remove("tv"); document.documentElement.classList.remove("tv"); };
+}
