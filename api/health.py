@@ -19,8 +19,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers. The AMI link is reported honestly but does not
-    make the API unready: agents can still log in, QA can still score calls."""
+    """Ready (200) when the database answers, the AMI link is up (when this process runs
+    the AMI part) and bookkeeping is not backing up; else 503 with ``reasons``
+    (callcore/readiness.py). ``/healthz`` is the liveness probe."""
     report = await request.app.state.container.readiness()
     return JSONResponse(report, status_code=200 if report["ready"] else 503)
 

@@ -25,6 +25,8 @@ from callcore import migrate
 from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
+from callcore.wsguard import SlowClientPolicy, WsGuard
+from callcore.readiness import backlog_report, readiness_reasons
 from callcore.settings import Settings
 
 log = logging.getLogger("callcore")
@@ -65,6 +67,10 @@ class Container:
         self.clock = clock
         self.metrics = Metrics()
         self.bus = Bus()
+        # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
+        self.ws_guard = WsGuard(SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued))
+        self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
+        self.journal: Any = None  # reliability: the call journal (journal/)
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None
@@ -197,6 +203,7 @@ class Container:
         services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording, "qa": self.qa,
                     "web": self.web}
         services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
+        services.update({"ws_guard": self.ws_guard, "outbox": self.outbox})  # reliability (issue 12)
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)
@@ -211,8 +218,12 @@ class Container:
         except Exception as exc:  # reported, not raised: this is a health probe
             db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
         ami_state = self.ami.state if self.ami is not None else "disabled"
+        # reliability (issue 12): not ready while AMI is down (when this process runs the AMI
+        # part) or while bookkeeping backs up; callcore/readiness.py
+        reasons = readiness_reasons(self, db_ok, ami_state)
         report: dict[str, Any] = {
-            "ready": db_ok,
+            "ready": not reasons,
+            "reasons": reasons,
             "database": {"ok": db_ok, **({"error": db_error} if db_error else {})},
             "ami": {
                 "state": ami_state,
@@ -224,6 +235,10 @@ class Container:
         }
         if ami_state not in ("connected", "disabled"):
             report["ami"]["detail"] = "disconnected, retrying" if ami_state != "auth_failed" else "login refused"
+        report["ami"]["required"] = self.ami is not None
+        if self.ami is None:
+            report["ami"]["detail"] = "this process does not run the AMI part (--only), so AMI does not affect readiness"
+        report["backlog"] = backlog_report(self)
         return report
 
     def _agi_active(self) -> int:
@@ -271,6 +286,38 @@ class Container:
             "callcore_cti_persist_failures_total",
             "Ended calls whose record could not be stored after every retry",
             lambda: self.cti.persist_failures if getattr(self.cti, "persistence", None) else 0,
+        )
+
+        # reliability (issue 12): bounded AMI framing; see cti/ami/protocol.py
+        for name, doc, attr in (
+            ("callcore_ami_oversized_frames_total", "AMI frames dropped for exceeding ami_max_frame_bytes", "oversized_frames"),
+            ("callcore_ami_oversized_bytes_total", "Bytes thrown away with oversized AMI frames", "oversized_bytes"),
+            ("callcore_ami_too_many_headers_total", "AMI frames dropped for exceeding ami_max_headers", "too_many_headers"),
+            ("callcore_ami_decode_errors_total", "AMI frames that were not valid UTF-8 (decoded with replacement)", "decode_errors"),
+            ("callcore_ami_orphan_responses_total", "AMI Responses matching no pending action", "orphan_responses"),
+            ("callcore_ami_dropped_noise_total", "AMI events dropped by the name filter", "dropped_noise"),
+        ):
+            c.counter(name, doc, lambda attr=attr: getattr(self.ami.stats, attr) if self.ami is not None else 0)
+        c.gauge(
+            "callcore_cti_subscriber_backlog",
+            "CTI changes waiting in async subscribers (persistence, wrap-up, ...)",
+            lambda: sum(self.cti.dispatcher.backlog().values()) if getattr(self.cti, "dispatcher", None) else 0,
+        )
+        journal = lambda attr: getattr(self.journal, attr, 0) if self.journal is not None else 0  # noqa: E731
+        c.gauge("callcore_journal_depth", "Ended calls in the local journal not yet in the database", lambda: self.journal.journal.depth if self.journal else 0)
+        c.gauge("callcore_journal_lag_seconds", "Age of the oldest call record not yet in the database", lambda: self.journal.journal.oldest_age() if self.journal else 0)
+        c.counter("callcore_journal_drained_total", "Call records written from the journal after an outage or restart", lambda: journal("drained"))
+        c.counter("callcore_journal_refused_total", "Call records not journaled because the journal was full", lambda: journal("refused"))
+        outbox = lambda attr: getattr(getattr(self.cti, "webhooks", None), attr, 0)  # noqa: E731
+        c.gauge("callcore_webhook_outbox_pending", "Webhook deliveries not done yet (stored or buffered)", lambda: outbox("pending"))
+        c.counter("callcore_webhook_delivered_total", "Webhook deliveries answered 2xx", lambda: outbox("delivered"))
+        c.counter("callcore_webhook_dead_total", "Webhook deliveries dead-lettered after every attempt", lambda: outbox("failed"))
+        c.counter("callcore_webhook_lost_total", "Webhook deliveries dropped unstored (buffer full, DB down)", lambda: outbox("lost"))
+        c.counter_by(
+            "callcore_websocket_slow_disconnects_total",
+            "Websocket clients disconnected for being too slow, by reason",
+            "reason",
+            self.ws_guard.stats.by_reason,
         )
 
     def _ws_clients(self) -> int:

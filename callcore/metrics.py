@@ -26,12 +26,17 @@ class CallcoreCollector:
     def __init__(self) -> None:
         self.probes: list[Probe] = []
         self.ami_state: Callable[[], str] | None = None
+        self.labelled: list[tuple[str, str, str, Callable[[], dict[str, float]]]] = []
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         self.probes.append(Probe(name, doc, "gauge", read))
 
     def counter(self, name: str, doc: str, read: Callable[[], float]) -> None:
         self.probes.append(Probe(name, doc, "counter", read))
+
+    def counter_by(self, name: str, doc: str, label: str, read: Callable[[], dict[str, float]]) -> None:
+        """A counter with one label; ``read`` returns label value → count."""
+        self.labelled.append((name, doc, label, read))
 
     def collect(self) -> Iterable[Metric]:
         state = self.ami_state() if self.ami_state else "disabled"
@@ -50,6 +55,15 @@ class CallcoreCollector:
                 yield CounterMetricFamily(p.name, p.doc, value=value)
             else:
                 yield GaugeMetricFamily(p.name, p.doc, value=value)
+        for name, doc, label, read in self.labelled:
+            try:
+                values = read()
+            except Exception:
+                continue
+            fam = CounterMetricFamily(name, doc, labels=[label])
+            for key, value in values.items():
+                fam.add_metric([key], float(value))
+            yield fam
 
 
 class Metrics:

@@ -15,6 +15,8 @@ step) and never leaves ``[first_wait, max_wait]``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from typing import Any, Awaitable, Callable
@@ -28,6 +30,15 @@ def backoff_delay(attempt: int, first_wait: float, max_wait: float, jitter: floa
     """The delay before retry ``attempt`` (0-based); ``jitter`` in [0, 1], 1.0 = none."""
     base = min(max_wait, first_wait * (2 ** min(attempt, 30)))
     return max(first_wait, min(max_wait, base * (0.8 + 0.2 * jitter)))
+
+
+async def nap(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep between retries of a loop until woken or ``seconds`` pass (the outbox and
+    journal workers). Not ``asyncio.wait_for``: on Python 3.11 it can swallow a
+    cancellation that races with its timeout, and the owner's stop() then waits forever."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
 
 
 class Backoff(tenacity.wait.wait_base):

@@ -150,6 +150,15 @@ class Settings(BaseSettings):
     # cti: screen-pop preload (issue 9 item 12)
     pop_preload_wait: float = Field(0.5, ge=0, le=5)  # the IVR waits at most this long at the hand-off for the preload
     crm_miss_cache_seconds: float = Field(5.0, ge=0)  # how long "no such customer" is cached (hits: 120 s)
+    # --- reliability (issue 12; README "Reliability")
+    ami_max_frame_bytes: int = Field(1024 * 1024, ge=1024)  # a longer AMI frame is dropped + counted, the stream resyncs
+    ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
+    ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
+    ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
+    ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
+    webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
+    webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)
+    journal_max_entries: int = Field(100_000, ge=1)  # ended calls kept in <data_dir>/journal.sqlite3 while the DB is down
 
     # --- reports (issue 16): KPIs, rollups, FCR
     report_timezone: str = "UTC"  # the center's time zone: days and 15-minute intervals, e.g. Asia/Seoul

@@ -17,6 +17,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cti.ami.actions import Action, AmiNotConnected, AmiResponse
+from outbox.repository import OutboxRepository
+from cti.repository import CtiRepository
+from journal.service import CallJournal, JournaledCalls
+from outbox.service import OutboxSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from callcore.app import Container
@@ -50,6 +54,8 @@ async def build_services(c: "Container") -> None:
             action_timeout=s.ami_action_timeout,
             reconnect_min=s.ami_reconnect_min,
             reconnect_max=s.ami_reconnect_max,
+            max_frame_bytes=s.ami_max_frame_bytes,  # reliability: bounded AMI framing
+            max_headers=s.ami_max_headers,
             on_event=lambda event: c.cti.handle_event(event),
             on_connect=lambda: c.cti.resync(c.ami),
         )
@@ -60,10 +66,23 @@ async def build_services(c: "Container") -> None:
             ivr = ivr_holder.get("ivr")
             return await ivr.context_for(uniqueid) if ivr is not None else None
 
+    # reliability (issue 12): ended calls go through the durable local journal (journal/service.py)
+    c.journal = JournaledCalls(
+        CallJournal(s.data_dir / "journal.sqlite3", max_entries=s.journal_max_entries), CtiRepository(c.sessionmaker)
+    )
+    await c.journal.start()
+    c.add_closer(c.journal.stop)  # closers run in reverse: after CTI has flushed its last calls
     c.cti = CtiService.from_settings(
-        s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext()
+        s, ami=c.ami if c.ami is not None else NoAmi(), sessionmaker=c.sessionmaker, bus=c.bus, ivr_context=_IvrContext(),
+        call_store=c.journal,
     )
     await build_security(c)  # security (issue 11): one Authenticator for every edge, audit log, logins
+    # reliability (issue 12): webhooks go through the durable outbox (outbox/service.py)
+    c.outbox = OutboxRepository(c.sessionmaker)
+    if s.webhooks:
+        c.cti.webhooks = OutboxSender(
+            c.bus, s.webhooks, c.outbox, first_wait=s.webhook_retry_first_wait, max_wait=s.webhook_retry_max_wait
+        )
     await c.cti.start()
     c.add_closer(c.cti.stop)
 
@@ -314,6 +333,7 @@ def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
     from kb.routes import router as kb_router  # kb (issue 17)
+    from outbox.routes import router as outbox_router
 
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
@@ -323,7 +343,7 @@ def routers(c: "Container") -> list[Any]:
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
     from reports.routes import router as reports_router
 
-    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router, qa_router]
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router, qa_router, outbox_router]
 
 
 # --- ivr: `callcore dialplan try` looks customers up where the server does (issue 20)

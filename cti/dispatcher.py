@@ -153,6 +153,10 @@ class ChangeDispatcher:
         self.failures[sub.name] += 1
         log.exception("CTI subscriber %s failed on %s (call %s)", sub.name, change.kind, change.call_id)
 
+    def backlog(self) -> dict[str, int]:
+        """Changes waiting per async subscriber (reliability: /readyz and /metrics)."""
+        return {s.name: s.queue.qsize() + s.busy for s in self._subs if s.queue is not None}
+
     # ------------------------------------------------------------ lifecycle
     def pending(self) -> bool:
         """True while an async subscriber still has changes to handle."""

@@ -35,6 +35,7 @@ from cti.errors import CtiError, Forbidden, Invalid, NotFound
 from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
+from callcore.wsguard import WsGuard
 
 log = logging.getLogger("callcore.cti.routes")
 
@@ -596,7 +597,7 @@ async def websocket(ws: WebSocket) -> None:
             hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
         await ws.send_text(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
-        writer = asyncio.create_task(_ws_writer(ws, sub, mask), name="ws-writer")
+        writer = asyncio.create_task(_ws_writer(ws, sub, p, mask), name="ws-writer")
         done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
@@ -611,14 +612,19 @@ async def websocket(ws: WebSocket) -> None:
             await ws.close()
 
 
-async def _ws_writer(ws: WebSocket, sub: Any, mask: bool = False) -> None:
-    while True:
-        msg = await sub.get()
-        if sub.overflowed:
-            await ws.close(code=1013, reason="too slow: messages dropped")
-            return
-        payload = mask_numbers(msg.payload) if mask else msg.payload
-        await ws.send_text(json.dumps({"event": msg.name, "payload": payload}, ensure_ascii=False, default=str))
+async def _ws_writer(ws: WebSocket, sub: Any, p: Principal, mask: bool = False) -> None:
+    # reliability (issue 12): every send has a deadline, a client with too many messages
+    # waiting is cut off (close 1013 + reason, abort if even that cannot be written)
+    guard = getattr(ws.app.state, "ws_guard", None) or WsGuard()
+    await guard.pump(ws, sub, _masked_encoder if mask else _encode_message, who=p.subject)
+
+
+def _encode_message(msg: Any) -> str:
+    return json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
+
+
+def _masked_encoder(msg: Any) -> str:
+    return json.dumps({"event": msg.name, "payload": mask_numbers(msg.payload)}, ensure_ascii=False, default=str)
 
 
 async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:

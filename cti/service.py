@@ -82,6 +82,7 @@ class CtiService:
         crm_timeout: float = 1.5,
         crm_cache_seconds: float = 120.0,
         crm_miss_cache_seconds: float = 5.0,
+        call_store: Any | None = None,  # reliability: where ended calls are saved (journal/service.py); default the repository
     ) -> None:
         self._ami = ami
         self.repository = repository
@@ -117,7 +118,9 @@ class CtiService:
             self.state, self.pops, self.customers, repository, self.notifier, ivr_context, timeout=crm_timeout, clock=clock
         )
         self.screen_pop = screen_pop.ScreenPopNotifier(self.state, self.pops, self.notifier)
-        self.persistence = persistence.CallPersistence(self.state, repository, self.customers, self.preload, self.tasks)
+        self.persistence = persistence.CallPersistence(
+            self.state, call_store or repository, self.customers, self.preload, self.tasks
+        )
         self.bookkeeping = Bookkeeping()  # database writes that follow an AMI action: retried, never blocking it
         self.wrapup = wrapup.WrapupTimer(self.state, self.directory, ami, repository, self.tasks, self.bookkeeping)
         self.overflow = overflow.Overflow(self.state, ami, self.tasks, transfer_context=transfer_context)

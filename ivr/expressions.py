@@ -106,7 +106,10 @@ def _num(v: Any) -> int | float:
 
 
 def _int(v: Any) -> int:
-    return int(_num(v))
+    try:
+        return int(_num(v))
+    except (OverflowError, ValueError):  # int(inf), int(nan)
+        raise ExprError(f"{v!r} is not a whole number") from None
 
 
 def _substr(s: Any, start: Any, length: Any = None) -> str:
@@ -139,11 +142,24 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
 }
 
 
+#: bounds (issue 12, found by tests/unit/reliability/test_parser_fuzz.py): a deeper
+#: nesting or a longer source is refused with an ExprError instead of a RecursionError,
+#: and a number literal never has more digits than ``int()`` accepts (4300)
+MAX_DEPTH = 64
+MAX_SOURCE = 4000
+
+
 class _Parser:
     def __init__(self, src: str) -> None:
         self.src = src
         self.toks = tokenize(src)
         self.i = 0
+        self.depth = 0
+
+    def _nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(f"expression nested too deeply (more than {MAX_DEPTH} levels)", self.peek().offset)
 
     def peek(self) -> Tok:
         return self.toks[self.i]
@@ -172,10 +188,12 @@ class _Parser:
         return node
 
     def or_(self) -> tuple:
+        self._nest()
         node = self.and_()
         while self.at("name", "or"):
             self.next()
             node = ("or", node, self.and_())
+        self.depth -= 1
         return node
 
     def and_(self) -> tuple:
@@ -188,7 +206,10 @@ class _Parser:
     def not_(self) -> tuple:
         if self.at("name", "not"):
             self.next()
-            return ("not", self.not_())
+            self._nest()
+            node = ("not", self.not_())
+            self.depth -= 1
+            return node
         return self.cmp()
 
     def cmp(self) -> tuple:
@@ -222,7 +243,10 @@ class _Parser:
     def unary(self) -> tuple:
         if self.at("op", "-"):
             self.next()
-            return ("un", "-", self.unary())
+            self._nest()
+            node = ("un", "-", self.unary())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def args(self, close: str) -> list[tuple]:
@@ -312,6 +336,8 @@ def parse(src: Any) -> Expr:
         raise ExprError(f"an expression must be text, not {type(src).__name__}")
     if not src.strip():
         raise ExprError("empty expression")
+    if len(src) > MAX_SOURCE:
+        raise ExprError(f"expression too long ({len(src)} characters, at most {MAX_SOURCE})")
     return Expr(src, _Parser(src).parse())
 
 

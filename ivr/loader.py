@@ -152,4 +152,6 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         raise LoadError(Problem(pos, f"YAML syntax error: {msg}")) from exc
     except yaml.YAMLError as exc:
         raise LoadError(Problem(Pos(file, 1, 1), f"YAML error: {exc}")) from exc
+    except RecursionError:  # issue 12 (fuzz): PyYAML's composer recurses once per nesting level
+        raise LoadError(Problem(Pos(file, 1, 1), "YAML nested too deeply")) from None
     return data, problems

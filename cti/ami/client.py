@@ -55,7 +55,7 @@ from cti.ami.actions import (
     AmiTimeout,
 )
 from cti.ami.events import CONSUMED_EVENTS, AmiEvent, OriginateResponse, Shutdown, translate
-from cti.ami.protocol import AmiProtocol, FrameStats
+from cti.ami.protocol import MAX_FRAME_BYTES, MAX_HEADERS, AmiProtocol, FrameStats
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ AUTH_FAILED = "auth_failed"
 _SUCCESS = frozenset({"Success", "Goodbye", "Follows"})
 #: list actions abandoned on timeout whose late events are still swallowed
 _MAX_ORPHANS = 64
+#: orphan Responses logged at WARNING before the rest go to DEBUG (all are counted)
+_ORPHAN_LOG_MAX = 5
 #: events handed to on_event per loop turn when flushing the resync backlog
 _FLUSH_BATCH = 500
 
@@ -106,6 +108,8 @@ class AmiClient:
         ping_interval: float | None = 20.0,
         connect_timeout: float | None = None,
         rng: random.Random | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_headers: int = MAX_HEADERS,
     ) -> None:
         if reconnect_min <= 0 or reconnect_max < reconnect_min:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
@@ -116,6 +120,9 @@ class AmiClient:
         self.action_timeout = action_timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
+        #: AMI framing bounds (cti/ami/protocol.py): bigger frames are dropped and counted
+        self.max_frame_bytes = max_frame_bytes
+        self.max_headers = max_headers
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout if connect_timeout is not None else action_timeout
         self._on_event = on_event
@@ -367,6 +374,8 @@ class AmiClient:
                 consumed_events=self._consumed,
                 keep_action_ids=self._keep_ids,
                 stats=self.stats,
+                max_frame_bytes=self.max_frame_bytes,
+                max_headers=self.max_headers,
             )
 
         async with asyncio.timeout(self.connect_timeout):
@@ -517,7 +526,12 @@ class AmiClient:
     def _on_response(self, headers: dict[str, str], action_id: str | None) -> None:
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is None or pending.future.done():
-            log.debug("AMI: response for no pending action (ActionID %r)", action_id)
+            # an answer after its action timed out, or a peer that invents ActionIDs:
+            # counted (callcore_ami_orphan_responses_total), the first few logged
+            self.stats.orphan_responses += 1
+            level = logging.WARNING if self.stats.orphan_responses <= _ORPHAN_LOG_MAX else logging.DEBUG
+            log.log(level, "AMI: Response %r for no pending action (ActionID %r), dropped",
+                    headers.get("Response"), action_id)
             return
         action = pending.action
         if headers.get("Response") not in _SUCCESS:

@@ -25,6 +25,16 @@ Design points (see GUIDE §3 "AMI"):
   counted and dropped by looking at its first line's bytes. Responses are never
   dropped, nor events carrying an ActionID listed in ``keep_action_ids`` (the
   pending list actions: their ``...Complete`` events are not consumed events).
+* Bounded (issue 12). A frame longer than ``max_frame_bytes`` is dropped: once
+  that many bytes are buffered with no ``\\r\\n\\r\\n`` the parser switches to
+  *discard mode* and keeps only the last 3 bytes while it looks for the next
+  delimiter, then resyncs there: memory stays O(``max_frame_bytes``) whatever
+  the peer sends. A frame with more than ``max_headers`` lines is dropped
+  without being decoded. Both are counted in :class:`FrameStats` (and per
+  reason + first line in ``FrameStats.dropped_by_type``, a bounded table) and
+  logged once per frame with the frame's first line (``Event: Name`` /
+  ``Response: ...``), at most ``_LOG_PER_TYPE`` warnings per type (then DEBUG),
+  so a flood cannot flood the log. Decode errors are logged the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import asyncio
 from collections import deque
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from panoramisk.ami_protocol import AMIProtocol
@@ -54,6 +64,16 @@ PARSE_CHUNK = 64 * 1024
 _COMPACT_MIN = 64 * 1024
 #: a banner line longer than this is not a banner
 _BANNER_MAX = 256
+#: default cap on one frame (bytes, delimiter excluded); real frames are < 64 KiB
+MAX_FRAME_BYTES = 1024 * 1024
+#: default cap on the lines (headers) of one frame; ``Command`` output rarely passes a few hundred
+MAX_HEADERS = 4096
+#: warnings logged per (reason, first line) before the rest go to DEBUG
+_LOG_PER_TYPE = 3
+#: the first line of a dropped frame is reported cut to this many bytes
+_TYPE_MAX = 80
+#: distinct (reason, first line) keys kept in ``FrameStats.dropped_by_type``
+_TYPES_MAX = 256
 
 
 @dataclass(slots=True)
@@ -77,6 +97,16 @@ class FrameStats:
     moved_bytes: int = 0
     #: times the protocol gave the loop back before its backlog was drained
     slices_yielded: int = 0
+    #: frames dropped because they were longer than ``max_frame_bytes``
+    oversized_frames: int = 0
+    #: bytes thrown away with those frames
+    oversized_bytes: int = 0
+    #: frames dropped because they had more than ``max_headers`` lines
+    too_many_headers: int = 0
+    #: Responses whose ActionID matches no pending action (counted by the client)
+    orphan_responses: int = 0
+    #: ``"oversized Event: Foo"`` → count (bounded to ``_TYPES_MAX`` keys + one "(other)")
+    dropped_by_type: dict[str, int] = field(default_factory=dict)
 
 
 def parse_headers(text: str) -> dict[str, str]:
@@ -124,7 +154,20 @@ class AmiFrameParser:
     survive the noise filter; the owner adds/removes ids while parsing runs.
     """
 
-    __slots__ = ("_buf", "_pos", "_scan", "_banner_done", "banner", "version", "_consumed", "keep_action_ids", "stats")
+    __slots__ = (
+        "_buf",
+        "_pos",
+        "_scan",
+        "_banner_done",
+        "banner",
+        "version",
+        "_consumed",
+        "keep_action_ids",
+        "stats",
+        "max_frame_bytes",
+        "max_headers",
+        "_discarding",
+    )
 
     def __init__(
         self,
@@ -132,7 +175,15 @@ class AmiFrameParser:
         *,
         keep_action_ids: set[bytes] | None = None,
         stats: FrameStats | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_headers: int = MAX_HEADERS,
     ) -> None:
+        if max_frame_bytes < 16 or max_headers < 1:
+            raise ValueError("max_frame_bytes must be >= 16 and max_headers >= 1")
+        self.max_frame_bytes = max_frame_bytes
+        self.max_headers = max_headers
+        #: True while the tail of an oversized frame is being skipped
+        self._discarding = False
         self._buf = bytearray()
         self._pos = 0  # start of the unconsumed bytes
         self._scan = 0  # no delimiter starts in [_pos, _scan - 3)
@@ -165,6 +216,8 @@ class AmiFrameParser:
         buf = self._buf
         if not self._banner_done and not self._read_banner():
             return None
+        if self._discarding and not self._skip_oversized():
+            return None
         pos = self._pos
         size = len(buf)
         if pos >= size:
@@ -183,6 +236,8 @@ class AmiFrameParser:
                 stats.scanned_bytes += (end if end >= 0 else size) - lo2
             if end < 0:
                 self._scan = size
+                if size - pos > self.max_frame_bytes:
+                    self._start_discard()
                 return None
         stats.scanned_bytes += end - pos  # the split below
         chunk = bytes(buf[pos:end])
@@ -195,6 +250,8 @@ class AmiFrameParser:
         keep = self.keep_action_ids
         out: list[dict[str, str]] = []
         append = out.append
+        max_frame = self.max_frame_bytes
+        max_crlf = self.max_headers - 1  # CRLFs inside a frame = lines - 1
         dropped = bad = empty = 0
         for frame in raw_frames:
             if frame[:1] in _STRAY:  # a stray CRLF between frames (rare)
@@ -208,10 +265,21 @@ class AmiFrameParser:
                 if name not in consumed and not (keep and _has_action_id(frame, keep)):
                     dropped += 1
                     continue
+            if len(frame) > max_frame:  # a whole oversized frame inside one slice
+                self.stats.oversized_frames += 1
+                self.stats.oversized_bytes += len(frame)
+                self._note("oversized", frame, f"{len(frame)} bytes > max_frame_bytes={max_frame}")
+                continue
+            crlf = frame.count(b"\r\n")
+            if crlf > max_crlf:
+                self.stats.too_many_headers += 1
+                self._note("too many headers", frame, f"{crlf + 1} lines > max_headers={self.max_headers}")
+                continue
             try:
                 text = frame.decode("utf-8")
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:
                 bad += 1
+                self._note("decode error", frame, f"invalid UTF-8 at byte {exc.start}, decoded with replacement characters")
                 text = frame.decode("utf-8", "replace")
             append(parse_headers(text))
         stats = self.stats
@@ -219,6 +287,55 @@ class AmiFrameParser:
         stats.dropped_noise += dropped
         stats.decode_errors += bad
         return out
+
+    # ---------------------------------------------------------- bounded input
+    def _start_discard(self) -> None:
+        """``max_frame_bytes`` buffered with no delimiter: drop this frame, keep the stream."""
+        self.stats.oversized_frames += 1
+        head = bytes(self._buf[self._pos : self._pos + _TYPE_MAX + 2])
+        self._note("oversized", head, f"no frame end within max_frame_bytes={self.max_frame_bytes}, skipping to the next frame")
+        self._discarding = True
+        self._skip_oversized()
+
+    def _skip_oversized(self) -> bool:
+        """Throw away the oversized frame's bytes up to and including the next delimiter.
+
+        Returns True once resynced (parsing resumes at the next frame), False while
+        the delimiter has not arrived (only the last 3 bytes are kept, in case the
+        delimiter is split across reads).
+        """
+        buf = self._buf
+        pos = self._pos
+        lo = max(pos, self._scan - 3)
+        end = buf.find(DELIMITER, lo)
+        self.stats.scanned_bytes += (end if end >= 0 else len(buf)) - lo
+        if end < 0:
+            keep = min(3, len(buf) - pos)
+            self.stats.oversized_bytes += len(buf) - pos - keep
+            del buf[: len(buf) - keep]
+            self._pos = 0
+            self._scan = len(buf)
+            return False
+        self.stats.oversized_bytes += end + 4 - pos
+        self._pos = self._scan = end + 4
+        self._discarding = False
+        self._compact()
+        return True
+
+    def _note(self, reason: str, frame: bytes, detail: str) -> None:
+        """Count a dropped/damaged frame by (reason, first line) and log it, capped per type."""
+        nl = frame.find(b"\r\n", 0, _TYPE_MAX)
+        first = bytes(frame[: nl if nl >= 0 else _TYPE_MAX]).decode("utf-8", "replace")
+        key = f"{reason} {first}"
+        counts = self.stats.dropped_by_type
+        if key not in counts and len(counts) >= _TYPES_MAX:  # hostile input varies the first line
+            key = f"{reason} (other)"
+        n = counts[key] = counts.get(key, 0) + 1
+        if n <= _LOG_PER_TYPE:
+            more = " (further ones of this type are logged at DEBUG)" if n == _LOG_PER_TYPE else ""
+            log.warning("AMI frame dropped/damaged: %s (%s): %s%s", reason, first, detail, more)
+        else:
+            log.debug("AMI frame %s (%s): %s", reason, first, detail)
 
     # -------------------------------------------------------------- internals
     def _read_banner(self) -> bool:
@@ -311,10 +428,18 @@ class AmiProtocol(AMIProtocol):
         stats: FrameStats | None = None,
         slice_seconds: float = 0.02,
         parse_chunk: int = PARSE_CHUNK,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_headers: int = MAX_HEADERS,
     ) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
-        self.parser = AmiFrameParser(consumed_events, keep_action_ids=keep_action_ids, stats=stats)
+        self.parser = AmiFrameParser(
+            consumed_events,
+            keep_action_ids=keep_action_ids,
+            stats=stats,
+            max_frame_bytes=max_frame_bytes,
+            max_headers=max_headers,
+        )
         self.stats = self.parser.stats
         self.slice_seconds = slice_seconds
         self.parse_chunk = parse_chunk

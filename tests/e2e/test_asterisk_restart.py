@@ -32,6 +32,7 @@ async def test_restart_resync_readds_agents_and_tells_desks(server):
     await eventually(lambda: s.container.ami.state != "connected", 5, "AMI link down")
     ready = await s.api("GET", "/readyz")
     assert ready["ami"]["connected"] is False and ready["ami"]["detail"] == "disconnected, retrying"
+    assert ready["ready"] is False and ready["reasons"][0].startswith("AMI ")  # reliability: 503 while AMI is down
     # ... and comes back: reconnect, resync, agents re-added (with their pause kept)
     await eventually(lambda: s.container.ami.state == "connected" and s.cti.resyncs > resyncs_before, 15, "resync")
     await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, 5, "1001 re-added to sales")
@@ -49,6 +50,7 @@ async def test_restart_resync_readds_agents_and_tells_desks(server):
 
     ready = await s.api("GET", "/readyz")
     assert ready["ami"]["state"] == "connected" and ready["ami"]["connected"] is True
+    assert ready["ready"] is True and ready["reasons"] == []
     metrics = (await s.http.get("/metrics")).text
     assert "callcore_ami_connected 1.0" in metrics
     assert "callcore_websocket_clients 2.0" in metrics

@@ -26,11 +26,12 @@ def _closed_port() -> int:
 class ServeProcess:
     def __init__(self, tmp_path, extra_env=None, args=()):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+        self.ami_port = _closed_port()
         env.update(
             CALLCORE_DATA_DIR=str(tmp_path / "data"),
             CALLCORE_HTTP_PORT="0",
             CALLCORE_AGI_PORT="0",
-            CALLCORE_AMI_PORT=str(_closed_port()),  # nothing listens: AMI must retry
+            CALLCORE_AMI_PORT=str(self.ami_port),  # nothing listens: AMI must retry
             CALLCORE_AMI_RECONNECT_MAX="1",
             CALLCORE_AMI_SECRET="do-not-log-me",
             CALLCORE_DEV_MODE="1",  # loopback dev mode: generated signing key (issue 11)
@@ -97,7 +98,11 @@ def test_serve_without_asterisk_reports_ami_honestly_and_stops_on_sigterm(serve)
     p.wait_for_log(r"AMI 127\.0\.0\.1:\d+ not reachable.*retrying in")
     ready = httpx.get(base + "/readyz")
     body = ready.json()
-    assert ready.status_code == 200, body  # DB reachable: the API is usable without Asterisk
+    # reliability (issue 12): a CTI process without its AMI link is not ready, and says why
+    assert ready.status_code == 503, body
+    assert body["ready"] is False and body["reasons"] == [f"AMI 127.0.0.1:{p.ami_port} {body['ami']['state']}"]
+    assert body["ami"]["required"] is True
+    assert body["backlog"]["cti_subscribers"] == {"depth": 0, "limit": 1000}
     assert body["database"]["ok"] is True
     assert body["ami"]["connected"] is False
     assert body["ami"]["state"] in ("disconnected", "connecting")
@@ -110,6 +115,9 @@ def test_serve_without_asterisk_reports_ami_honestly_and_stops_on_sigterm(serve)
     assert "callcore_websocket_clients" in metrics
     assert "callcore_cti_subscriber_failures_total 0.0" in metrics  # cti: cti/dispatcher.py
     assert "callcore_cti_bookkeeping_failures_total 0.0" in metrics and "callcore_cti_persist_failures_total 0.0" in metrics
+    # reliability: bounded AMI framing counters (cti/ami/protocol.py)
+    for name in ("oversized_frames", "too_many_headers", "decode_errors", "orphan_responses"):
+        assert f"callcore_ami_{name}_total 0.0" in metrics
 
     t0 = time.monotonic()
     p.proc.send_signal(signal.SIGTERM)
@@ -124,8 +132,12 @@ def test_serve_without_asterisk_reports_ami_honestly_and_stops_on_sigterm(serve)
 def test_only_flag_runs_just_that_part(serve):
     p = serve(args=("--only", "http"))
     port = int(p.wait_for_log(r"HTTP http://127\.0\.0\.1:(\d+)").group(1))
-    body = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    body = ready.json()
     assert body["ami"]["state"] == "disabled"
+    # no AMI part in this process: not a reason to be unready, and the report says so
+    assert ready.status_code == 200 and body["ready"] is True and body["reasons"] == []
+    assert body["ami"]["required"] is False and "does not run the AMI part" in body["ami"]["detail"]
     assert body["agi"]["listening"] is False
     p.proc.send_signal(signal.SIGINT)
     assert p.proc.wait(timeout=10) == 0

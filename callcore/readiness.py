@@ -1,0 +1,53 @@
+"""What makes callcore "not ready" (issue 12): ``/readyz`` answers 503 with reasons.
+
+* the database does not answer ``SELECT 1`` within 2 s;
+* this process runs the AMI part (``--only`` includes ``ami``) and the link is not
+  logged in and resynced: calls are not being tracked, pops would be wrong. A
+  process started with ``--only http`` (or ``agi``) has no AMI link of its own, so
+  AMI is reported as ``"required": false`` and is never a reason;
+* bookkeeping backs up: more than ``ready_max_backlog`` facts wait to be written
+  (CTI changes queued in the async subscribers — persistence, wrap-up, ... — and
+  ended calls in the local journal not yet in the database, webhook deliveries not
+  done). The process keeps working; a load balancer or an
+  operator should look.
+
+The report lists each backlog with its depth and limit whether or not it is over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def backlogs(container: Any) -> dict[str, int]:
+    """Name → items waiting, for every bounded-but-growing buffer the process owns."""
+    out: dict[str, int] = {}
+    cti = container.cti
+    dispatcher = getattr(cti, "dispatcher", None)
+    if dispatcher is not None:
+        out["cti_subscribers"] = sum(dispatcher.backlog().values())
+    journal = getattr(container, "journal", None)
+    if journal is not None:
+        out["journal"] = int(journal.journal.depth)
+    webhooks = getattr(cti, "webhooks", None)
+    if webhooks is not None and hasattr(webhooks, "pending"):
+        out["webhook_deliveries"] = int(webhooks.pending)
+    return out
+
+
+def backlog_report(container: Any) -> dict[str, Any]:
+    limit = container.settings.ready_max_backlog
+    return {name: {"depth": depth, "limit": limit} for name, depth in backlogs(container).items()}
+
+
+def readiness_reasons(container: Any, db_ok: bool, ami_state: str) -> list[str]:
+    reasons: list[str] = []
+    if not db_ok:
+        reasons.append("database not reachable")
+    if container.ami is not None and ami_state != "connected":
+        reasons.append(f"AMI {container.settings.ami_host}:{container.settings.ami_port} {ami_state}")
+    limit = container.settings.ready_max_backlog
+    for name, depth in backlogs(container).items():
+        if depth > limit:
+            reasons.append(f"{name} backing up: {depth} waiting (limit {limit})")
+    return reasons

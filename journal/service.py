@@ -1,0 +1,248 @@
+"""The call journal: ended-call records are made durable on local disk *before* the
+database write, and drained to the database in order (issue 12).
+
+Where it sits: the CTI persistence subscriber (``cti/subscribers/persistence.py``)
+stores every ended call through a *call store*; the composition root hands it a
+:class:`JournaledCalls` instead of the repository. ``save_call``:
+
+1. appends the record to the journal: a SQLite file ``<data_dir>/journal.sqlite3``
+   in WAL mode with ``synchronous=FULL`` (every commit is fsync'ed), one row per
+   call keyed by the call id (``INSERT OR REPLACE``: a second save of the same call
+   replaces the first — no duplicates);
+2. when nothing older is waiting, writes the call to the database at once and
+   removes it from the journal (the normal case: one extra local write);
+3. otherwise (database down, or a backlog) leaves it to the drainer, which writes
+   the oldest first, retrying with the backoff of ``callcore/retry.py`` for as
+   long as it takes, and removes each row only after the database accepted it.
+
+A crash (``kill -9``) after step 1 loses nothing: the next start drains what the
+journal holds. The database write itself is idempotent (``save_call`` replaces a
+stored call), so a crash between the database commit and the journal delete only
+writes the call again.
+
+Bounded and monitored: at most ``max_entries`` rows (setting
+``journal_max_entries``); past that, new records are refused (counted in
+``refused``, logged) rather than filling the disk. ``depth`` feeds ``/readyz``
+(``journal`` backlog) and ``callcore_journal_depth``; ``drained`` and
+``oldest_age()`` (persistence lag) are metrics too.
+
+Records are pickled ``cti.state.Call`` objects: the journal is a private file of
+one installation, read back by the same code; drain it (let callcore run with the
+database up) before upgrading callcore across a change of ``Call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from callcore.retry import backoff_delay, nap
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS call_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL UNIQUE,
+    at REAL NOT NULL,
+    record BLOB NOT NULL
+)
+"""
+
+
+class JournalFull(Exception):
+    pass
+
+
+class CallJournal:
+    """The SQLite file. Every operation runs on one dedicated thread (one connection)."""
+
+    def __init__(self, path: Path, *, max_entries: int = 100_000) -> None:
+        self.path = Path(path)
+        self.max_entries = max_entries
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-journal")
+        self._db: sqlite3.Connection | None = None
+        self.depth = 0
+        self._oldest_at: float | None = None
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # fsync on every commit: durable before we go on
+        db.execute(_SCHEMA)
+        self._db = db
+        self._refresh()
+
+    def _refresh(self) -> None:
+        assert self._db is not None
+        n, oldest = self._db.execute("SELECT count(*), min(at) FROM call_records").fetchone()
+        self.depth, self._oldest_at = int(n), oldest
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._run(_close)
+        self._pool.shutdown(wait=True)
+
+    async def append(self, call_id: str, record: Any, at: float, ignore: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+        """Store (or replace) one record durably; returns how many rows older than it wait
+        (not counting the call ids in ``ignore``, being written right now)."""
+        blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        return await self._run(self._append, call_id, blob, at, frozenset(ignore))
+
+    def _append(self, call_id: str, blob: bytes, at: float, ignore: frozenset[str]) -> int:
+        assert self._db is not None
+        db = self._db
+        existing = db.execute("SELECT seq FROM call_records WHERE call_id = ?", (call_id,)).fetchone()
+        if existing is None and self.depth >= self.max_entries:
+            raise JournalFull(f"call journal full ({self.depth} records, journal_max_entries={self.max_entries})")
+        if existing is None:
+            db.execute("INSERT INTO call_records (call_id, at, record) VALUES (?, ?, ?)", (call_id, at, blob))
+        else:  # the same call again: replace in place, keep its position in the order
+            db.execute("UPDATE call_records SET record = ?, at = ? WHERE seq = ?", (blob, at, existing[0]))
+        self._refresh()
+        seq = db.execute("SELECT seq FROM call_records WHERE call_id = ?", (call_id,)).fetchone()[0]
+        older = db.execute(
+            "SELECT call_id FROM call_records WHERE seq < ? ORDER BY seq LIMIT ?", (seq, len(ignore) + 1)
+        ).fetchall()
+        return sum(1 for (cid,) in older if cid not in ignore)
+
+    async def oldest(self, limit: int) -> list[tuple[int, str, Any]]:
+        rows = await self._run(self._oldest, limit)
+        return [(seq, call_id, pickle.loads(blob)) for seq, call_id, blob in rows]
+
+    def _oldest(self, limit: int) -> list[tuple[int, str, bytes]]:
+        assert self._db is not None
+        return self._db.execute("SELECT seq, call_id, record FROM call_records ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+    async def remove(self, seq: int) -> None:
+        await self._run(self._remove, seq)
+
+    def _remove(self, seq: int) -> None:
+        assert self._db is not None
+        self._db.execute("DELETE FROM call_records WHERE seq = ?", (seq,))
+        self._refresh()
+
+    async def remove_call(self, call_id: str) -> None:
+        await self._run(self._remove_call, call_id)
+
+    def _remove_call(self, call_id: str) -> None:
+        assert self._db is not None
+        self._db.execute("DELETE FROM call_records WHERE call_id = ?", (call_id,))
+        self._refresh()
+
+    def oldest_age(self, now: float | None = None) -> float:
+        """Seconds the oldest undrained record has waited (persistence lag); 0 when empty."""
+        if self._oldest_at is None:
+            return 0.0
+        return max(0.0, (now if now is not None else time.time()) - self._oldest_at)
+
+
+class JournaledCalls:
+    """The call store the persistence subscriber writes through (see the module doc)."""
+
+    def __init__(
+        self,
+        journal: CallJournal,
+        repository: Any,
+        *,
+        first_wait: float = 0.2,
+        max_wait: float = 10.0,
+        batch: int = 100,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.journal = journal
+        self._repo = repository
+        self.first_wait = first_wait
+        self.max_wait = max_wait
+        self.batch = batch
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
+        self.drained = 0  # records written by the drainer (after an outage or a restart)
+        self.direct = 0  # records written at once
+        self.refused = 0  # journal full: not made durable (the write is still tried once)
+        self.db_failures = 0
+        self._inflight: set[str] = set()  # written directly right now: not a backlog
+
+    async def start(self) -> None:
+        await self.journal.open()
+        if self.journal.depth:
+            log.warning("call journal: %d call record(s) from before the restart to write", self.journal.depth)
+        self._drainer = asyncio.get_running_loop().create_task(self._drain(), name="call-journal-drainer")
+
+    async def stop(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            await asyncio.gather(self._drainer, return_exceptions=True)
+            self._drainer = None
+        if self.journal.depth:
+            log.warning("call journal: %d call record(s) kept for the next start", self.journal.depth)
+        await self.journal.close()
+
+    async def save_call(self, call: Any) -> None:
+        try:
+            older = await self.journal.append(call.id, call, self._clock(), self._inflight)
+        except JournalFull as exc:
+            self.refused += 1
+            log.error("%s: call %s is not journaled; writing it directly", exc, call.id)
+            await self._repo.save_call(call)  # raises to the subscriber's own retries
+            self.direct += 1
+            return
+        if older:  # a backlog: keep the order, the drainer writes it
+            self._wake.set()
+            return
+        self._inflight.add(call.id)
+        try:
+            await self._repo.save_call(call)
+        except Exception as exc:
+            self.db_failures += 1
+            log.warning("call %s: database write failed (%s); kept in the journal, retried in order", call.id, exc)
+            self._wake.set()
+            return
+        finally:
+            self._inflight.discard(call.id)
+        self.direct += 1
+        await self.journal.remove_call(call.id)
+
+    async def _drain(self) -> None:
+        failures = 0
+        while True:
+            if self.journal.depth == 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                for seq, call_id, call in await self.journal.oldest(self.batch):
+                    await self._repo.save_call(call)
+                    await self.journal.remove(seq)
+                    self.drained += 1
+                failures = 0
+                if self.journal.depth == 0:
+                    log.info("call journal drained (%d record(s) written after an outage or restart so far)", self.drained)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.db_failures += 1
+                delay = backoff_delay(failures, self.first_wait, self.max_wait)
+                failures += 1
+                log.warning("call journal: database unavailable (%s); %d record(s) waiting, retrying in %.1f s",
+                            exc, self.journal.depth, delay)
+                self._wake.clear()
+                await nap(self._wake, delay)

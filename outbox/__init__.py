@@ -1,0 +1,1 @@
+"""Durable webhook outbox (issue 12): deliveries are rows, retried with backoff, dead-lettered."""
