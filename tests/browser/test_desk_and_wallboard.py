@@ -1,7 +1,8 @@
 """The agent desktop and the supervisor wallboard in a real browser, with a real call.
 
 One call through the PBX emulator and the shipped ``main`` IVR flow: the agent's page
-pops the card with the CRM record and the IVR journey in words, the agent holds and
+pops the card with the CRM record and the IVR journey in words, the agent pauses and resumes
+the recording (PCI: MixMonitorMute on/off, one muted span), holds and
 transfers (attended) to a second agent whose page pops the same call and context, and
 the second agent fills the disposition with a follow-up; the supervisor's wallboard
 follows the call live (queued → answered → ended), pushed over the websocket.
@@ -150,6 +151,25 @@ async def test_call_pops_holds_transfers_and_the_wallboard_follows(server, open_
     await wait_text(tab_s, '.tile[data-queue="billing"] [data-metric="waiting"] .value', "0")
     await wait_text(tab_s, '.tile [data-metric="answered_today"]', "1")
     await tab_s.shot("wallboard-on-call")
+
+    # --- PCI: A pauses the recording from the page (the card number is read out), then resumes
+    await wait_text(tab_a, "#pop", "녹음 중")
+    mutes = lambda: [dict(f) for a, f in pbx.ami.actions if a == "MixMonitorMute"]  # noqa: E731
+    assert mutes() == []
+    await tab_a.page.click("#btn-rec-pause")
+    await wait_text(tab_a, "#rec-state", "녹음 일시정지 중")
+    await tab_a.page.wait_for_selector("#btn-rec-resume")
+    await eventually(lambda: len(mutes()) == 1, what="the MixMonitorMute on")
+    assert (mutes()[0]["Channel"], mutes()[0]["State"]) == (call.channel, "1")
+    await tab_a.shot("agent-recording-paused")
+    await tab_a.page.click("#btn-rec-resume")
+    await tab_a.page.wait_for_selector("#rec-state", state="detached")
+    await tab_a.page.wait_for_selector("#btn-rec-pause:not([disabled])")
+    await eventually(lambda: len(mutes()) == 2, what="the MixMonitorMute off")
+    assert (mutes()[1]["Channel"], mutes()[1]["State"]) == (call.channel, "0")
+    # the recording holds exactly one muted span, paused by A (what GET /api/recordings reports later)
+    (span,) = s.container.recording.live[call.uniqueid].spans
+    assert span["by"] == "1001" and span["end"] >= span["start"]
 
     # --- attended transfer to agent B, picked from the directory
     await tab_a.page.select_option("#xfer-type", "agent")

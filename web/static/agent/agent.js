@@ -180,9 +180,19 @@ export async function mount(root, { live, me, config }) {
       if (!body.target) return say(t("need_target"), "error");
       return act(() => post(`${callPath}/${kind}`, body), kind === "atxfer" ? t("atxfer_started") : t("transferred"));
     };
+    // PCI pause/resume of the call's recording (recording/routes.py); the paused state comes from
+    // the API answer and from the pushed recording.paused / recording.resumed events
+    const recControl = (which) => act(() => post(`${callPath}/recording/${which}`, {}))
+      .then((out) => { if (out && st.call && st.call.call_id === c.call_id) { st.call.rec_paused = !!out.paused; renderPop(); } });
+    const recButton = c.rec_paused
+      ? h("button", { id: "btn-rec-resume", class: "primary", onclick: () => recControl("resume") }, t("rec_resume"))
+      : h("button", { id: "btn-rec-pause", disabled: !c.recording, title: c.recording ? t("rec_pause") : t("rec_not_recorded"),
+        onclick: () => recControl("pause") }, t("rec_pause"));
     return h("div", { class: "controls" },
       h("div", { class: "row" },
         h("button", { class: "danger", id: "btn-hangup", onclick: () => act(() => post(`${callPath}/hangup`)) }, t("hangup")),
+        recButton,
+        c.rec_paused ? h("span", { class: "badge paused", id: "rec-state", role: "status" }, t("rec_paused")) : null,
         talking || c.on_hold
           ? (c.on_hold
             ? h("button", { id: "btn-unhold", onclick: () => act(() => post(`${callPath}/unhold`)) }, t("unhold"))
@@ -352,6 +362,9 @@ export async function mount(root, { live, me, config }) {
 
   for (const ev of ["call.ringing", "call.answered", "call.updated", "call.transferred", "call.ended", "call.missed"]) {
     live.on(ev, (p) => takeCall(p, ev));
+  }
+  for (const [ev, paused] of [["recording.paused", true], ["recording.resumed", false]]) {
+    live.on(ev, (p) => { if (st.call && st.call.call_id === p.call_id) { st.call.rec_paused = paused; renderPop(); } });
   }
   live.on("call.failed", (p) => say(t("call_failed", { number: p.number, reason: p.reason }), "error"));
   live.on("agent.status", (p) => { if (p.agent_id === me.agentId) { st.agent = p; renderStatus(); } });
