@@ -30,6 +30,9 @@ def create_app(container: "Container") -> FastAPI:
     for name, service in container.app_services().items():
         setattr(app.state, name, service)
     _harden(app, container.settings)  # security (issue 11)
+    from callcore.metrics import MetricsMiddleware
+
+    app.add_middleware(MetricsMiddleware, metrics=container.metrics)  # ops (issue 20): outermost, sees every answer
     return app
 
 

@@ -251,6 +251,10 @@ class Container:
             "Ended calls whose record could not be stored after every retry",
             lambda: self.cti.persist_failures if getattr(self.cti, "persistence", None) else 0,
         )
+        # ops (issue 20): queues, AMI per endpoint, FastAGI, database lag (callcore/probes.py)
+        from callcore import probes
+
+        probes.register(self)
 
     def _ws_clients(self) -> int:
         if self.cti is not None and hasattr(self.cti, "websocket_clients"):
