@@ -5,14 +5,29 @@ phone number."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import expect_prompt, press_when_listening
 
 CALLER = "01077778888"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped_metric_names() -> dict[str, set[str]]:
+    """Every ``callcore_*`` series the shipped alert rules and Grafana dashboard query."""
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/callcore-alerts.yml").read_text())
+    exprs = {"alert rules": [r["expr"] for g in rules["groups"] for r in g["rules"]]}
+    dash = json.loads((ROOT / "deploy/grafana/callcore-dashboard.json").read_text())
+    exprs["dashboard"] = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs["dashboard"] += [v["definition"] for v in dash["templating"]["list"]]
+    return {where: {n for e in es for n in re.findall(r"\bcallcore_[a-z0-9_]+", e)} for where, es in exprs.items()}
 
 
 async def scrape(s) -> dict[str, list]:
@@ -92,10 +107,19 @@ async def test_metrics_follow_a_call_through_every_part(server):
     await desk.close()
     await call.hangup()
     deadline = asyncio.get_running_loop().time() + 5
-    while True:  # poll the scrape until the server saw the client go
+    while True:  # poll the scrape until the server saw the client go and the caller abandon
         m = await scrape(s)
-        if value(m, "callcore_websocket_clients") == 0 or asyncio.get_running_loop().time() > deadline:
+        done = value(m, "callcore_websocket_clients") == 0 and value(m, "callcore_queue_abandoned_today", queue="billing") == 1
+        if done or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
     assert value(m, "callcore_websocket_clients") == 0
     assert value(m, "callcore_websocket_disconnects_total", reason="client_closed") >= 1
+    assert value(m, "callcore_queue_abandoned_today", queue="billing") == 1
+    assert value(m, "callcore_queue_waiting", queue="billing") == 0
+    assert value(m, "callcore_queue_service_level_ratio", queue="billing") == 0.0  # one call offered, none answered
+    # the shipped alert rules and dashboard query only series a real scrape has
+    for where, names in shipped_metric_names().items():
+        assert len(names) >= 8, where
+        missing = sorted(n for n in names if n not in m)
+        assert not missing, f"{where} use metrics callcore does not export: {missing}"

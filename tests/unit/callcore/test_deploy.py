@@ -194,3 +194,40 @@ def test_guide_names_only_shipped_deploy_files():
     for name in set(re.findall(r"(?<![/\w])docker/[A-Za-z0-9_.-]+", text)):
         if name != "docker/.env":
             assert (ROOT / name).exists(), name
+
+
+def test_alert_rules_are_well_formed_and_cover_what_operators_page_on():
+    import yaml
+
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "callcore-alerts.yml").read_text())
+    by_name = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    for name, rule in by_name.items():
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, name
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert rule["annotations"]["summary"], name
+        assert rule["expr"].count("(") == rule["expr"].count(")"), name
+    assert "callcore_ami_connected == 0" in by_name["CallcoreAmiDown"]["expr"]
+    assert "callcore_queue_longest_wait_seconds >" in by_name["CallcoreQueueLongestWait"]["expr"]
+    assert "callcore_db_persistence_lag_seconds >" in by_name["CallcorePersistenceLag"]["expr"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_alert_rules_pass_promtool():
+    out = subprocess.run(["promtool", "check", "rules", str(DEPLOY / "prometheus" / "callcore-alerts.yml")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_grafana_dashboard_is_importable():
+    import json
+
+    dash = json.loads((DEPLOY / "grafana" / "callcore-dashboard.json").read_text())
+    assert dash["uid"] and dash["title"] and dash["schemaVersion"] >= 30
+    assert dash["__inputs"][0]["name"] == "DS_PROMETHEUS"  # the datasource is chosen on import
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)) >= 10
+    for p in dash["panels"]:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+        assert p["targets"] and all(t["expr"] and t["refId"] for t in p["targets"]), p["title"]
+        assert p["datasource"]["uid"] == "${DS_PROMETHEUS}"
