@@ -33,6 +33,9 @@ def create_app(container: "Container") -> FastAPI:
     from callcore.metrics import MetricsMiddleware
 
     app.add_middleware(MetricsMiddleware, metrics=container.metrics)  # ops (issue 20): outermost, sees every answer
+    from api import openapi
+
+    openapi.install(app)  # ops (issue 20): summaries, permissions, error answers, event examples
     return app
 
 
