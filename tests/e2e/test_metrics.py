@@ -62,9 +62,9 @@ async def test_metrics_follow_a_call_through_every_part(server):
     pop = (await desk.wait_for("call.ringing"))["payload"]
     await s.http.get("/api/no-such-route-12345")
     refused = await s.http.get("/ws")  # plain GET on the websocket path: not a websocket
-    with pytest.raises(Exception):
-        async with websockets.connect(s.base_url.replace("http", "ws") + "/ws?token=bad-token") as ws:
-            await ws.recv()
+    async with websockets.connect(s.base_url.replace("http", "ws") + "/ws?token=bad-token") as ws:
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await ws.recv()  # closed with 4401
 
     m = await scrape(s)
     endpoint = f"127.0.0.1:{pbx.ami_port}"
@@ -93,7 +93,7 @@ async def test_metrics_follow_a_call_through_every_part(server):
     # websocket
     assert value(m, "callcore_websocket_clients") == 1
     assert value(m, "callcore_websocket_messages_total", direction="out") >= 2  # hello + ringing pop
-    assert value(m, "callcore_websocket_disconnects_total", reason="refused") >= 1  # the bad token, before accept
+    assert value(m, "callcore_websocket_disconnects_total", reason="unauthorized") >= 1  # the bad token: 4401
     # database
     assert value(m, "callcore_db_persistence_lag_seconds") >= 0
     assert "callcore_db_persistence_pending" in m
