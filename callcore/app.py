@@ -64,6 +64,7 @@ class Container:
         self.authenticator: Any = None
         self.auth: Any = None
         self.audit: Any = None
+        self.reports: Any = None  # reports.service.ReportService (issue 16)
         self.http: _EmbeddedUvicorn | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -175,7 +176,7 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports}
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)

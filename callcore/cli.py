@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         ivr_cli = None
     if ivr_cli is not None and hasattr(ivr_cli, "register"):
         ivr_cli.register(sub)
+    # --- reports (issue 16): callcore report
+    from reports import cli as reports_cli
+
+    reports_cli.register(sub)
     return parser
 
 

@@ -26,6 +26,25 @@ class WebhookSettings(BaseModel):
     max_attempts: int = 5
 
 
+# --- reports (issue 16): per-queue report settings
+class ReportQueueSettings(BaseModel):
+    service_level_seconds: float = 20.0
+    #: answered | offered | abandoned_in_t_positive | abandoned_after_t (docs/metrics.md)
+    service_level_formula: str = "offered"
+    short_abandon_seconds: float = 5.0
+    exclude_short_abandons: bool = True
+    target_service_level_pct: float = 80.0
+
+    @field_validator("service_level_formula")
+    @classmethod
+    def _known_formula(cls, v: str) -> str:
+        from reports.formulas import SL_FORMULAS
+
+        if v not in SL_FORMULAS:
+            raise ValueError(f"service_level_formula must be one of {', '.join(SL_FORMULAS)}")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLCORE_", extra="ignore", env_nested_delimiter="__")
 
@@ -117,6 +136,23 @@ class Settings(BaseSettings):
     # cti: screen-pop preload (issue 9 item 12)
     pop_preload_wait: float = Field(0.5, ge=0, le=5)  # the IVR waits at most this long at the hand-off for the preload
     crm_miss_cache_seconds: float = Field(5.0, ge=0)  # how long "no such customer" is cached (hits: 120 s)
+
+    # --- reports (issue 16): KPIs, rollups, FCR
+    report_timezone: str = "UTC"  # the center's time zone: days and 15-minute intervals, e.g. Asia/Seoul
+    report_queues: dict[str, ReportQueueSettings] = Field(default_factory=dict)
+    report_fcr_window_hours: float = 72.0
+    report_resolved_dispositions: list[str] = Field(default_factory=lambda: ["resolved"])
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"report_timezone: unknown time zone {v!r} (e.g. Asia/Seoul, UTC)") from None
+        return v
 
     @field_validator("only", mode="before")
     @classmethod

@@ -75,6 +75,35 @@ async def build_services(c: "Container") -> None:
     if hasattr(c.ivr, "start"):
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
+    await build_reports(c)
+
+
+# --- reports (issue 16): fact store, live counters, report API
+async def build_reports(c: "Container") -> None:
+    """CTI changes ──FactsSubscriber──▶ ReportService (live counters + fact store); the IVR's
+    observer ──▶ IVR steps and survey answers; the CTI wallboard counters come from the facts."""
+    from reports.service import ReportService
+    from reports.subscriber import KINDS, FactsSubscriber
+
+    s = c.settings
+    clock = c.cti._clock  # the CTI's clock: the changes' ``now`` and the live counters' day agree
+    c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
+    facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
+    c.reports.open_spans = facts.open_spans
+    await c.reports.start()
+
+    async def stop_reports() -> None:
+        facts.close_all(clock())
+        await c.reports.stop()
+
+    c.add_closer(stop_reports)
+    c.cti.dispatcher.subscribe("report-facts", facts, kinds=KINDS)
+    c.cti.state.counters = c.reports.live.queue_today
+    state = c.cti.state
+    c.reports.config.sl_seconds_of = lambda q: (
+        state.queue_settings[q].service_level_seconds if q in state.queue_settings else None)
+    if c.ivr is not None and hasattr(c.ivr, "observer"):
+        c.ivr.observer = c.reports.ivr_finished
 
 
 # --- ops (issue 20) -----------------------------------------------------------------------
@@ -181,9 +210,16 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
     sessionmaker = session_factory(engine)
     cti = CtiService.from_settings(settings, ami=NoAmi(), sessionmaker=sessionmaker, bus=Bus())
     ivr = await build_ivr_service(settings, sessionmaker=sessionmaker, router=cti.router, callbacks=cti.callbacks, crm=cti.crm)
+    # --- reports (issue 16): this call's IVR steps, survey answers and callback request
+    from reports.service import ReportService
+
+    reports = ReportService.from_settings(settings, sessionmaker, rollup_every=None)
+    await reports.start(load_today=False)
+    ivr.observer = reports.ivr_finished
 
     async def aclose() -> None:
         try:
+            await reports.stop()
             await ivr.stop()
             crm_close = getattr(cti.crm, "aclose", None)
             if crm_close is not None:
@@ -202,4 +238,6 @@ def routers(c: "Container") -> list[Any]:
     from auth.routes import router as auth_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
-    return [auth_router, audit_router, *cti_routers(), ivr_router]
+    from reports.routes import router as reports_router
+
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router]

@@ -376,6 +376,9 @@ class CtiState:
         self._recent_ended = recent_ended
         self.unhandled: int = 0
         self.stale: int = 0
+        #: today's queue counters from the reports fact store (``reports.service.LiveCounters.queue_today``):
+        #: when set, the ``*_today``/service-level/average figures of :meth:`queue_stats` come from it
+        self.counters: Any = None
 
     # ------------------------------------------------------------ directory
     def register_agent(
@@ -731,8 +734,9 @@ class CtiState:
         for name in {p.queue for p in params} | {s.queue for s in summaries}:
             q = self.queue(name, now)
         for p in params:
+            # QueueParams Completed/Holdtime/TalkTime are app_queue's own (reset on restart, TalkTime
+            # exponentially weighted): never mixed into callcore's counters
             self.queue(p.queue, now).strategy = p.strategy
-            self.queue(p.queue).completed = p.completed
 
         # members: QueueStatus is the whole truth for the queues it lists
         listed = {p.queue for p in params} | {m.member.queue for m in members}
@@ -927,7 +931,7 @@ class CtiState:
             "service_level_seconds": self.settings_for(name).service_level_seconds,
             "service_level": round(100.0 * q.answered_within_sl / offered, 1) if offered else None,
             "avg_talk_seconds": round(q.talk_seconds_total / q.completed) if q.completed and q.talk_seconds_total else None,
-        }
+        } | (self.counters(name, now) if self.counters is not None else {})
 
     def all_queue_stats(self, now: float) -> list[dict[str, Any]]:
         names = set(self.queues) | set(self.queue_settings)

@@ -58,6 +58,8 @@ class IvrService:
         pop_preload_wait: float = 0.5,
     ) -> None:
         self.registry = registry
+        #: ``observer(session_id, call_id, outcome, started_at, ended_at)`` after each run (reports' facts)
+        self.observer: Callable[..., None] | None = None
         self.router = router
         self.callbacks = callbacks
         self.lookup = lookup
@@ -143,6 +145,12 @@ class IvrService:
                 await self.repository.finish_session(session_id, outcome, self.clock())
             except Exception:  # noqa: BLE001
                 log.exception("could not store IVR session %s", session_id)
+        if self.observer is not None:  # reports: IVR steps, containment, survey answers
+            try:
+                self.observer(str(session_id if session_id is not None else info.uniqueid), info.linkedid or info.uniqueid,
+                              outcome, started.timestamp(), self.clock().timestamp())
+            except Exception:  # noqa: BLE001 - bookkeeping never fails a call
+                log.exception("IVR observer failed for %s", info.uniqueid)
         return outcome
 
     def _prepare_pop(self, info: Any, context: dict[str, Any]) -> Any:

@@ -124,6 +124,7 @@ class PbxConfig:
     #: Uptime reported in FullyBooted at start (seconds)
     uptime: float = 50.0
     monitor_dir: Path | None = None  # where MixMonitor writes (Asterisk's spool/monitor)
+    queue_log_path: Path | None = None  # where app_queue's queue_log goes (always kept in Pbx.queue_log.lines)
     #: prompt name -> virtual length in seconds; others use ``default_prompt_seconds``
     prompt_seconds: dict[str, float] = field(default_factory=dict)
     default_prompt_seconds: float = 1.0

@@ -301,6 +301,9 @@ class Pbx:
                 raise TypeError(f"unknown PbxConfig field {k!r}")
             setattr(cfg, k, v)
         self.cfg = cfg
+        from .queuelog import QueueLogWriter
+
+        self.queue_log = QueueLogWriter(cfg.queue_log_path, clock=self.now)  # app_queue's queue_log
         self.rng = random.Random(cfg.seed)  # bridge ids
         self.rng_agi = random.Random(cfg.seed + 1)  # AGIExec CommandId
         self.errors: list[BaseException] = []  # exceptions of emulator tasks (a test should assert none)
@@ -831,6 +834,7 @@ class Pbx:
         q.members[interface] = m
         self.device_state(f"Queue:{queue}_pause_{interface}", "INUSE" if paused else "NOT_INUSE")
         self.emit("QueueMemberAdded", m.headers())
+        self.queue_log.add_member(queue, m.name)
         self.device_state(f"Queue:{queue}_avail", "NOT_INUSE")
         self.notify()
         return m
@@ -839,6 +843,7 @@ class Pbx:
         q = self.queues[queue]
         m = q.members.pop(interface)
         self.emit("QueueMemberRemoved", m.headers())
+        self.queue_log.remove_member(queue, m.name)
         self.device_state(f"Queue:{queue}_avail", "NOT_INUSE" if self._available(q) else "INUSE")
         self.notify()
         return m
@@ -858,6 +863,9 @@ class Pbx:
             self.device_state(f"Queue:{q.name}_avail", "NOT_INUSE" if self._available(q) else "INUSE")
             self.emit("QueueMemberPause", m.headers())
             out.append(m)
+        if out:
+            (self.queue_log.pause if paused else self.queue_log.unpause)(
+                [mm.queue for mm in out] if queue is None else queue, out[0].name, reason)
         self.notify()
         return out
 

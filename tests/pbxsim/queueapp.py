@@ -232,6 +232,7 @@ class _Run:
         pbx.setvar(ch, "BRIDGEPEER", one.name)
         m.in_call = True
         talk_start = pbx.now()
+        pbx.queue_log.connect(ch.uniqueid, q.name, m.name, hold, one.uniqueid, talk_start - leg.started)
         leg.connected.set()
         pbx.notify()
 
@@ -557,6 +558,7 @@ class _Run:
 
     def _member_done(self, m: Member, talk: float, hold: float, in_use: bool = False, status: bool = True) -> None:
         pbx, q = self.pbx, self.q
+        pbx.queue_log.complete(self.ch.uniqueid, q.name, m.name, hold, talk, by_caller=self.ch.gone or self.ch.hangup_ev.is_set())
         m.in_call = False
         m.status = 2 if in_use else 1
         m.calls_taken += 1
@@ -597,6 +599,7 @@ class _Run:
                 ("HoldTime", str(int(pbx.now() - self.entry.joined))),
             ],
         )
+        pbx.queue_log.abandon(ch.uniqueid, q.name, pos, self.entry.original_position, pbx.now() - self.entry.joined)
         q.abandoned += 1
         if two is not None and not two.gone:  # shutdown: the phone side is hung up now
             pbx._soft_hangup_request(two, 16)
@@ -634,6 +637,8 @@ class _Run:
         while True:
             remaining = None if deadline is None else deadline - pbx.now()
             if remaining is not None and remaining <= 0:
+                pbx.queue_log.timeout(ch.uniqueid, q.name, self.position(), self.entry.original_position,
+                                      pbx.now() - self.entry.joined)
                 self.leave_without_agent()
                 return "TIMEOUT"
             picks = self.our_turn()
@@ -700,6 +705,7 @@ async def run_queue(pbx: "Pbx", ch: Channel, qname: str, timeout: float | None, 
         "QueueCallerJoin",
         [*pbx.snap(ch), ("Queue", qname), ("Position", str(idx + 1)), ("Count", str(len(q.callers)))],
     )
+    pbx.queue_log.enter(ch.uniqueid, qname, ch.cid_num or "", idx + 1)
     pbx.notify()
     run = _Run(pbx, ch, q, entry)
     try:

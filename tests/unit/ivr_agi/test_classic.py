@@ -231,8 +231,14 @@ async def test_callcore_agi_runs_the_real_ivr_and_stores_its_context(tmp_path):
     engine = create_engine(db_url)
     try:
         session = await SqlIvrRepository(session_factory(engine)).session("1795395806.2")
+        # reports (issue 16): the session's steps and outcome reached the fact store
+        from reports.repository import ReportRepository
+
+        facts = await ReportRepository(session_factory(engine)).facts(0, 4e9, ("ivr.step", "ivr.ended"))
     finally:
         await engine.dispose()
+    assert [f.data["outcome"] for f in facts if f.kind == "ivr.ended"] == ["queue"]
+    assert any(f.kind == "ivr.step" for f in facts)
     assert session is not None and session["outcome"] == "queue" and session["queue"] == "sales"
     assert session["context"]["agent"]["account"] == "4711"
     assert session["caller"] == "01012345678"
