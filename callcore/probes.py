@@ -20,9 +20,12 @@ if TYPE_CHECKING:  # pragma: no cover
 def register(c: "Container") -> None:
     col = c.metrics.collector
 
+    def cti_now() -> float:  # the CTI's clock: the day of its "today" counters and its wait start times
+        return getattr(c.cti, "_clock", time.time)()
+
     def queues() -> list[dict[str, Any]]:
         state = getattr(c.cti, "state", None)
-        return state.all_queue_stats(time.time()) if state is not None else []
+        return state.all_queue_stats(cti_now()) if state is not None else []
 
     def per_queue(key: str, scale: float = 1.0) -> Samples:
         return [((q["queue"],), q[key] * scale) for q in queues() if q.get(key) is not None]
@@ -102,7 +105,7 @@ def register(c: "Container") -> None:
     )
     col.gauge(
         "callcore_db_persistence_lag_seconds", "Age of the oldest ended call whose record is not stored yet (0: none pending)",
-        lambda: max((time.time() - t for t in pending_persists()), default=0.0),
+        lambda: max((cti_now() - t for t in pending_persists()), default=0.0),
     )
     col.labelled(
         "callcore_db_errors", "Database writes that failed every retry, by what was written", "counter", ("kind",),
