@@ -84,7 +84,7 @@ _AGENT = {
     "customers.read", "customers.write",
     "queues.read",
     "recordings.read", "recordings.play", "recordings.pci",
-    "qa.read_own", "kb.read",
+    "qa.read_own", "kb.read", "kb.write",  # kb.write: any agent proposes knowledge-base articles (issue 17)
 }
 _SUPERVISOR = _AGENT | {
     "agents.read", "agents.supervise", "agents.monitor",
@@ -92,12 +92,13 @@ _SUPERVISOR = _AGENT | {
     "callbacks.create", "customers.read_all", "customers.delete",
     "queues.monitor", "queues.admin",
     "dialplans.read", "ivr.read", "reports.read", "recordings.hold",
+    "kb.publish",  # supervisors review and publish knowledge-base articles (issue 17)
 }
 _QA = {
     "auth.self", "calls.read", "calls.read_all", "queues.read",
-    "recordings.read", "recordings.play", "qa.read_own", "qa.evaluate", "kb.read", "reports.read",
+    "recordings.read", "recordings.play", "qa.read_own", "qa.evaluate", "kb.read", "kb.write", "reports.read",
 }
-_QA_LEAD = _QA | {"qa.lead", "recordings.hold"}
+_QA_LEAD = _QA | {"qa.lead", "recordings.hold", "kb.publish"}  # kb.publish: QA leads publish articles (issue 17)
 _OPS = {"auth.self", "queues.read", "dialplans.read", "dialplans.admin", "ivr.read", "reports.read"}
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {

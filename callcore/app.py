@@ -59,6 +59,7 @@ class Container:
         self.agi: Any = None
         self.ivr: Any = None
         self.cti: Any = None
+        self.recording: Any = None
         # security (issue 11): built by callcore.wiring.build_security
         self.keyring: Any = None
         self.authenticator: Any = None
@@ -176,7 +177,8 @@ class Container:
         return routers(self)
 
     def app_services(self) -> dict[str, Any]:
-        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports}
+        services = {"cti": self.cti, "ivr": self.ivr, "reports": self.reports, "recording": self.recording}
+        services["kb"] = getattr(self, "kb", None)  # kb (issue 17), built by callcore.wiring.build_kb
         if self.cti is not None:
             services["authenticator"] = self.cti.authenticator
         services.update({"auth": self.auth, "audit": self.audit, "settings": self.settings})  # security (issue 11)

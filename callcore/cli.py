@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     from reports import cli as reports_cli
 
     reports_cli.register(sub)
+    # --- recording (issue 13): callcore recording check|purge|rotate-keys|process
+    from recording import cli as recording_cli
+
+    recording_cli.register(sub)
+    # --- kb (issue 17): callcore kb check|import|export|search|gaps|expiring
+    from kb import cli as kb_cli
+
+    kb_cli.register(sub)
     return parser
 
 

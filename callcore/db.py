@@ -55,7 +55,7 @@ def import_all_models() -> None:
     """Import every ``models`` module so ``Base.metadata`` knows all tables."""
     import importlib
 
-    for mod in ("ivr.models", "cti.models", "recording.models", "auth.models", "audit.models", "reports.models"):
+    for mod in ("ivr.models", "cti.models", "recording.models", "auth.models", "audit.models", "reports.models", "kb.models"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # a package without tables yet

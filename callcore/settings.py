@@ -43,6 +43,16 @@ class ReportQueueSettings(BaseModel):
         if v not in SL_FORMULAS:
             raise ValueError(f"service_level_formula must be one of {', '.join(SL_FORMULAS)}")
         return v
+class RecordingS3Settings(BaseModel):
+    """An S3-compatible bucket for recordings (AWS S3, MinIO, SeaweedFS)."""
+
+    endpoint: str  # host:port, e.g. 127.0.0.1:8333
+    bucket: str = "callcore-recordings"
+    access_key: str
+    secret_key: SecretStr
+    secure: bool = True
+    region: str | None = None
+    prefix: str = ""
 
 
 class Settings(BaseSettings):
@@ -153,6 +163,34 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"report_timezone: unknown time zone {v!r} (e.g. Asia/Seoul, UTC)") from None
         return v
+    # --- recording (issue 13; docs/recording.md)
+    recording_enabled: bool = True
+    recording_policies_file: Path | None = None  # default: the shipped recording/recording-policies.yaml
+    recording_timezone: str = "UTC"  # time-of-day / weekday rules are read in this zone
+    recording_store_dir: Path | None = None  # filesystem backend root; default: <data_dir>/recordings-store
+    recording_storage: Literal["fs", "s3"] = "fs"
+    recording_s3: RecordingS3Settings | None = None
+    recording_format: Literal["wav", "mp3", "opus"] = "wav"  # stored format (ffmpeg; the WAV is kept if it fails)
+    recording_encrypt: bool = False
+    recording_master_keys: dict[str, SecretStr] = Field(default_factory=dict)  # key id -> base64 of 32 bytes
+    recording_master_key_id: str | None = None  # the key that wraps new data keys
+    recording_pause_max_seconds: float = 180.0  # a PCI pause resumes by itself after this
+    recording_job_max_attempts: int = 6
+    recording_job_backoff_seconds: float = 5.0  # doubles per attempt
+    recording_job_poll_seconds: float = 2.0
+    recording_purge_interval_seconds: float = 3600.0
+    recording_agents_see_own: bool = True  # agents may list/play the recordings of their own calls
+
+    # --- knowledge base (kb, issue 17)
+    kb_rules_file: Path | None = None  # default: <dialplans_dir>/kb/rules.yaml
+    #: load the Markdown articles of kb_sample_dir (default: the shipped sample, kb/sample)
+    #: into an empty knowledge base on start
+    kb_load_sample: bool = True
+    kb_sample_dir: Path | None = None
+
+    @property
+    def effective_kb_rules_file(self) -> Path:
+        return self.kb_rules_file or (self.dialplans_dir / "kb" / "rules.yaml")
 
     @field_validator("only", mode="before")
     @classmethod
@@ -175,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def effective_recordings_dir(self) -> Path:
         return self.recordings_dir or (self.data_dir / "recordings")
+
+    @property
+    def effective_recording_store_dir(self) -> Path:
+        return self.recording_store_dir or (self.data_dir / "recordings-store")
 
     def runs(self, part: Part) -> bool:
         return part in self.only

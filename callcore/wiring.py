@@ -76,6 +76,7 @@ async def build_services(c: "Container") -> None:
         await c.ivr.start()
         c.add_closer(c.ivr.stop)
     await build_reports(c)
+    await build_recording(c)
 
 
 # --- reports (issue 16): fact store, live counters, report API
@@ -124,6 +125,82 @@ async def _timed_resync(c: "Container") -> Any:
         endpoint = f"{c.settings.ami_host}:{c.settings.ami_port}"
         c.metrics.ami_resync_duration.labels(endpoint).observe(time.perf_counter() - started)
 # --- end ops --------------------------------------------------------------------------------
+
+
+async def build_recording(c: "Container") -> None:
+    """Recording (issue 13): the service, its subscriber on the CTI change dispatcher,
+    the IVR's ``sensitive: true`` port, and its owned job/purge loops."""
+    s = c.settings
+    if not s.recording_enabled:
+        return
+    from recording.service import build_recording_service
+    from recording.subscriber import RecordingSubscriber
+
+    c.recording = build_recording_service(
+        s, sessionmaker=c.sessionmaker, ami=c.ami if c.ami is not None else NoAmi(), clock=getattr(c.cti, "_clock", None),
+        bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
+    )
+    c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    c.cti.dispatcher.subscribe(
+        "recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS
+    )
+    if c.ivr is not None and hasattr(c.ivr, "recording"):
+        c.ivr.recording = c.recording
+    m = c.metrics.collector
+    m.gauge("callcore_recordings_live", "Calls being recorded now", lambda: len(c.recording.live))
+    m.counter("callcore_recording_jobs_done_total", "Recording post-processing jobs finished", lambda: c.recording.jobs_done)
+    m.counter("callcore_recording_write_failures_total", "Recording bookkeeping writes that failed for good",
+              lambda: c.recording.write_failures)
+    await c.recording.start()
+    c.add_closer(c.recording.stop)
+
+    # --- kb (issue 17): the knowledge base, fed by the screen pop of CTI's calls
+    if s.runs("http") or s.runs("ami"):
+        await build_kb(c)
+
+
+async def build_kb(c: "Container") -> None:
+    """Knowledge base (``app.state.kb``): search, the ``"kb"`` pop enricher, suggestions and
+    marks for a call read from CTI's pop of that call."""
+    from kb.analysis import Analyzer
+    from kb.notifier import KbNotifier
+    from kb.repository import KbRepository
+    from kb.service import SAMPLE_DIR, KbService
+    from recording.storage import build_storage
+
+    s = c.settings
+    rules_file = s.effective_kb_rules_file
+    cti = c.cti
+    notifier = KbNotifier(c.bus, agents=lambda: [a.id for a in cti.state.agents.values() if a.logged_in])
+    ivr = c.ivr
+
+    def flow_nodes() -> list[str] | None:  # for the rules checker's "no dialplan node named …" warning
+        registry = getattr(ivr, "registry", None)
+        if registry is None or not registry.loaded:
+            return None
+        return [n for f in registry.current.flows.values() for n in f.nodes]
+
+    def pop_for(call_id: str) -> dict[str, Any] | None:  # the pop of a live or just-ended call
+        call = cti.state.calls.get(call_id) or cti.state.ended.get(call_id)
+        return cti.pops.pop(call, call.agent_id) if call is not None else None
+
+    # attachments on the recording storage port: the same backend (fs or S3), keys kb/<article>/<sha256>
+    store = c.recording.storage if c.recording is not None else build_storage(s)
+    c.kb = KbService(KbRepository(c.sessionmaker), Analyzer(), store=store,
+                     notifier=notifier, rules_file=rules_file, flow_nodes=flow_nodes, pops=pop_for)
+    if rules_file.is_file():
+        loaded = c.kb.reload_rules()
+        for problem in loaded["problems"]:
+            log.warning("kb rules: %s", problem)
+        if not loaded["reloaded"]:
+            log.error("kb rules %s have errors: the pop carries no suggestions until they are fixed", rules_file)
+    else:
+        log.warning("kb rules %s not found: the pop carries no suggestions", rules_file)
+    await c.kb.start(sample_dir=(s.kb_sample_dir or SAMPLE_DIR) if s.kb_load_sample else None)
+    c.add_closer(c.kb.stop)
+    # the pop preload (at the IVR hand-off, before the phone rings) runs kb's enricher: the pop
+    # carries {"kb": {"context", "suggestions"}} (cti/pops.py)
+    cti.pops.add_enricher("kb", c.kb.enrich)
 
 
 # --- security (issue 11) ------------------------------------------------------------------
@@ -233,11 +310,13 @@ async def build_standalone_ivr(settings: Any) -> tuple[Any, Any]:
 def routers(c: "Container") -> list[Any]:
     from cti.routes import routers as cti_routers
     from ivr.routes import router as ivr_router
+    from kb.routes import router as kb_router  # kb (issue 17)
 
     from audit.routes import router as audit_router
     from auth.routes import router as auth_router
+    from recording.routes import router as recording_router
 
     # auth first: its /api/auth/login replaces CTI's older one (same path, same body)
     from reports.routes import router as reports_router
 
-    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router]
+    return [auth_router, audit_router, *cti_routers(), ivr_router, reports_router, recording_router, kb_router]

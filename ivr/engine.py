@@ -31,7 +31,7 @@ from ivr import expressions
 from ivr.channel import Channel, ChannelError, ChannelHungUp
 from ivr.flow import QUEUE_NAME, Flow, Node, Prompt
 from ivr.lookup import LookupClient, LookupFailed
-from ivr.ports import CallbackRequest, CallbackSink, PassThroughRouter, RouteRequest, Router
+from ivr.ports import CallbackRequest, CallbackSink, PassThroughRouter, RecordingControl, RouteRequest, Router
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class _Call:
         self.lookups: dict[str, dict[str, Any]] = {}
         self.steps: list[Step] = []
         self.agent_vars: list[str] = []
+        self.sensitive: set[str] = set()  # variables set by a ``sensitive: true`` collect (masked when stored)
         self.survey: dict[str, int | None] = {}
         self.hours: str | None = None
         self.flows_used: dict[str, str | None] = {}
@@ -133,8 +134,10 @@ class Engine:
         sounds_prefix: str = "",
         trace: Callable[[str], None] | None = None,
         max_steps: int = 500,
+        recording: RecordingControl | None = None,
     ) -> None:
         self.flows = flows
+        self.recording = recording
         self.versions = dict(versions or {})
         self.router = router or PassThroughRouter()
         self.callbacks = callbacks
@@ -284,7 +287,7 @@ class Engine:
             survey_flow=info.get("survey_flow"),
             callback_id=info.get("callback_id"),
             survey_answers=dict(call.survey),
-            variables=dict(call.vars),
+            variables={k: ("****" if k in call.sensitive else v) for k, v in call.vars.items()},
             steps=call.steps,
             error=info.get("error"),
         )
@@ -294,7 +297,8 @@ class Engine:
     def context(self, call: _Call, flow: Flow, out: IvrOutcome | None = None) -> dict[str, Any]:
         """The call's IVR context: what the caller did, for storage and the screen pop."""
         info = call.channel.info
-        agent = {name: call.vars.get(name) for name in call.agent_vars if name in call.vars}
+        agent = {name: "****" if name in call.sensitive else call.vars.get(name)
+                 for name in call.agent_vars if name in call.vars}
         ctx: dict[str, Any] = {
             "flow": flow.name,
             "version": self.versions.get(flow.name),
@@ -364,6 +368,19 @@ class Engine:
             self._note(step, f"try {attempt}/{tries}: {why}; no tries left → {a['on_fail']}")
 
     async def _n_collect(self, n: Node, flow: Flow, call: _Call, step: Step, stack) -> str:
+        if not n.args.get("sensitive"):
+            return await self._collect(n, flow, call, step)
+        # PCI: the recording is muted while the caller types; the digits never reach a trace
+        node = f"{flow.name}:{n.id}"
+        if self.recording is not None:
+            await self.recording.sensitive_input(call.channel.info.linkedid or call.channel.info.uniqueid, True, node)
+        try:
+            return await self._collect(n, flow, call, step, masked=True)
+        finally:
+            if self.recording is not None:
+                await self.recording.sensitive_input(call.channel.info.linkedid or call.channel.info.uniqueid, False, node)
+
+    async def _collect(self, n: Node, flow: Flow, call: _Call, step: Step, masked: bool = False) -> str:
         a = n.args
         tries = a["retries"]
         sounds = self._sounds(a["prompt"], call, flow)
@@ -377,7 +394,7 @@ class Engine:
             room = a["max_length"] - len(first)
             digits = await call.channel.collect(last, a["timeout"], room, a["terminator"]) if room > 0 else ""
             value = first + digits
-            self._input(call, flow, n, step, value or "timeout")
+            self._input(call, flow, n, step, ("*" * len(value) if masked else value) or "timeout")
             problem = None
             if not value:
                 problem = "nothing entered"
@@ -387,7 +404,9 @@ class Engine:
                 problem = f"does not match {a['pattern']!r}"
             if problem is None:
                 call.vars[a["var"]] = value
-                self._note(step, f"{a['var']} = {value!r}")
+                if masked:
+                    call.sensitive.add(a["var"])
+                self._note(step, f"{a['var']} = {'*' * len(value) if masked else repr(value)}")
                 return a["next"]
             await self._missed(step, attempt, tries, problem, "asking again", a, bool(value), call, flow)
         return a["on_fail"]

@@ -482,6 +482,7 @@ SPECS: dict[str, dict[str, tuple[Validator, Any]]] = {
         "max_length": (v_int, 16),
         "terminator": (v_terminator, "#"),
         "pattern": (v_regex, None),
+        "sensitive": (v_bool, False),  # card digits: recording muted while typing, digits masked in traces
         **RETRY,
         "invalid_prompt": (v_prompt, None),
         "timeout_prompt": (v_prompt, None),

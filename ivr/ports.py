@@ -76,3 +76,13 @@ class InMemoryCallbackSink:
     async def create_callback(self, request: CallbackRequest) -> str:
         self.requests.append(request)
         return f"cb-{len(self.requests)}"
+
+
+class RecordingControl(Protocol):
+    """The recording side of a ``collect`` node marked ``sensitive: true`` (card numbers):
+    ``active=True`` before the caller types (the recording is muted with MixMonitorMute),
+    ``False`` after. Implemented by ``recording.service.RecordingService.sensitive_input``;
+    without it (console, classic AGI) nothing is muted, and the digits are still masked
+    in the IVR's trace and context."""
+
+    async def sensitive_input(self, call_id: str, active: bool, node: str) -> None: ...

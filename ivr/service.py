@@ -73,6 +73,8 @@ class IvrService:
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = context_cache_size
         self.active_calls = 0
+        #: recording port for ``sensitive: true`` collect nodes (set by the wiring; None: nothing to mute)
+        self.recording: Any = None
 
     async def start(self) -> None:
         """Load the dialplans (and start the watcher if the registry has one)."""
@@ -129,6 +131,7 @@ class IvrService:
         engine = Engine(
             flowset.flows, versions=flowset.versions, router=self.router, callbacks=self.callbacks, lookup=self.lookup,
             clock=self.clock, monotonic=self.monotonic, sounds_prefix=self.sounds_prefix, trace=self.trace,
+            recording=self.recording,
         )
         self.active_calls += 1
         try:
@@ -182,6 +185,12 @@ class IvrService:
             variables.append(("CALLCORE_SESSION", str(session_id)))
         if outcome.survey_flow:
             variables.append(("IVR_SURVEY_FLOW", outcome.survey_flow))
+        if self.recording is not None:  # the recording policy at queue entry (CALLCORE_RECORD, ...)
+            try:
+                variables.extend(self.recording.hand_off_variables(outcome.queue, channel.info.dialed,
+                                                                   self.clock().timestamp()))
+            except Exception:  # noqa: BLE001 - the caller still reaches the queue (the dialplan's defaults record)
+                log.exception("recording policy for %s failed; the dialplan defaults apply", channel.info.uniqueid)
         try:
             for name, value in variables:
                 await channel.set_variable(name, value)

@@ -100,3 +100,15 @@ def test_cli_rejects_unknown_benchmark(argv: list[str]) -> None:
 
     with pytest.raises(SystemExit):
         main(argv)
+
+
+def test_kb_search_smoke() -> None:
+    """kb search benchmark (issue 17): builds the corpus, every query answers, the sample's hits are there."""
+    from benchmarks import kb_search
+
+    res = kb_search.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    assert d["articles"] == kb_search.SIZES["smoke"]["articles"]
+    assert d["summary"]["n"] == len(kb_search.QUERIES)
+    assert d["hits"]["환불해주세요"] > 0 and d["hits"]["How do I get a refund?"] > 0

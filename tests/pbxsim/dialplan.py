@@ -42,7 +42,10 @@ async def run_context(pbx: "Pbx", ch: Channel, context: str, exten: str) -> None
 def mixmonitor(pbx: "Pbx", ch: Channel, filename: str, options: str) -> Recording:
     assert pbx.monitor_dir is not None
     path = Path(filename) if filename.startswith("/") else pbx.monitor_dir / filename
-    rec = Recording(path, "b" in options, pbx.now(), ch.bridge is not None)
+    legs = re.findall(r"([rt])\(([^)]*)\)", options)  # r(<file>) / t(<file>): each direction apart
+    flags = re.sub(r"[rt]\([^)]*\)", "", options)
+    rec = Recording(path, "b" in flags, pbx.now(), ch.bridge is not None,
+                    legs={k: pbx.monitor_dir / f for k, f in legs})
     ch.recording = rec
     pbx.setvar(ch, "MIXMONITOR_FILENAME", str(path))
     pbx.emit("MixMonitorStart", pbx.snap(ch))
@@ -101,9 +104,18 @@ async def callcore_enter_queue(pbx: "Pbx", ch: Channel, qname: str) -> None:
     prio = ch.vars.get("IVR_PRIORITY") or "0"
     pbx.newexten(ch, "Set", f"QUEUE_PRIO={prio}", priority=1)
     pbx.setvar(ch, "QUEUE_PRIO", prio)
-    pbx.step(ch, "ExecIf", f"{1 if ch.recording is None else 0}?MixMonitor({ch.uniqueid}.wav,b)")
-    if ch.recording is None:
-        mixmonitor(pbx, ch, f"{ch.uniqueid}.wav", "b")
+    # recording options from callcore's CALLCORE_RECORD / _REC_START / _REC_STEREO (extensions.conf)
+    opts = "" if ch.vars.get("CALLCORE_REC_START") == "queue" else "b"
+    pbx.step(ch, "Set", f"CALLCORE_REC_OPTS={opts}")
+    stereo = ch.vars.get("CALLCORE_REC_STEREO") == "1"
+    if stereo:
+        opts += f"r({ch.uniqueid}-caller.wav)t({ch.uniqueid}-agent.wav)"
+    pbx.step(ch, "ExecIf", f"{1 if stereo else 0}?Set(CALLCORE_REC_OPTS={opts})")
+    pbx.setvar(ch, "CALLCORE_REC_OPTS", opts)
+    record = ch.recording is None and ch.vars.get("CALLCORE_RECORD") != "0"
+    pbx.step(ch, "ExecIf", f"{1 if record else 0}?MixMonitor({ch.uniqueid}.wav,{opts})")
+    if record:
+        mixmonitor(pbx, ch, f"{ch.uniqueid}.wav", opts)
     timeout = _timeout(ch, 600)
     pbx.step(ch, "Queue", f"{qname},tc,,,{int(timeout)}")
     status = await queue(pbx, ch, qname, "tc", timeout)

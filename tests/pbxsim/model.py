@@ -150,8 +150,11 @@ class Recording:
 
     RATE = 8000
 
-    def __init__(self, path: Path, only_bridged: bool, now: float, bridged: bool) -> None:
+    def __init__(self, path: Path, only_bridged: bool, now: float, bridged: bool,
+                 legs: dict[str, Path] | None = None) -> None:
         self.path = path
+        #: MixMonitor r(<file>) / t(<file>): what the channel hears / says, each in its own file
+        self.legs = dict(legs or {})
         self.only_bridged = only_bridged
         self.segments: list[tuple[float, bool]] = []  # (seconds, muted)
         self._since = now
@@ -187,9 +190,16 @@ class Recording:
         if not self.segments and self.only_bridged:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tone = array.array("h", (int(6000 * math.sin(2 * math.pi * 440 * i / self.RATE)) for i in range(self.RATE)))
+        self._write(self.path, 440)
+        for kind, path in self.legs.items():  # r: the caller's side (330 Hz), t: the agent's (550 Hz)
+            self._write(path, 330 if kind == "r" else 550)
+        self.written = True
+        return self.path
+
+    def _write(self, path: Path, hz: int) -> None:
+        tone = array.array("h", (int(6000 * math.sin(2 * math.pi * hz * i / self.RATE)) for i in range(self.RATE)))
         silence = array.array("h", bytes(2 * self.RATE))
-        with wave.open(str(self.path), "wb") as w:
+        with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(self.RATE)
@@ -200,8 +210,6 @@ class Recording:
                     n = min(frames, self.RATE)
                     w.writeframes(src[:n].tobytes())
                     frames -= n
-        self.written = True
-        return self.path
 
 
 class Channel:

@@ -450,3 +450,36 @@ async def test_step_limit_stops_a_runaway_call():
     """)
     o, _ = await run(fl, ["1"] * 100, max_steps=20)
     assert o.kind == "error" and "20 steps" in o.error
+
+
+# ------------------------------------------------------------------ PCI: sensitive collect (issue 13)
+SENSITIVE = COLLECT.replace("        var: acct\n", "        var: acct\n        sensitive: true\n").replace(
+    "      ok: {type: say, digits: acct, next: bye}", "      ok: {type: play, prompt: thanks, next: bye}")
+
+
+class _Recorder:
+    """The recording port: remembers every mute/unmute request."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool, str]] = []
+
+    async def sensitive_input(self, call_id: str, active: bool, node: str) -> None:
+        self.calls.append((call_id, active, node))
+
+
+async def test_sensitive_collect_mutes_the_recording_and_masks_the_digits():
+    rec = _Recorder()
+    outcome, ch = await run(flows(main=SENSITIVE), ["0123#", "4111222#"], recording=rec)
+    assert rec.calls == [("1700000000.1", True, "main:ask"), ("1700000000.1", False, "main:ask")]
+    assert outcome.variables["acct"] == "****"  # what is stored / sent to the pop
+    assert "4111222" not in repr(outcome.steps) and "0123" not in repr(outcome.steps)
+    assert outcome.steps[0].input == "****,******" and outcome.steps[0].detail.endswith("acct = ******")
+    assert outcome.context["digits"] == [{"node": "main:ask", "input": "****"}, {"node": "main:ask", "input": "******"}]
+
+
+async def test_sensitive_collect_unmutes_even_when_the_caller_hangs_up():
+    rec = _Recorder()
+    outcome, _ = await run(flows(main=SENSITIVE), [], recording=rec)
+    assert [active for _, active, _ in rec.calls] == [True, False]
+    plain, _ = await run(flows(main=COLLECT), ["98765#"], recording=rec)
+    assert len(rec.calls) == 2 and plain.variables["acct"] == "98765"  # not sensitive: nothing muted

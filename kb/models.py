@@ -1,0 +1,164 @@
+"""Knowledge-base tables (portable types only; every table name starts with ``kb_``).
+
+The full-text index itself is *derived* data and not declared here: the repository
+creates it on start (SQLite: an FTS5 table ``kb_fts``; PostgreSQL: a GIN index over
+``to_tsvector('simple', …)`` of the analysed columns) and rebuilds it from
+``kb_articles.search_title`` / ``search_body`` when it is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcore.db import Base, utcnow
+
+STATUSES = ("draft", "review", "published", "archived")
+KINDS = ("article", "script")
+LANGUAGES = ("ko", "en")
+
+
+class ArticleRow(Base):
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default="article")  # article | script
+    steps: Mapped[list[Any]] = mapped_column(JSON, default=list)  # script steps [{id, title, text}]
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    language: Mapped[str] = mapped_column(String(8), default="ko")
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    products: Mapped[list[str]] = mapped_column(JSON, default=list)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    intents: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notice: Mapped[bool] = mapped_column(Boolean, default=False)  # also shown on the notice board
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # analysed terms (kb.analysis), what the full-text index is built over
+    search_title: Mapped[str] = mapped_column(Text, default="")
+    search_body: Mapped[str] = mapped_column(Text, default="")
+    # usage counters (denormalised from kb_feedback for ranking)
+    used_count: Mapped[int] = mapped_column(Integer, default=0)
+    helpful_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ArticleVersionRow(Base):
+    """Every edit is a version: the full content as it was saved, so diff and rollback are exact."""
+
+    __tablename__ = "kb_article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version", name="article_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)  # title, body, steps, tags, links, validity, …
+    status: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "kb_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SynonymRow(Base):
+    """One synonym group the team edits, e.g. ``["환불", "환급", "refund"]``."""
+
+    __tablename__ = "kb_synonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    terms: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeedbackRow(Base):
+    """An agent marked an article as used / helpful on a call (once per kind per call)."""
+
+    __tablename__ = "kb_feedback"
+    __table_args__ = (UniqueConstraint("call_id", "article_id", "kind", name="call_article_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # used | helpful
+    agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    suggested: Mapped[bool] = mapped_column(Boolean, default=False)  # it was in the pop's suggestions
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScriptTickRow(Base):
+    """A script step ticked during a call (kept with the call id: the call record's script ticks)."""
+
+    __tablename__ = "kb_script_ticks"
+    __table_args__ = (UniqueConstraint("call_id", "article_id", "step", name="call_script_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ticked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NoticeRow(Base):
+    """A new or changed article on the notice board (one per published version)."""
+
+    __tablename__ = "kb_notices"
+    __table_args__ = (UniqueConstraint("article_id", "version", name="notice_article_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    change: Mapped[str] = mapped_column(String(16))  # new | changed
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AcknowledgementRow(Base):
+    __tablename__ = "kb_acknowledgements"
+    __table_args__ = (UniqueConstraint("notice_id", "agent_id", name="notice_agent"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("kb_notices.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    acked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProposalRow(Base):
+    """An agent's proposed change to a published article, applied only when a reviewer accepts it."""
+
+    __tablename__ = "kb_proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    base_version: Mapped[int] = mapped_column(Integer)  # the version the author saw
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | accepted | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,493 @@
+"""Knowledge-base persistence: articles + versions, the full-text index on both stores,
+feedback, script ticks, notices and acknowledgements, synonyms.
+
+Every method opens its own short session from the injected sessionmaker.
+
+Full text, over the *analysed* terms (kb.analysis) kept in ``search_title`` / ``search_body``:
+
+* SQLite: an FTS5 table ``kb_fts(title, body)`` (``unicode61`` tokenizer: the terms are
+  already space-separated), rowid = article id, ranked by ``bm25`` with the title
+  weighted 5×. Written in the same transaction as the article.
+* PostgreSQL: ``setweight(to_tsvector('simple', search_title), 'A') ||
+  setweight(to_tsvector('simple', search_body), 'B')`` with a GIN index over exactly that
+  expression, ranked by ``ts_rank``. ``simple`` does no stemming: the analysis did.
+
+Both are created by :meth:`KbRepository.ensure_search_index` at start-up (derived data,
+rebuilt if missing), not by the Alembic history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Select, Text, and_, cast, column, delete, func, literal_column, or_, select, table, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kb.models import (
+    AcknowledgementRow,
+    ArticleRow,
+    ArticleVersionRow,
+    AttachmentRow,
+    FeedbackRow,
+    NoticeRow,
+    ProposalRow,
+    ScriptTickRow,
+    SynonymRow,
+)
+
+_PG_VECTOR = (
+    "(setweight(to_tsvector('simple', coalesce(search_title, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(search_body, '')), 'B'))"
+)
+#: full-text candidates fetched before the usage re-ranking
+CANDIDATES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: int
+    relevance: float  # full-text relevance, higher is better (FTS5 -bm25, PostgreSQL ts_rank)
+    helpful: int
+    language: str
+
+
+_FTS = table("kb_fts", column("rowid"), column("rank"))
+
+
+@dataclass(slots=True)
+class SearchFilters:
+    status: str | None = "published"
+    queue: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    kind: str | None = None
+
+
+def _json_contains(column: Any, value: str) -> Any:
+    """Portable "JSON list contains value": both stores keep the JSON text SQLAlchemy wrote
+    (``json.dumps``), so the quoted element is a substring of it."""
+    needle = json.dumps(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(column, Text).like(f"%{needle}%", escape="\\")
+
+
+class KbRepository:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sm = sessionmaker
+        self._dialect: str | None = None
+
+    def session(self) -> AsyncSession:
+        return self._sm()
+
+    async def _add(self, row: Any) -> Any:
+        """Insert one row and return it with its generated id."""
+        async with self._sm() as s:
+            s.add(row)
+            await s.commit()
+            await s.refresh(row)
+            return row
+
+    async def _get(self, model: Any, key: int) -> Any:
+        async with self._sm() as s:
+            return await s.get(model, key)
+
+    async def dialect(self) -> str:
+        if self._dialect is None:
+            async with self._sm() as s:
+                self._dialect = (await s.connection()).dialect.name
+        return self._dialect
+
+    # ------------------------------------------------------------ full-text index
+    async def ensure_search_index(self) -> None:
+        dialect = await self.dialect()
+        async with self._sm() as s:
+            if dialect == "sqlite":
+                await s.execute(
+                    text("CREATE VIRTUAL TABLE IF NOT EXISTS kb_fts USING fts5(title, body, tokenize='unicode61 remove_diacritics 0')")
+                )
+                await s.execute(text("INSERT INTO kb_fts(kb_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)')"))
+                indexed = (await s.execute(text("SELECT count(*) FROM kb_fts"))).scalar_one()
+                articles = (await s.execute(select(func.count()).select_from(ArticleRow))).scalar_one()
+                if indexed != articles:
+                    await s.execute(text("DELETE FROM kb_fts"))
+                    await s.execute(
+                        text("INSERT INTO kb_fts(rowid, title, body) SELECT id, search_title, search_body FROM kb_articles")
+                    )
+            else:
+                await s.execute(text(f"CREATE INDEX IF NOT EXISTS ix_kb_articles_fulltext ON kb_articles USING gin ({_PG_VECTOR})"))
+            await s.commit()
+
+    async def _index(self, s: AsyncSession, row: ArticleRow) -> None:
+        if await self.dialect() == "sqlite":
+            await s.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), {"id": row.id})
+            await s.execute(
+                text("INSERT INTO kb_fts(rowid, title, body) VALUES (:id, :t, :b)"),
+                {"id": row.id, "t": row.search_title, "b": row.search_body},
+            )
+
+    async def search(
+        self, terms: Sequence[str], filters: SearchFilters, *, now: datetime | None = None, limit: int = CANDIDATES
+    ) -> list[Hit]:
+        """The ``limit`` best full-text matches of any of ``terms`` (already analysed; only word
+        characters) that pass ``filters``, best first. Only ids and ranking inputs are read:
+        the caller loads the rows of the page it shows."""
+        return (await self.search_many([terms], filters, now=now, limit=limit))[0]
+
+    async def search_many(
+        self, term_sets: Sequence[Sequence[str]], filters: SearchFilters, *, now: datetime | None = None,
+        limit: int = CANDIDATES,
+    ) -> list[list[Hit]]:
+        """:meth:`search` for several term sets, in one session."""
+        dialect = await self.dialect()
+        conds = self._filters(filters, now)
+        # the fast FTS5 path takes the best matches first and filters them after: only for the
+        # usual search (published articles, no other filter), where few of them are filtered out
+        narrow = any((filters.queue, filters.tag, filters.language, filters.kind)) or filters.status != "published"
+        stmts = [self._search_stmt(dialect, terms, conds, limit, narrow) if terms else None for terms in term_sets]
+        out: list[list[Hit]] = []
+        async with self._sm() as s:
+            for stmt in stmts:
+                rows = (await s.execute(stmt)).all() if stmt is not None else []
+                out.append([Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows])
+        return out
+
+    @staticmethod
+    def _search_stmt(dialect: str, terms: Sequence[str], conds: list[Any], limit: int, narrow: bool) -> Any:
+        cols = (ArticleRow.id, ArticleRow.helpful_count, ArticleRow.language)
+        if dialect == "sqlite":
+            match = " OR ".join(f'"{t}"' for t in terms)
+            if not narrow:
+                # FTS5 answers "MATCH … ORDER BY rank LIMIT n" itself (rank = bm25(5, 1), set by
+                # ensure_search_index), much faster than ordering by bm25(); the status/validity
+                # filters then drop the few drafts/expired rows among the best 2 × limit
+                best = (
+                    select(_FTS.c.rowid, literal_column("rank").label("rank"))
+                    .select_from(_FTS)
+                    .where(text("kb_fts MATCH :m").bindparams(m=match))
+                    .order_by(literal_column("rank"))
+                    .limit(2 * limit)
+                    .subquery("best")
+                )
+                rank = (-best.c.rank).label("rel")
+                return (
+                    select(*cols, rank).select_from(best).join(ArticleRow, ArticleRow.id == best.c.rowid)
+                    .where(*conds).order_by(best.c.rank, ArticleRow.id).limit(limit)
+                )
+            rank = literal_column("-bm25(kb_fts, 5.0, 1.0)").label("rel")
+            stmt = (
+                select(*cols, rank)
+                .select_from(ArticleRow)
+                .join(_FTS, _FTS.c.rowid == ArticleRow.id)
+                .where(text("kb_fts MATCH :m").bindparams(m=match), *conds)
+            )
+        else:
+            tsq = " | ".join("'" + t.replace("'", "''") + "'" for t in terms)
+            vector = literal_column(_PG_VECTOR)
+            query = func.to_tsquery("simple", tsq)
+            rank = func.ts_rank(vector, query).label("rel")
+            stmt = select(*cols, rank).where(vector.op("@@")(query), *conds)
+        return stmt.order_by(rank.desc(), ArticleRow.id).limit(limit)
+
+    @staticmethod
+    def _filters(f: SearchFilters, now: datetime | None) -> list[Any]:
+        conds: list[Any] = []
+        if f.status:
+            conds.append(ArticleRow.status == f.status)
+        if f.language:
+            conds.append(ArticleRow.language == f.language)
+        if f.kind:
+            conds.append(ArticleRow.kind == f.kind)
+        if f.queue:
+            conds.append(_json_contains(ArticleRow.queues, f.queue))
+        if f.tag:
+            conds.append(_json_contains(ArticleRow.tags, f.tag))
+        if now is not None and f.status == "published":
+            conds.append(or_(ArticleRow.valid_from.is_(None), ArticleRow.valid_from <= now))
+            conds.append(or_(ArticleRow.valid_until.is_(None), ArticleRow.valid_until > now))
+        return conds
+
+    async def browse(self, filters: SearchFilters, *, now: datetime | None = None, limit: int = 50, offset: int = 0) -> list[ArticleRow]:
+        async with self._sm() as s:
+            stmt = (
+                select(ArticleRow)
+                .where(*self._filters(filters, now))
+                .order_by(ArticleRow.helpful_count.desc(), ArticleRow.updated_at.desc(), ArticleRow.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return list((await s.scalars(stmt)).all())
+
+    async def all_search_terms(self) -> set[str]:
+        terms: set[str] = set()
+        async with self._sm() as s:
+            for title, body in (await s.execute(select(ArticleRow.search_title, ArticleRow.search_body))).all():
+                terms.update((title or "").split())
+                terms.update((body or "").split())
+        return terms
+
+    # ------------------------------------------------------------ articles
+    async def get(self, article_id: int) -> ArticleRow | None:
+        return await self._get(ArticleRow, article_id)
+
+    async def by_slug(self, slug: str) -> ArticleRow | None:
+        async with self._sm() as s:
+            return (await s.scalars(select(ArticleRow).where(ArticleRow.slug == slug))).first()
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, ArticleRow]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        async with self._sm() as s:
+            return {r.id: r for r in (await s.scalars(select(ArticleRow).where(ArticleRow.id.in_(ids)))).all()}
+
+    async def linked(self, *, intents: Sequence[str] = (), queues: Sequence[str] = (), tags: Sequence[str] = (),
+                     slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None) -> list[ArticleRow]:
+        """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent notices)."""
+        ors: list[Any] = [_json_contains(ArticleRow.intents, i) for i in intents]
+        ors += [_json_contains(ArticleRow.queues, q) for q in queues]
+        ors += [_json_contains(ArticleRow.tags, t) for t in tags]
+        if slugs:
+            ors.append(ArticleRow.slug.in_(list(slugs)))
+        if notices_since is not None:
+            ors.append(and_(ArticleRow.notice.is_(True), ArticleRow.published_at >= notices_since))
+        if not ors:
+            return []
+        async with self._sm() as s:
+            stmt = select(ArticleRow).where(or_(*ors), *self._filters(SearchFilters(status="published"), now))
+            return list((await s.scalars(stmt)).all())
+
+    async def save(self, row: ArticleRow, version: ArticleVersionRow | None, notice: NoticeRow | None = None) -> ArticleRow:
+        """Insert or update ``row`` with its new version (and notice), re-indexing it, in one transaction."""
+        async with self._sm() as s:
+            try:
+                row = await s.merge(row)
+                await s.flush()
+                if version is not None:
+                    version.article_id = row.id
+                    s.add(version)
+                if notice is not None:
+                    notice.article_id = row.id
+                    s.add(notice)
+                await self._index(s, row)
+                await s.commit()
+            except IntegrityError as exc:
+                await s.rollback()
+                raise Duplicate(str(exc.orig)) from None
+            await s.refresh(row)
+            return row
+
+    async def versions(self, article_id: int) -> list[ArticleVersionRow]:
+        async with self._sm() as s:
+            stmt = select(ArticleVersionRow).where(ArticleVersionRow.article_id == article_id).order_by(ArticleVersionRow.version)
+            return list((await s.scalars(stmt)).all())
+
+    async def version(self, article_id: int, version: int) -> ArticleVersionRow | None:
+        async with self._sm() as s:
+            stmt = select(ArticleVersionRow).where(ArticleVersionRow.article_id == article_id, ArticleVersionRow.version == version)
+            return (await s.scalars(stmt)).first()
+
+    async def list_articles(self, *, status: str | None = None, expired_before: datetime | None = None) -> list[ArticleRow]:
+        async with self._sm() as s:
+            stmt = select(ArticleRow).order_by(ArticleRow.id)
+            if status:
+                stmt = stmt.where(ArticleRow.status == status)
+            if expired_before is not None:
+                stmt = stmt.where(ArticleRow.valid_until.is_not(None), ArticleRow.valid_until <= expired_before)
+            return list((await s.scalars(stmt)).all())
+
+    async def count(self) -> int:
+        async with self._sm() as s:
+            return (await s.execute(select(func.count()).select_from(ArticleRow))).scalar_one()
+
+    # ------------------------------------------------------------ proposals
+    async def add_proposal(self, row: ProposalRow) -> ProposalRow:
+        return await self._add(row)
+
+    async def proposal(self, proposal_id: int) -> ProposalRow | None:
+        return await self._get(ProposalRow, proposal_id)
+
+    async def proposals(self, *, article_id: int | None = None, status: str | None = None) -> list[ProposalRow]:
+        async with self._sm() as s:
+            stmt = select(ProposalRow).order_by(ProposalRow.created_at, ProposalRow.id)
+            if article_id is not None:
+                stmt = stmt.where(ProposalRow.article_id == article_id)
+            if status is not None:
+                stmt = stmt.where(ProposalRow.status == status)
+            return list((await s.scalars(stmt)).all())
+
+    async def decide_proposal(self, proposal_id: int, status: str, by: str, at: datetime) -> bool:
+        """Close an open proposal; False if it was no longer open (decided concurrently)."""
+        async with self._sm() as s:
+            res = await s.execute(
+                update(ProposalRow).where(ProposalRow.id == proposal_id, ProposalRow.status == "open")
+                .values(status=status, decided_by=by, decided_at=at)
+            )
+            await s.commit()
+            return bool(res.rowcount)
+
+    # ------------------------------------------------------------ attachments
+    async def add_attachment(self, row: AttachmentRow) -> AttachmentRow:
+        return await self._add(row)
+
+    async def attachments(self, article_id: int) -> list[AttachmentRow]:
+        async with self._sm() as s:
+            stmt = select(AttachmentRow).where(AttachmentRow.article_id == article_id).order_by(AttachmentRow.id)
+            return list((await s.scalars(stmt)).all())
+
+    async def attachment(self, attachment_id: int) -> AttachmentRow | None:
+        return await self._get(AttachmentRow, attachment_id)
+
+    # ------------------------------------------------------------ synonyms
+    async def synonyms(self) -> list[SynonymRow]:
+        async with self._sm() as s:
+            return list((await s.scalars(select(SynonymRow).order_by(SynonymRow.id))).all())
+
+    async def add_synonyms(self, terms: list[str]) -> SynonymRow:
+        return await self._add(SynonymRow(terms=terms))
+
+    async def update_synonyms(self, group_id: int, terms: list[str]) -> SynonymRow | None:
+        async with self._sm() as s:
+            row = await s.get(SynonymRow, group_id)
+            if row is None:
+                return None
+            row.terms = terms
+            await s.commit()
+            return row
+
+    async def delete_synonyms(self, group_id: int) -> bool:
+        async with self._sm() as s:
+            res = await s.execute(delete(SynonymRow).where(SynonymRow.id == group_id))
+            await s.commit()
+            return bool(res.rowcount)
+
+    # ------------------------------------------------------------ feedback, ticks
+    async def add_feedback(self, row: FeedbackRow) -> bool:
+        """Record it once per (call, article, kind); bumps the article's counter. False if already there."""
+        counter = ArticleRow.helpful_count if row.kind == "helpful" else ArticleRow.used_count
+        async with self._sm() as s:
+            try:
+                s.add(row)
+                await s.flush()
+            except IntegrityError:
+                await s.rollback()
+                return False
+            await s.execute(update(ArticleRow).where(ArticleRow.id == row.article_id).values({counter: counter + 1}))
+            await s.commit()
+            return True
+
+    async def feedback_for_call(self, call_id: str) -> list[FeedbackRow]:
+        async with self._sm() as s:
+            stmt = select(FeedbackRow).where(FeedbackRow.call_id == call_id).order_by(FeedbackRow.id)
+            return list((await s.scalars(stmt)).all())
+
+    async def tick(self, row: ScriptTickRow) -> bool:
+        async with self._sm() as s:
+            try:
+                s.add(row)
+                await s.commit()
+                return True
+            except IntegrityError:
+                await s.rollback()
+                return False
+
+    async def untick(self, call_id: str, article_id: int, step: str) -> bool:
+        async with self._sm() as s:
+            res = await s.execute(
+                delete(ScriptTickRow).where(
+                    ScriptTickRow.call_id == call_id, ScriptTickRow.article_id == article_id, ScriptTickRow.step == step
+                )
+            )
+            await s.commit()
+            return bool(res.rowcount)
+
+    async def ticks(self, call_id: str) -> list[ScriptTickRow]:
+        async with self._sm() as s:
+            stmt = select(ScriptTickRow).where(ScriptTickRow.call_id == call_id).order_by(ScriptTickRow.ticked_at, ScriptTickRow.id)
+            return list((await s.scalars(stmt)).all())
+
+    # ------------------------------------------------------------ notices
+    async def notices(self, *, since: datetime | None = None) -> list[NoticeRow]:
+        async with self._sm() as s:
+            stmt = select(NoticeRow).order_by(NoticeRow.created_at.desc(), NoticeRow.id.desc())
+            if since is not None:
+                stmt = stmt.where(NoticeRow.created_at >= since)
+            return list((await s.scalars(stmt)).all())
+
+    async def notice(self, notice_id: int) -> NoticeRow | None:
+        return await self._get(NoticeRow, notice_id)
+
+    async def acknowledgements(self, notice_ids: Sequence[int]) -> list[AcknowledgementRow]:
+        if not notice_ids:
+            return []
+        async with self._sm() as s:
+            stmt = select(AcknowledgementRow).where(AcknowledgementRow.notice_id.in_(list(notice_ids)))
+            return list((await s.scalars(stmt)).all())
+
+    async def acknowledge(self, notice_id: int, agent_id: str) -> AcknowledgementRow:
+        """Record the acknowledgement once; the first one stands (also against a concurrent one)."""
+        mine = select(AcknowledgementRow).where(AcknowledgementRow.notice_id == notice_id, AcknowledgementRow.agent_id == agent_id)
+        async with self._sm() as s:
+            existing = (await s.scalars(mine)).first()
+            if existing is not None:
+                return existing
+            row = AcknowledgementRow(notice_id=notice_id, agent_id=agent_id)
+            s.add(row)
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                return (await s.scalars(mine)).one()
+            await s.refresh(row)
+            return row
+
+    # ------------------------------------------------------------ reports
+    async def usage(self) -> list[ArticleRow]:
+        async with self._sm() as s:
+            stmt = select(ArticleRow).order_by(ArticleRow.helpful_count.desc(), ArticleRow.used_count.desc(), ArticleRow.id)
+            return list((await s.scalars(stmt)).all())
+
+    async def gaps(self, *, since: datetime | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Ended calls with a disposition and no article marked helpful (cti_calls × kb_feedback)."""
+        from cti.models import CallRow
+
+        helpful = select(FeedbackRow.call_id).where(FeedbackRow.kind == "helpful")
+        stmt: Select[Any] = (
+            select(CallRow.id, CallRow.queue, CallRow.disposition, CallRow.agent_id, CallRow.started_at, CallRow.ivr_context)
+            .where(CallRow.disposition.is_not(None), CallRow.disposition != "", CallRow.id.not_in(helpful))
+            .order_by(CallRow.started_at.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            stmt = stmt.where(CallRow.started_at >= since)
+        async with self._sm() as s:
+            rows = (await s.execute(stmt)).all()
+        out = []
+        for cid, queue, disposition, agent_id, started, ivr in rows:
+            agent_vars = (ivr or {}).get("agent") if isinstance(ivr, dict) else None
+            out.append(
+                {
+                    "call_id": cid,
+                    "queue": queue,
+                    "disposition": disposition,
+                    "agent_id": agent_id,
+                    "started_at": started.isoformat() if started else None,
+                    "intent": (agent_vars or {}).get("intent") if isinstance(agent_vars, dict) else None,
+                }
+            )
+        return out
+
+    async def calls_with_disposition(self, *, since: datetime | None = None) -> int:
+        from cti.models import CallRow
+
+        stmt = select(func.count()).select_from(CallRow).where(CallRow.disposition.is_not(None), CallRow.disposition != "")
+        if since is not None:
+            stmt = stmt.where(CallRow.started_at >= since)
+        async with self._sm() as s:
+            return (await s.execute(stmt)).scalar_one()
+
+
+class Duplicate(Exception):
+    pass

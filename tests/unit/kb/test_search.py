@@ -1,0 +1,100 @@
+"""Search over the shipped sample on the store under test (SQLite FTS5; PostgreSQL full text
+on the scripts/test PostgreSQL leg): expected hits and rank order for real Korean questions."""
+
+import pytest
+
+from tests.unit.kb.conftest import AGENT, REVIEWER
+
+pytestmark = pytest.mark.db
+
+
+async def slugs(kb, q, **kw):
+    return [r["slug"] for r in (await kb.search(q, AGENT, **kw))["results"]]
+
+
+#: real questions → the article that must come first
+FIRST_HITS = [
+    ("환불해주세요", "refund-procedure"),                # inflected verb → 환불 절차
+    ("환불 절차가 궁금해요", "refund-procedure"),
+    ("카드결제를 취소하고 싶어요", "payment-cancel"),     # compound without spaces + particle
+    ("카드 결제 취소", "payment-cancel"),                # the same with spaces
+    ("비밀번호를 잊어버렸어요", "password-reset"),
+    ("비번 재설정", "password-reset"),                   # synonym 비번 = 비밀번호
+    ("요금이 너무 많이 나왔어요", "billing-inquiry"),
+    ("인터넷이 안 돼요", "internet-outage"),
+    ("와이파이가 끊겨요", "internet-outage"),            # synonym
+    ("이사해서 주소를 바꾸고 싶습니다", "address-change"),
+    ("환뷸해주세요", "refund-procedure"),                # typo (one jamo)
+    ("How do I get a refund?", "refund-procedure-en"),
+    ("my bill is too high", "billing-inquiry-en"),
+]
+
+
+async def test_korean_and_english_questions_find_the_right_article_first(sample_kb):
+    wrong = {}
+    for query, first in FIRST_HITS:  # one knowledge base for all (importing it is the slow part)
+        found = await slugs(sample_kb, query)
+        if not found or found[0] != first:
+            wrong[query] = (first, found)
+    assert wrong == {}, wrong
+
+
+async def test_rank_order_and_what_does_not_match(sample_kb):
+    found = await slugs(sample_kb, "카드 결제 환불")
+    # the article about refunds of card payments first, then cancellation, then the rest about refunds
+    assert found[:2] == ["refund-procedure", "payment-cancel"], found
+    assert "internet-outage" not in found and "password-reset" not in found
+    assert await slugs(sample_kb, "우주선 발사") == []
+
+
+async def test_filters_highlights_and_usage_ranking(sample_kb):
+    res = await sample_kb.search("환불", AGENT, queue="billing")
+    assert [r["slug"] for r in res["results"]] == ["refund-procedure", "payment-cancel"]  # both billing-queue articles
+    assert res["results"][0]["highlights"]["title"] == "카드 결제 <mark>환불</mark> 절차"
+    assert "<mark>환불</mark>" in res["results"][0]["highlights"]["snippet"]
+    assert [r["slug"] for r in (await sample_kb.search("환불", AGENT, tag="스크립트"))["results"]] == ["refund-call-script"]
+    assert {r["language"] for r in (await sample_kb.search("refund", AGENT, language="en"))["results"]} == {"en"}
+
+    # usage: helpful marks lift an article above an otherwise better match
+    before = await slugs(sample_kb, "환불")
+    script = next(r for r in (await sample_kb.search("환불", AGENT))["results"] if r["slug"] == "refund-call-script")
+    assert before.index("refund-call-script") > 0
+    for i in range(30):
+        await sample_kb.mark(f"call-{i}", script["id"], "helpful", AGENT)
+    after = await slugs(sample_kb, "환불")
+    assert after.index("refund-call-script") < before.index("refund-call-script")
+
+
+async def test_drafts_are_not_found_by_default_and_only_writers_search_them(sample_kb):
+    await sample_kb.create({"slug": "refund-draft", "title": "환불 초안", "body": "환불 초안입니다"}, AGENT)
+    assert "refund-draft" not in await slugs(sample_kb, "환불")
+    assert await slugs(sample_kb, "환불 초안", status="draft") == ["refund-draft"]
+
+
+async def test_new_articles_are_searchable_at_once_and_edits_reindex(sample_kb):
+    art = await sample_kb.create({"slug": "roaming", "title": "해외 로밍 요금 안내", "body": "해외에서 데이터 로밍을 켜면 요금이 부과됩니다.",
+                                  "status": "published"}, REVIEWER)
+    assert (await slugs(sample_kb, "로밍"))[0] == "roaming"
+    await sample_kb.update(art["id"], {"title": "해외 데이터 차단 안내", "body": "데이터 차단 서비스"}, REVIEWER)
+    assert "roaming" not in await slugs(sample_kb, "로밍")
+    assert (await slugs(sample_kb, "데이터 차단"))[0] == "roaming"
+
+
+async def test_synonym_edits_apply_to_the_next_search(sample_kb):
+    assert await slugs(sample_kb, "페이백 되나요") == []
+    await sample_kb.save_synonyms(["환불", "페이백"], REVIEWER)
+    found = await slugs(sample_kb, "페이백 되나요")
+    assert "refund-procedure" in found[:3] and "internet-outage" not in found
+
+
+async def test_search_index_is_rebuilt_when_missing(sample_kb, db_sessionmaker):
+    from sqlalchemy import text
+
+    if await sample_kb.repository.dialect() != "sqlite":
+        pytest.skip("PostgreSQL indexes an expression of the table itself")
+    async with db_sessionmaker() as s:
+        await s.execute(text("DELETE FROM kb_fts"))
+        await s.commit()
+    assert await slugs(sample_kb, "환불") == []
+    await sample_kb.repository.ensure_search_index()
+    assert (await slugs(sample_kb, "환불해주세요"))[0] == "refund-procedure"
