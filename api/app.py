@@ -38,6 +38,13 @@ def create_app(container: "Container") -> FastAPI:
     for name, service in container.app_services().items():
         setattr(app.state, name, service)
     _harden(app, container.settings)  # security (issue 11)
+    from callcore.metrics import MetricsMiddleware
+
+    if getattr(container, "metrics", None) is not None:  # ops (issue 20): outermost, sees every answer
+        app.add_middleware(MetricsMiddleware, metrics=container.metrics)
+    from api import openapi
+
+    openapi.install(app)  # ops (issue 20): summaries, permissions, error answers, event examples
     return app
 
 

@@ -203,18 +203,27 @@ def _offered_subprotocol(ws: WebSocket) -> str | None:
     return WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None
 
 
+#: close reasons of a refused websocket (code 4401); at most 123 bytes each
+WS_NO_CREDENTIAL = "authentication required: send a token (Authorization, bearer.<token> subprotocol) or a same-origin session"
+WS_BAD_CREDENTIAL = "invalid or expired credential: log in again"
+
+
 async def websocket_login(ws: WebSocket, *, timeout: float = 5.0) -> Principal | None:
     """Authenticate and accept the websocket, or refuse it (returns None).
 
-    A credential in the handshake is checked before accepting (refused: HTTP 403). A
-    client that offers the ``callcore`` subprotocol without one is accepted and must
-    send ``{"auth": "<token>"}`` first, within ``timeout`` (else closed with 4401).
-    Anything else is refused at the handshake."""
+    A credential in the handshake is checked before anything is sent. A client that
+    offers the ``callcore`` subprotocol without one is accepted and must send
+    ``{"auth": "<token>"}`` first, within ``timeout`` (else closed with 4401).
+    A refused handshake is accepted and closed at once with code 4401 and a reason
+    (issue 20): closing before accepting turns into a bare HTTP 403, and a browser's
+    ``WebSocket`` never learns why."""
     subprotocol = _offered_subprotocol(ws)
-    if _ws_credential(ws) is not None or subprotocol is None:
+    found = _ws_credential(ws)
+    if found is not None or subprotocol is None:
         p = websocket_principal(ws)
         if p is None:
-            await ws.close(code=4401, reason="authentication required")
+            await ws.accept(subprotocol=subprotocol)
+            await ws.close(code=4401, reason=WS_NO_CREDENTIAL if found is None else WS_BAD_CREDENTIAL)
             return None
         await ws.accept(subprotocol=subprotocol)
         return p

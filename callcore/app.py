@@ -287,6 +287,10 @@ class Container:
             "Ended calls whose record could not be stored after every retry",
             lambda: self.cti.persist_failures if getattr(self.cti, "persistence", None) else 0,
         )
+        # ops (issue 20): queues, AMI per endpoint, FastAGI, database lag (callcore/probes.py)
+        from callcore import probes
+
+        probes.register(self)
 
         # reliability (issue 12): bounded AMI framing; see cti/ami/protocol.py
         for name, doc, attr in (

@@ -2,31 +2,52 @@
 
 One :class:`prometheus_client.CollectorRegistry` per application (no module
 globals): the collector asks the running parts for their current figures, so
-nothing on the hot path has to update a metric object.
+nothing on the hot path has to update a metric object. The only figures
+recorded as they happen are the ones that cannot be read later — latencies
+(histograms) and what passed through an edge (HTTP requests, websocket
+messages, AMI events by type); each is one dict/histogram update.
+
+Labels are bounded: queue names (Asterisk configuration), agent states, AMI
+event class names, AGI command names, HTTP route *templates*, status codes,
+close-reason names. Never a call id, a channel or a phone number.
+The families and what to alert on: ``docs/deploy.md`` § Monitoring.
 """
 
 from __future__ import annotations
 
+from collections import Counter as _Tally
 from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 AMI_STATES = ("disconnected", "connecting", "connected", "auth_failed")
+AGENT_STATES = ("logged_out", "ready", "ringing", "on_call", "wrapup", "paused")
+
+#: websocket close codes → bounded reason names (anything else is "other")
+WS_CLOSE_REASONS = {
+    1000: "normal", 1001: "going_away", 1006: "abnormal", 1008: "policy", 1011: "server_error",
+    1012: "restart", 1013: "too_slow", 4401: "unauthorized", 4403: "forbidden",
+}
+
+#: (label values, value) pairs of one labelled family
+Samples = Iterable[tuple[tuple[str, ...], float]]
 
 
 class Probe:
-    """A named figure: ``kind`` is "gauge" or "counter"; ``read`` returns the value now."""
+    """A named figure: ``kind`` is "gauge" or "counter"; ``read`` returns the value now,
+    or for a labelled probe (``labels`` given) the ``(label values, value)`` pairs now."""
 
-    def __init__(self, name: str, doc: str, kind: str, read: Callable[[], float]) -> None:
-        self.name, self.doc, self.kind, self.read = name, doc, kind, read
+    def __init__(
+        self, name: str, doc: str, kind: str, read: Callable[[], float] | Callable[[], Samples], labels: tuple[str, ...] = (),
+    ) -> None:
+        self.name, self.doc, self.kind, self.read, self.labels = name, doc, kind, read, labels
 
 
 class CallcoreCollector:
     def __init__(self) -> None:
         self.probes: list[Probe] = []
         self.ami_state: Callable[[], str] | None = None
-        self.labelled: list[tuple[str, str, str, Callable[[], dict[str, float]]]] = []
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         self.probes.append(Probe(name, doc, "gauge", read))
@@ -34,9 +55,13 @@ class CallcoreCollector:
     def counter(self, name: str, doc: str, read: Callable[[], float]) -> None:
         self.probes.append(Probe(name, doc, "counter", read))
 
+    def labelled(self, name: str, doc: str, kind: str, labels: tuple[str, ...], read: Callable[[], Samples]) -> None:
+        """A family with labels; ``read`` yields ``((label values...), value)`` at scrape time."""
+        self.probes.append(Probe(name, doc, kind, read, labels))
+
     def counter_by(self, name: str, doc: str, label: str, read: Callable[[], dict[str, float]]) -> None:
         """A counter with one label; ``read`` returns label value → count."""
-        self.labelled.append((name, doc, label, read))
+        self.labelled(name, doc, "counter", (label,), lambda: [((k,), v) for k, v in read().items()])
 
     def collect(self) -> Iterable[Metric]:
         state = self.ami_state() if self.ami_state else "disabled"
@@ -48,22 +73,19 @@ class CallcoreCollector:
         yield fam
         for p in self.probes:
             try:
-                value = float(p.read())
+                yield self._family(p)
             except Exception:  # a part that is shutting down must not break the scrape
                 continue
-            if p.kind == "counter":
-                yield CounterMetricFamily(p.name, p.doc, value=value)
-            else:
-                yield GaugeMetricFamily(p.name, p.doc, value=value)
-        for name, doc, label, read in self.labelled:
-            try:
-                values = read()
-            except Exception:
-                continue
-            fam = CounterMetricFamily(name, doc, labels=[label])
-            for key, value in values.items():
-                fam.add_metric([key], float(value))
-            yield fam
+
+    @staticmethod
+    def _family(p: Probe) -> Metric:
+        cls = CounterMetricFamily if p.kind == "counter" else GaugeMetricFamily
+        if not p.labels:
+            return cls(p.name, p.doc, value=float(p.read()))  # type: ignore[arg-type]
+        fam = cls(p.name, p.doc, labels=list(p.labels))
+        for values, value in list(p.read()):  # type: ignore[union-attr]
+            fam.add_metric([str(v) for v in values], float(value))
+        return fam
 
 
 class Metrics:
@@ -71,6 +93,119 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = CallcoreCollector()
         self.registry.register(self.collector)
+        r = self.registry
+        # --- recorded as they happen (per application; see the module docstring)
+        self.http_requests = Counter(
+            "callcore_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], registry=r,
+        )
+        self.http_latency = Histogram(
+            "callcore_http_request_duration_seconds", "HTTP request latency by route template", ["route"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.agi_command_latency = Histogram(
+            "callcore_agi_command_duration_seconds", "FastAGI command round trip (sent → answer) by command", ["command"],
+            registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 120),
+        )
+        self.ws_messages = Counter(
+            "callcore_websocket_messages", "Websocket messages by direction (in: from clients, out: to clients)", ["direction"], registry=r,
+        )
+        self.ws_disconnects = Counter(
+            "callcore_websocket_disconnects", "Websocket sessions ended, by reason (close code name; refused = before accept)",
+            ["reason"], registry=r,
+        )
+        self.ami_resync_duration = Histogram(
+            "callcore_ami_resync_duration_seconds", "Time to resynchronise CTI state after an AMI (re)login", ["endpoint"],
+            registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        #: AMI events delivered to the CTI state, by event class name (bounded: typed classes only)
+        self.ami_events: _Tally[str] = _Tally()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    # --------------------------------------------------------------- edge recorders
+    def count_ami_event(self, event: object) -> None:
+        self.ami_events[type(event).__name__] += 1
+
+    def observe_agi_command(self, name: str, seconds: float) -> None:
+        """The FastAGI server's ``on_command`` hook (``ivr.agi.server.AgiSession._record``)."""
+        self.agi_command_latency.labels(name).observe(seconds)  # command names come from our code: bounded
+
+
+def ws_close_reason(code: int | None) -> str:
+    return WS_CLOSE_REASONS.get(code or 1000, "other") if code is not None else "client_closed"
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: HTTP requests by route *template* (``/api/calls/{call_id}``, never
+    the concrete path) and status, with latency; websocket messages and disconnects by reason.
+    Unmatched paths are one label (``unmatched``) so a scanner cannot grow the series."""
+
+    def __init__(self, app, metrics: Metrics) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        status = {"code": 500}
+
+        async def send_wrapper(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_template(scope)
+            self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+            method = scope.get("method", "GET") if scope.get("method") in _METHODS else "OTHER"
+            self.metrics.http_requests.labels(route, method, str(status["code"])).inc()
+
+    async def _websocket(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        m = self.metrics
+        end = {"reason": None, "accepted": False}
+
+        async def receive_wrapper():  # type: ignore[no-untyped-def]
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                m.ws_messages.labels("in").inc()
+            elif message["type"] == "websocket.disconnect" and end["reason"] is None:
+                end["reason"] = ws_close_reason(None)
+            return message
+
+        async def send_wrapper(message):  # type: ignore[no-untyped-def]
+            kind = message["type"]
+            if kind == "websocket.send":
+                m.ws_messages.labels("out").inc()
+            elif kind == "websocket.accept":
+                end["accepted"] = True
+            elif kind in ("websocket.close", "websocket.http.response.start") and end["reason"] is None:
+                end["reason"] = ws_close_reason(message.get("code", 1000)) if end["accepted"] else "refused"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            m.ws_disconnects.labels(end["reason"] or ("abnormal" if end["accepted"] else "refused")).inc()
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _route_template(scope) -> str:  # type: ignore[no-untyped-def]
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    root = scope.get("app_root_path") or scope.get("root_path")  # a mounted app (static files)
+    return f"{root}/*" if root else "unmatched"

@@ -56,8 +56,8 @@ async def build_services(c: "Container") -> None:
             reconnect_max=s.ami_reconnect_max,
             max_frame_bytes=s.ami_max_frame_bytes,  # reliability: bounded AMI framing
             max_headers=s.ami_max_headers,
-            on_event=lambda event: c.cti.handle_event(event),
-            on_connect=lambda: c.cti.resync(c.ami),
+            on_event=lambda event: _counted_event(c, event),  # ops: counted by type, then CTI
+            on_connect=lambda: _timed_resync(c),
         )
     ivr_holder: dict[str, Any] = {}
 
@@ -143,6 +143,26 @@ async def build_reports(c: "Container") -> None:
         await c.web.start()
         c.add_closer(c.web.stop)
     # --- end web UI
+
+
+# --- ops (issue 20) -----------------------------------------------------------------------
+def _counted_event(c: "Container", event: Any) -> None:
+    """The AMI client's ``on_event``: counted by type (``callcore_ami_events_by_type``), then CTI."""
+    c.metrics.count_ami_event(event)
+    c.cti.handle_event(event)
+
+
+async def _timed_resync(c: "Container") -> Any:
+    """The AMI client's ``on_connect``: CTI's resync, timed into ``callcore_ami_resync_duration_seconds``."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        return await c.cti.resync(c.ami)
+    finally:
+        endpoint = f"{c.settings.ami_host}:{c.settings.ami_port}"
+        c.metrics.ami_resync_duration.labels(endpoint).observe(time.perf_counter() - started)
+# --- end ops --------------------------------------------------------------------------------
 
 
 async def build_recording(c: "Container") -> None:
@@ -284,6 +304,7 @@ async def start_agi(c: "Container") -> None:
         max_sessions_per_peer=s.agi_max_sessions_per_peer,
         max_pending_per_peer=s.agi_max_pending_per_peer,
         first_answer_timeout=s.agi_first_answer_timeout,
+        on_command=c.metrics.observe_agi_command,  # ops (issue 20): command latency histogram
     )
     ivr = c.ivr
 

@@ -8,6 +8,8 @@ import json
 import pytest
 import websockets
 
+from api.auth import WS_BAD_CREDENTIAL, WS_NO_CREDENTIAL
+
 pytestmark = pytest.mark.db
 
 
@@ -70,14 +72,22 @@ async def test_session_cookie_same_origin_only(live):
         cookie = f"callcore_session={r.cookies['callcore_session']}"
     async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": base}) as ws:
         assert (await _hello(ws))["payload"]["subject"] == "user:sup"
-    with pytest.raises(websockets.exceptions.InvalidStatus):  # cross-site page riding the cookie
-        async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": "http://evil.example"}):
-            pass
+    # cross-site page riding the cookie: no credential counts
+    assert await _refusal(url, additional_headers={"Cookie": cookie, "Origin": "http://evil.example"}) == (
+        4401, WS_NO_CREDENTIAL)
 
 
-async def test_bad_or_missing_credentials_are_refused_at_the_handshake(live):
+async def _refusal(url: str, **kwargs) -> tuple[int, str]:
+    """Connect and return the close (code, reason) the server sent before any message."""
+    async with websockets.connect(url, **kwargs) as ws:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await ws.recv()
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_bad_or_missing_credentials_are_refused_with_4401_and_a_reason(live):
+    # issue 20: a close code and reason reach the client (a bare HTTP 403 tells a browser nothing)
     c, url, _ = live
-    for kwargs in ({}, {"subprotocols": ["bearer.forged"]}, {"additional_headers": {"Authorization": "Bearer nope"}}):
-        with pytest.raises(websockets.exceptions.InvalidStatus):
-            async with websockets.connect(url, **kwargs):
-                pass
+    assert await _refusal(url) == (4401, WS_NO_CREDENTIAL)
+    for kwargs in ({"subprotocols": ["bearer.forged"]}, {"additional_headers": {"Authorization": "Bearer nope"}}):
+        assert await _refusal(url, **kwargs) == (4401, WS_BAD_CREDENTIAL), kwargs

@@ -195,12 +195,12 @@ async def test_websocket_pops_reach_only_their_agent(service, app, clock):
     events = capture_events(CAPTURES / "ami-ivr-queue-agent.raw")
     i = next(i for i, e in enumerate(events) if isinstance(e, ev.AgentCalled))
     async with serve(app) as url:
-        # no token / a forged token: the handshake is refused
+        # no token / a forged token: refused with close code 4401 before any message
         for bad in (url, f"{url}?token=v1.e30.forged"):
-            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-                async with websockets.connect(bad):
-                    pass
-            assert refused.value.response.status_code == 403
+            async with websockets.connect(bad) as ws:
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as refused:
+                    await ws.recv()
+            assert refused.value.rcvd.code == 4401
         t1 = service.authenticator.issue("1001", "agent")
         t2 = service.authenticator.issue("1002", "agent")
         async with websockets.connect(f"{url}?token={t1}") as a, websockets.connect(url, additional_headers={"Authorization": f"Bearer {t2}"}) as b, websockets.connect(f"{url}?token=static-sup") as sup:
