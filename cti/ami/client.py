@@ -1,5 +1,9 @@
 """AMI client: one logged-in connection to Asterisk, kept alive.
 
+Why over 500 lines: login, ActionID matching, list actions, resync-before-trust and the
+capped reconnect are one connection's life cycle and share its state; each part replaces a
+piece of panoramisk 1.4 that is broken (see ARCHITECTURE.md), so it stays in one place.
+
 ::
 
     client = AmiClient("127.0.0.1", 5038, "callcore", secret,

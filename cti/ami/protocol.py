@@ -1,5 +1,8 @@
 """AMI wire framing: bytes in, header dicts out.
 
+Why over 500 lines: the framer, its bounds (frame size, header count, resync at the next
+CRLF CRLF) and the pre-decode event filter work on one buffer and are tested together.
+
 Two layers:
 
 * :class:`AmiFrameParser` — sans-IO. ``feed(bytes)`` then ``parse()`` returns the
