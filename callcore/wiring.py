@@ -187,6 +187,8 @@ async def build_recording(c: "Container") -> None:
     m = c.metrics.collector
     m.gauge("callcore_recordings_live", "Calls being recorded now", lambda: len(c.recording.live))
     m.counter("callcore_recording_jobs_done_total", "Recording post-processing jobs finished", lambda: c.recording.jobs_done)
+    m.gauge("callcore_recording_jobs_backlog", "Recording post-processing jobs pending or running (as of the last job pass)",
+            lambda: c.recording.jobs_backlog)
     m.counter("callcore_recording_write_failures_total", "Recording bookkeeping writes that failed for good",
               lambda: c.recording.write_failures)
     await c.recording.start()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from cti.models import CallRow  # read-only: the call's disposition, set in wrap-up after the recording row
 from recording.models import (
@@ -329,6 +329,12 @@ class RecordingRepository:
                 if res.rowcount:
                     out.append((job_id, recording_id, kind, attempts + 1))
         return out
+
+    async def count_backlog(self) -> int:
+        """Post-processing jobs not finished yet (pending or running): the operator's backlog."""
+        async with self.sessionmaker() as s:
+            return int((await s.execute(select(func.count()).select_from(RecordingJobRow).where(
+                RecordingJobRow.status.in_(("pending", "running"))))).scalar_one())
 
     async def finish_job(self, job_id: int, status: str, now: datetime, error: str | None = None,
                          retry_at: datetime | None = None) -> None:

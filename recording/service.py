@@ -189,6 +189,8 @@ class RecordingService:
         self._event_tail: asyncio.Task | None = None
         self.write_failures = 0
         self.jobs_done = 0
+        #: pending + running post-processing jobs, as of the last job-loop pass (read by /metrics)
+        self.jobs_backlog = 0
 
     # ------------------------------------------------------------ lifecycle
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
@@ -543,6 +545,7 @@ class RecordingService:
         claimed = await self.repo.claim_due(_utc(self.clock()), lease)
         for job_id, recording_id, kind, attempts in claimed:
             await self._run_job(job_id, recording_id, attempts)
+        self.jobs_backlog = await self.repo.count_backlog()  # one COUNT per pass, never at scrape time
         return len(claimed)
 
     async def _run_job(self, job_id: int, recording_id: int, attempts: int) -> None:

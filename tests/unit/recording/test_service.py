@@ -113,10 +113,12 @@ async def test_storage_failure_is_retried_with_backoff(db_sessionmaker, tmp_path
     assert await svc.run_due_jobs() == 1
     (job,) = await svc.repo.jobs(rid)
     assert job["status"] == "pending" and job["attempts"] == 1 and "injected failure" in job["last_error"]
+    assert svc.jobs_backlog == 1  # the operator's backlog gauge (callcore_recording_jobs_backlog)
     assert await svc.run_due_jobs() == 0  # backoff: not due yet
     clock.now += 11
     assert await svc.run_due_jobs() == 1
     assert (await svc.get(rid))["status"] == "ready" and len(storage.objects) == 1
+    assert svc.jobs_backlog == 0
 
 
 async def test_gives_up_after_max_attempts(db_sessionmaker, tmp_path):
