@@ -72,7 +72,8 @@ async def watch(url: str, write: Callable[[str], None], until: str | None = None
                 return 1
             closed = getattr(exc, "rcvd", None)
             if closed is not None and closed.code in (4401, 4403):  # refused after the handshake
-                print(f"callcore desk: refused ({closed.code} {closed.reason}): check the token / CALLCORE_JWT_KEY", file=sys.stderr)
+                print(f"callcore desk: refused ({closed.code} {closed.reason}): check the token / CALLCORE_JWT_KEY (--dev "
+                      "for a server in dev mode)", file=sys.stderr)
                 return 1
             if not announced:
                 print(f"callcore desk: waiting for callcore at {url.split('?', 1)[0]} ({exc.__class__.__name__})", file=sys.stderr, flush=True)
