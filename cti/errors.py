@@ -3,34 +3,14 @@ its HTTP status (never a 500)."""
 
 from __future__ import annotations
 
+from callcore.errors import Conflict, DomainError as CtiError, Forbidden, Invalid, NotFound, Unavailable
 
-class CtiError(Exception):
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(CtiError):
-    status = 404
-
-
-class Conflict(CtiError):
-    status = 409
-
-
-class Forbidden(CtiError):
-    status = 403
-
-
-class Invalid(CtiError):
-    status = 422
+__all__ = ["CtiError", "NotFound", "Conflict", "Forbidden", "Invalid", "AmiFailed", "AmiUnavailable"]
 
 
 class AmiFailed(CtiError):
     status = 502
 
 
-class AmiUnavailable(CtiError):
+class AmiUnavailable(Unavailable):
     status = 503

@@ -61,32 +61,8 @@ MAX_ATTACHMENT = 20 * 1024 * 1024
 ATTACHMENT_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
 
 
-class KbError(Exception):
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(KbError):
-    status = 404
-
-
-class Forbidden(KbError):
-    status = 403
-
-
-class Conflict(KbError):
-    status = 409
-
-
-class Invalid(KbError):
-    status = 422
-
-
-class Unavailable(KbError):
-    status = 503
+# the shared domain errors (callcore/errors.py): kb's routes catch KbError, the common base
+from callcore.errors import Conflict, DomainError as KbError, Forbidden, Invalid, NotFound, Unavailable  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------ validation (pure)

@@ -51,24 +51,9 @@ CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 MISSING_RETRIES = 3  # the PBX closes the file just after the hangup: look again a few times
 
 
-class RecordingError(Exception):
-    status = 400
-
-
-class NotFoundError(RecordingError):
-    status = 404
-
-
-class Conflict(RecordingError):
-    status = 409
-
-
-class Forbidden(RecordingError):
-    status = 403
-
-
-class Unavailable(RecordingError):
-    status = 503
+# the shared domain errors (callcore/errors.py): the routes catch RecordingError, the common base
+from callcore.errors import Conflict, DomainError as RecordingError, Forbidden, NotFound as NotFoundError  # noqa: E402,F401
+from callcore.errors import Unavailable  # noqa: E402,F401
 
 
 class Gone(RecordingError):
