@@ -179,6 +179,10 @@ async def build_recording(c: "Container") -> None:
         bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    if getattr(c, "reports", None) is not None:  # reports (issue 16): recording coverage
+        from reports.subscriber import QualityFacts
+
+        c.recording.observer = QualityFacts(c.reports.record).recording
     c.cti.dispatcher.subscribe(
         "recording", RecordingSubscriber(c.cti.state, c.recording), kinds=RecordingSubscriber.KINDS
     )
@@ -244,6 +248,10 @@ async def build_qa(c: "Container") -> None:
     from qa.service import build_qa_service
 
     c.qa = build_qa_service(c.settings, c.sessionmaker, audit=c.audit, recordings=c.recording is not None)
+    if getattr(c, "reports", None) is not None:  # reports (issue 16): QA scores and coverage
+        from reports.subscriber import QualityFacts
+
+        c.qa.observer = QualityFacts(c.reports.record).qa
     await c.qa.start()
     c.add_closer(c.qa.stop)
 

@@ -39,6 +39,7 @@ class RecordingRef:
     call_id: str | None
     duration: float | None
     queue: str | None = None
+    started_at: datetime | None = None  # the call's start (reports count QA coverage by it)
 
 
 class RecordingSource(Protocol):
@@ -66,7 +67,7 @@ class CallRecordings:
             row = await s.get(CallRow, recording_id)
             if row is None:
                 return None
-            return RecordingRef(row.id, row.agent_id, row.id, _duration(row), row.queue)
+            return RecordingRef(row.id, row.agent_id, row.id, _duration(row), row.queue, aware(row.started_at))
 
     async def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
         from cti.models import CallRow
@@ -103,7 +104,7 @@ class RecordingTable:
             row = await s.get(RecordingRow, int(recording_id))
             if row is None or row.removed_at is not None:
                 return None
-            return RecordingRef(str(row.id), row.agent_id, row.call_id, row.duration, row.queue)
+            return RecordingRef(str(row.id), row.agent_id, row.call_id, row.duration, row.queue, aware(row.started_at))
 
     async def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
         from recording.models import RecordingRow

@@ -103,6 +103,9 @@ class QaService:
         self.respond_window = timedelta(days=respond_days)
         self.leads = set(leads)
         self.clock = clock
+        #: reports (issue 16): ``observer(info)`` hears every score an evaluation gets (submitted,
+        #: revised, dispute resolved with a change); calibration sessions are not told
+        self.observer: Callable[[dict[str, Any]], None] | None = None
 
     def actor(self, principal: Any) -> Actor:
         """``principal``: an :class:`auth.tokens.Principal` (``subject``, ``role``, ``can()``, ``agent_id``)."""
@@ -116,6 +119,25 @@ class QaService:
         """Submissions, revisions and responses also go to the audit log (security package)."""
         if self.audit is not None:
             await self.audit.record(str(actor), f"qa.{action}", target, details)
+
+    async def _scored(self, evaluation_id: int) -> None:
+        """Tell the observer (reports) the evaluation's current score; never fails the request."""
+        if self.observer is None:
+            return
+        try:
+            ev = await self.repo.evaluation(evaluation_id)
+            if ev is None or ev["calibration_id"] is not None or ev["state"] == "draft":
+                return
+            rec = await self.recordings.recording(ev["recording_id"])
+            started = rec.started_at if rec is not None else None
+            self.observer({
+                "evaluation_id": str(ev["id"]), "revision": int(ev["revision"]), "agent_id": ev["agent_id"],
+                "form_id": ev["form_id"], "total": ev["total"], "critical_failed": bool(ev["critical_failed"]),
+                "call_id": ev["call_id"], "queue": rec.queue if rec is not None else None,
+                "at": self.clock().timestamp(), "call_started_at": started.timestamp() if started else None,
+            })
+        except Exception:  # noqa: BLE001 - reports are bookkeeping; the evaluation is stored
+            log.exception("QA observer failed for evaluation %s", evaluation_id)
 
     async def start(self) -> None:
         await self.registry.start()
@@ -221,6 +243,7 @@ class QaService:
                                                 {"total": fields["total"], "band": result.band})
         if submit:
             await self._audit(actor, "evaluation.submitted", eid, {"recording_id": rec.recording_id, "total": fields["total"]})
+            await self._scored(eid)
         return await self.get(actor, eid)
 
     async def _load(self, evaluation_id: int) -> dict[str, Any]:
@@ -277,6 +300,7 @@ class QaService:
             raise Conflict("the evaluation is no longer a draft")
         if submit:
             await self._audit(actor, "evaluation.submitted", evaluation_id, {"recording_id": ev["recording_id"], "total": fields["total"]})
+            await self._scored(evaluation_id)
         return await self.get(actor, evaluation_id)
 
     async def revise(self, actor: Actor, evaluation_id: int, *, answers: Mapping[str, Any], comments: list[Mapping[str, Any]] | None, reason: str) -> dict[str, Any]:
@@ -305,6 +329,7 @@ class QaService:
         if not ok:
             raise Conflict("the evaluation changed meanwhile; reload it")
         await self._audit(actor, f"evaluation.{action}", ev["id"], {"reason": reason, "total_before": ev["total"], "total": fields["total"]})
+        await self._scored(ev["id"])
         return await self.get(actor, ev["id"])
 
     async def _agent_response(self, actor: Actor, evaluation_id: int) -> dict[str, Any]:

@@ -165,6 +165,9 @@ class RecordingService:
         self.clock = clock
         self.audit = audit
         self.notifier = RecordingNotifier(bus)
+        #: reports (issue 16): ``observer(stage, info)`` hears each recording's fate — ``decided`` at
+        #: the call's end (pending / discarded), ``processed`` (ready / failed); wired in callcore/wiring.py
+        self.observer: Callable[[str, dict[str, Any]], None] | None = None
         self.live: dict[str, Live] = {}
         #: call id -> the live CTI call (set by the wiring from the CTI state; routes use it)
         self.call_lookup: Callable[[str], Any] | None = None
@@ -499,6 +502,8 @@ class RecordingService:
                 await asyncio.to_thread(file.unlink, True)
             await self._write(f"discard {call.id}", lambda: self.repo.upsert(
                 call.id, facets=facets, **fields, status=DISCARDED, status_reason=why))
+            self._observe("decided", call.id, DISCARDED, required=False, started_at=call.started_at,
+                          agent_id=fields["agent_id"], queue=call.queue, direction=fields["direction"], reason=why)
             return
         fields.update(
             status=PENDING, status_reason=None, retention_until=ended + timedelta(days=decision.retention_days),
@@ -511,6 +516,9 @@ class RecordingService:
             await self.repo.enqueue(rid, "process", _utc(self.clock()))
 
         await self._write(f"finish {call.id}", store)
+        self._observe("decided", call.id, PENDING, required=True, started_at=call.started_at,
+                      agent_id=fields["agent_id"], queue=call.queue, direction=fields["direction"],
+                      reason=decision.reason)
         self._wake.set()
 
     # ------------------------------------------------------------ the durable job
@@ -564,6 +572,20 @@ class RecordingService:
         if rec is not None and rec["status"] in (READY, FAILED):
             self.notifier.processed({"recording_id": recording_id, "call_id": rec["call_id"], "status": rec["status"],
                                      "reason": rec["status_reason"], "duration": rec["duration"]})
+            started = datetime.fromisoformat(rec["started_at"]) if rec["started_at"] else None  # ISO, aware
+            self._observe("processed", rec["call_id"], rec["status"], required=True,
+                          started_at=started.timestamp() if started else self.clock(), agent_id=rec["agent_id"],
+                          queue=rec["queue"], direction=rec["direction"], reason=rec["status_reason"])
+
+    def _observe(self, stage: str, call_id: str, status: str, *, required: bool, started_at: float, **info: Any) -> None:
+        """Tell the observer (reports) of a recording's fate; it never breaks the recording path."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(stage, {"call_id": call_id, "status": status, "required": required,
+                                  "at": self.clock(), "call_started_at": float(started_at), **info})
+        except Exception:  # noqa: BLE001 - bookkeeping of bookkeeping
+            log.exception("recording observer failed for %s", call_id)
 
     async def process(self, recording_id: int, attempts: int = 1) -> None:
         """Analyse, convert, encrypt and store one recording. Idempotent: a ready recording

@@ -29,7 +29,10 @@ QUEUE_EXTRA = ["timeouts", "abandon_rate_pct", "service_level_seconds", "service
                "avg_talk_seconds", "avg_hold_seconds", "avg_wrapup_seconds", "handled", "transfers", "in_progress"]
 AGENT_COLUMNS = ["agent_id", "answered", "handled", "aht_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds",
                  "transfers", "login_seconds", "pause_seconds_total", "occupancy_pct"]
-DECIMALS = ("_seconds", "_pct", "_seconds_total")  # columns written with two decimals
+QUALITY_COLUMNS = ["by", "key", "handled_calls", "recording_required", "recorded", "recording_failed", "recording_pending",
+                   "recorded_pct", "recording_compliance_pct", "evaluated_calls", "evaluations", "qa_coverage_pct",
+                   "qa_coverage_of_handled_pct", "qa_avg_score", "qa_critical_failed", "qa_critical_failed_pct"]
+DECIMALS = ("_seconds", "_pct", "_seconds_total", "_score")  # columns written with two decimals
 
 
 def register(sub: Any) -> None:
@@ -37,8 +40,11 @@ def register(sub: Any) -> None:
     from callcore.cli import _add_common
 
     _add_common(p)
-    p.add_argument("what", nargs="?", default="queues", choices=["queues", "agents", "ivr", "surveys", "rebuild"],
-                   help="which report (default queues); 'rebuild' rebuilds the 15-minute rollups of --from/--to")
+    p.add_argument("what", nargs="?", default="queues", choices=["queues", "agents", "ivr", "surveys", "quality", "rebuild"],
+                   help="which report (default queues); 'quality': recording and QA coverage and QA scores "
+                        "(--by); 'rebuild' rebuilds the 15-minute rollups of --from/--to")
+    p.add_argument("--by", choices=["queue", "agent", "form", "all"], default="queue",
+                   help="quality report: one row per queue (default), agent, QA form, or the whole center")
     p.add_argument("--queue-log", type=Path, help="compute from an Asterisk queue_log file instead of callcore's store")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--output", "-o", type=Path, help="also write the report as CSV to this file")
@@ -150,6 +156,9 @@ async def _from_store(args: argparse.Namespace, settings: Any, config: Any) -> A
             return await svc.agent_report(args.from_, args.to, args.interval, args.agent)
         if args.what == "ivr":
             return await svc.ivr_report(args.from_, args.to, None, args.interval)
+        if args.what == "quality":
+            keys = (args.queue if args.by == "queue" else args.agent if args.by == "agent" else None)
+            return await svc.quality_report(args.from_, args.to, args.by, args.interval, keys)
         return await svc.survey_report(args.from_, args.to, "agent", args.interval)
     finally:
         await engine.dispose()
@@ -161,6 +170,8 @@ def _columns(what: str, rows: list[dict[str, Any]]) -> list[str]:
         base = QUEUE_COLUMNS + QUEUE_EXTRA
     elif what == "agents":
         base = AGENT_COLUMNS
+    elif what == "quality":
+        base = QUALITY_COLUMNS
     else:
         base = []
     rest = [k for r in rows[:1] for k in r if k not in base and k not in lead and not isinstance(r[k], (dict, list))]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from reports.formulas import AgentSpan, Contact, IvrSession, SurveyAnswer, Visit
+from reports.formulas import AgentSpan, Contact, IvrSession, QaScore, RecordingOutcome, SurveyAnswer, Visit
 
 #: a caller still connected this long after app_queue said "abandoned" went on in the
 #: dialplan (voicemail, IVR): Asterisk's queue *timeout* reaches AMI as QueueCallerAbandon
@@ -245,6 +245,37 @@ def callback_fact(callback_id: str, what: str, at: float, queue: str | None = No
                 {"callback": callback_id, "caller": caller})
 
 
+RECORDING_STATUSES = ("pending", "ready", "failed", "discarded")
+
+
+def recording_fact(call_id: str, status: str, *, required: bool, at: float, call_started_at: float,
+                   agent_id: str | None = None, queue: str | None = None, direction: str | None = None,
+                   reason: str | None = None) -> Fact:
+    """The recording's fate, as the recording package decides it: at the call's end
+    (``pending`` — to be processed — or ``discarded``), then once processed (``ready`` /
+    ``failed``). One key per stage, so the later stage wins when folding."""
+    if status not in RECORDING_STATUSES:
+        raise ValueError(f"recording status must be one of {', '.join(RECORDING_STATUSES)}")
+    stage = "processed" if status in ("ready", "failed") else "decided"
+    return Fact(f"rec:{call_id}:{stage}", f"recording.{stage}", at, call_started_at, call_id, queue, agent_id,
+                {"status": status, "required": bool(required), "direction": direction, "reason": reason})
+
+
+def qa_score_fact(evaluation_id: str, revision: int, *, agent_id: str, form_id: str, total: float | None,
+                  critical_failed: bool, at: float, call_started_at: float | None, call_id: str | None = None,
+                  queue: str | None = None) -> Fact:
+    """An evaluation's score at one revision (submitted, revised, dispute resolved with a change),
+    reported with the evaluated call (``call_started_at``; the score's own time when unknown)."""
+    return Fact(f"qa:{evaluation_id}:{int(revision)}", "qa.scored", at,
+                call_started_at if call_started_at is not None else at, call_id, queue, agent_id,
+                {"evaluation": str(evaluation_id), "revision": int(revision), "form": form_id,
+                 "total": None if total is None else float(total), "critical_failed": bool(critical_failed)})
+
+
+RECORDING_KINDS = ("recording.decided", "recording.processed")
+QA_KINDS = ("qa.scored",)
+
+
 # ------------------------------------------------------------------- folding
 def unique(facts: Iterable[Fact]) -> list[Fact]:
     """One fact per key (the store guarantees it; a caller merging sources may not)."""
@@ -398,3 +429,32 @@ def fold_contacts(facts: Iterable[Fact], resolved_codes: Iterable[str] = ("resol
         out.append(Contact(cid, who, float(f.data.get("first_queued_at") or f.anchor_at),
                            f.agent_id, dres, None if s not in (1, 2) else s == 1))
     return sorted(out, key=lambda c: c.at)
+
+
+def fold_recordings(facts: Iterable[Fact]) -> list[RecordingOutcome]:
+    """One outcome per call: the processed stage over the decided one (a ``required`` flag is
+    the decision's)."""
+    decided: dict[str, Fact] = {}
+    processed: dict[str, Fact] = {}
+    for f in facts:
+        if f.kind == "recording.decided":
+            decided[f.call_id or ""] = f
+        elif f.kind == "recording.processed":
+            processed[f.call_id or ""] = f
+    out = []
+    for cid in sorted(set(decided) | set(processed)):
+        d, p = decided.get(cid), processed.get(cid)
+        base = d or p
+        assert base is not None
+        required = bool(d.data.get("required")) if d is not None else True  # processed: it was recorded
+        status = (p or d).data.get("status") or "pending"  # type: ignore[union-attr]
+        direction = (d or p).data.get("direction") or "inbound"  # type: ignore[union-attr]
+        out.append(RecordingOutcome(cid, required, status, base.agent_id, base.queue, base.anchor_at, direction))
+    return out
+
+
+def fold_scores(facts: Iterable[Fact]) -> list[QaScore]:
+    return [QaScore(str(f.data["evaluation"]), int(f.data["revision"]), f.call_id, f.agent_id or "",
+                    str(f.data.get("form") or ""), f.data.get("total"), bool(f.data.get("critical_failed")),
+                    f.queue, f.anchor_at)
+            for f in unique(facts) if f.kind == "qa.scored"]

@@ -521,3 +521,154 @@ def survey_report(answers: Iterable[SurveyAnswer], by: Literal["agent", "queue",
             m.resolved_answers += 1
             m.resolved_yes += int(a.value == 1)
     return [out[k] for k in sorted(out)]
+
+
+# ---------------------------------------------------- recording and QA coverage
+@dataclass(frozen=True)
+class RecordingOutcome:
+    """What became of one call's recording: ``required`` = the call was answered and the
+    recording policy said record; ``status`` = pending | ready | failed | discarded."""
+
+    call_id: str
+    required: bool
+    status: str
+    agent_id: str | None = None
+    queue: str | None = None
+    at: float = 0.0  # the call's start
+    direction: str = "inbound"  # inbound | outbound | click-to-call | callback
+
+
+@dataclass(frozen=True)
+class QaScore:
+    """One evaluation's current score (its latest revision; calibration sessions excluded)."""
+
+    evaluation_id: str
+    revision: int
+    call_id: str | None
+    agent_id: str
+    form_id: str
+    total: float | None  # 0-100; None: nothing counted
+    critical_failed: bool = False
+    queue: str | None = None
+    at: float = 0.0  # the evaluated call's start
+
+
+@dataclass
+class QualityMetrics:
+    key: str  # a queue, an agent, a form or "all"
+    handled_calls: int = 0  # answered calls (a call answered in two queues counts in each)
+    recording_required: int = 0
+    recorded: int = 0  # a ready recording
+    recording_failed: int = 0
+    recording_pending: int = 0
+    evaluated_calls: int = 0
+    evaluations: int = 0
+    scored: int = 0
+    score_total: float = 0.0
+    critical_failed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "handled_calls": self.handled_calls,
+            "recording_required": self.recording_required,
+            "recorded": self.recorded,
+            "recording_failed": self.recording_failed,
+            "recording_pending": self.recording_pending,
+            "recorded_pct": _r(_pct(self.recorded, self.handled_calls)),
+            "recording_compliance_pct": _r(_pct(self.recorded, self.recording_required)),
+            "evaluated_calls": self.evaluated_calls,
+            "evaluations": self.evaluations,
+            "qa_coverage_pct": _r(_pct(self.evaluated_calls, self.recorded)),
+            "qa_coverage_of_handled_pct": _r(_pct(self.evaluated_calls, self.handled_calls)),
+            "qa_avg_score": _r(self.score_total / self.scored if self.scored else None),
+            "qa_critical_failed": self.critical_failed,
+            "qa_critical_failed_pct": _r(_pct(self.critical_failed, self.evaluations)),
+        }
+
+
+QualityBy = Literal["queue", "agent", "form", "all"]
+
+
+def latest_scores(scores: Iterable[QaScore]) -> list[QaScore]:
+    """One score per evaluation: its highest revision (a revision or a dispute resolved with a
+    change replaces the score; the first one is not counted as well)."""
+    out: dict[str, QaScore] = {}
+    for s in scores:
+        cur = out.get(s.evaluation_id)
+        if cur is None or s.revision > cur.revision:
+            out[s.evaluation_id] = s
+    return list(out.values())
+
+
+def quality_report(visits: Iterable[Visit], recordings: Iterable[RecordingOutcome], scores: Iterable[QaScore],
+                   by: QualityBy = "queue") -> list[QualityMetrics]:
+    """Recording and QA coverage and QA scores (docs/metrics.md §3a).
+
+    *Handled calls* are the answered calls, by the queue / agent of each answered visit, plus
+    the answered calls with a recording decision but no queue visit (outbound, click-to-call:
+    by their agent). A call's recording counts for each (queue or agent) that handled it.
+    ``recorded_pct`` = handled calls with a ready recording ÷ handled calls;
+    ``recording_compliance_pct`` = ready ÷ calls the policy required to record;
+    ``qa_coverage_pct`` = handled calls with at least one evaluation ÷ handled calls with a
+    ready recording; ``qa_avg_score`` = mean of the evaluations' current totals (evaluations
+    with no total — nothing counted — are left out of the mean, not of the count).
+    By ``form`` only the QA columns have a meaning (a call has no form until it is evaluated)."""
+    recs = {r.call_id: r for r in recordings}
+    handled: dict[str, set[str]] = {}  # key -> call ids
+    queue_of: dict[tuple[str, str], str] = {}  # (call, agent) -> the queue the agent answered it in
+
+    def key_of(queue: str | None, agent: str | None) -> str | None:
+        if by == "all":
+            return "all"
+        if by == "queue":
+            return queue
+        if by == "agent":
+            return agent
+        return None
+
+    for v in visits:
+        if v.answered_at is None:
+            continue
+        if v.agent_id:
+            queue_of.setdefault((v.call_id, v.agent_id), v.queue)
+        k = key_of(v.queue, v.agent_id)
+        if k is not None:
+            handled.setdefault(k, set()).add(v.call_id)
+    seen = {c for cs in handled.values() for c in cs}
+    for r in recs.values():
+        if r.call_id not in seen and r.required and r.direction != "inbound":  # outbound, click-to-call: no visit
+            k = key_of(r.queue, r.agent_id)
+            if k is not None:
+                handled.setdefault(k, set()).add(r.call_id)
+    out: dict[str, QualityMetrics] = {}
+    for k, calls in handled.items():
+        m = out.setdefault(k, QualityMetrics(k))
+        for c in calls:
+            m.handled_calls += 1
+            r = recs.get(c)
+            if r is None:
+                continue
+            m.recording_required += int(r.required)
+            m.recorded += int(r.status == "ready")
+            m.recording_failed += int(r.status == "failed")
+            m.recording_pending += int(r.status == "pending")
+    evaluated: dict[str, set[str]] = {}
+    for s in latest_scores(scores):
+        if by == "form":
+            k: str | None = s.form_id
+        else:
+            q = queue_of.get((s.call_id or "", s.agent_id)) or s.queue
+            k = key_of(q, s.agent_id)
+        if k is None:
+            continue
+        m = out.setdefault(k, QualityMetrics(k))
+        m.evaluations += 1
+        m.critical_failed += int(s.critical_failed)
+        if s.total is not None:
+            m.scored += 1
+            m.score_total += s.total
+        evaluated.setdefault(k, set()).add(s.call_id or f"evaluation:{s.evaluation_id}")
+    for k, calls in evaluated.items():  # coverage: of the calls this key handled in the period
+        out[k].evaluated_calls = len(calls if by == "form" else calls & handled.get(k, set()))
+    return [out[k] for k in sorted(out)]

@@ -1,9 +1,9 @@
-"""Report REST edge: ``GET /api/reports/{queues,agents,ivr,surveys}``.
+"""Report REST edge: ``GET /api/reports/{queues,agents,ivr,surveys,quality}``.
 
 Query: ``from``, ``to`` (ISO date / date-time in the center's time zone, or epoch seconds;
 default today so far), ``interval`` (15min, hour, day, week, month; default: one row per
 queue/agent/flow for the whole period), filters (``queue``, ``agent``, ``flow``, repeatable;
-surveys: ``by`` = agent | queue | all). JSON by default; CSV with ``Accept: text/csv`` or
+surveys: ``by`` = agent | queue | all; quality: ``by`` = queue | agent | form | all). JSON by default; CSV with ``Accept: text/csv`` or
 ``?format=csv``. Bad parameters answer 400 with the reason. Permission ``reports.read``
 (supervisor, QA, QA lead, ops, admin).
 """
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Principal, require
-from reports.cli import AGENT_COLUMNS, QUEUE_COLUMNS, QUEUE_EXTRA, to_csv
+from reports.cli import AGENT_COLUMNS, QUALITY_COLUMNS, QUEUE_COLUMNS, QUEUE_EXTRA, to_csv
 from reports.service import Invalid, ReportService
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -108,3 +108,23 @@ async def surveys(
     return await _answer(request, format, ["by", "key", "csat_answers", "csat_pct", "nps_answers", "nps",
                                            "resolved_answers", "resolved_pct"], "surveys",
                          lambda: svc(request).survey_report(from_, to, by, interval))
+
+
+@router.get("/quality")
+async def quality(
+    request: Request,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+    interval: str | None = None,
+    by: str = "queue",
+    queue: list[str] | None = Query(None),
+    agent: list[str] | None = Query(None),
+    form: list[str] | None = Query(None),
+    format: str | None = None,
+    p: Principal = Depends(reader),
+) -> Response:
+    """Recording coverage, QA coverage and QA scores (docs/metrics.md §3a): one row per queue,
+    agent, QA form or the whole center (``by``), optionally per interval."""
+    keys = {"queue": queue, "agent": agent, "form": form}.get(by)
+    return await _answer(request, format, QUALITY_COLUMNS, "quality",
+                         lambda: svc(request).quality_report(from_, to, by, interval, keys))

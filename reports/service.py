@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from reports import formulas as fm
 from reports.facts import (
-    SPAN_KINDS, Fact, VisitFolder, fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits,
+    QA_KINDS, RECORDING_KINDS, SPAN_KINDS, Fact, VisitFolder, fold_contacts, fold_ivr, fold_recordings, fold_scores,
+    fold_spans, fold_surveys, fold_visits, unique,
 )
 from reports.repository import ReportRepository
 from reports.staffing import staffing_for_interval
@@ -615,10 +616,18 @@ class ReportService:
         visits = fold_visits(await self.repository.facts(a, b, VISIT_KINDS))
         spans = await self._spans(a, b)
         surveys = self._surveys(await self.repository.facts(a, b, ("survey.answer",)), visits)
+        _, qfacts = await self._quality_inputs_for(a, b, visits)
+        recordings, scores = fold_recordings(qfacts), fold_scores(qfacts)
+        entered: dict[str, float] = {}
+        for v in sorted(visits, key=lambda v: v.entered_at):
+            entered.setdefault(v.call_id, v.entered_at)
         buckets = self._buckets(a, b, interval)
         rows = []
         for start, end in buckets:
             vs = [v for v in visits if start <= v.entered_at < end]
+            quality = {m.key: m.to_dict() for m in fm.quality_report(
+                vs, [r for r in recordings if start <= entered.get(r.call_id, r.at) < end],
+                [s for s in scores if start <= entered.get(s.call_id or "", s.at) < end], "agent")}
             for m in fm.agents_report(vs, spans, start, end):
                 if want is not None and m.agent_id not in want:
                     continue
@@ -626,6 +635,9 @@ class ReportService:
                 sv = fm.survey_report([s for s in surveys if s.agent_id == m.agent_id and start <= s.at < end], "agent")
                 sd = sv[0].to_dict() if sv else fm.SurveyMetrics(m.agent_id).to_dict()
                 row["csat_pct"], row["nps"] = sd["csat_pct"], sd["nps"]
+                qd = quality.get(m.agent_id) or fm.QualityMetrics(m.agent_id).to_dict()
+                for k in AGENT_QUALITY:
+                    row[k] = qd[k]
                 rows.append(row)
         return rows
 
@@ -680,6 +692,47 @@ class ReportService:
                 rows.append(self._row(interval, start, end, m.to_dict()))
         return rows
 
+    async def _quality_inputs(self, a: float, b: float) -> tuple[list[fm.Visit], list[Fact]]:
+        """The period's visits, and the recording and QA facts of its calls (those of the calls
+        the period's visits handled, wherever they are anchored, and the period's own: outbound
+        calls have no visit)."""
+        visits = fold_visits(await self.repository.facts(a, b, VISIT_KINDS))
+        return await self._quality_inputs_for(a, b, visits)
+
+    async def _quality_inputs_for(self, a: float, b: float, visits: list[fm.Visit]) -> tuple[list[fm.Visit], list[Fact]]:
+        calls = {v.call_id for v in visits if v.answered_at is not None}
+        kinds = RECORDING_KINDS + QA_KINDS
+        facts = await self.repository.facts(a, b, kinds)
+        if calls:
+            facts += await self.repository.facts_of_calls(calls, kinds)
+        return visits, unique(facts)
+
+    async def quality_report(self, lo: Any = None, hi: Any = None, by: str = "queue", interval: str | None = None,
+                             keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Recording coverage, QA coverage and QA scores (docs/metrics.md §3a) by queue, agent,
+        form or for the whole center; calls by the interval they entered the queue (outbound:
+        started), evaluations with the call they score."""
+        if by not in ("queue", "agent", "form", "all"):
+            raise Invalid("by must be queue, agent, form or all")
+        a, b = self._period(lo, hi, interval)
+        want = set(keys) if keys else None
+        visits, facts = await self._quality_inputs(a, b)
+        recordings = fold_recordings(facts)
+        scores = fold_scores(facts)
+        entered = {}  # call -> when it first entered a queue (the bucket its evaluations go in)
+        for v in sorted(visits, key=lambda v: v.entered_at):
+            entered.setdefault(v.call_id, v.entered_at)
+        rows = []
+        for start, end in self._buckets(a, b, interval):
+            vs = [v for v in visits if start <= v.entered_at < end]
+            rs = [r for r in recordings if start <= entered.get(r.call_id, r.at) < end]
+            ss = [s for s in scores if start <= entered.get(s.call_id or "", s.at) < end]
+            for m in fm.quality_report(vs, rs, ss, by):  # type: ignore[arg-type]
+                if want is not None and m.key not in want:
+                    continue
+                rows.append(self._row(interval, start, end, {"by": by, **m.to_dict()}))
+        return rows
+
     # -------------------------------------------------------------- IVR facts
     def ivr_finished(self, session_id: str, call_id: str | None, outcome: Any, started_at: float, ended_at: float) -> None:
         """The IVR's observer: steps, how the session ended, survey answers → facts."""
@@ -706,6 +759,9 @@ class ReportService:
 #: IvrOutcome.kind → the IVR report's outcome
 IVR_OUTCOMES = {"queue": "queue", "callback": "transfer", "voicemail": "transfer", "hangup": "completed",
                 "caller_hangup": "hangup", "error": "hangup"}
+
+#: the quality columns of the agent report (the rest: GET /api/reports/quality?by=agent)
+AGENT_QUALITY = ("recorded_pct", "evaluations", "qa_avg_score", "qa_critical_failed")
 
 _EMPTY_EXTRA: dict[str, Any] = {
     **{k: v for k, v in fm.FcrMetrics().to_dict().items()},

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from reports.facts import (
-    Fact, callback_fact, disposition_fact, facts_for_call, prior_visit, span_fact, visits_from_call, wrapup_fact,
+    Fact, callback_fact, disposition_fact, facts_for_call, prior_visit, qa_score_fact, recording_fact, span_fact,
+    visits_from_call, wrapup_fact,
 )
 from reports.formulas import AgentSpan
 
@@ -148,3 +149,25 @@ def _callback_done(call: Any) -> list[Fact]:
     if not ids or not answered:
         return []
     return [callback_fact(str(ids[0]), "completed", float(answered[0]["at"]), None, call.caller_num)]
+
+
+class QualityFacts:
+    """The recording package's and QA's observers → facts (``RecordingService.observer``,
+    ``QaService.observer``; wired in callcore/wiring.py). Neither package imports reports."""
+
+    def __init__(self, sink: Callable[[list[Fact]], None]) -> None:
+        self.sink = sink
+
+    def recording(self, stage: str, info: dict[str, Any]) -> None:
+        self.sink([recording_fact(
+            info["call_id"], info["status"], required=bool(info.get("required")), at=float(info["at"]),
+            call_started_at=float(info["call_started_at"]), agent_id=info.get("agent_id"), queue=info.get("queue"),
+            direction=info.get("direction"), reason=info.get("reason"),
+        )])
+
+    def qa(self, info: dict[str, Any]) -> None:
+        self.sink([qa_score_fact(
+            info["evaluation_id"], int(info["revision"]), agent_id=info["agent_id"], form_id=info["form_id"],
+            total=info.get("total"), critical_failed=bool(info.get("critical_failed")), at=float(info["at"]),
+            call_started_at=info.get("call_started_at"), call_id=info.get("call_id"), queue=info.get("queue"),
+        )])

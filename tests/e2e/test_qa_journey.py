@@ -152,3 +152,19 @@ async def test_recorded_call_to_resolved_dispute_and_calibration(server):
     # calibration sheets never reach the agent
     mine = await s.api("GET", "/api/qa/evaluations", token=tok, expect=200)
     assert [e["id"] for e in mine] == [sub["id"]]
+
+    # --- reports (issue 16): the recording and the current score reach the quality report
+    # (the calibration sheets do not: the agent's average is the resolved evaluation's 76.67)
+    async def quality():
+        await s.container.reports.flush()
+        rows = (await s.api("GET", f"/api/reports/quality?by=agent&from={day}&agent=1001", expect=200))["rows"]
+        return rows[0] if rows else None
+
+    deadline = time.monotonic() + 10
+    while (q := await quality()) is None or q["recorded"] < 1:
+        assert time.monotonic() < deadline, f"the quality report never counted the recording: {q}"
+        await asyncio.sleep(0.05)
+    assert (q["handled_calls"], q["recording_required"], q["recorded"], q["recorded_pct"]) == (1, 1, 1, 100.0)
+    assert (q["evaluations"], q["evaluated_calls"], q["qa_coverage_pct"], q["qa_avg_score"]) == (1, 1, 100.0, 76.67)
+    agents = (await s.api("GET", f"/api/reports/agents?from={day}&agent=1001", expect=200))["rows"]
+    assert agents[0]["qa_avg_score"] == 76.67 and agents[0]["recorded_pct"] == 100.0

@@ -9,8 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from reports.facts import (
-    Fact, callback_fact, disposition_fact, ivr_end_fact, ivr_step_fact, span_fact, survey_fact, visit_facts,
-    wrapup_fact,
+    Fact, callback_fact, disposition_fact, ivr_end_fact, ivr_step_fact, qa_score_fact, recording_fact, span_fact,
+    survey_fact, visit_facts, wrapup_fact,
 )
 from reports.formulas import AgentSpan, Visit
 from tests.pbxsim.queuelog import QueueLogWriter
@@ -145,7 +145,45 @@ def facts() -> list[Fact]:
         callback_fact("cb1", "completed", t("10:40:00"), None, "01011110002"),  # the queue is the request's
         callback_fact("cb2", "requested", t("10:20:00"), "sales", "01011110005"),
     ]
+    out += quality_facts()
     return out
+
+
+def quality_facts() -> list[Fact]:
+    """Recording fates and QA scores (worked by hand in expected.py, QUALITY_*)."""
+    start = {s.call: s.entered for s in SPECS}
+    start["o1"] = t("10:30:00")  # a click-to-call by 1001 (no queue visit)
+
+    def rec(call: str, status: str, required: bool, agent: str | None, queue: str | None,
+            direction: str = "inbound") -> list[Fact]:
+        out = [recording_fact(call, "pending" if status in ("ready", "failed") else status, required=required,
+                              at=start[call] + 300, call_started_at=start[call], agent_id=agent, queue=queue,
+                              direction=direction)]
+        if status in ("ready", "failed"):
+            out.append(recording_fact(call, status, required=True, at=start[call] + 400, call_started_at=start[call],
+                                      agent_id=agent, queue=queue, direction=direction))
+        return out
+
+    def qa(ev: str, rev: int, call: str, agent: str, form: str, total: float | None, critical: bool = False) -> Fact:
+        return qa_score_fact(ev, rev, agent_id=agent, form_id=form, total=total, critical_failed=critical,
+                             at=t("15:00:00", 3) + rev, call_started_at=start[call], call_id=call, queue=None)
+
+    return [
+        *rec("c1", "ready", True, "1001", "sales"),
+        *rec("c2", "failed", True, "1002", "sales"),
+        *rec("c4", "discarded", False, None, "sales"),  # unanswered: nothing kept, not a handled call
+        *rec("c7", "discarded", False, "1002", "sales"),  # the policy said don't record
+        *rec("c8", "ready", True, "1001", "sales"),
+        *rec("c10", "pending", True, "1001", "sales"),
+        *rec("o1", "ready", True, "1001", None, direction="click-to-call"),
+        *rec("c11", "ready", True, "1001", "sales"),  # the 5th: outside the day
+        qa("e1", 1, "c1", "1001", "customer-service", 80.0),
+        qa("e1", 2, "c1", "1001", "customer-service", 90.0),  # revised: the latest revision counts
+        qa("e2", 1, "c8", "1002", "customer-service", 0.0, critical=True),  # 1002 took c8 in support
+        qa("e3", 1, "o1", "1001", "outbound", 70.0),
+        qa("e4", 1, "c8", "1001", "customer-service", None),  # nothing counted (all N/A)
+        qa("e5", 1, "c11", "1001", "customer-service", 50.0),  # the 5th's call
+    ]
 
 
 def queue_log() -> list[str]:

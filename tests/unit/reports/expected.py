@@ -57,3 +57,34 @@ CSV_SUPPORT = "support,1,1,0,0,25.00,0.00,60.00,25.00"
 
 def subset(row: dict, expected: dict) -> dict:
     return {k: row.get(k) for k in expected}
+
+
+# Recording and QA coverage, 2 Dec (dataset.quality_facts). Handled (answered) calls: sales c1 c2 c7 c8
+# c10; support c8 (1002 after the transfer); 1001: c1 c8 c10 + the click-to-call o1; 1002: c2 c7 c8.
+# Recordings: ready c1 c8 o1, failed c2, pending c10, c7 not required (policy), c4 unanswered.
+# Scores: e1 = 90 (revision 2 replaces 80), e2 = 0 (critical), e3 = 70, e4 = none counted; e5 is the 5th's.
+QUALITY_QUEUE = {
+    "sales": {"handled_calls": 5, "recording_required": 4, "recorded": 2, "recording_failed": 1, "recording_pending": 1,
+              "recorded_pct": 40.0, "recording_compliance_pct": 50.0, "evaluations": 2, "evaluated_calls": 2,
+              "qa_coverage_pct": 100.0, "qa_coverage_of_handled_pct": 40.0, "qa_avg_score": 90.0,
+              "qa_critical_failed": 0},
+    "support": {"handled_calls": 1, "recording_required": 1, "recorded": 1, "recorded_pct": 100.0,
+                "recording_compliance_pct": 100.0, "evaluations": 1, "evaluated_calls": 1, "qa_coverage_pct": 100.0,
+                "qa_avg_score": 0.0, "qa_critical_failed": 1, "qa_critical_failed_pct": 100.0},
+}
+QUALITY_AGENT = {
+    "1001": {"handled_calls": 4, "recording_required": 4, "recorded": 3, "recording_pending": 1, "recorded_pct": 75.0,
+             "recording_compliance_pct": 75.0, "evaluations": 3, "evaluated_calls": 3, "qa_coverage_pct": 100.0,
+             "qa_coverage_of_handled_pct": 75.0, "qa_avg_score": 80.0},
+    "1002": {"handled_calls": 3, "recording_required": 2, "recorded": 1, "recording_failed": 1, "recorded_pct": 33.33,
+             "recording_compliance_pct": 50.0, "evaluations": 1, "qa_coverage_pct": 100.0,
+             "qa_coverage_of_handled_pct": 33.33, "qa_avg_score": 0.0, "qa_critical_failed_pct": 100.0},
+}
+QUALITY_FORM = {
+    "customer-service": {"evaluations": 3, "evaluated_calls": 2, "qa_avg_score": 45.0, "qa_critical_failed": 1,
+                         "qa_critical_failed_pct": 33.33},
+    "outbound": {"evaluations": 1, "evaluated_calls": 1, "qa_avg_score": 70.0},
+}
+QUALITY_ALL = {"handled_calls": 6, "recording_required": 5, "recorded": 3, "recorded_pct": 50.0,
+               "recording_compliance_pct": 60.0, "evaluations": 4, "evaluated_calls": 3, "qa_coverage_pct": 100.0,
+               "qa_coverage_of_handled_pct": 50.0, "qa_avg_score": 53.33, "qa_critical_failed_pct": 25.0}

@@ -8,11 +8,14 @@ import dataclasses
 import pytest
 
 from reports import formulas as fm
-from reports.facts import fold_contacts, fold_ivr, fold_spans, fold_surveys, fold_visits
+from reports.facts import (
+    fold_contacts, fold_ivr, fold_recordings, fold_scores, fold_spans, fold_surveys, fold_visits, recording_fact,
+)
 from reports.queuelog import parse
 from tests.unit.reports import dataset as ds
 from tests.unit.reports.expected import (
-    AGENTS, FCR_SALES, IVR_MAIN, IVR_NODES, SALES, SL_BY_FORMULA, SUPPORT, SURVEYS_ALL, subset,
+    AGENTS, FCR_SALES, IVR_MAIN, IVR_NODES, QUALITY_AGENT, QUALITY_ALL, QUALITY_FORM, QUALITY_QUEUE, SALES,
+    SL_BY_FORMULA, SUPPORT, SURVEYS_ALL, subset,
 )
 
 
@@ -170,3 +173,31 @@ def test_fcr_knows_a_customer_by_the_crm_record_across_numbers():
     contacts = fold_contacts(facts)
     m = fm.fcr([c for c in contacts if c.call_id in ("a", "c")], contacts, 72 * 3600, now=10**6)
     assert (m.repeat_unresolved, m.repeat_resolved) == (1, 1)  # a: the same customer called from 0202
+
+
+def _quality(facts, by):
+    day = lambda at: ds.DAY <= at < ds.NEXT_DAY  # noqa: E731 - the dataset's calls start when they queue
+    recs = [r for r in fold_recordings(facts) if day(r.at)]
+    scores = [s for s in fold_scores(facts) if day(s.at)]
+    return {m.key: m.to_dict() for m in fm.quality_report(day_visits(fold_visits(facts)), recs, scores, by)}
+
+
+@pytest.mark.parametrize("by, expected", [("queue", QUALITY_QUEUE), ("agent", QUALITY_AGENT), ("form", QUALITY_FORM),
+                                          ("all", {"all": QUALITY_ALL})])
+def test_recording_and_qa_coverage_and_scores(facts, by, expected):
+    rows = _quality(facts, by)
+    assert set(rows) == set(expected)
+    for key, want in expected.items():
+        assert subset(rows[key], want) == want, key
+
+
+def test_a_later_stage_and_a_later_revision_win_in_any_order(facts):
+    shuffled = list(reversed(facts)) + facts[:40]
+    assert _quality(shuffled, "agent") == _quality(facts, "agent")
+
+
+def test_an_unanswered_inbound_recording_is_not_a_handled_call():
+    only = [recording_fact("x", "discarded", required=False, at=10.0, call_started_at=5.0, agent_id="1001"),
+            recording_fact("y", "pending", required=True, at=10.0, call_started_at=5.0, agent_id="1001")]
+    # inbound without a queue visit in the period: its visit is elsewhere — never counted here
+    assert fm.quality_report([], fold_recordings(only), [], "agent") == []

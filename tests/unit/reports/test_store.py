@@ -17,7 +17,8 @@ from reports.routes import router
 from reports.service import ReportConfig, ReportService
 from tests.unit.reports import dataset as ds
 from tests.unit.reports.expected import (
-    AGENTS, CSV_SALES, CSV_SUPPORT, FCR_SALES, FCR_SUPPORT, IVR_MAIN, SALES, SLOT_0900, SUPPORT, SURVEYS_ALL, subset,
+    AGENTS, CSV_SALES, CSV_SUPPORT, FCR_SALES, FCR_SUPPORT, IVR_MAIN, QUALITY_AGENT, QUALITY_ALL, QUALITY_FORM,
+    QUALITY_QUEUE, SALES, SLOT_0900, SUPPORT, SURVEYS_ALL, subset,
 )
 
 pytestmark = pytest.mark.db
@@ -141,6 +142,30 @@ async def test_agents_report(loaded):
         assert subset(rows[agent], exp) == exp
 
 
+@pytest.mark.parametrize("by, expected", [("queue", QUALITY_QUEUE), ("agent", QUALITY_AGENT), ("form", QUALITY_FORM),
+                                          ("all", {"all": QUALITY_ALL})])
+async def test_quality_report_from_the_store(loaded, by, expected):
+    rows = {r["key"]: r for r in await loaded.quality_report("2026-12-02", "2026-12-03", by)}
+    assert set(rows) == set(expected)
+    for key, want in expected.items():
+        assert subset(rows[key], want) == want, key
+    # the 5th holds only c11 and its evaluation e5
+    (c11,) = await loaded.quality_report("2026-12-05", "2026-12-06", "agent")
+    assert (c11["key"], c11["handled_calls"], c11["recorded"], c11["qa_avg_score"]) == ("1001", 1, 1, 50.0)
+
+
+async def test_quality_by_interval_and_in_the_agent_report(loaded):
+    rows = await loaded.quality_report("2026-12-02", "2026-12-03", "all", "hour")
+    by_hour = {r["interval_start"][11:16]: r for r in rows}
+    assert by_hour["09:00"]["handled_calls"] == 4 and by_hour["09:00"]["recorded"] == 2  # c1 c2 c7 c8
+    assert by_hour["10:00"]["recorded"] == 1 and by_hour["23:00"]["recording_pending"] == 1  # o1; c10
+    agents = {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")}
+    assert (agents["1001"]["qa_avg_score"], agents["1001"]["evaluations"], agents["1001"]["recorded_pct"]) == (80.0, 3, 75.0)
+    assert agents["1002"]["qa_critical_failed"] == 1
+    with pytest.raises(Exception, match="by must be"):
+        await loaded.quality_report("2026-12-02", "2026-12-03", "weather")
+
+
 async def test_ivr_and_surveys(loaded):
     (main,) = await loaded.ivr_report("2026-12-02", "2026-12-03")
     assert subset(main, IVR_MAIN) == IVR_MAIN
@@ -246,6 +271,12 @@ async def test_rest_json_and_csv(client):
     assert r.json()["rows"][0]["containment_pct"] == 40.0
     r = await client.get("/api/reports/surveys?from=2026-12-02&to=2026-12-03&by=queue", headers=SUP)
     assert {row["key"] for row in r.json()["rows"]} == {"sales", "support"}
+    r = await client.get("/api/reports/quality?from=2026-12-02&to=2026-12-03&by=agent&agent=1002&format=csv", headers=SUP)
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    assert (row["key"], row["recorded_pct"], row["recording_compliance_pct"], row["qa_avg_score"]) == (
+        "1002", "33.33", "50.00", "0.00")
+    r = await client.get("/api/reports/quality?from=2026-12-02&to=2026-12-03&by=form", headers=SUP)
+    assert {row["key"]: row["qa_avg_score"] for row in r.json()["rows"]} == {"customer-service": 45.0, "outbound": 70.0}
 
 
 async def test_rest_refuses_bad_input_and_agents(client):
@@ -257,6 +288,8 @@ async def test_rest_refuses_bad_input_and_agents(client):
     assert r.status_code == 400
     r = await client.get("/api/reports/surveys?by=weather", headers=SUP)
     assert r.status_code == 400
+    r = await client.get("/api/reports/quality?by=weather", headers=SUP)
+    assert r.status_code == 400 and "by must be" in r.json()["detail"]
     assert (await client.get("/api/reports/queues")).status_code == 401
     assert (await client.get("/api/reports/queues", headers={"Authorization": "Bearer agent"})).status_code == 403
 
@@ -335,6 +368,10 @@ def test_cli_reads_callcores_store(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.startswith("rollups rebuilt: ")  # 2 or 3: 23:45 settles only after it
     assert main(["report", "--from", "2026-12-02", "--to", "2026-12-03", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith(CSV_SALES + ",")
+    assert main(["report", "quality", "--by", "queue", "--from", "2026-12-02", "--to", "2026-12-03", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("by,key,handled_calls,recording_required,recorded,")
+    assert lines[1].startswith("queue,sales,5,4,2,1,1,40.00,50.00,2,2,100.00,40.00,90.00,")
 
 
 async def test_day_rollups_serve_long_periods_with_the_same_numbers(loaded, clock):
