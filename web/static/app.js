@@ -10,6 +10,7 @@ const SCREENS = {
   agent: () => import("./agent/agent.js"),
   wallboard: () => import("./wallboard/wallboard.js"),
   admin: () => import("./admin/admin.js"),
+  reports: () => import("./reports/reports.js"),
 };
 
 /** Which screens the user may open (from their permissions), the first being their home. */
@@ -21,6 +22,7 @@ function screensFor(me) {
   if (can("queues.monitor")) out.push("wallboard");
   if (me.agentId && can("agents.self")) out.push("agent");
   if (admin && !out.includes("admin")) out.push("admin");
+  if (can("reports.read")) out.push("reports");
   return out;
 }
 

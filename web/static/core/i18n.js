@@ -46,6 +46,13 @@ const TABLE = {
     version: "버전", loaded_at: "적재 시각", file: "파일", active: "사용 중", check: "검사", activate: "이 버전 적용 (롤백)",
     diff: "버전 비교", diff_from: "이전 버전", diff_to: "비교할 버전", show_diff: "비교", no_difference: "차이가 없습니다",
     flow_graph: "시나리오 흐름도", source: "원본 YAML",
+    nav_reports: "보고서", reports: "통계 보고서", rep_from: "시작일", rep_to: "종료일", rep_interval: "집계 단위", rep_show: "조회",
+    rep_all_queues: "전체 대기열", rep_summary: "기간 요약", rep_no_data: "이 기간의 데이터가 없습니다", rep_bad_period: "종료일이 시작일보다 빠릅니다",
+    rep_period: "{from} ~ {to}", rep_failed: "보고서를 불러오지 못했습니다: {detail}", rep_csv_queues: "대기열 CSV", rep_csv_quality: "녹취·QA CSV", rep_csv_agents: "상담원 CSV",
+    int_15min: "15분", int_hour: "시간", int_day: "일", int_week: "주", int_month: "월",
+    k_offered: "인입", k_answered: "응답", k_service_level_pct: "서비스 레벨", k_asa_seconds: "평균 응답 속도(ASA)", k_aht_seconds: "평균 처리 시간(AHT)",
+    k_abandon_rate_pct: "포기율", k_fcr_repeat_pct: "첫 통화 해결률(FCR)", k_csat_pct: "고객 만족도(CSAT)", k_recorded_pct: "녹취율",
+    k_qa_coverage_pct: "QA 평가율", k_qa_avg_score: "평균 QA 점수",
   },
   en: {
     app: "callcore", sign_in: "Sign in", sign_out: "Sign out", agent_id: "Agent ID or user name", pin: "PIN or password", sign_in_failed: "Sign-in failed: {detail}",
@@ -91,6 +98,13 @@ const TABLE = {
     version: "Version", loaded_at: "Loaded", file: "File", active: "active", check: "Check", activate: "Activate (roll back)",
     diff: "Compare versions", diff_from: "From version", diff_to: "To version", show_diff: "Compare", no_difference: "No difference",
     flow_graph: "Flow graph", source: "YAML source",
+    nav_reports: "Reports", reports: "Reports", rep_from: "From", rep_to: "To", rep_interval: "Interval", rep_show: "Show",
+    rep_all_queues: "All queues", rep_summary: "Period summary", rep_no_data: "No data for this period", rep_bad_period: "The end date is before the start date",
+    rep_period: "{from} – {to}", rep_failed: "Could not load the reports: {detail}", rep_csv_queues: "Queues CSV", rep_csv_quality: "Recording & QA CSV", rep_csv_agents: "Agents CSV",
+    int_15min: "15 minutes", int_hour: "Hour", int_day: "Day", int_week: "Week", int_month: "Month",
+    k_offered: "Offered", k_answered: "Answered", k_service_level_pct: "Service level", k_asa_seconds: "Avg speed of answer (ASA)", k_aht_seconds: "Avg handle time (AHT)",
+    k_abandon_rate_pct: "Abandon rate", k_fcr_repeat_pct: "First-contact resolution (FCR)", k_csat_pct: "Customer satisfaction (CSAT)", k_recorded_pct: "Recorded",
+    k_qa_coverage_pct: "QA coverage", k_qa_avg_score: "Avg QA score",
   },
 };
 
