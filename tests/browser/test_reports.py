@@ -76,6 +76,17 @@ async def test_supervisor_reads_the_kpis_and_charts_of_a_day(server, open_tab):
     # 09:00 and 23:00 are not neighbours: no line joins them (every path is a single point's)
     paths = await page.eval_on_selector_all("#chart-service_level_pct path", "ps => ps.map(p => p.getAttribute('d'))")
     assert paths and all("L" not in d for d in paths), paths
+    # staffing: Erlang C's agents needed for the target vs agents logged in, per hour (the API's)
+    sales9 = next(r for r in hourly if r["queue"] == "sales" and r["interval_start"][11:16] == "09:00")
+    needed = await page.eval_on_selector_all(
+        "#chart-staffing circle", "cs => cs.map(c => [c.dataset.series, c.dataset.x, Number(c.dataset.value)])")
+    staffing = {(series, x): v for series, x, v in needed}
+    assert staffing[("sales · 필요 인원(Erlang C)", "09:00")] == sales9["staffing"]["agents_needed_erlang_c"]
+    assert staffing[("sales · 로그인 인원", "09:00")] == sales9["staffing"]["agents_logged_in_avg"]
+    # the per-queue comparison of one KPI over the day
+    await page.select_option("#rep-compare", "aht_seconds")
+    bars = await page.eval_on_selector_all("#chart-compare rect", "rs => rs.map(r => [r.dataset.series, Number(r.dataset.value)])")
+    assert dict(bars) == {q: api_queues[q]["aht_seconds"] for q in ("sales", "support")} == {"sales": 98.0, "support": 60.0}
     await tab.shot("reports-day")
 
     # the CSV links download the reports the page shows

@@ -75,3 +75,36 @@ export function legend(names) {
   });
   return box;
 }
+
+/**
+ * barChart({id, title, bars: [{name, value|null}], percent, format}) → an <svg>: one bar per
+ * queue (the per-queue comparison of one KPI over the whole period). Every bar is a <rect>
+ * with data-series / data-value and a <title>; a queue without a value gets no bar, a "–".
+ */
+export function barChart({ id, title, bars, percent = false, format = (v) => String(v) }) {
+  const W = 560, H = 220, L = 48, R = 12, T = 26, B = 34;
+  const top = niceMax(Math.max(0, ...bars.map((b) => b.value).filter((v) => v !== null && v !== undefined)), percent);
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  const slot = (W - L - R) / Math.max(1, bars.length);
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title, id });
+  svg.append(el("text", { x: L, y: 16, class: "chart-title" }, title));
+  for (let k = 0; k <= 4; k++) {
+    const v = (top * k) / 4;
+    svg.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "chart-grid" }));
+    svg.append(el("text", { x: L - 6, y: y(v) + 4, class: "chart-axis", "text-anchor": "end" }, format(v)));
+  }
+  bars.forEach((b, i) => {
+    const cx = L + slot * i + slot / 2;
+    svg.append(el("text", { x: cx, y: H - 12, class: "chart-axis", "text-anchor": "middle" }, b.name));
+    if (b.value === null || b.value === undefined) {
+      svg.append(el("text", { x: cx, y: y(0) - 4, class: "chart-axis", "text-anchor": "middle" }, "–"));
+      return;
+    }
+    const w = Math.min(60, slot * 0.6);
+    const r = el("rect", { x: cx - w / 2, y: y(b.value), width: w, height: Math.max(0, y(0) - y(b.value)),
+      fill: COLOURS[i % COLOURS.length], "data-series": b.name, "data-value": b.value });
+    r.append(el("title", {}, `${b.name}: ${format(b.value)}`));
+    svg.append(r);
+  });
+  return svg;
+}

@@ -5,7 +5,7 @@
 import { get } from "../core/api.js";
 import { $, duration, h, replace } from "../core/dom.js";
 import { t } from "../core/i18n.js";
-import { legend, lineChart } from "./chart.js";
+import { barChart, legend, lineChart } from "./chart.js";
 
 const INTERVALS = ["15min", "hour", "day", "week", "month"];
 /** the charted KPIs: where each comes from and how it reads */
@@ -60,7 +60,10 @@ export async function mount(root) {
   const interval = h("select", { id: "rep-interval" },
     INTERVALS.map((i) => h("option", { value: i, selected: i === "hour" }, t(`int_${i}`))));
   const queue = h("select", { id: "rep-queue" }, h("option", { value: "" }, t("rep_all_queues")));
+  const compare = h("select", { id: "rep-compare", "aria-label": t("rep_compare"), onchange: () => renderCompare() },
+    METRICS.map((m) => h("option", { value: m.key }, t(`k_${m.key}`))));
   const status = h("p", { id: "rep-status", class: "muted", role: "status" });
+  let summary = [];
   const links = h("p", { id: "rep-downloads", class: "row" });
   root.append(h("section", { class: "reports" },
     h("form", { class: "panel row toolbar", id: "rep-form", onsubmit: (ev) => { ev.preventDefault(); load(); } },
@@ -72,6 +75,8 @@ export async function mount(root) {
       h("button", { class: "primary", type: "submit", id: "rep-show" }, t("rep_show"))),
     status,
     h("section", { class: "panel" }, h("h2", {}, t("rep_summary")), h("div", { id: "rep-table" }), links),
+    h("section", { class: "panel" }, h("div", { class: "row toolbar" }, h("h2", {}, t("rep_compare")), compare),
+      h("div", { id: "rep-compare-chart" })),
     h("div", { id: "rep-charts", class: "charts" })));
 
   function params(extra) {
@@ -113,6 +118,33 @@ export async function mount(root) {
         TABLE.map((k) => h("td", { class: "num", dataset: { metric: k, value: r[k] ?? "" } }, show(k, r[k]))))))));
   }
 
+  function fmt(m) {
+    return (v) => (m.seconds ? duration(v) : m.percent ? `${Math.round(v)}%` : String(Math.round(v * 100) / 100));
+  }
+
+  /** the per-queue comparison of one KPI over the whole period */
+  function renderCompare() {
+    const m = METRICS.find((x) => x.key === compare.value);
+    const bars = summary.filter((r) => r.queue).map((r) => ({ name: r.queue, value: r[m.key] ?? null }));
+    replace($("#rep-compare-chart", root), bars.length
+      ? barChart({ id: "chart-compare", title: t(`k_${m.key}`), bars, percent: !!m.percent, format: fmt(m) })
+      : h("p", { class: "muted" }, t("rep_no_data")));
+  }
+
+  /** staffing per interval: agents Erlang C says the target needs vs agents logged in (reports/staffing.py) */
+  function staffingChart(rows, xs, names, iv) {
+    const series = [];
+    for (const n of names) {
+      const of = (x) => rows.find((r) => r.interval_start === x && r.queue === n && r.staffing);
+      series.push({ name: `${n} · ${t("rep_needed")}`, values: xs.map((x) => of(x)?.staffing.agents_needed_erlang_c ?? null) });
+      series.push({ name: `${n} · ${t("rep_logged_in")}`, values: xs.map((x) => of(x)?.staffing.agents_logged_in_avg ?? null) });
+    }
+    return h("figure", { class: "panel chart-box" }, lineChart({
+      id: "chart-staffing", title: t("rep_staffing"), xs: xs.map((x) => xLabel(x, iv)), series,
+      joins: xs.map((x, i) => i > 0 && follows(xs[i - 1], x, iv)),
+    }), legend(series.map((s) => s.name)));
+  }
+
   function renderCharts(rows) {
     const iv = interval.value;
     const xs = [...new Set(rows.map((r) => r.interval_start).filter(Boolean))].sort();
@@ -131,9 +163,9 @@ export async function mount(root) {
       return h("figure", { class: "panel chart-box" }, lineChart({
         id: `chart-${m.key}`, title: t(`k_${m.key}`), xs: xs.map((x) => xLabel(x, iv)), series, percent: !!m.percent,
         joins: xs.map((x, i) => i > 0 && follows(xs[i - 1], x, iv)),
-        format: (v) => (m.seconds ? duration(v) : m.percent ? `${Math.round(v)}%` : String(Math.round(v * 100) / 100)),
+        format: fmt(m),
       }));
-    }));
+    }), staffingChart(rows, xs, names, iv));
   }
 
   async function load() {
@@ -145,6 +177,8 @@ export async function mount(root) {
       const known = new Set([...queue.options].map((o) => o.value));
       for (const r of rows) if (r.queue && !known.has(r.queue)) queue.append(h("option", { value: r.queue }, r.queue));
       renderTable(rows);
+      summary = rows;
+      renderCompare();
       renderCharts(join(per));
       replace(links,
         h("a", { id: "csv-queues", href: `api/reports/queues?${params({ interval: interval.value, format: "csv" })}`, download: "queues.csv" }, t("rep_csv_queues")),
