@@ -9,7 +9,7 @@ fact store (``reports.facts``, written from the CTI changes) and an Asterisk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterable, Literal, Sequence
 
 Outcome = Literal["answered", "abandoned", "timeout", "overflowed", "in_progress"]
@@ -672,3 +672,58 @@ def quality_report(visits: Iterable[Visit], recordings: Iterable[RecordingOutcom
     for k, calls in evaluated.items():  # coverage: of the calls this key handled in the period
         out[k].evaluated_calls = len(calls if by == "form" else calls & handled.get(k, set()))
     return [out[k] for k in sorted(out)]
+
+
+# ------------------------------------------------------- agent day rollups
+@dataclass
+class AgentDay:
+    """The sums behind one agent's report row — agent figures, survey answers, recording and QA
+    counts — that add up over days (every figure shown is a ratio of these). An agent day
+    rollup stores one; a report of a month adds up the month's days."""
+
+    agent: AgentMetrics
+    survey: SurveyMetrics
+    quality: QualityMetrics
+
+    @classmethod
+    def empty(cls, agent_id: str) -> "AgentDay":
+        return cls(AgentMetrics(agent_id), SurveyMetrics(agent_id), QualityMetrics(agent_id))
+
+    def add(self, other: "AgentDay") -> None:
+        for mine, theirs in ((self.agent, other.agent), (self.survey, other.survey), (self.quality, other.quality)):
+            for f in fields(mine):
+                a, b = getattr(mine, f.name), getattr(theirs, f.name)
+                if isinstance(a, dict):
+                    for k, v in b.items():
+                        a[k] = a.get(k, 0.0) + v
+                elif isinstance(a, (int, float)) and not isinstance(a, bool):
+                    setattr(mine, f.name, a + b)
+
+    def to_counts(self) -> dict[str, dict[str, object]]:
+        def part(dc: object) -> dict[str, object]:
+            return {f.name: getattr(dc, f.name) for f in fields(dc) if f.name not in ("agent_id", "key")}  # type: ignore[arg-type]
+        return {"agent": part(self.agent), "survey": part(self.survey), "quality": part(self.quality)}
+
+    @classmethod
+    def from_counts(cls, agent_id: str, counts: dict[str, dict[str, object]]) -> "AgentDay":
+        out = cls.empty(agent_id)
+        for name, dc in (("agent", out.agent), ("survey", out.survey), ("quality", out.quality)):
+            for k, v in (counts.get(name) or {}).items():
+                if hasattr(dc, k):
+                    setattr(dc, k, dict(v) if isinstance(v, dict) else v)  # type: ignore[arg-type]
+        return out
+
+
+def agent_days(visits: Iterable[Visit], spans: Iterable[AgentSpan], surveys: Iterable[SurveyAnswer],
+               recordings: Iterable[RecordingOutcome], scores: Iterable[QaScore], lo: float, hi: float) -> dict[str, AgentDay]:
+    """Every agent's :class:`AgentDay` for [lo, hi) (inputs already cut to the period)."""
+    vs = list(visits)
+    out: dict[str, AgentDay] = {}
+    for m in agents_report(vs, spans, lo, hi):
+        out.setdefault(m.agent_id, AgentDay.empty(m.agent_id)).agent = m
+    for s in survey_report(surveys, "agent"):
+        if s.key != "(none)":
+            out.setdefault(s.key, AgentDay.empty(s.key)).survey = s
+    for q in quality_report(vs, recordings, scores, "agent"):
+        out.setdefault(q.key, AgentDay.empty(q.key)).quality = q
+    return out

@@ -7,6 +7,10 @@
   day of the center (``span`` = ``day``: a year is 365 rows per queue, not 35,040), built
   from the facts (rebuildable at any time: ``callcore report rebuild``); ``config`` records
   the queue settings they were built with, so a changed threshold never mixes with old rollups.
+* ``report_agent_rollups`` — per agent and day of the center: the sums behind the agent report
+  (calls, talk, hold, wrap-up, login and pause seconds, survey answers, recording and QA
+  counts), so a month per agent reads 30 rows an agent, not every fact of the month. A row
+  with ``agent_id`` "" marks a day rolled up with no agent activity.
 """
 
 from __future__ import annotations
@@ -45,4 +49,15 @@ class RollupRow(Base):
     queue: Mapped[str] = mapped_column(String(80))
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # QueueMetrics fields
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentRollupRow(Base):
+    __tablename__ = "report_agent_rollups"
+    __table_args__ = (UniqueConstraint("interval_start", "agent_id", name="agent_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    interval_start: Mapped[float] = mapped_column(Float, index=True)  # a local day's start (epoch seconds)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

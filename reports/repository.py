@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reports.facts import Fact
-from reports.models import FactRow, RollupRow
+from reports.models import AgentRollupRow, FactRow, RollupRow
 
 
 def _insert_ignore(session: AsyncSession, table: Any, index: list[str]) -> Any:
@@ -96,6 +96,24 @@ class ReportRepository:
             if rows:
                 now = utcnow()
                 await s.execute(RollupRow.__table__.insert(), [{**r, "built_at": now} for r in rows])
+
+    async def agent_rollups(self, lo: float, hi: float) -> list[Any]:
+        """Agent day rollups in [lo, hi) as plain rows (``interval_start, agent_id, counts``)."""
+        t = AgentRollupRow.__table__
+        q = select(t.c.interval_start, t.c.agent_id, t.c.counts).where(
+            t.c.interval_start >= lo, t.c.interval_start < hi).order_by(t.c.interval_start, t.c.agent_id)
+        async with self._sm() as s:
+            return list((await s.execute(q)).all())
+
+    async def replace_agent_rollups(self, lo: float, hi: float, rows: list[dict[str, Any]]) -> None:
+        from callcore.db import utcnow
+
+        async with self._sm() as s, s.begin():
+            await s.execute(delete(AgentRollupRow).where(AgentRollupRow.interval_start >= lo,
+                                                         AgentRollupRow.interval_start < hi))
+            if rows:
+                now = utcnow()
+                await s.execute(AgentRollupRow.__table__.insert(), [{**r, "built_at": now} for r in rows])
 
 
 def _fact(r: FactRow) -> Fact:

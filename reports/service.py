@@ -274,6 +274,8 @@ class ReportService:
         self._pending = 0
         self.write_failures = 0
         self.facts_written = 0
+        #: False: every report from the facts alone (the benchmark's baseline; a check that both agree)
+        self.use_rollups = True
 
     @classmethod
     def from_settings(cls, settings: Any, sessionmaker: Any, **kw: Any) -> "ReportService":
@@ -359,6 +361,23 @@ class ReportService:
                 await self.repository.replace_rollups(s, s + 1, [])
                 day = bucket_start(s, "day", self.tz)
                 await self.repository.replace_rollups(day, day + 1, [], spans=("day",))
+        for day in sorted(self._agent_days_touched(batch)):
+            if bucket_end(day, "day", self.tz) + self.config.settle_seconds <= now:
+                await self.repository.replace_agent_rollups(day, day + 1, [])
+
+    def _agent_days_touched(self, batch: list[Fact]) -> set[float]:
+        """The center's days whose agent rollup a fact changes: a visit's, a recording's or a
+        score's day (its anchor), a survey answer's (its time), every day a span covers."""
+        days: set[float] = set()
+        for f in batch:
+            if f.kind in AGENT_ROLLUP_KINDS:
+                days.add(bucket_start(f.at if f.kind == "survey.answer" else f.anchor_at, "day", self.tz))
+            elif f.kind in SPAN_KINDS:
+                d, end = bucket_start(float(f.data.get("start", f.anchor_at)), "day", self.tz), float(f.data.get("end", f.at))
+                while d < end and len(days) < 400:
+                    days.add(d)
+                    d = bucket_end(d, "day", self.tz)
+        return days
 
     # -------------------------------------------------------------- rollups
     def _settled(self, visits: list[fm.Visit], end: float, now: float) -> bool:
@@ -391,6 +410,7 @@ class ReportService:
                 rows += self._rollup_rows("15min", slot, vs)
         await self.repository.replace_rollups(lo, hi, rows)
         day_rows: list[dict[str, Any]] = []
+        agent_rows: list[dict[str, Any]] = []
         first = day = bucket_start(lo, "day", self.tz)
         if day < lo:
             first = day = bucket_end(day, "day", self.tz)
@@ -399,10 +419,22 @@ class ReportService:
             vs = [v for v in visits if day <= v.entered_at < end]
             if self._settled(vs, end, now):
                 day_rows += self._rollup_rows("day", day, vs)
+                if not self._span_open_in(day, end, now):
+                    agent_rows += self._agent_rollup_rows(day, await self._agent_days_from_facts(day, end))
             day = end
         if day > first:
             await self.repository.replace_rollups(first, day, day_rows, spans=("day",))
+            await self.repository.replace_agent_rollups(first, day, agent_rows)
         return len({r["interval_start"] for r in rows})
+
+    def _span_open_in(self, lo: float, hi: float, now: float) -> bool:
+        """An agent still logged in / paused since before ``hi``: the day's agent figures can still grow."""
+        return self.open_spans is not None and any(s.start < hi for s in self.open_spans(now))
+
+    @staticmethod
+    def _agent_rollup_rows(day: float, days: dict[str, fm.AgentDay]) -> list[dict[str, Any]]:
+        rows = [{"interval_start": day, "agent_id": k, "counts": d.to_counts()} for k, d in sorted(days.items())]
+        return rows or [{"interval_start": day, "agent_id": "", "counts": {}}]  # a day rolled up with nobody
 
     async def roll_up_pending(self, now: float | None = None, days: float = 2.0) -> int:
         """Roll up the settled slots and days of the last ``days`` that have no rollup yet (the owned
@@ -415,6 +447,7 @@ class ReportService:
         for a, b in _gaps(lo, hi, done):
             built += await self.rebuild_rollups(a, b, now)
         have_days = {r.interval_start for r in await self.repository.rollups(lo - 86400, hi, "day")}
+        have_days &= {r.interval_start for r in await self.repository.agent_rollups(lo - 86400, hi)}
         day = bucket_start(lo, "day", self.tz)
         while bucket_end(day, "day", self.tz) + self.config.settle_seconds <= now:
             if day not in have_days:
@@ -468,7 +501,7 @@ class ReportService:
         from the facts."""
         out: dict[tuple[float, str], fm.QueueMetrics] = {}
         ranges = [(lo, hi)]
-        if use_days:
+        if use_days and self.use_rollups:
             rows = [r for r in await self.repository.rollups(lo, hi, "day")
                     if bucket_end(r.interval_start, "day", self.tz) <= hi]
             days = self._from_rollups(rows, out)
@@ -481,7 +514,7 @@ class ReportService:
             if cur < hi:
                 ranges.append((cur, hi))
         for r_lo, r_hi in ranges:
-            rolled = self._from_rollups(await self.repository.rollups(r_lo, r_hi), out)
+            rolled = self._from_rollups(await self.repository.rollups(r_lo, r_hi), out) if self.use_rollups else set()
             for g_lo, g_hi in _gaps(r_lo, r_hi, rolled):
                 for v in fold_visits(await self.repository.facts(g_lo, g_hi, VISIT_KINDS)):
                     slot = bucket_start(v.entered_at, "15min", self.tz)
@@ -611,35 +644,83 @@ class ReportService:
 
     async def agent_report(self, lo: Any = None, hi: Any = None, interval: str | None = None,
                            agents: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Per agent (and interval): the center's whole days from the agent day rollups, the rest
+        from the facts — the same numbers either way (tested)."""
         a, b = self._period(lo, hi, interval)
         want = set(agents) if agents else None
-        visits = fold_visits(await self.repository.facts(a, b, VISIT_KINDS))
-        spans = await self._spans(a, b)
-        surveys = self._surveys(await self.repository.facts(a, b, ("survey.answer",)), visits)
-        _, qfacts = await self._quality_inputs_for(a, b, visits)
-        recordings, scores = fold_recordings(qfacts), fold_scores(qfacts)
-        entered: dict[str, float] = {}
-        for v in sorted(visits, key=lambda v: v.entered_at):
-            entered.setdefault(v.call_id, v.entered_at)
-        buckets = self._buckets(a, b, interval)
         rows = []
-        for start, end in buckets:
-            vs = [v for v in visits if start <= v.entered_at < end]
-            quality = {m.key: m.to_dict() for m in fm.quality_report(
-                vs, [r for r in recordings if start <= entered.get(r.call_id, r.at) < end],
-                [s for s in scores if start <= entered.get(s.call_id or "", s.at) < end], "agent")}
-            for m in fm.agents_report(vs, spans, start, end):
-                if want is not None and m.agent_id not in want:
+        for start, end in self._buckets(a, b, interval):
+            days = await self._agent_days(start, end)
+            for agent_id in sorted(days):
+                d = days[agent_id]
+                if want is not None and agent_id not in want:
                     continue
+                m, q = d.agent, d.quality
+                if not (m.answered or m.login_seconds or m.pause_seconds or q.handled_calls or q.evaluations):
+                    continue  # survey answers alone (a call handled in another period) make no row
                 row = self._row(interval, start, end, m.to_dict())
-                sv = fm.survey_report([s for s in surveys if s.agent_id == m.agent_id and start <= s.at < end], "agent")
-                sd = sv[0].to_dict() if sv else fm.SurveyMetrics(m.agent_id).to_dict()
+                sd = d.survey.to_dict()
                 row["csat_pct"], row["nps"] = sd["csat_pct"], sd["nps"]
-                qd = quality.get(m.agent_id) or fm.QualityMetrics(m.agent_id).to_dict()
+                qd = q.to_dict()
                 for k in AGENT_QUALITY:
                     row[k] = qd[k]
                 rows.append(row)
         return rows
+
+    async def _agent_days(self, lo: float, hi: float) -> dict[str, fm.AgentDay]:
+        """Every agent's sums for [lo, hi): rolled-up whole days plus the facts of the rest."""
+        out: dict[str, fm.AgentDay] = {}
+
+        def merge(part: dict[str, fm.AgentDay]) -> None:
+            for k, d in part.items():
+                if k in out:
+                    out[k].add(d)
+                else:
+                    out[k] = d
+
+        ranges: list[tuple[float, float]] = [(lo, hi)]
+        if self.use_rollups:
+            first = bucket_start(lo, "day", self.tz)
+            if first < lo:
+                first = bucket_end(first, "day", self.tz)
+            last = first
+            while bucket_end(last, "day", self.tz) <= hi:
+                last = bucket_end(last, "day", self.tz)
+            covered: set[float] = set()
+            if last > first:
+                for r in await self.repository.agent_rollups(first, last):
+                    covered.add(r.interval_start)
+                    if r.agent_id:
+                        merge({r.agent_id: fm.AgentDay.from_counts(r.agent_id, r.counts)})
+            ranges, cur = [], lo
+            day = first
+            while day < last:
+                nxt = bucket_end(day, "day", self.tz)
+                if day in covered:
+                    if day > cur:
+                        ranges.append((cur, day))
+                    cur = nxt
+                day = nxt
+            if cur < hi:
+                ranges.append((cur, hi))
+        for r_lo, r_hi in ranges:
+            merge(await self._agent_days_from_facts(r_lo, r_hi))
+        return out
+
+    async def _agent_days_from_facts(self, lo: float, hi: float) -> dict[str, fm.AgentDay]:
+        visits = fold_visits(await self.repository.facts(lo, hi, VISIT_KINDS))
+        spans = await self._spans(lo, hi)
+        survey_facts = await self.repository.facts(lo, hi, ("survey.answer",))
+        missing = {f.call_id for f in survey_facts if f.call_id} - {v.call_id for v in visits}
+        joined = visits + (fold_visits(await self.repository.facts_of_calls(missing, VISIT_KINDS)) if missing else [])
+        surveys = [s for s in self._surveys(survey_facts, joined) if lo <= s.at < hi]
+        _, qfacts = await self._quality_inputs_for(lo, hi, visits)
+        entered: dict[str, float] = {}
+        for v in sorted(visits, key=lambda v: v.entered_at):
+            entered.setdefault(v.call_id, v.entered_at)
+        recs = [r for r in fold_recordings(qfacts) if lo <= entered.get(r.call_id, r.at) < hi]
+        scores = [s for s in fold_scores(qfacts) if lo <= entered.get(s.call_id or "", s.at) < hi]
+        return fm.agent_days(visits, spans, surveys, recs, scores, lo, hi)
 
     def _buckets(self, a: float, b: float, interval: str | None) -> list[tuple[float, float]]:
         if not interval:
@@ -759,6 +840,9 @@ class ReportService:
 #: IvrOutcome.kind → the IVR report's outcome
 IVR_OUTCOMES = {"queue": "queue", "callback": "transfer", "voicemail": "transfer", "hangup": "completed",
                 "caller_hangup": "hangup", "error": "hangup"}
+
+#: facts that change an agent day rollup (besides the agent state spans)
+AGENT_ROLLUP_KINDS = VISIT_KINDS + ("survey.answer",) + RECORDING_KINDS + QA_KINDS
 
 #: the quality columns of the agent report (the rest: GET /api/reports/quality?by=agent)
 AGENT_QUALITY = ("recorded_pct", "evaluations", "qa_avg_score", "qa_critical_failed")

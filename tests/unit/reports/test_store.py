@@ -399,3 +399,60 @@ async def test_day_rollups_serve_long_periods_with_the_same_numbers(loaded, cloc
     assert sum(r["offered"] for r in hourly) == 10
     sales = {r["queue"]: r for r in whole}["sales"]
     assert (sales["offered"], sales["abandoned"], sales["in_progress"]) == (11, 3, 0)
+
+
+async def _c9_gives_up(svc):
+    from reports.facts import Fact
+
+    svc.record([Fact("v:c9:0:left", "visit.left", ds.t("09:31:00"), ds.t("09:30:00"), "c9", "sales", None,
+                     {"seq": 0, "outcome": "abandoned", "wait": 60.0, "rang_agent": False})])
+    await svc.flush()
+
+
+async def test_agent_day_rollups_give_the_same_agent_report(loaded):
+    """A month per agent reads one row per agent and day (report_agent_rollups), with the numbers
+    the facts give — agent figures, CSAT/NPS, recording and QA columns."""
+    await _c9_gives_up(loaded)
+    period = ("2026-12-01", "2026-12-08")
+    loaded.use_rollups = False
+    by_facts = {iv: await loaded.agent_report(*period, iv) for iv in (None, "day", "week")}
+    loaded.use_rollups = True
+    await loaded.rebuild_rollups(ds.t("00:00:00", 1), ds.t("00:00:00", 8))
+    rolled = await loaded.repository.agent_rollups(ds.t("00:00:00", 1), ds.t("00:00:00", 8))
+    assert {(r.interval_start, r.agent_id) for r in rolled} >= {(ds.DAY, "1001"), (ds.DAY, "1002")}
+    assert (ds.t("00:00:00", 4), "") in {(r.interval_start, r.agent_id) for r in rolled}  # a day with nobody
+    for iv, rows in by_facts.items():
+        assert await loaded.agent_report(*period, iv) == rows, iv
+    agents = {r["agent_id"]: r for r in by_facts[None]}
+    assert subset(agents["1002"], AGENTS["1002"]) == AGENTS["1002"]  # 1002 worked only on the 2nd
+    # reading goes through the agent day rows: a marked one shows (never do this outside a test)
+    (row,) = [r for r in rolled if r.interval_start == ds.DAY and r.agent_id == "1002"]
+    counts = {**row.counts, "agent": {**row.counts["agent"], "answered": 99}}
+    await loaded.repository.replace_agent_rollups(ds.DAY, ds.DAY + 1, [
+        {"interval_start": r.interval_start, "agent_id": r.agent_id, "counts": counts if r.agent_id == "1002" else r.counts}
+        for r in rolled if r.interval_start == ds.DAY])
+    day = {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")}
+    assert day["1002"]["answered"] == 99
+    part = {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02T09:00", "2026-12-02T10:00")}
+    assert part["1002"]["answered"] == 3  # part of a day: from the facts
+
+
+async def test_a_late_score_or_survey_invalidates_the_agent_day(loaded, clock):
+    from reports.facts import qa_score_fact, survey_fact
+
+    await _c9_gives_up(loaded)
+    await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
+    assert {r.agent_id for r in await loaded.repository.agent_rollups(ds.DAY, ds.NEXT_DAY)} >= {"1001", "1002"}
+    # e1 revised again days later: the agent's average on the 2nd changes
+    loaded.record([qa_score_fact("e1", 3, agent_id="1001", form_id="customer-service", total=70.0, critical_failed=False,
+                                 at=ds.t("10:00:00", 5), call_started_at=ds.t("09:00:00"), call_id="c1")])
+    await loaded.flush()
+    assert await loaded.repository.agent_rollups(ds.DAY, ds.NEXT_DAY) == []
+    rows = {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")}
+    assert rows["1001"]["qa_avg_score"] == 70.0  # e1 = 70 (revision 3), e3 = 70, e4 none
+    await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
+    assert {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")} == rows
+    loaded.record([survey_fact("c7", "nps", 9, ds.t("09:30:00"))])  # a late NPS answer for 1002's c7
+    await loaded.flush()
+    assert await loaded.repository.agent_rollups(ds.DAY, ds.NEXT_DAY) == []
+    assert {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")}["1002"]["nps"] == 0.0
