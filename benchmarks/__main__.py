@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, Figure, machine_info, table, write_json
 
-BENCHES = ("ami", "pop", "agi", "kb")
+BENCHES = ("ami", "pop", "agi", "kb", "reports")
 
 
 def _run_one(name: str, size: str) -> dict[str, Any]:
@@ -36,13 +36,17 @@ def _run_one(name: str, size: str) -> dict[str, Any]:
         from benchmarks import kb_search
 
         return kb_search.run(size)
+    if name == "reports":  # reports on a 500-seat center's fact store, PostgreSQL (issue 18)
+        from benchmarks import reports_bench
+
+        return reports_bench.run(size)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds, for a smoke run); figures not meaningful")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports")
     ap.add_argument("--json", type=Path, default=None, help="where to write the results (default benchmarks/results/latest.json)")
     ap.add_argument("--profile", action="store_true",
                     help="run the server processes under pyinstrument; text reports in benchmarks/results/profiles/")

@@ -364,6 +364,12 @@ class ReportService:
         for day in sorted(self._agent_days_touched(batch)):
             if bucket_end(day, "day", self.tz) + self.config.settle_seconds <= now:
                 await self.repository.replace_agent_rollups(day, day + 1, [])
+        window = self.config.fcr_window_seconds
+        extra = [f.at if f.kind == "survey.answer" else f.anchor_at for f in batch if f.kind in EXTRA_KINDS]
+        if extra:  # a contact can be the repeat of one up to a window before it: those days' FCR changes
+            lo, hi = bucket_start(min(extra) - window, "day", self.tz), max(extra)
+            if bucket_end(lo, "day", self.tz) + window + self.config.settle_seconds <= now:
+                await self.repository.replace_rollups(lo, hi + 1, [], spans=(EXTRA_SPAN,))
 
     def _agent_days_touched(self, batch: list[Fact]) -> set[float]:
         """The center's days whose agent rollup a fact changes: a visit's, a recording's or a
@@ -425,6 +431,7 @@ class ReportService:
         if day > first:
             await self.repository.replace_rollups(first, day, day_rows, spans=("day",))
             await self.repository.replace_agent_rollups(first, day, agent_rows)
+            await self.rebuild_extras(first, day, now)
         return len({r["interval_start"] for r in rows})
 
     def _span_open_in(self, lo: float, hi: float, now: float) -> bool:
@@ -446,6 +453,14 @@ class ReportService:
         built = 0
         for a, b in _gaps(lo, hi, done):
             built += await self.rebuild_rollups(a, b, now)
+        window = self.config.fcr_window_seconds
+        e_lo = bucket_start(now - window - days * 86400, "day", self.tz)
+        have_extra = {r.interval_start for r in await self.repository.rollups(e_lo, now - window, EXTRA_SPAN)}
+        day = e_lo
+        while bucket_end(day, "day", self.tz) + window + self.config.settle_seconds <= now:
+            if day not in have_extra:  # (not counted in the return value: slots and days of queue rollups)
+                await self.rebuild_extras(day, bucket_end(day, "day", self.tz), now)
+            day = bucket_end(day, "day", self.tz)
         have_days = {r.interval_start for r in await self.repository.rollups(lo - 86400, hi, "day")}
         have_days &= {r.interval_start for r in await self.repository.agent_rollups(lo - 86400, hi)}
         day = bucket_start(lo, "day", self.tz)
@@ -572,7 +587,7 @@ class ReportService:
                 g = groups[key] = fm.QueueMetrics(q, sl_seconds=m.sl_seconds, sl_formula=m.sl_formula)
             g.add(m)
         extra = await self._queue_extras(a, b, interval, want)
-        spans = await self._spans(a, b)
+        spans = await self._spans(a, b) if interval else []  # staffing rows only
         rows = []
         for (start, q), m in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
             row = self._row(interval, start or 0.0, bucket_end(start, interval, self.tz) if interval else 0.0,
@@ -589,15 +604,76 @@ class ReportService:
             rows.append(row)
         return rows
 
+    def _extras_config(self) -> dict[str, Any]:
+        """What FCR and callback rollups depend on: a rollup built under other settings is ignored."""
+        return {"fcr_window_seconds": self.config.fcr_window_seconds,
+                "resolved": sorted(self.config.resolved_dispositions),
+                "survey": dict(sorted(self.config.survey_questions.items()))}  # JSON-shaped: compared with the stored config
+
     async def _queue_extras(self, a: float, b: float, interval: str | None, want: set[str] | None) -> dict:
-        """FCR (three ways) and callbacks per (bucket, queue)."""
+        """FCR (three ways) and callbacks per (bucket, queue): the center's whole days from their
+        ``extra_day`` rollups (built once a day's FCR window is over), the rest from the facts."""
+        sums: dict[tuple[float | None, str], dict[str, float]] = {}
+
+        def key(t: float, q: str) -> tuple[float | None, str]:
+            return (bucket_start(t, interval, self.tz) if interval else None, q)
+
+        ranges = [(a, b)]
+        if self.use_rollups and interval in (None, "day", "week", "month"):
+            first, last = self._whole_days(a, b)
+            covered: set[float] = set()
+            if last > first:
+                cfg = self._extras_config()
+                for r in await self.repository.rollups(first, last, EXTRA_SPAN):
+                    if r.config != cfg:
+                        continue
+                    covered.add(r.interval_start)
+                    if r.queue and (want is None or r.queue in want):
+                        _add_counts(sums.setdefault(key(r.interval_start, r.queue), {}), r.counts)
+            ranges = self._uncovered(a, b, first, last, covered)
+        for lo, hi in ranges:
+            for k, counts in (await self._extras_from_facts(lo, hi, interval, want)).items():
+                _add_counts(sums.setdefault(k, {}), counts)
+        out: dict[tuple[float | None, str], dict[str, Any]] = {}
+        for k, counts in sums.items():
+            fcr = fm.FcrMetrics(**{f: int(counts.get(f, 0)) for f in FCR_FIELDS})
+            out[k] = {**fcr.to_dict(), "callbacks_requested": int(counts.get("callbacks_requested", 0)),
+                      "callbacks_completed": int(counts.get("callbacks_completed", 0))}
+        return out
+
+    def _whole_days(self, a: float, b: float) -> tuple[float, float]:
+        """[first, last): the center's days lying wholly inside [a, b) (first == last: none)."""
+        first = bucket_start(a, "day", self.tz)
+        if first < a:
+            first = bucket_end(first, "day", self.tz)
+        last = first
+        while bucket_end(last, "day", self.tz) <= b:
+            last = bucket_end(last, "day", self.tz)
+        return first, last
+
+    def _uncovered(self, a: float, b: float, first: float, last: float, covered: set[float]) -> list[tuple[float, float]]:
+        """[a, b) without the covered days of [first, last), as merged ranges."""
+        ranges, cur, day = [], a, first
+        while day < last:
+            nxt = bucket_end(day, "day", self.tz)
+            if day in covered:
+                if day > cur:
+                    ranges.append((cur, day))
+                cur = nxt
+            day = nxt
+        if cur < b:
+            ranges.append((cur, b))
+        return ranges
+
+    async def _extras_from_facts(self, a: float, b: float, interval: str | None, want: set[str] | None) -> dict:
+        """FCR counts and callbacks per (bucket, queue), from the facts (FcrMetrics fields + callbacks)."""
         window = self.config.fcr_window_seconds
         facts = await self.repository.facts(a, b + window, ("call.ended", "disposition", "survey.answer"))
         period = [f for f in facts if f.anchor_at < b or f.kind != "call.ended"]
         contacts = [c for c in fold_contacts(period, self.config.resolved_dispositions) if a <= c.at < b]
         later = fold_contacts([f for f in facts if f.kind == "call.ended"])
         queue_of = {f.call_id: f.queue for f in facts if f.kind == "call.ended"}
-        out: dict[tuple[float | None, str], dict[str, Any]] = {}
+        out: dict[tuple[float | None, str], dict[str, float]] = {}
         groups: dict[tuple[float | None, str], list[fm.Contact]] = {}
         for c in self._survey_resolved(contacts, facts):
             q = queue_of.get(c.call_id) or ""
@@ -607,7 +683,8 @@ class ReportService:
             groups.setdefault(key, []).append(c)
         now = self.clock()
         for key, cs in groups.items():
-            out[key] = dict(fm.fcr(cs, later, window, now).to_dict())
+            m = fm.fcr(cs, later, window, now)
+            out[key] = {f: getattr(m, f) for f in FCR_FIELDS}
         requested_in = {f.data.get("callback"): f.queue
                         for f in await self.repository.facts(a - 31 * 86400, b, ("callback.requested",))}
         for f in await self.repository.facts(a, b, ("callback.requested", "callback.completed")):
@@ -618,10 +695,28 @@ class ReportService:
             row = out.setdefault(key, {})
             name = "callbacks_requested" if f.kind == "callback.requested" else "callbacks_completed"
             row[name] = row.get(name, 0) + 1
-        for row in out.values():
-            for k, v in _EMPTY_EXTRA.items():
-                row.setdefault(k, v)
         return out
+
+    async def rebuild_extras(self, lo: float, hi: float, now: float | None = None) -> int:
+        """(Re)build the FCR/callback rollups (``extra_day``) of the days in [lo, hi) whose FCR
+        window is over; returns how many days were written."""
+        now = self.clock() if now is None else now
+        first, last = self._whole_days(lo, hi)
+        rows: list[dict[str, Any]] = []
+        cfg = self._extras_config()
+        day, built = first, 0
+        while day < last:
+            end = bucket_end(day, "day", self.tz)
+            if end + self.config.fcr_window_seconds + self.config.settle_seconds <= now:
+                part = await self._extras_from_facts(day, end, None, None)
+                rows += [{"span": EXTRA_SPAN, "interval_start": day, "queue": q, "config": cfg, "counts": counts}
+                         for (_, q), counts in sorted(part.items(), key=lambda kv: kv[0][1])]
+                rows.append({"span": EXTRA_SPAN, "interval_start": day, "queue": "", "config": cfg, "counts": {}})
+                built += 1
+            day = end
+        if last > first:
+            await self.repository.replace_rollups(first, last, rows, spans=(EXTRA_SPAN,))
+        return built
 
     def _survey_resolved(self, contacts: list[fm.Contact], facts: list[Fact]) -> list[fm.Contact]:
         kinds = self.config.survey_questions
@@ -840,6 +935,19 @@ class ReportService:
 #: IvrOutcome.kind → the IVR report's outcome
 IVR_OUTCOMES = {"queue": "queue", "callback": "transfer", "voicemail": "transfer", "hangup": "completed",
                 "caller_hangup": "hangup", "error": "hangup"}
+
+#: the rollup span of a day's FCR counts and callbacks per queue (built once its FCR window is over)
+EXTRA_SPAN = "extra_day"
+FCR_FIELDS = [f.name for f in fields(fm.FcrMetrics)]
+#: facts that change an ``extra_day`` rollup (of their day and the FCR window's days before it)
+EXTRA_KINDS = ("call.ended", "disposition", "survey.answer", "callback.requested", "callback.completed")
+
+
+def _add_counts(into: dict[str, float], counts: dict[str, Any]) -> None:
+    for k, v in counts.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            into[k] = into.get(k, 0) + v
+
 
 #: facts that change an agent day rollup (besides the agent state spans)
 AGENT_ROLLUP_KINDS = VISIT_KINDS + ("survey.answer",) + RECORDING_KINDS + QA_KINDS

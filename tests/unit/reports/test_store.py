@@ -456,3 +456,40 @@ async def test_a_late_score_or_survey_invalidates_the_agent_day(loaded, clock):
     await loaded.flush()
     assert await loaded.repository.agent_rollups(ds.DAY, ds.NEXT_DAY) == []
     assert {r["agent_id"]: r for r in await loaded.agent_report("2026-12-02", "2026-12-03")}["1002"]["nps"] == 0.0
+
+
+async def test_fcr_and_callbacks_roll_up_once_the_window_is_over(loaded, clock):
+    """A day's FCR counts and callbacks per queue are rolled up (``extra_day``) once its FCR
+    window (72 h) is over — the same numbers as the facts; a late contact invalidates them."""
+    from reports.facts import Fact
+    from reports.service import EXTRA_SPAN
+
+    await _c9_gives_up(loaded)
+    loaded.use_rollups = False
+    by_facts = await loaded.queue_report("2026-12-02", "2026-12-03")
+    loaded.use_rollups = True
+    clock.now = ds.t("23:00:00", 4)  # the 2nd's window ends at 00:00 on the 6th: not yet
+    await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
+    assert await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY, EXTRA_SPAN) == []
+    clock.now = ds.NOW
+    await loaded.rebuild_rollups(ds.DAY, ds.NEXT_DAY)
+    extra = {r.queue: r.counts for r in await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY, EXTRA_SPAN)}
+    assert set(extra) == {"", "sales", "support"} and extra["sales"]["contacts"] == FCR_SALES["contacts"]
+    assert extra["sales"]["callbacks_requested"] == 2
+    assert await loaded.queue_report("2026-12-02", "2026-12-03") == by_facts
+    rows = {r["queue"]: r for r in by_facts}
+    assert subset(rows["sales"], FCR_SALES) == FCR_SALES
+    # the report reads the rollup: a marked one shows (never do this outside a test)
+    marked = [{"span": EXTRA_SPAN, "interval_start": r.interval_start, "queue": r.queue, "config": r.config,
+               "counts": {**r.counts, "contacts": 77} if r.queue == "sales" else r.counts}
+              for r in await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY, EXTRA_SPAN)]
+    await loaded.repository.replace_rollups(ds.DAY, ds.NEXT_DAY, marked, spans=(EXTRA_SPAN,))
+    assert {r["queue"]: r for r in await loaded.queue_report("2026-12-02", "2026-12-03")}["sales"]["contacts"] == 77
+    # a contact written late (the 4th: within the window of the 2nd's calls) drops the rollup
+    loaded.record([Fact("c:late:ended", "call.ended", ds.t("10:00:00", 4), ds.t("10:00:00", 4), "late", "sales", "1001",
+                        {"outcome": "answered", "caller": "01011110002", "customer": None, "direction": "inbound",
+                         "first_queued_at": ds.t("10:00:00", 4)})])
+    await loaded.flush()
+    assert await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY, EXTRA_SPAN) == []
+    sales = {r["queue"]: r for r in await loaded.queue_report("2026-12-02", "2026-12-03")}["sales"]
+    assert sales["fcr_repeat_repeated"] == FCR_SALES["fcr_repeat_repeated"] + 1  # c2's caller called again
