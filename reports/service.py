@@ -612,7 +612,7 @@ class ReportService:
 
     async def _queue_extras(self, a: float, b: float, interval: str | None, want: set[str] | None) -> dict:
         """FCR (three ways) and callbacks per (bucket, queue): the center's whole days from their
-        ``extra_day`` rollups (built once a day's FCR window is over), the rest from the facts."""
+        ``fcr_day`` rollups (built once a day's FCR window is over), the rest from the facts."""
         sums: dict[tuple[float | None, str], dict[str, float]] = {}
 
         def key(t: float, q: str) -> tuple[float | None, str]:
@@ -698,7 +698,7 @@ class ReportService:
         return out
 
     async def rebuild_extras(self, lo: float, hi: float, now: float | None = None) -> int:
-        """(Re)build the FCR/callback rollups (``extra_day``) of the days in [lo, hi) whose FCR
+        """(Re)build the FCR/callback rollups (``fcr_day``) of the days in [lo, hi) whose FCR
         window is over; returns how many days were written."""
         now = self.clock() if now is None else now
         first, last = self._whole_days(lo, hi)
@@ -937,9 +937,9 @@ IVR_OUTCOMES = {"queue": "queue", "callback": "transfer", "voicemail": "transfer
                 "caller_hangup": "hangup", "error": "hangup"}
 
 #: the rollup span of a day's FCR counts and callbacks per queue (built once its FCR window is over)
-EXTRA_SPAN = "extra_day"
+EXTRA_SPAN = "fcr_day"
 FCR_FIELDS = [f.name for f in fields(fm.FcrMetrics)]
-#: facts that change an ``extra_day`` rollup (of their day and the FCR window's days before it)
+#: facts that change an ``fcr_day`` rollup (of their day and the FCR window's days before it)
 EXTRA_KINDS = ("call.ended", "disposition", "survey.answer", "callback.requested", "callback.completed")
 
 

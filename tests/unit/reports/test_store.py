@@ -459,7 +459,7 @@ async def test_a_late_score_or_survey_invalidates_the_agent_day(loaded, clock):
 
 
 async def test_fcr_and_callbacks_roll_up_once_the_window_is_over(loaded, clock):
-    """A day's FCR counts and callbacks per queue are rolled up (``extra_day``) once its FCR
+    """A day's FCR counts and callbacks per queue are rolled up (``fcr_day``) once its FCR
     window (72 h) is over — the same numbers as the facts; a late contact invalidates them."""
     from reports.facts import Fact
     from reports.service import EXTRA_SPAN
