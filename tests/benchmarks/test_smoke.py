@@ -112,3 +112,33 @@ def test_kb_search_smoke() -> None:
     assert d["articles"] == kb_search.SIZES["smoke"]["articles"]
     assert d["summary"]["n"] == len(kb_search.QUERIES)
     assert d["hits"]["환불해주세요"] > 0 and d["hits"]["How do I get a refund?"] > 0
+
+
+def test_reports_smoke() -> None:
+    """reports benchmark (issue 18): generates and COPYs a small center into a throwaway
+    PostgreSQL database, builds the rollups and reads the reports — rollups and facts agree."""
+    import asyncio
+
+    import asyncpg
+
+    from benchmarks import reports_bench
+
+    async def reachable() -> bool:
+        try:
+            conn = await asyncio.wait_for(asyncpg.connect(reports_bench.PG_DSN), 3)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    if not asyncio.run(reachable()):
+        pytest.skip(f"no PostgreSQL at {reports_bench.PG_DSN} (CALLCORE_BENCH_PG_DSN)")
+    res = reports_bench.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    cfg = reports_bench.SIZES["smoke"]
+    assert d["facts"] == sum(1 for _ in reports_bench.generate(cfg["days"], cfg["calls_per_day"], cfg["agents"], cfg["queues"]))
+    assert len(d["build_s"]) == cfg["days"]
+    assert d["rows"]["day_queue"] == cfg["queues"] and d["rows"]["month_agent"] == cfg["agents"]
+    # the rolled-up reports give the numbers the facts give
+    assert d["rows"]["day_queue_facts_equal"] == 1 and d["rows"]["month_agent_facts_equal"] == 1
