@@ -425,18 +425,15 @@ class ReportService:
             vs = [v for v in visits if day <= v.entered_at < end]
             if self._settled(vs, end, now):
                 day_rows += self._rollup_rows("day", day, vs)
-                if not self._span_open_in(day, end, now):
-                    agent_rows += self._agent_rollup_rows(day, await self._agent_days_from_facts(day, end))
+                # an agent still logged in (or paused) since that day is in it until its end for good:
+                # the open span's share of a past day is final (its closing fact rebuilds the day anyway)
+                agent_rows += self._agent_rollup_rows(day, await self._agent_days_from_facts(day, end))
             day = end
         if day > first:
             await self.repository.replace_rollups(first, day, day_rows, spans=("day",))
             await self.repository.replace_agent_rollups(first, day, agent_rows)
             await self.rebuild_extras(first, day, now)
         return len({r["interval_start"] for r in rows})
-
-    def _span_open_in(self, lo: float, hi: float, now: float) -> bool:
-        """An agent still logged in / paused since before ``hi``: the day's agent figures can still grow."""
-        return self.open_spans is not None and any(s.start < hi for s in self.open_spans(now))
 
     @staticmethod
     def _agent_rollup_rows(day: float, days: dict[str, fm.AgentDay]) -> list[dict[str, Any]]:
