@@ -54,11 +54,16 @@ class ReportRepository:
             return len(new)
 
     async def facts(
-        self, lo: float, hi: float, kinds: Iterable[str] | None = None, *, by: str = "anchor_at"
+        self, lo: float, hi: float, kinds: Iterable[str] | None = None, *, by: str = "anchor_at",
+        at_after: float | None = None,
     ) -> list[Fact]:
+        """Facts with ``by`` (anchor_at or at) in [lo, hi); ``at_after``: only those that happened
+        after it (agent spans, stored when they end: the ones still going at a period's start)."""
         t = FactRow.__table__
         col = t.c.anchor_at if by == "anchor_at" else t.c.at
         q = select(*_FACT_COLUMNS).where(col >= lo, col < hi)
+        if at_after is not None:
+            q = q.where(t.c.at > at_after)
         if kinds is not None:
             q = q.where(t.c.kind.in_(list(kinds)))
         async with self._sm() as s:  # Core rows, not ORM objects: a report reads 10^5 facts at a time

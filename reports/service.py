@@ -728,7 +728,7 @@ class ReportService:
 
     async def _spans(self, a: float, b: float) -> list[fm.AgentSpan]:
         # a span is stored when it ends, anchored at its start: fetch those that may overlap [a, b)
-        facts = await self.repository.facts(a - 31 * 86400, b, SPAN_KINDS)
+        facts = await self.repository.facts(a - 31 * 86400, b, SPAN_KINDS, at_after=a)
         spans = [s for s in fold_spans(facts) if s.end is None or s.end > a]
         if self.open_spans is not None:
             spans += [s for s in self.open_spans(self.clock()) if s.start < b]
