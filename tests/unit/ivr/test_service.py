@@ -202,7 +202,11 @@ async def test_api_reload_and_rollback_need_an_admin(api):
 async def test_build_ivr_service_from_settings(tmp_path, db_sessionmaker):
     shutil.copytree(ROOT / "dialplans", tmp_path / "dialplans")
     settings = Settings(dialplans_dir=tmp_path / "dialplans", data_dir=tmp_path / "data", dialplan_watch=False, crm_url=None)
-    svc = await build_ivr_service(settings, sessionmaker=db_sessionmaker)
+    from datetime import datetime, timezone
+
+    # a weekday within the shipped flow's opening hours (10:00 KST): the test must not depend on the wall clock
+    svc = await build_ivr_service(settings, sessionmaker=db_sessionmaker,
+                                  clock=lambda: datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc))
     await svc.start()
     try:
         assert set(svc.registry.current.flows) == {"main", "tech_support", "callback", "survey"}
