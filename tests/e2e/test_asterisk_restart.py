@@ -9,6 +9,8 @@ call as if nothing happened.
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.e2e.conftest import eventually, expect_prompt, press_when_listening
 
 
@@ -26,13 +28,17 @@ async def test_restart_resync_readds_agents_and_tells_desks(server):
     call = await pbx.dial("01012345678", exten="15881234", context="ivr-in")
     await expect_prompt(call, "welcome")
     resyncs_before = s.cti.resyncs
-    await pbx.shutdown(restart=True)
+    # down for 2 s of real time (100 virtual s at time_scale 0.02), so /readyz is asked while
+    # Asterisk is really away, not after callcore has already reconnected
+    pbx.cfg.restart_downtime = 2.0 / pbx.cfg.time_scale
+    restart = asyncio.create_task(pbx.shutdown(restart=True))
 
     # callcore sees the link drop ...
     await eventually(lambda: s.container.ami.state != "connected", 5, "AMI link down")
     ready = await s.api("GET", "/readyz")
     assert ready["ami"]["connected"] is False and ready["ami"]["detail"] == "disconnected, retrying"
     assert ready["ready"] is False and ready["reasons"][0].startswith("AMI ")  # reliability: 503 while AMI is down
+    await restart
     # ... and comes back: reconnect, resync, agents re-added (with their pause kept)
     await eventually(lambda: s.container.ami.state == "connected" and s.cti.resyncs > resyncs_before, 15, "resync")
     await eventually(lambda: "Local/1001@agents/n" in pbx.queues["sales"].members, 5, "1001 re-added to sales")
