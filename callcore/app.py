@@ -25,6 +25,7 @@ from callcore import migrate
 from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
+from callcore.loopwatch import LoopWatch
 from callcore.wsguard import SlowClientPolicy, WsGuard
 from callcore.readiness import backlog_report, readiness_reasons
 from callcore.settings import Settings
@@ -68,7 +69,11 @@ class Container:
         self.metrics = Metrics()
         self.bus = Bus()
         # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
-        self.ws_guard = WsGuard(SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued))
+        self.ws_guard = WsGuard(
+            SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued), on_written=self.metrics.observe_pop
+        )
+        # issue 18: loop stalls measured in production (callcore/loopwatch.py), started in start()
+        self.loop_watch = LoopWatch(self.metrics.loop_lag.observe, debug=settings.loop_debug)
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)
         self.engine = None
@@ -126,6 +131,7 @@ class Container:
         self.sessionmaker = session_factory(self.engine)
 
         await self._build_services()
+        self.spawn(self.loop_watch.run(), "loop-watch")
         if s.runs("ami"):
             await self._start_ami()
         if s.runs("agi"):
@@ -259,6 +265,12 @@ class Container:
             lambda: sum(getattr(self.agi, "refused", {}).values()) if self.agi is not None else 0,
         )
         c.gauge("callcore_websocket_clients", "Connected websocket clients", self._ws_clients)
+        c.counter(  # issue 18
+            "callcore_event_loop_stalls_total",
+            "Times the event loop was held longer than 50 ms (logged as 'event loop stalled')",
+            lambda: self.loop_watch.stalls,
+        )
+        c.gauge("callcore_event_loop_longest_stall_seconds", "Longest event-loop hold since start", lambda: self.loop_watch.longest)
         c.counter(
             "callcore_ami_events_total",
             "AMI events delivered to callcore state",

@@ -20,6 +20,9 @@ class Message:
     payload: dict[str, Any]
     #: who may receive it: {"agent:1001"}, {"queue:sales"}, {"supervisor"}, ...
     audience: frozenset[str] = frozenset()
+    #: perf_counter of the AMI read this message came from (0: not from an AMI frame);
+    #: the websocket pump turns it into callcore_pop_latency_seconds (callcore/loopwatch.py)
+    origin: float = 0.0
 
 
 @dataclass(eq=False)

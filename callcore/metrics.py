@@ -117,6 +117,18 @@ class Metrics:
             "callcore_ami_resync_duration_seconds", "Time to resynchronise CTI state after an AMI (re)login", ["endpoint"],
             registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        # issue 18: the pop path and the loop, as an operator sees them (callcore/loopwatch.py)
+        self.pop_latency = Histogram(
+            "callcore_pop_latency_seconds",
+            "AMI frame read → websocket frame written, by CTI event name (call.ringing is the screen pop)",
+            ["event"], registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.loop_lag = Histogram(
+            "callcore_event_loop_lag_seconds",
+            "How late the event loop woke a 100 ms timer: the time a callback held the loop",
+            registry=r, buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         #: AMI events delivered to the CTI state, by event class name (bounded: typed classes only)
         self.ami_events: _Tally[str] = _Tally()
 
@@ -126,6 +138,10 @@ class Metrics:
     # --------------------------------------------------------------- edge recorders
     def count_ami_event(self, event: object) -> None:
         self.ami_events[type(event).__name__] += 1
+
+    def observe_pop(self, event: str, seconds: float) -> None:
+        """The websocket pump's ``on_written`` hook; event names come from cti/events.yml: bounded."""
+        self.pop_latency.labels(event).observe(seconds)
 
     def observe_agi_command(self, name: str, seconds: float) -> None:
         """The FastAGI server's ``on_command`` hook (``ivr.agi.server.AgiSession._record``)."""

@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
     ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
+    # issue 18: asyncio debug mode, logging every callback that holds the loop over 20 ms (callcore/loopwatch.py)
+    loop_debug: bool = False
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -66,9 +67,17 @@ class SlowClientStats:
 class WsGuard:
     """The policy and the counters, one per application (built by the composition root)."""
 
-    def __init__(self, policy: SlowClientPolicy | None = None, stats: SlowClientStats | None = None) -> None:
+    def __init__(
+        self,
+        policy: SlowClientPolicy | None = None,
+        stats: SlowClientStats | None = None,
+        on_written: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.policy = policy or SlowClientPolicy()
         self.stats = stats or SlowClientStats()
+        #: issue 18: called with (event name, seconds from the AMI read to this frame written)
+        #: for every message that came from an AMI frame (``Message.origin``)
+        self.on_written = on_written
 
     async def pump(self, ws: Any, sub: Any, encode: Callable[[Any], str], who: str = "client") -> None:
         """Write ``sub``'s messages to ``ws`` until cancelled; cut the client off when it is too slow.
@@ -89,6 +98,9 @@ class WsGuard:
             try:
                 async with asyncio.timeout(policy.send_timeout):
                     await ws.send_text(encode(msg))
+                origin = getattr(msg, "origin", 0.0)
+                if origin and self.on_written is not None:
+                    self.on_written(msg.name, time.perf_counter() - origin)
             except TimeoutError:
                 await _cut(ws, stats, policy, who, "send_timeout", f"a message not taken within {policy.send_timeout:g} s")
                 return

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from callcore.bus import Bus, Message
+from callcore.loopwatch import FRAME_CLOCK
 
 EVENTS_FILE = Path(__file__).with_name("events.yml")
 
@@ -30,7 +31,7 @@ class CtiNotifier:
         self._bus = bus
 
     def _emit(self, name: str, payload: dict[str, Any], audience: frozenset[str]) -> int:
-        return self._bus.publish(Message(name, payload, audience))
+        return self._bus.publish(Message(name, payload, audience, FRAME_CLOCK.at))
 
     # ------------------------------------------------------------- pops
     def call_ringing(self, agent_id: str, pop: dict[str, Any]) -> int:

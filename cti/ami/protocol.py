@@ -47,10 +47,11 @@ from collections import deque
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from panoramisk.ami_protocol import AMIProtocol
 
+from callcore.loopwatch import FRAME_CLOCK
 from cti.ami.events import CONSUMED_EVENTS
 
 log = logging.getLogger(__name__)
@@ -452,6 +453,8 @@ class AmiProtocol(AMIProtocol):
         self._paused = False
         self._drain_handle: asyncio.Handle | None = None
         self._pending: deque[memoryview] = deque()  # received, not yet fed to the parser
+        self._read_at: deque[float] = deque()  # perf_counter of each pending read (issue 18: pop latency)
+        self._fed_at = 0.0  # read time of the newest data fed to the parser
         self._loop: asyncio.AbstractEventLoop | None = None
         #: resolved (with the exception or None) when the connection is gone
         self.lost: asyncio.Future[BaseException | None] | None = None
@@ -501,6 +504,7 @@ class AmiProtocol(AMIProtocol):
         # ``_drain``: copying a 100 MB burst into the parser's buffer in this callback
         # (and compacting it later) blocked the loop for ~77 ms (benchmarks/README.md).
         self._pending.append(memoryview(data))
+        self._read_at.append(time.perf_counter())
         if self._drain_handle is None:
             self._drain()
 
@@ -512,8 +516,10 @@ class AmiProtocol(AMIProtocol):
         pending = self._pending
         while pending and budget > 0:
             view = pending[0]
+            self._fed_at = self._read_at[0]
             if len(view) <= budget:
                 pending.popleft()
+                self._read_at.popleft()
                 piece = view
             else:
                 piece, pending[0] = view[:budget], view[budget:]
@@ -532,6 +538,12 @@ class AmiProtocol(AMIProtocol):
         parser = self.parser
         on_frame = self._on_frame
         deadline = time.perf_counter() + self.slice_seconds
+        try:
+            self._drain_slice(parser, on_frame, deadline)
+        finally:
+            FRAME_CLOCK.at = 0.0  # what is published outside frame handling did not come from AMI
+
+    def _drain_slice(self, parser: "AmiFrameParser", on_frame: Any, deadline: float) -> None:
         while not self._stopped:
             if parser.backlog < self.parse_chunk:
                 self._feed_some()
@@ -540,6 +552,8 @@ class AmiProtocol(AMIProtocol):
                 if self._feed_some():
                     continue
                 break
+            # the newest read fed so far holds the end of every frame parsed now (issue 18)
+            FRAME_CLOCK.at = self._fed_at
             for headers in frames:
                 on_frame(headers)
                 if self._stopped:

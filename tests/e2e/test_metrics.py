@@ -94,6 +94,11 @@ async def test_metrics_follow_a_call_through_every_part(server):
     assert value(m, "callcore_websocket_clients") == 1
     assert value(m, "callcore_websocket_messages_total", direction="out") >= 2  # hello + ringing pop
     assert value(m, "callcore_websocket_disconnects_total", reason="unauthorized") >= 1  # the bad token: 4401
+    # issue 18: the pop path and the loop as an operator sees them
+    assert value(m, "callcore_pop_latency_seconds_count", event="call.ringing") == 1  # this desk's one pop
+    assert 0 < value(m, "callcore_pop_latency_seconds_sum", event="call.ringing") < 5
+    assert value(m, "callcore_event_loop_lag_seconds_count") >= 1
+    assert "callcore_event_loop_stalls_total" in m and "callcore_event_loop_longest_stall_seconds" in m
     # database
     assert value(m, "callcore_db_persistence_lag_seconds") >= 0
     assert "callcore_db_persistence_pending" in m

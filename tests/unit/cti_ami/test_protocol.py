@@ -307,3 +307,21 @@ def test_backoff_delay_is_capped_exponential_with_bounded_jitter() -> None:
     assert backoff_delay(2, 0.5, 30.0, 0.0) == pytest.approx(1.6)  # 20 % jitter below
     assert backoff_delay(0, 0.5, 30.0, 0.0) == 0.5  # never under the minimum
     assert backoff_delay(10_000, 0.5, 30.0, 0.5) <= 30.0  # no overflow, never over the maximum
+
+
+async def test_frames_are_handled_under_the_time_their_bytes_were_read(monkeypatch) -> None:
+    """Issue 18: FRAME_CLOCK holds the read time of the data of the frame being handled, and is
+    0 again once the frames are handed out (a message published later did not come from AMI)."""
+    from callcore.loopwatch import FRAME_CLOCK
+    import cti.ami.protocol as protocol
+
+    now = [100.0]
+    monkeypatch.setattr(protocol.time, "perf_counter", lambda: now[0])
+    seen: list[tuple[str, float]] = []
+    proto = AmiProtocol(lambda h: seen.append((h["Event"], FRAME_CLOCK.at)))
+    proto.connection_made(FakeTransport())  # type: ignore[arg-type]
+    proto.data_received(b"Event: Newchannel\r\nChannel: a\r\n\r\nEvent: Hangup\r\nChan")
+    assert seen == [("Newchannel", 100.0)] and FRAME_CLOCK.at == 0.0
+    now[0] = 100.25  # the rest of the cut frame arrives 250 ms later: the frame is as old as that read
+    proto.data_received(b"nel: a\r\n\r\n")
+    assert seen[1] == ("Hangup", 100.25) and FRAME_CLOCK.at == 0.0

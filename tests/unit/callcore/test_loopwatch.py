@@ -1,0 +1,81 @@
+"""Issue 18: the loop watch (stalls seen in production) and the pop-latency hook of the websocket pump."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from callcore.bus import Bus, Message
+from callcore.loopwatch import FRAME_CLOCK, LoopWatch
+from callcore.metrics import Metrics
+from callcore.wsguard import WsGuard
+
+
+def test_record_counts_stalls_over_the_threshold_and_keeps_the_longest() -> None:
+    seen: list[float] = []
+    w = LoopWatch(seen.append, stall_threshold=0.05)
+    for lateness in (0.001, 0.2, -0.003, 0.06, 0.049):
+        w.record(lateness)
+    assert w.stalls == 2 and w.longest == 0.2 and w.samples == 5
+    assert seen == [0.001, 0.2, 0.0, 0.06, 0.049]  # an early wake-up is no lag, not a negative one
+
+
+async def test_a_callback_that_holds_the_loop_is_seen_as_a_stall(caplog) -> None:
+    metrics = Metrics()
+    w = LoopWatch(metrics.loop_lag.observe, interval=0.01, stall_threshold=0.05)
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.sleep(0.03)
+        time.sleep(0.15)  # a synchronous 150 ms in a callback: everything on the loop waits
+        await asyncio.sleep(0.03)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert w.stalls >= 1 and w.longest >= 0.1
+    assert "event loop stalled" in caplog.text
+    text = metrics.render().decode()
+    assert "callcore_event_loop_lag_seconds_count" in text
+    assert 'callcore_event_loop_lag_seconds_bucket{le="0.05"}' in text
+
+
+class _Ws:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_pump_observes_read_to_written_only_for_messages_from_ami() -> None:
+    got: list[tuple[str, float]] = []
+    guard = WsGuard(on_written=lambda name, s: got.append((name, s)))
+    bus = Bus()
+    sub = bus.subscribe({"agent:1"})
+    bus.publish(Message("call.ringing", {}, frozenset({"agent:1"}), time.perf_counter() - 0.003))
+    bus.publish(Message("agent.status", {}, frozenset({"agent:1"})))  # from an API action: origin 0
+    ws = _Ws()
+    pump = asyncio.create_task(guard.pump(ws, sub, lambda m: m.name))
+    try:
+        while len(ws.sent) < 2:
+            await asyncio.sleep(0)
+    finally:
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+    assert [n for n, _ in got] == ["call.ringing"]
+    assert 0.003 <= got[0][1] < 1
+
+
+def test_notifier_stamps_messages_with_the_frame_clock() -> None:
+    from cti.notifier import CtiNotifier
+
+    bus = Bus()
+    sub = bus.subscribe({"agent:7"})
+    notifier = CtiNotifier(bus)
+    FRAME_CLOCK.at = 42.5
+    try:
+        notifier.call_ringing("7", {"call_id": "c1", "queue": None})
+    finally:
+        FRAME_CLOCK.at = 0.0
+    notifier.agent_resync("7", {})
+    first, second = sub.queue.get_nowait(), sub.queue.get_nowait()
+    assert first.origin == 42.5 and second.origin == 0.0
