@@ -23,6 +23,9 @@ class Message:
     #: perf_counter of the AMI read this message came from (0: not from an AMI frame);
     #: the websocket pump turns it into callcore_pop_latency_seconds (callcore/loopwatch.py)
     origin: float = 0.0
+    #: wire texts already made of this message, by encoder name: a message going to many
+    #: sockets (every supervisor, a queue's wallboards) is encoded once, not once per socket
+    encoded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(eq=False)

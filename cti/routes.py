@@ -620,11 +620,19 @@ async def _ws_writer(ws: WebSocket, sub: Any, p: Principal, mask: bool = False) 
 
 
 def _encode_message(msg: Any) -> str:
-    return json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
+    text = msg.encoded.get("plain")
+    if text is None:  # once per message, whatever the number of sockets (issue 18)
+        text = msg.encoded["plain"] = json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
+    return text
 
 
 def _masked_encoder(msg: Any) -> str:
-    return json.dumps({"event": msg.name, "payload": mask_numbers(msg.payload)}, ensure_ascii=False, default=str)
+    text = msg.encoded.get("masked")
+    if text is None:
+        text = msg.encoded["masked"] = json.dumps(
+            {"event": msg.name, "payload": mask_numbers(msg.payload)}, ensure_ascii=False, default=str
+        )
+    return text
 
 
 async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:

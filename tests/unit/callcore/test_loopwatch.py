@@ -79,3 +79,19 @@ def test_notifier_stamps_messages_with_the_frame_clock() -> None:
     notifier.agent_resync("7", {})
     first, second = sub.queue.get_nowait(), sub.queue.get_nowait()
     assert first.origin == 42.5 and second.origin == 0.0
+
+
+def test_a_message_is_encoded_once_for_every_socket(monkeypatch) -> None:
+    """Issue 18: JSON is made once per message, not once per websocket it goes to."""
+    import json
+
+    from cti import routes
+
+    calls: list[int] = []
+    real = json.dumps
+    monkeypatch.setattr(routes.json, "dumps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    msg = Message("call.ringing", {"call_id": "c1", "caller": "01012345678"}, frozenset({"supervisor"}))
+    texts = {routes._encode_message(msg) for _ in range(50)}
+    masked = {routes._masked_encoder(msg) for _ in range(50)}
+    assert len(texts) == 1 and len(masked) == 1 and len(calls) == 2
+    assert "01012345678" in texts.pop() and "01012345678" not in masked.pop()
