@@ -40,6 +40,20 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class LoginThrottleRow(Base):
+    """The login throttle's state, shared by every callcore instance on the database (issue 11):
+    one row per (kind, key) — an account or a client address — with its recent failure times
+    and the end of its lockout (wall-clock epoch seconds)."""
+
+    __tablename__ = "auth_login_throttle"
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # account | address
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+
+
 class RevokedTokenRow(Base):
     __tablename__ = "auth_revoked_tokens"
 

@@ -8,13 +8,14 @@ PIN) — and records every success, failure and lockout in the audit log.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 from typing import Any, Iterable, Protocol
 
 from auth.passwords import Passwords
 from auth.permissions import PERMISSIONS, ROLES
-from auth.ratelimit import LoginThrottle
+from auth.ratelimit import LoginThrottle, SharedLoginThrottle
 from auth.repository import AuthRepository
 from auth.tokens import ApiKey, AuthError, Authenticator, Principal, new_api_key
 
@@ -47,6 +48,11 @@ class Audit(Protocol):
     async def record(self, actor: Any, action: str, target: Any = None, details: dict[str, Any] | None = None) -> Any: ...
 
 
+async def _maybe(value: Any) -> Any:
+    """The in-memory throttle answers at once, the shared one (auth/ratelimit.py) from the database."""
+    return await value if inspect.isawaitable(value) else value
+
+
 class AuthService:
     def __init__(
         self,
@@ -54,7 +60,7 @@ class AuthService:
         authenticator: Authenticator,
         *,
         audit: Audit,
-        throttle: LoginThrottle,
+        throttle: LoginThrottle | SharedLoginThrottle,
         agents: AgentPins | None = None,
         passwords: Passwords | None = None,
         cookie_secure: bool = False,
@@ -80,19 +86,19 @@ class AuthService:
 
     # ------------------------------------------------------------ login
     async def login(self, username: str, secret: str, address: str | None) -> Principal:
-        wait = self.throttle.retry_after(username, address)
+        wait = await _maybe(self.throttle.retry_after(username, address))
         if wait is not None:
             await self.audit.record(f"ip:{address}", "auth.login_refused", username, {"retry_after": wait})
             raise Throttled(wait)
         p = await self._check_credential(username, secret)
         if p is None:
-            locked = self.throttle.failure(username, address)
+            locked = await _maybe(self.throttle.failure(username, address))
             await self.audit.record(f"ip:{address}", "auth.login_failed", username)
             if locked:
                 await self.audit.record("system", "auth.locked", username, {"locked": locked, "address": address, "seconds": self.throttle.lockout})
                 log.warning("login locked (%s) for %s from %s", "+".join(locked), username, address)
             raise AuthFailed("wrong user name or password")
-        self.throttle.success(username)
+        await _maybe(self.throttle.success(username))
         await self.audit.record(p, "auth.login", username, {"address": address})
         return p
 
@@ -106,7 +112,10 @@ class AuthService:
                 return None
             if rehashed is not None:
                 await self.repository.set_password_hash(user.id, rehashed)
-            return Principal(f"user:{user.id}", user.role, queues=frozenset(user.queues or ()), agent=user.agent_id)
+            return Principal(
+                f"user:{user.id}", user.role, queues=frozenset(user.queues or ()), teams=frozenset(user.teams or ()),
+                agent=user.agent_id,
+            )
         if self.agents is not None:
             rec = await self.agents.verify_pin(username, secret)
             if rec is not None:
@@ -131,7 +140,10 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         claims = self.authenticator.decode(refresh_token, "refresh")  # AuthError → 401
-        p = Principal(str(claims["sub"]), str(claims["role"]), queues=frozenset(claims.get("queues") or ()), agent=claims.get("agent"))
+        p = Principal(
+            str(claims["sub"]), str(claims["role"]), queues=frozenset(claims.get("queues") or ()),
+            teams=frozenset(claims.get("teams") or ()), agent=claims.get("agent"),
+        )
         if not await self._still_valid(p):
             raise AuthError("account disabled or removed")
         await self._revoke(claims["jti"], claims["exp"])  # refresh tokens are single-use (rotation)
@@ -168,7 +180,7 @@ class AuthService:
     @staticmethod
     def me(p: Principal) -> dict[str, Any]:
         return {
-            "subject": p.subject, "role": p.role, "agent_id": p.agent_id, "queues": sorted(p.queues),
+            "subject": p.subject, "role": p.role, "agent_id": p.agent_id, "queues": sorted(p.queues), "teams": sorted(p.teams),
             "permissions": sorted(p.permissions), "via": p.via,
             "csrf_token": p.csrf if p.via == "session" else None,
         }

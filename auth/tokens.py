@@ -45,6 +45,8 @@ class Principal:
     role: str
     #: queues this principal is limited to (empty: all queues)
     queues: frozenset[str] = frozenset()
+    #: teams of agents a supervisor is limited to (empty: every team; auth/scope.py)
+    teams: frozenset[str] = frozenset()
     #: API keys: the permissions the key was limited to (None: the role's)
     scopes: frozenset[str] | None = None
     #: the agent a user account acts as (None: derived from the subject for agent logins)
@@ -119,6 +121,7 @@ def issue_token(
     queues: Iterable[str] = (),
     agent: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    teams: Iterable[str] = (),
 ) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -130,6 +133,8 @@ def issue_token(
     claims: dict[str, Any] = {"sub": subject, "role": role, "typ": typ, "iat": iat, "exp": int(iat + ttl), "jti": uuid.uuid4().hex}
     if queues:
         claims["queues"] = sorted(queues)
+    if teams:
+        claims["teams"] = sorted(teams)
     if agent:
         claims["agent"] = agent
     claims.update(extra or {})
@@ -170,6 +175,7 @@ def principal_from_claims(claims: Mapping[str, Any], via: str = "token") -> Prin
         str(claims["sub"]),
         str(claims["role"]),
         queues=frozenset(claims.get("queues") or ()),
+        teams=frozenset(claims.get("teams") or ()),
         agent=claims.get("agent"),
         via=via,
         jti=claims.get("jti"),
@@ -239,7 +245,7 @@ class Authenticator:
         return issue_token(self.keys, subject, role, ttl or default, now=self._clock(), typ=typ, **kw)
 
     def issue_for(self, p: Principal, *, typ: str = "access", ttl: float | None = None, **extra: Any) -> str:
-        return self.issue(p.subject, p.role, ttl, typ=typ, queues=p.queues, agent=p.agent, extra=extra or None)
+        return self.issue(p.subject, p.role, ttl, typ=typ, queues=p.queues, teams=p.teams, agent=p.agent, extra=extra or None)
 
     def decode(self, token: str, typ: str = "access") -> dict[str, Any]:
         claims = decode_token(self.keys, token, now=self._clock())

@@ -264,7 +264,7 @@ async def build_security(c: "Container") -> None:
     import time
 
     from audit.service import AuditLog
-    from auth.ratelimit import LoginThrottle
+    from auth.ratelimit import SharedLoginThrottle
     from auth.repository import AuthRepository
     from auth.service import AuthService
     from auth.tokens import Authenticator
@@ -280,8 +280,10 @@ async def build_security(c: "Container") -> None:
     from auth.crypto import FieldCipher
 
     c.cti.repository.cipher = FieldCipher.from_settings(s)  # sensitive customer fields sealed at rest
-    throttle = LoginThrottle(
-        time.monotonic,
+    # shared by every instance on the database (auth_login_throttle): wall-clock times
+    throttle = SharedLoginThrottle(
+        c.sessionmaker,
+        time.time,
         account_failures=s.login_max_failures_account,
         address_failures=s.login_max_failures_address,
         window=s.login_failure_window,

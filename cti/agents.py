@@ -95,6 +95,7 @@ class AgentService:
                 role=fields.get("role", "agent"),
                 skills=fields.get("skills") or {},
                 pin=fields.get("pin"),
+                team=fields.get("team"),
             )
         except Duplicate as exc:
             raise Conflict(str(exc)) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.auth import Principal
+from auth import scope
 from cti.calls import NUMBER
 from cti.directory import AgentDirectory
 from cti.errors import Conflict, Forbidden, Invalid, NotFound
@@ -41,8 +42,9 @@ class CallbackService:
         return cb["id"]
 
     async def list_callbacks(self, actor: Principal, status: str | None = None) -> list[dict[str, Any]]:
-        if actor.is_supervisor:
-            return await self.repository.list_callbacks(status=status)
+        if actor.is_supervisor:  # a supervisor limited to queues sees theirs (auth/scope.py)
+            only = scope.queue_filter(actor)
+            return await self.repository.list_callbacks(status=status, queues=sorted(only) if only else None)
         rec = self.directory.record(actor.agent_id or "")
         items = await self.repository.list_callbacks(status=status, queues=list(rec.skills))
         return [c for c in items if c["status"] == "open" or c["agent_id"] == rec.id]
@@ -55,6 +57,8 @@ class CallbackService:
 
     async def take_callback(self, actor: Principal, callback_id: str) -> dict[str, Any]:
         cb = await self._existing(callback_id)
+        if not scope.sees_queue(actor, cb["queue"]):
+            raise Forbidden(f"queue {cb['queue']} is outside your queue scope")
         agent_id = actor.agent_id
         if agent_id is None:
             raise Forbidden("only agents take callbacks")

@@ -30,6 +30,8 @@ class AgentRow(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     pause_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the team a supervisor with a team scope may supervise (auth/scope.py, issue 11)
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     skills: Mapped[list["AgentSkillRow"]] = relationship(
         back_populates="agent", cascade="all, delete-orphan", lazy="selectin", order_by="AgentSkillRow.queue"

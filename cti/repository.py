@@ -55,6 +55,7 @@ class AgentRecord:
     paused: bool = False
     pause_reason: str | None = None
     has_pin: bool = False
+    team: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class AgentRecord:
             "logged_in": self.logged_in,
             "paused": self.paused,
             "pause_reason": self.pause_reason,
+            "team": self.team,
         }
 
 
@@ -82,6 +84,7 @@ def _agent(row: AgentRow) -> AgentRecord:
         paused=row.paused,
         pause_reason=row.pause_reason,
         has_pin=row.pin_hash is not None,
+        team=row.team,
     )
 
 
@@ -199,6 +202,7 @@ class CtiRepository:
         role: str = "agent",
         skills: dict[str, int] | None = None,
         pin: str | None = None,
+        team: str | None = None,
     ) -> AgentRecord:
         async with self._sm() as s:
             row = AgentRow(
@@ -207,6 +211,7 @@ class CtiRepository:
                 interface=interface,
                 extension=extension,
                 role=role,
+                team=team,
                 pin_hash=await PASSWORDS.hash_async(pin) if pin else None,
                 logged_in=False,
                 paused=False,
@@ -224,7 +229,7 @@ class CtiRepository:
             row = await s.get(AgentRow, agent_id)
             if row is None:
                 return None
-            for key in ("name", "interface", "extension", "role"):
+            for key in ("name", "interface", "extension", "role", "team"):
                 if fields.get(key) is not None:
                     setattr(row, key, fields[key])
             if fields.get("pin"):

@@ -29,6 +29,7 @@ from pydantic import Field
 from cti.ami.actions import AmiValueError
 from api.auth import Principal, public, require, websocket_login
 from audit.service import record_from
+from auth import scope
 from auth.masking import mask_numbers
 from auth.routes import AgentLogin as LoginBody, Strict  # one login body, one strict base for every edge
 from cti.errors import CtiError, Forbidden, Invalid, NotFound
@@ -61,9 +62,18 @@ def svc(request: Request) -> CtiService:
     return request.app.state.cti
 
 
-def _self_or_supervisor(p: Principal, agent_id: str) -> None:
+def _self_or_supervisor(p: Principal, agent_id: str, request: Request) -> None:
     if not p.may_act_for(agent_id):
         raise Forbidden("agents may only act for themselves")
+    _supervised(p, agent_id, request)
+
+
+def _supervised(p: Principal, agent_id: str, request: Request) -> None:
+    """A supervisor limited to queues or teams acts only on the agents in them (auth/scope.py)."""
+    if p.agent_id == agent_id or not (p.queues or p.teams):
+        return
+    if not scope.supervises(p, svc(request).agents.agent_view(agent_id)):  # NotFound for an unknown agent
+        raise Forbidden(f"agent {agent_id} is outside your queue/team scope")
 
 
 # ------------------------------------------------------------------ bodies
@@ -95,6 +105,7 @@ class AgentCreate(Strict):
     role: Literal["agent", "supervisor", "admin"] = "agent"
     skills: list[SkillBody] = Field(default_factory=list, max_length=200)
     pin: str | None = Field(None, min_length=4, max_length=32)
+    team: str | None = Field(None, min_length=1, max_length=64, pattern=ONE_LINE, description="for supervisors' team scopes")
 
 
 class AgentUpdate(Strict):
@@ -104,6 +115,7 @@ class AgentUpdate(Strict):
     role: Literal["agent", "supervisor", "admin"] | None = None
     skills: list[SkillBody] | None = Field(None, max_length=200)
     pin: str | None = Field(None, min_length=4, max_length=32)
+    team: str | None = Field(None, min_length=1, max_length=64, pattern=ONE_LINE)
 
 
 class QueueLogin(Strict):
@@ -223,7 +235,10 @@ async def me(p: Principal = Depends(require("auth.self"))) -> dict[str, Any]:
 # ---- agents
 @agents_router.get("/agents")
 async def list_agents(request: Request, p: Principal = Depends(require("agents.read"))) -> list[dict[str, Any]]:
-    return svc(request).agents.list_agents()
+    agents = svc(request).agents.list_agents()
+    if p.queues or p.teams:  # a scoped supervisor sees the agents of its queues/teams (and itself)
+        agents = [a for a in agents if a["id"] == p.agent_id or scope.supervises(p, a)]
+    return agents
 
 
 @agents_router.post("/agents", status_code=201)
@@ -237,7 +252,7 @@ async def create_agent(body: AgentCreate, request: Request, p: Principal = Depen
 
 @agents_router.get("/agents/{agent_id}")
 async def get_agent(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return svc(request).agents.agent_view(agent_id)
 
 
@@ -260,43 +275,43 @@ async def delete_agent(agent_id: str, request: Request, p: Principal = Depends(r
 
 @agents_router.post("/agents/{agent_id}/login")
 async def agent_login(agent_id: str, request: Request, body: QueueLogin | None = None, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).agents.login(agent_id, body.queues if body else None, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/logout")
 async def agent_logout(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).agents.logout(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/pause")
 async def agent_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/unpause")
 async def agent_unpause(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).agents.unpause(agent_id, by=p.subject)
 
 
 @agents_router.post("/agents/{agent_id}/ready")
 async def agent_ready(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).agents.ready(agent_id, by=p.subject)
 
 
 @agents_router.get("/agents/{agent_id}/current-call")
 async def agent_current_call(agent_id: str, request: Request, p: Principal = Depends(require("agents.self"))) -> dict[str, Any]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return {"agent_id": agent_id, "call": svc(request).agents.current_call(agent_id)}
 
 
 @agents_router.get("/agents/{agent_id}/events")
 async def agent_events(agent_id: str, request: Request, limit: int = Query(100, ge=1, le=1000), p: Principal = Depends(require("agents.self"))) -> list[dict[str, Any]]:
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     svc(request).agents.agent_view(agent_id)
     return await svc(request).repository.agent_events(agent_id, limit)
 
@@ -342,7 +357,7 @@ async def click_to_call(body: ClickToCall, request: Request, p: Principal = Depe
     agent_id = body.agent_id or p.agent_id
     if agent_id is None:
         raise Forbidden("click-to-call needs an agent")
-    _self_or_supervisor(p, agent_id)
+    _self_or_supervisor(p, agent_id, request)
     return await svc(request).outbound.click_to_call(agent_id, body.number, customer_id=body.customer_id)
 
 
@@ -522,6 +537,7 @@ async def put_queue_settings(name: QueuePath, body: QueueSettingsBody, request: 
 # the literal force-* paths first: /agents/{agent_id}/{mode} would match them (422)
 @supervisor_router.post("/agents/{agent_id}/force-logout")
 async def force_logout(agent_id: str, request: Request, p: Principal = Depends(require("agents.supervise"))) -> dict[str, Any]:
+    _supervised(p, agent_id, request)
     result = await svc(request).agents.logout(agent_id, force=True, by=p.subject)
     await record_from(request, p, "agents.force_logout", agent_id)
     return result
@@ -529,6 +545,7 @@ async def force_logout(agent_id: str, request: Request, p: Principal = Depends(r
 
 @supervisor_router.post("/agents/{agent_id}/force-pause")
 async def force_pause(agent_id: str, body: PauseBody, request: Request, p: Principal = Depends(require("agents.supervise"))) -> dict[str, Any]:
+    _supervised(p, agent_id, request)
     result = await svc(request).agents.pause(agent_id, body.reason, by=p.subject)
     await record_from(request, p, "agents.force_pause", agent_id, {"reason": body.reason})
     return result
@@ -539,6 +556,7 @@ async def spy(
     agent_id: str, mode: Literal["listen", "whisper", "barge"], request: Request, body: SpyBody | None = None,
     p: Principal = Depends(require("calls.spy")),
 ) -> dict[str, Any]:
+    _supervised(p, agent_id, request)
     result = await svc(request).supervision.spy(p, agent_id, mode, body.interface if body else None)  # the AMI action first
     await record_from(request, p, f"calls.{mode}", agent_id, {"call_id": result.get("call_id") if isinstance(result, dict) else None})
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.auth import Principal
+from auth import scope
 from cti.ami import actions as act
 from cti.directory import AgentDirectory
 from cti.errors import Conflict, Forbidden, Invalid
@@ -40,6 +41,8 @@ class SupervisionService:
         call = self.state.call_for_agent(agent_id)
         if call is None or call.agent_id != agent_id:
             raise Conflict(f"agent {agent_id} is not on a call")
+        if call.queue is not None and not scope.sees_queue(actor, call.queue):
+            raise Forbidden(f"the call is in queue {call.queue}, outside your queue scope")
         channel = call.live_agent_channel()
         if channel is None:
             raise Conflict(f"agent {agent_id} has no live channel")

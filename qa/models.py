@@ -35,6 +35,8 @@ class QaEvaluationRow(Base):
     recording_id: Mapped[str] = mapped_column(String(100), index=True)
     call_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: the recording's queue when it was scored: queue-scoped QA users see only theirs (issue 11)
+    queue: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
     evaluator: Mapped[str] = mapped_column(String(100), index=True)
     form_id: Mapped[str] = mapped_column(String(100))
     form_hash: Mapped[str] = mapped_column(String(64))

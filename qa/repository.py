@@ -311,7 +311,8 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _eval_dict(r: QaEvaluationRow) -> dict[str, Any]:
     return {
-        "id": r.id, "recording_id": r.recording_id, "call_id": r.call_id, "agent_id": r.agent_id, "evaluator": r.evaluator,
+        "id": r.id, "recording_id": r.recording_id, "call_id": r.call_id, "agent_id": r.agent_id, "queue": r.queue,
+        "evaluator": r.evaluator,
         "form_id": r.form_id, "form_hash": r.form_hash, "state": r.state, "revision": r.revision, "total": r.total,
         "band": r.band, "critical_failed": r.critical_failed, "calibration_id": r.calibration_id, "work_item_id": r.work_item_id,
         "created_at": _iso(r.created_at), "updated_at": _iso(r.updated_at), "submitted_at": _iso(r.submitted_at),

@@ -64,6 +64,12 @@ class Actor:
     evaluates: bool = False  # permission qa.evaluate
     is_lead: bool = False  # permission qa.lead (or listed in settings.qa_leads)
     agent_id: str | None = None  # the agent this caller is (their own evaluations)
+    #: queue scope (issue 11, auth/scope.py): a QA user limited to queues sees and scores only
+    #: the evaluations and recordings of those queues (empty: every queue)
+    queues: frozenset[str] = frozenset()
+
+    def sees(self, queue: str | None) -> bool:
+        return not self.queues or (queue is not None and queue in self.queues)
 
     def __str__(self) -> str:  # the audit log's actor name
         return f"{self.role}:{self.subject}"
@@ -113,6 +119,7 @@ class QaService:
         return Actor(
             subject, principal.role, principal.can("qa.evaluate"),
             principal.can("qa.lead") or subject in self.leads, principal.agent_id or subject,
+            frozenset(getattr(principal, "queues", ()) or ()),
         )
 
     async def _audit(self, actor: Actor, action: str, target: Any, details: dict[str, Any]) -> None:
@@ -197,7 +204,7 @@ class QaService:
         if not actor.evaluates:
             raise Forbidden("evaluating calls requires the qa.evaluate permission")
         rec = await self.recordings.recording(recording_id)
-        if rec is None:
+        if rec is None or not actor.sees(rec.queue):  # out of scope: as if it did not exist
             raise NotFound(f"no recording {recording_id!r}")
         if not rec.agent_id:
             raise QaError(f"recording {recording_id!r} has no agent to evaluate", 422)
@@ -231,7 +238,8 @@ class QaService:
         content, result = self._content(form, answers, clean_comments, submit)
         now = self.clock()
         fields = {
-            "recording_id": rec.recording_id, "call_id": rec.call_id, "agent_id": rec.agent_id, "evaluator": actor.subject,
+            "recording_id": rec.recording_id, "call_id": rec.call_id, "agent_id": rec.agent_id, "queue": rec.queue,
+            "evaluator": actor.subject,
             "form_id": form.id, "form_hash": form_hash, "state": "submitted" if submit else "draft", "revision": 1,
             "calibration_id": calibration_id, "work_item_id": work_item_id, "created_at": now, "updated_at": now,
             **self._score_fields(result),
@@ -254,7 +262,7 @@ class QaService:
 
     def _may_read(self, actor: Actor, ev: dict[str, Any]) -> bool:
         if actor.evaluates:
-            return True
+            return actor.sees(ev.get("queue")) or ev["agent_id"] == actor.agent_id
         return ev["agent_id"] == actor.agent_id and ev["state"] != "draft" and ev["calibration_id"] is None
 
     async def get(self, actor: Actor, evaluation_id: int) -> dict[str, Any]:
@@ -278,7 +286,7 @@ class QaService:
             filters["agent_id"] = actor.agent_id
             rows = await self.repo.evaluations(**filters)
             return [self._decorate(r) for r in rows if r["state"] != "draft"]
-        return [self._decorate(r) for r in await self.repo.evaluations(**filters)]
+        return [self._decorate(r) for r in await self.repo.evaluations(**filters) if self._may_read(actor, r)]
 
     async def update_draft(self, actor: Actor, evaluation_id: int, *, answers: Mapping[str, Any], comments: list[Mapping[str, Any]] | None, submit: bool) -> dict[str, Any]:
         ev = await self._load(evaluation_id)
@@ -458,7 +466,8 @@ class QaService:
     async def work_list(self, actor: Actor, *, evaluator: str | None = None, open_only: bool = True) -> list[dict[str, Any]]:
         if not actor.evaluates:
             raise Forbidden("the work list is for QA staff")
-        return await self.repo.work_items(evaluator=evaluator, open_only=open_only)
+        items = await self.repo.work_items(evaluator=evaluator, open_only=open_only)
+        return [i for i in items if actor.sees(i.get("queue"))]
 
 
 

@@ -79,6 +79,9 @@ class SearchFilters:
     status: str | None = None
     qa_sample: bool | None = None
     only_agent: str | None = None  # access control: an agent sees their own calls only
+    #: access control (issue 11): a user scoped to queues sees the recordings of calls that
+    #: passed through one of them (any of the recording's queues; auth/scope.py)
+    only_queues: frozenset[str] | None = None
 
 
 def encode_cursor(sort_value: Any, row_id: int) -> str:
@@ -134,6 +137,9 @@ def search_query(f: SearchFilters, *, sort: str = "started_at", order: str = "de
     for kind, value in facets:
         conds.append(RecordingRow.id.in_(select(RecordingFacetRow.recording_id).where(
             RecordingFacetRow.kind == kind, RecordingFacetRow.value == value)))
+    if f.only_queues:
+        conds.append(RecordingRow.id.in_(select(RecordingFacetRow.recording_id).where(
+            RecordingFacetRow.kind == "queue", RecordingFacetRow.value.in_(sorted(f.only_queues)))))
     if f.start is not None:
         conds.append(col >= f.start if driver is not None else RecordingRow.started_at >= f.start)
     if f.end is not None:

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, require
+from auth import scope
 from recording.repository import SearchFilters
 from recording.service import CONTENT_TYPES, RecordingError, RecordingService
 
@@ -105,9 +106,12 @@ async def resume_recording(call_id: str, request: Request, body: PauseBody | Non
 
 # ------------------------------------------------------------------ search and metadata
 def _may_read(service: RecordingService, p: Principal, rec: dict[str, Any]) -> None:
-    if sees_all(p):
-        return
     agents = {a.get("agent_id") for a in rec.get("agents") or []} | {rec.get("agent_id")}
+    if sees_all(p):
+        # a supervisor or QA user limited to queues reads only their queues' recordings (issue 11)
+        if scope.record_in_scope(p, [rec.get("queue"), *(rec.get("queues") or [])], agents):
+            return
+        raise HTTPException(403, "this recording is outside your queue scope")
     if service.agents_see_own and _agent(p) in agents:
         return
     raise HTTPException(403, "agents may read only the recordings of their own calls")
@@ -151,7 +155,8 @@ async def search_recordings(
             raise HTTPException(403, "agents may not list recordings (recording_agents_see_own is off)")
         only_agent = _agent(p)
     f = SearchFilters(start, end, agent, queue, caller, called, direction, disposition, min_duration, max_duration, muted,
-                      list(tag), ivr_node, flow_version, status, qa_sample, only_agent)
+                      list(tag), ivr_node, flow_version, status, qa_sample, only_agent,
+                      only_queues=scope.queue_filter(p) if only_agent is None else None)
     try:
         items, next_cursor = await service.search(f, sort=sort, order=order, limit=limit, cursor=cursor)
     except ValueError as exc:

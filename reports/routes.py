@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Principal, require
+from auth import scope
 from reports.cli import AGENT_COLUMNS, QUALITY_COLUMNS, QUEUE_COLUMNS, QUEUE_EXTRA, to_csv
 from reports.service import Invalid, ReportService
 
@@ -25,6 +26,44 @@ reader = require("reports.read")  # auth/permissions.py: supervisor, qa, qa_lead
 
 class Unavailable(Exception):
     pass
+
+
+# ---- queue scope (issue 11, auth/scope.py): a user limited to queues reads only their queues
+def _scoped_queues(p: Principal, requested: list[str] | None) -> list[str] | None:
+    if not p.queues:
+        return requested
+    outside = sorted(set(requested or ()) - p.queues)
+    if outside:
+        raise HTTPException(403, f"queues outside your queue scope: {', '.join(outside)}")
+    return list(requested) if requested else sorted(p.queues)
+
+
+def _supervised_agents(request: Request, p: Principal) -> set[str] | None:
+    """The agents a scoped user may report on (None: every agent)."""
+    if not (p.queues or p.teams):
+        return None
+    cti = getattr(request.app.state, "cti", None)
+    return {a["id"] for a in (cti.agents.list_agents() if cti is not None else []) if scope.supervises(p, a)}
+
+
+def _scoped_agents(request: Request, p: Principal, requested: list[str] | None) -> tuple[list[str] | None, set[str] | None]:
+    """(the agent filter to run the report with, the agents its rows are limited to)."""
+    mine = _supervised_agents(request, p)
+    if mine is None:
+        return requested, None
+    outside = sorted(set(requested or ()) - mine)
+    if outside:
+        raise HTTPException(403, f"agents outside your queue/team scope: {', '.join(outside)}")
+    return requested, mine
+
+
+def _only(rows: list[dict[str, Any]], column: str, allowed: set[str] | None) -> list[dict[str, Any]]:
+    return rows if allowed is None else [r for r in rows if r.get(column) in allowed]
+
+
+def _center_wide(p: Principal, what: str) -> None:
+    if p.queues or p.teams:
+        raise HTTPException(403, f"the {what} report covers the whole center; your account is limited to queues or teams")
 
 
 def svc(request: Request) -> ReportService:
@@ -63,7 +102,7 @@ async def queues(
     p: Principal = Depends(reader),
 ) -> Response:
     return await _answer(request, format, QUEUE_COLUMNS + QUEUE_EXTRA, "queues",
-                         lambda: svc(request).queue_report(from_, to, interval, queue))
+                         lambda: svc(request).queue_report(from_, to, interval, _scoped_queues(p, queue)))
 
 
 @router.get("/agents")
@@ -76,8 +115,12 @@ async def agents(
     format: str | None = None,
     p: Principal = Depends(reader),
 ) -> Response:
-    return await _answer(request, format, AGENT_COLUMNS, "agents",
-                         lambda: svc(request).agent_report(from_, to, interval, agent))
+    wanted, allowed = _scoped_agents(request, p, agent)
+
+    async def make() -> list[dict[str, Any]]:
+        return _only(await svc(request).agent_report(from_, to, interval, wanted), "agent_id", allowed)
+
+    return await _answer(request, format, AGENT_COLUMNS, "agents", make)
 
 
 @router.get("/ivr")
@@ -90,6 +133,7 @@ async def ivr(
     format: str | None = None,
     p: Principal = Depends(reader),
 ) -> Response:
+    _center_wide(p, "IVR")
     return await _answer(request, format, ["flow", "sessions", "contained", "handed_off", "dropped", "in_progress",
                                            "containment_pct"], "ivr",
                          lambda: svc(request).ivr_report(from_, to, flow, interval))
@@ -105,9 +149,19 @@ async def surveys(
     format: str | None = None,
     p: Principal = Depends(reader),
 ) -> Response:
+    allowed: set[str] | None = None
+    if by == "agent":
+        allowed = _supervised_agents(request, p)
+    elif by == "queue":
+        allowed = set(p.queues) or None
+    else:
+        _center_wide(p, f"survey by {by}")
+
+    async def make() -> list[dict[str, Any]]:
+        return _only(await svc(request).survey_report(from_, to, by, interval), "key", allowed)
+
     return await _answer(request, format, ["by", "key", "csat_answers", "csat_pct", "nps_answers", "nps",
-                                           "resolved_answers", "resolved_pct"], "surveys",
-                         lambda: svc(request).survey_report(from_, to, by, interval))
+                                           "resolved_answers", "resolved_pct"], "surveys", make)
 
 
 @router.get("/quality")
@@ -125,6 +179,16 @@ async def quality(
 ) -> Response:
     """Recording coverage, QA coverage and QA scores (docs/metrics.md §3a): one row per queue,
     agent, QA form or the whole center (``by``), optionally per interval."""
+    allowed: set[str] | None = None
+    if by == "queue":
+        queue = _scoped_queues(p, queue)
+    elif by == "agent":
+        agent, allowed = _scoped_agents(request, p, agent)
+    else:
+        _center_wide(p, f"quality by {by}")
     keys = {"queue": queue, "agent": agent, "form": form}.get(by)
-    return await _answer(request, format, QUALITY_COLUMNS, "quality",
-                         lambda: svc(request).quality_report(from_, to, by, interval, keys))
+
+    async def make() -> list[dict[str, Any]]:
+        return _only(await svc(request).quality_report(from_, to, by, interval, keys), "key", allowed)
+
+    return await _answer(request, format, QUALITY_COLUMNS, "quality", make)

@@ -194,3 +194,21 @@ async def test_recording_table_source_flags_and_csat(db_sessionmaker):
     assert picks == {"c0": "policy", "c1": "policy", "c2": "csat"}
     ref = await src.recording(cands["c1"].recording_id)
     assert ref.call_id == "c1" and ref.duration == 90.0 and await src.recording("nope") is None
+
+
+async def test_queue_scoped_qa_users_see_and_score_only_their_queues(qa):
+    """Issue 11: a QA user limited to queues (the fake recordings are all of queue sales)."""
+    everyone = qa.actor(Principal("user:qa1", "qa"))
+    ev = await qa.create(everyone, "rec-1", form_id=None, answers=ANSWERS, submit=True)
+    support_only = qa.actor(Principal("user:qa2", "qa", queues=frozenset({"support"})))
+    sales_only = qa.actor(Principal("user:qa3", "qa", queues=frozenset({"sales"})))
+    assert support_only.queues == {"support"}
+    with pytest.raises(NotFound):
+        await qa.get(support_only, ev["id"])
+    assert await qa.list(support_only) == []
+    with pytest.raises(NotFound):  # out of scope: as if the recording did not exist
+        await qa.create(support_only, "rec-2", form_id=None, answers=ANSWERS, submit=True)
+    assert (await qa.get(sales_only, ev["id"]))["id"] == ev["id"]
+    assert [e["id"] for e in await qa.list(sales_only)] == [ev["id"]]
+    agent = qa.actor(Principal("1001", "agent", queues=frozenset({"support"})))
+    assert [e["id"] for e in await qa.list(agent)] == [ev["id"]]  # an agent always sees their own

@@ -133,3 +133,25 @@ async def test_delete_while_storage_is_down_is_503_and_deletes_nothing(stack):
     r = await http.delete(f"/api/recordings/{rid}?reason=data-subject%20request", headers=h("adm"))
     assert r.status_code == 503 and "nothing was deleted" in r.json()["detail"]
     assert (await svc.get(rid))["status"] == "ready"
+
+
+async def test_queue_scoped_users_read_only_their_queues_recordings(stack):
+    """Issue 11: a QA user (or supervisor) limited to queues lists, reads and plays only the
+    recordings of calls that passed through one of them."""
+    svc, clock, _, http = stack
+    await recorded_call(svc, clock, make_call("1795395000.1", queue="support"), pause=None)
+    await recorded_call(svc, clock, make_call("1795395000.2", queue="sales"), agent="1002", pause=None)
+    await svc.run_due_jobs()
+    support = (await svc.repo.by_call("1795395000.1"))["id"]
+    sales = (await svc.repo.by_call("1795395000.2"))["id"]
+    auth = http._transport.app.state.authenticator  # type: ignore[attr-defined]
+    qa_support = {"Authorization": "Bearer " + auth.issue("user:q", "qa", queues=["support"])}
+    items = (await http.get("/api/recordings", headers=qa_support)).json()["items"]
+    assert [i["id"] for i in items] == [support]
+    assert (await http.get("/api/recordings?queue=sales", headers=qa_support)).json()["items"] == []
+    assert (await http.get(f"/api/recordings/{support}", headers=qa_support)).status_code == 200
+    for path in (f"/api/recordings/{sales}", f"/api/recordings/{sales}/audio", f"/api/recordings/{sales}/waveform"):
+        r = await http.get(path, headers=qa_support)
+        assert r.status_code == 403 and "scope" in r.json()["detail"], path
+    unscoped = {"Authorization": "Bearer " + auth.issue("user:q2", "qa")}
+    assert sorted(i["id"] for i in (await http.get("/api/recordings", headers=unscoped)).json()["items"]) == sorted([support, sales])

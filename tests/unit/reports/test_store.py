@@ -493,3 +493,38 @@ async def test_fcr_and_callbacks_roll_up_once_the_window_is_over(loaded, clock):
     assert await loaded.repository.rollups(ds.DAY, ds.NEXT_DAY, EXTRA_SPAN) == []
     sales = {r["queue"]: r for r in await loaded.queue_report("2026-12-02", "2026-12-03")}["sales"]
     assert sales["fcr_repeat_repeated"] == FCR_SALES["fcr_repeat_repeated"] + 1  # c2's caller called again
+
+
+class _Agents:
+    """The CTI agent directory as the report edge reads it (``app.state.cti.agents``)."""
+
+    def list_agents(self):
+        return [{"id": "1001", "skills": [{"queue": "sales", "penalty": 0}], "team": "A", "state": None},
+                {"id": "1002", "skills": [{"queue": "support", "penalty": 0}], "team": "B", "state": None}]
+
+
+async def test_rest_follows_the_queue_and_team_scope(client, auth):
+    """Issue 11: a supervisor limited to queues or teams reads only their queues' and agents' rows."""
+    from types import SimpleNamespace
+
+    client._transport.app.state.cti = SimpleNamespace(agents=_Agents())  # type: ignore[attr-defined]
+    auth = Authenticator("k")  # issued on the real clock (the fixture's is the dataset's "now", ahead of it)
+    period = {"from": "2026-12-02", "to": "2026-12-03"}
+    sales = {"Authorization": "Bearer " + auth.issue("user:s", "supervisor", 10**8, queues=["sales"])}
+    r = await client.get("/api/reports/queues", params=period, headers=sales)
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    assert [r["queue"] for r in rows] == ["sales"] and subset(rows[0], SALES) == SALES
+    r = await client.get("/api/reports/queues", params={**period, "queue": "support"}, headers=sales)
+    assert r.status_code == 403 and "support" in r.json()["detail"]
+    agents = (await client.get("/api/reports/agents", params=period, headers=sales)).json()["rows"]
+    assert [r["agent_id"] for r in agents] == ["1001"]
+    team_b = {"Authorization": "Bearer " + auth.issue("user:t", "supervisor", 10**8, teams=["B"])}
+    assert [r["agent_id"] for r in (await client.get("/api/reports/agents", params=period, headers=team_b)).json()["rows"]] == ["1002"]
+    assert (await client.get("/api/reports/agents", params={**period, "agent": "1001"}, headers=team_b)).status_code == 403
+    quality = (await client.get("/api/reports/quality", params={**period, "by": "queue"}, headers=sales)).json()["rows"]
+    assert [r["key"] for r in quality] == ["sales"]
+    assert (await client.get("/api/reports/ivr", params=period, headers=sales)).status_code == 403  # center-wide
+    assert (await client.get("/api/reports/quality", params={**period, "by": "all"}, headers=sales)).status_code == 403
+    unscoped = (await client.get("/api/reports/queues", params=period, headers=SUP)).json()["rows"]
+    assert sorted(r["queue"] for r in unscoped) == ["sales", "support"]

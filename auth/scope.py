@@ -1,0 +1,62 @@
+"""Who a scoped principal may see and act on (issue 11) — pure, no I/O, tested directly.
+
+A user (or API key) may be limited to **queues** and, for supervisors, to **teams**:
+
+* a queue scope limits every queue-shaped thing: live calls and call history, recordings
+  (a recording of a call that passed through several queues is visible when one of them is
+  in scope), QA evaluations (through their recording), callbacks, reports, the wallboard;
+* a supervisor's queue and team scopes limit the **agents** it sees and acts on (status,
+  force pause/logout, listen/whisper/barge): an agent is in scope when one of its queues
+  (skills or live memberships) is in the queue scope, and, with a team scope, when its team
+  is one of the teams. Both scopes must hold when both are set.
+
+An empty scope means "every queue" / "every team". The agent's own calls and recordings stay
+visible to the agent whatever the scope (``own`` below).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from auth.tokens import Principal
+
+
+def sees_queue(p: Principal, queue: str | None) -> bool:
+    return not p.queues or (queue is not None and queue in p.queues)
+
+
+def sees_any_queue(p: Principal, queues: Iterable[str | None]) -> bool:
+    """True if one of ``queues`` is in scope (a transferred call's recording has several)."""
+    return not p.queues or any(q in p.queues for q in queues if q)
+
+
+def queue_filter(p: Principal) -> frozenset[str] | None:
+    """The queues a query must be limited to, or None for every queue."""
+    return p.queues or None
+
+
+def agent_queues(agent: dict[str, Any]) -> set[str]:
+    """An agent's queues: configured skills and live memberships (``AgentRecord``/``AgentState`` dicts)."""
+    out: set[str] = set()
+    for s in agent.get("skills") or ():
+        out.add(s["queue"] if isinstance(s, dict) else str(s))
+    out.update(agent.get("queues") or ())
+    out.update((agent.get("state") or {}).get("queues") or ())  # AgentService.agent_view: live memberships
+    return out
+
+
+def supervises(p: Principal, agent: dict[str, Any]) -> bool:
+    """May ``p`` see and act on ``agent`` (a dict with ``skills``/``queues`` and ``team``)?"""
+    if p.queues and not (agent_queues(agent) & p.queues):
+        return False
+    teams = getattr(p, "teams", frozenset())
+    if teams and agent.get("team") not in teams:
+        return False
+    return True
+
+
+def record_in_scope(p: Principal, queues: Iterable[str | None], agents: Iterable[str | None] = ()) -> bool:
+    """A call/recording/evaluation: in the queue scope, or one of the principal's own calls."""
+    if p.agent_id and p.agent_id in set(agents):
+        return True
+    return sees_any_queue(p, queues)

@@ -1,0 +1,52 @@
+"""Queue and team scopes (issue 11): the pure rules of auth/scope.py."""
+
+from __future__ import annotations
+
+from auth import scope
+from auth.tokens import Principal
+
+AGENT_SALES_A = {"id": "1001", "skills": [{"queue": "sales", "penalty": 0}], "team": "A", "state": None}
+AGENT_SUPPORT_B = {"id": "1002", "skills": [{"queue": "support", "penalty": 0}], "team": "B",
+                   "state": {"queues": {"billing": {}}}}  # a live membership beyond its skills
+
+
+def test_no_scope_sees_everything() -> None:
+    p = Principal("user:s", "supervisor")
+    assert scope.sees_queue(p, "sales") and scope.sees_queue(p, None)
+    assert scope.queue_filter(p) is None
+    assert scope.supervises(p, AGENT_SALES_A) and scope.supervises(p, AGENT_SUPPORT_B)
+
+
+def test_queue_scope_limits_queues_and_the_agents_of_them() -> None:
+    p = Principal("user:s", "supervisor", queues=frozenset({"sales"}))
+    assert scope.sees_queue(p, "sales") and not scope.sees_queue(p, "support") and not scope.sees_queue(p, None)
+    assert scope.queue_filter(p) == {"sales"}
+    assert scope.supervises(p, AGENT_SALES_A) and not scope.supervises(p, AGENT_SUPPORT_B)
+    billing = Principal("user:b", "supervisor", queues=frozenset({"billing"}))
+    assert scope.supervises(billing, AGENT_SUPPORT_B)  # through the live membership
+
+
+def test_team_scope_and_both_scopes_together() -> None:
+    team_b = Principal("user:t", "supervisor", teams=frozenset({"B"}))
+    assert scope.supervises(team_b, AGENT_SUPPORT_B) and not scope.supervises(team_b, AGENT_SALES_A)
+    assert not scope.supervises(team_b, {"id": "x", "skills": [], "team": None})  # no team: not in a team scope
+    both = Principal("user:t", "supervisor", queues=frozenset({"sales"}), teams=frozenset({"B"}))
+    assert not scope.supervises(both, AGENT_SALES_A) and not scope.supervises(both, AGENT_SUPPORT_B)
+
+
+def test_a_transferred_calls_record_is_visible_through_any_of_its_queues_and_to_its_agents() -> None:
+    qa = Principal("user:q", "qa", queues=frozenset({"support"}))
+    assert scope.record_in_scope(qa, ["sales", "support"])
+    assert not scope.record_in_scope(qa, ["sales"])
+    assert not scope.record_in_scope(qa, [None])
+    agent = Principal("1001", "agent", queues=frozenset({"support"}))
+    assert scope.record_in_scope(agent, ["sales"], agents=["1001"])  # one's own call, whatever the scope
+
+
+def test_teams_travel_in_the_token() -> None:
+    from auth.tokens import Authenticator
+
+    a = Authenticator("k" * 40)
+    p = Principal("user:t", "supervisor", queues=frozenset({"sales"}), teams=frozenset({"B", "A"}))
+    back = a.authenticate(a.issue_for(p))
+    assert back.teams == {"A", "B"} and back.queues == {"sales"}
