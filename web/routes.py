@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, public, require
+from auth import scope
 from cti.routes import CtiRoute  # CTI's errors (404/409/422/503) become clear HTTP answers here too
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -134,6 +135,10 @@ async def wallboard(request: Request, p: Principal = Depends(require("queues.mon
         board["queues"] = [q for q in board["queues"] if p.in_scope(q["queue"])]
         board["waiting"] = [c for c in board["waiting"] if p.in_scope(c["queue"])]
         board["abandoned"] = [c for c in board["abandoned"] if p.in_scope(c["queue"])]
+    if p.queues or p.teams:  # ... and sees the agents of its queues/teams (auth/scope.py)
+        cti = getattr(request.app.state, "cti", None)
+        mine = {a["id"] for a in (cti.agents.list_agents() if cti is not None else []) if scope.supervises(p, a)}
+        board["agents"] = [a for a in board["agents"] if a.get("agent_id") in mine]
     return board
 
 

@@ -146,3 +146,24 @@ async def test_a_supervisor_scoped_to_queues_reads_only_their_wallboard(app):
     assert {q["queue"] for q in everything["queues"]} >= {"sales", "billing"}
     scoped = (await client.get("/api/web/wallboard", headers={"Authorization": f"Bearer {key}"})).json()
     assert [q["queue"] for q in scoped["queues"]] == ["sales"]
+
+
+async def test_a_scoped_supervisor_sees_only_the_agents_of_its_queues_and_teams(app):
+    """Issue 11: the wallboard's agent grid follows the queue and team scopes (auth/scope.py)."""
+    client, _ = app
+    for aid, queue, team in (("2001", "sales", "A"), ("2002", "billing", "B"), ("2003", "sales", "B")):
+        r = await client.post("/api/agents", headers=ADMIN, json={
+            "id": aid, "name": f"상담 {aid}", "interface": f"Local/{aid}@agents/n", "team": team,
+            "skills": [{"queue": queue, "penalty": 0}]})
+        assert r.status_code == 201, r.text
+    ids = lambda board: sorted(a["agent_id"] for a in board["agents"])  # noqa: E731
+    assert ids((await client.get("/api/web/wallboard", headers=ADMIN)).json()) == ["2001", "2002", "2003"]
+    for body, expected in (({"queues": ["sales"]}, ["2001", "2003"]), ({"queues": ["sales"], "teams": ["B"]}, ["2003"])):
+        r = await client.post("/api/users", headers=ADMIN, json={"id": "sup-" + "-".join(expected), "name": "S",
+                                                                 "role": "supervisor", "password": "a-long-password-1", **body})
+        assert r.status_code == 201, r.text
+        login = await client.post("/api/auth/token", json={"username": r.json()["id"], "password": "a-long-password-1"})
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        board = (await client.get("/api/web/wallboard", headers={"Authorization": f"Bearer {token}"})).json()
+        assert ids(board) == expected
