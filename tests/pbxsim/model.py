@@ -96,6 +96,10 @@ class AgentBehavior:
     #: False: the PJSIP contact is unreachable; each ring attempt fails at once, ``;2`` hangs up with
     #: cause 3 (``ami-pjsip-phone-hold-unreachable-retries``)
     reachable: bool = True
+    #: the contact is unreachable for this many ring attempts, then a qualify finds it again
+    #: (deterministic under load, unlike a test flipping ``reachable`` between two retries)
+    unreachable_attempts: int = 0
+    failed_attempts: int = 0
 
 
 #: Behaviour of the agent contexts used by the captures (``asterisk-etc/extensions.conf``).

@@ -169,8 +169,9 @@ class _Run:
         from .directdial import _new_pjsip
 
         pbx, b, agent, one, two, m = self.pbx, leg.behavior, leg.agent, leg.one, leg.two, leg.member
-        if not b.reachable:
+        if not b.reachable or b.failed_attempts < b.unreachable_attempts:
             # res_pjsip: "Could not create dialog ... Is endpoint registered and reachable?"
+            b.failed_attempts += 1
             pbx._final_hangup(two, 3)
             self.ring_q.put_nowait(("unreachable", leg))
             return
