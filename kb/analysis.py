@@ -25,6 +25,7 @@ import html
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -43,6 +44,8 @@ STOP_TERMS = frozenset(
         "do", "how", "can", "want", "pleas", "pls", "what", "your", "you", "we", "with", "at", "by", "this",
     }
 )
+#: analysed query strings kept (:meth:`Analyzer.query_tokens`)
+QUERY_CACHE = 4096
 _TERM_OK = re.compile(r"^[\w가-힣]+$")
 
 
@@ -95,6 +98,7 @@ class Analyzer:
     def __init__(self, kiwi: object | None = None) -> None:
         self._kiwi = kiwi
         self._lock = threading.Lock()
+        self._qcache: OrderedDict[str, tuple[Token, ...]] = OrderedDict()
         import snowballstemmer
 
         self._stem = snowballstemmer.stemmer("english").stemWord
@@ -121,6 +125,22 @@ class Analyzer:
             term = self._normalise(t.form, t.tag)
             if term and term not in STOP_TERMS and _TERM_OK.match(term):
                 out.append(Token(term, t.start, t.len, t.tag, t.id))
+        return out
+
+    def query_tokens(self, text: str) -> tuple[Token, ...]:
+        """:meth:`tokens` for a query string, cached (agents repeat the same few questions;
+        Kiwi's analysis is most of a search's CPU time). Bounded LRU; the tokens depend on the
+        text only, so the cache never goes stale."""
+        with self._lock:
+            hit = self._qcache.get(text)
+            if hit is not None:
+                self._qcache.move_to_end(text)
+                return hit
+        out = tuple(self.tokens(text))
+        with self._lock:
+            self._qcache[text] = out
+            if len(self._qcache) > QUERY_CACHE:
+                self._qcache.popitem(last=False)
         return out
 
     def in_dictionary(self, token: Token) -> bool:
@@ -233,7 +253,7 @@ def analyse_query(text: str, analyzer: Analyzer, synonyms: Synonyms | None, voca
     the synonym table) knows is corrected as a whole — for Korean, the longest prefix of the
     word (the noun before its particle or ending) within one or two jamo edits of an indexed
     term (``환뷸해주세요`` → ``환불``); otherwise term by term (``pasword`` → ``password``)."""
-    tokens = analyzer.tokens(text)
+    tokens = analyzer.query_tokens(text)
     q = Query(text=text, terms=list(dict.fromkeys(t.term for t in tokens)))
     expanded: list[str] = []
     known = (lambda t: t in vocabulary or (synonyms is not None and synonyms.knows(t))) if vocabulary is not None and len(vocabulary) else None
