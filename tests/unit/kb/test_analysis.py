@@ -58,3 +58,20 @@ def test_highlight_escapes_html_and_marks_terms():
     long = "가" * 300 + " 환불 절차 " + "나" * 300
     snippet = highlight(long, ["환불"], width=60)
     assert snippet.startswith("…") and snippet.endswith("…") and "<mark>환불</mark>" in snippet and len(snippet) < 100
+
+
+def test_query_analysis_is_cached_and_bounded(analyzer, monkeypatch):
+    import kb.analysis as analysis
+
+    analyzer = analysis.Analyzer(analyzer.kiwi)  # an empty cache (the fixture's is shared)
+    monkeypatch.setattr(analysis, "QUERY_CACHE", 2)
+    calls = []
+    real = analyzer.tokens
+    monkeypatch.setattr(analyzer, "tokens", lambda text: calls.append(text) or real(text))
+    first = analyzer.query_tokens("환불해주세요")
+    assert analyzer.query_tokens("환불해주세요") == first and calls == ["환불해주세요"]
+    assert [t.term for t in first] == ["환불"]
+    analyzer.query_tokens("비밀번호")
+    analyzer.query_tokens("카드 결제")  # the oldest ("환불해주세요") leaves the cache
+    analyzer.query_tokens("환불해주세요")
+    assert calls == ["환불해주세요", "비밀번호", "카드 결제", "환불해주세요"]
