@@ -1,6 +1,6 @@
 """The desk's knowledge-base panel in a real browser (issue 17): a caller chooses "card payment
 → refund" in the shipped IVR; the panel beside the pop shows the refund article first with the
-reason; the agent opens it and marks it helpful; searches in Korean and in English; opens the
+reason; the agent acknowledges the shipped notice, opens the article and marks it helpful; searches in Korean and in English; opens the
 refund call script and ticks its steps — and the call's record on the server shows each."""
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ async def test_kb_panel_suggests_searches_marks_helpful_and_ticks_script_steps(s
     await sign_in(agent, "1001", "4321")
     page = agent.page
     await wait_text(agent, "#kb", "통화가 오면 추천 문서가 여기에 표시됩니다")
+    # the notice board: the shipped notice waits for this agent's acknowledgement
+    await page.wait_for_selector("#kb-notices li")
+    notice_id = int(await page.locator("#kb-notices li").first.get_attribute("data-notice"))
+    await page.click(f'#kb-notices button[data-ack="{notice_id}"]')
+    await page.wait_for_selector(f'#kb-notices li[data-notice="{notice_id}"]', state="detached")
+    board = await s.api("GET", "/api/kb/notices", token=tok, expect=200)
+    assert next(n for n in board if n["id"] == notice_id)["acknowledged_at"]
     await page.click("#btn-login")
     await wait_text(agent, "#my-state", "대기")
     await eventually(lambda: "Local/1001@agents/n" in pbx.queues["billing"].members, what="1001 in billing")

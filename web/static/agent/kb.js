@@ -1,5 +1,5 @@
 // The desk's knowledge-base panel (issue 17): the pop's suggested articles with the reason
-// ("suggested because: IVR intent = refund"), a ko/en search box, an article opened in place,
+// ("suggested because: IVR intent = refund"), the notices to acknowledge, a ko/en search box, an article opened in place,
 // "helpful" marked on the call, and a call script's steps ticked through (the ticks are kept on
 // the call record: POST api/kb/calls/{id}/ticks). Text goes in through textContent only; the
 // search highlights are rebuilt from the server's escaped HTML (only <mark> is kept).
@@ -29,6 +29,7 @@ export function kbPanel(el) {
     article: null,       // the opened article
     helpful: new Set(),  // article ids marked helpful on this call
     ticks: new Set(),    // "articleId:step" ticked on this call
+    notices: [],         // new/changed articles this agent has not acknowledged yet
   };
 
   const fail = (e) => notify(e.detail || e.message, "error");
@@ -74,6 +75,32 @@ export function kbPanel(el) {
       st.results = await get(`api/kb/search?${params}`);
       render();
     } catch (e) { fail(e); }
+  }
+
+  async function loadNotices() {
+    try {
+      st.notices = (await get("api/kb/notices")).filter((n) => !n.acknowledged_at);
+      render();
+    } catch (e) { fail(e); }
+  }
+
+  async function acknowledge(id) {
+    try {
+      await post(`api/kb/notices/${encodeURIComponent(id)}/ack`);
+      st.notices = st.notices.filter((n) => n.id !== id);
+      notify(t("kb_acknowledged"), "ok");
+      render();
+    } catch (e) { fail(e); }
+  }
+
+  function noticeList() {
+    if (!st.notices.length) return null;
+    return [h("h3", {}, t("kb_notices")),
+      h("ul", { class: "kb-list", id: "kb-notices" }, st.notices.map((n) =>
+        h("li", { dataset: { notice: String(n.id) } },
+          h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(n.article_id); } }, n.title),
+          n.change ? h("div", { class: "muted" }, n.change) : null,
+          h("button", { type: "button", "data-ack": n.id, onclick: () => acknowledge(n.id) }, t("kb_acknowledge")))))];
   }
 
   function helpfulButton(id) {
@@ -139,6 +166,7 @@ export function kbPanel(el) {
         h("option", { value: v, selected: v === st.searchLang }, l)));
     replace(el,
       h("h2", {}, t("kb_title")),
+      noticeList(),
       h("h3", {}, t("kb_suggested")),
       suggestionList(),
       h("form", { class: "row", id: "kb-search", role: "search", onsubmit: search },
@@ -163,5 +191,6 @@ export function kbPanel(el) {
   }
 
   render();
-  return { setCall, open };
+  loadNotices();
+  return { setCall, open, loadNotices };
 }
