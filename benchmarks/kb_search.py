@@ -8,7 +8,9 @@ full-text index is then built from the table (``ensure_search_index``).
 
 Measured, in one process (the search is in-process: analysis → FTS5 → re-ranking by
 usage → highlights): ``rounds`` × every query of :data:`QUERIES` (inflected Korean
-sentences, spacing variants, a typo, synonyms, English).
+sentences, spacing variants, a typo, synonyms, English), each twice: once with the query's
+Kiwi analysis cleared from the cache (a question never asked before), once as a repeat
+(the cached analysis, the usual case: agents ask the same few questions).
 
 Baseline (same run, same database): the bare FTS5 ``MATCH`` of the same analysed terms,
 without analysis, re-ranking or highlights — what the database alone costs.
@@ -122,9 +124,13 @@ async def _measure(cfg: dict[str, Any]) -> dict[str, Any]:
             articles = await kb.repository.count()
             for q in QUERIES:  # warm caches once
                 await kb.search(q, SYSTEM)
-            lat, base, hits = [], [], {}
+            lat, base, cold, hits = [], [], [], {}
             for _ in range(cfg["rounds"]):
                 for q in QUERIES:
+                    kb.analyzer._qcache.clear()  # a query never seen before: Kiwi analyses it
+                    t = time.perf_counter()
+                    await kb.search(q, SYSTEM)
+                    cold.append(time.perf_counter() - t)
                     t = time.perf_counter()
                     res = await kb.search(q, SYSTEM)
                     lat.append(time.perf_counter() - t)
@@ -140,7 +146,7 @@ async def _measure(cfg: dict[str, Any]) -> dict[str, Any]:
             await kb.stop()
             await engine.dispose()
     return {"articles": articles, "build_s": round(build_s, 1), "analyse_s": round(analyse_s, 1), "latency": lat,
-            "baseline": base, "hits": hits}
+            "cold": cold, "baseline": base, "hits": hits}
 
 
 def run(size: str = "full") -> dict[str, Any]:
@@ -148,14 +154,17 @@ def run(size: str = "full") -> dict[str, Any]:
     m = asyncio.run(_measure(cfg))
     s, b = summarize(m["latency"], 1000), summarize(m["baseline"], 1000)
     p95 = sorted(m["latency"])[max(0, int(len(m["latency"]) * 0.95) - 1)] * 1000
+    p95_cold = sorted(m["cold"])[max(0, int(len(m["cold"]) * 0.95) - 1)] * 1000
     p95_base = sorted(m["baseline"])[max(0, int(len(m["baseline"]) * 0.95) - 1)] * 1000
     figures = [
         Figure("kb", f"search p95 ({m['articles']} articles, {len(QUERIES)} queries)", p95, "ms", p95_base,
                target=f"<= {P95_MS} ms", verdict=check(p95 <= P95_MS), lower_is_better=True),
         Figure("kb", "search p50", s.get("p50"), "ms", b.get("p50"), target="report", lower_is_better=True),
+        Figure("kb", "search p95, query not seen before (Kiwi analysis not cached)", p95_cold, "ms", p95_base,
+               target=f"<= {P95_MS} ms", verdict=check(p95_cold <= P95_MS), lower_is_better=True),
         Figure("kb", "queries without a hit", float(sum(1 for v in m["hits"].values() if not v)), "", target="info"),
         Figure("kb", "index build (analysis + insert + FTS5)", m["build_s"], "s", target="info",
                note=f"Kiwi analysis {m['analyse_s']} s"),
     ]
-    return {"name": "kb", "figures": figures, "details": {"sizes": cfg, "summary": s, "baseline": b, "hits": m["hits"],
+    return {"name": "kb", "figures": figures, "details": {"sizes": cfg, "summary": s, "baseline": b, "cold": summarize(m["cold"], 1000), "hits": m["hits"],
                                                           "articles": m["articles"]}}

@@ -25,6 +25,7 @@ import html
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -32,6 +33,9 @@ from typing import Iterable, Sequence
 CONTENT_TAGS = frozenset(
     {"NNG", "NNP", "NR", "NP", "SL", "SH", "SN", "XR", "VV", "VA", "VV-I", "VA-I", "VV-R", "VA-R"}
 )
+#: tags of words Kiwi found in its dictionary (nouns, verb/adjective stems): a query word
+#: analysed into one of them, two syllables or longer, is a real word, never a typo
+WORD_TAGS = frozenset({"NNG", "NNP", "VV", "VA"})
 #: stems so common they carry no meaning on their own ("하다", "되다", "있다" …)
 STOP_TERMS = frozenset(
     {
@@ -40,6 +44,8 @@ STOP_TERMS = frozenset(
         "do", "how", "can", "want", "pleas", "pls", "what", "your", "you", "we", "with", "at", "by", "this",
     }
 )
+#: analysed query strings kept (:meth:`Analyzer.query_tokens`)
+QUERY_CACHE = 4096
 _TERM_OK = re.compile(r"^[\w가-힣]+$")
 
 
@@ -48,6 +54,8 @@ class Token:
     term: str  # normalised index term
     start: int  # offset of the surface form in the analysed text
     length: int
+    tag: str = ""  # Kiwi's part-of-speech tag
+    morph: int = 0  # Kiwi's morpheme id (a placeholder id for a word it guessed, not in its dictionary)
 
 
 def jamo(text: str) -> str:
@@ -74,12 +82,23 @@ def shared_kiwi():
         return _load_kiwi()
 
 
+@functools.lru_cache(maxsize=65536)
+def _dictionary_form(kiwi, morph: int) -> str:
+    return kiwi.morpheme(morph).form
+
+
+def _in_dictionary(kiwi, morph: int) -> bool:
+    # unknown words share placeholder ids whose morpheme has no form
+    return bool(_dictionary_form(kiwi, morph))
+
+
 class Analyzer:
     """Text → index terms. One per process (Kiwi's model takes ~1 s and ~100 MB to load)."""
 
     def __init__(self, kiwi: object | None = None) -> None:
         self._kiwi = kiwi
         self._lock = threading.Lock()
+        self._qcache: OrderedDict[str, tuple[Token, ...]] = OrderedDict()
         import snowballstemmer
 
         self._stem = snowballstemmer.stemmer("english").stemWord
@@ -105,8 +124,28 @@ class Analyzer:
                 continue
             term = self._normalise(t.form, t.tag)
             if term and term not in STOP_TERMS and _TERM_OK.match(term):
-                out.append(Token(term, t.start, t.len))
+                out.append(Token(term, t.start, t.len, t.tag, t.id))
         return out
+
+    def query_tokens(self, text: str) -> tuple[Token, ...]:
+        """:meth:`tokens` for a query string, cached (agents repeat the same few questions;
+        Kiwi's analysis is most of a search's CPU time). Bounded LRU; the tokens depend on the
+        text only, so the cache never goes stale."""
+        with self._lock:
+            hit = self._qcache.get(text)
+            if hit is not None:
+                self._qcache.move_to_end(text)
+                return hit
+        out = tuple(self.tokens(text))
+        with self._lock:
+            self._qcache[text] = out
+            if len(self._qcache) > QUERY_CACHE:
+                self._qcache.popitem(last=False)
+        return out
+
+    def in_dictionary(self, token: Token) -> bool:
+        """Is the token a morpheme of Kiwi's dictionary (not an unknown word it guessed)?"""
+        return _in_dictionary(self.kiwi, token.morph)
 
     def terms(self, text: str) -> list[str]:
         return [t.term for t in self.tokens(text)]
@@ -214,13 +253,14 @@ def analyse_query(text: str, analyzer: Analyzer, synonyms: Synonyms | None, voca
     the synonym table) knows is corrected as a whole — for Korean, the longest prefix of the
     word (the noun before its particle or ending) within one or two jamo edits of an indexed
     term (``환뷸해주세요`` → ``환불``); otherwise term by term (``pasword`` → ``password``)."""
-    tokens = analyzer.tokens(text)
+    tokens = analyzer.query_tokens(text)
     q = Query(text=text, terms=list(dict.fromkeys(t.term for t in tokens)))
     expanded: list[str] = []
     known = (lambda t: t in vocabulary or (synonyms is not None and synonyms.knows(t))) if vocabulary is not None and len(vocabulary) else None
     for m in _WORD.finditer(text):
-        word_terms = [t.term for t in tokens if m.start() <= t.start < m.end()]
-        if known is not None and not any(known(t) for t in word_terms):
+        word_tokens = [t for t in tokens if m.start() <= t.start < m.end()]
+        word_terms = [t.term for t in word_tokens]
+        if known is not None and not any(known(t) for t in word_terms) and not _real_word(word_tokens, analyzer):
             fixes = _correct_word(m.group(), word_terms, vocabulary)  # type: ignore[arg-type]
             if fixes:
                 q.corrected[m.group()] = fixes
@@ -232,6 +272,14 @@ def analyse_query(text: str, analyzer: Analyzer, synonyms: Synonyms | None, voca
         expanded = with_syn
     q.expanded = expanded
     return q
+
+
+def _real_word(tokens: Sequence[Token], analyzer: Analyzer) -> bool:
+    """A Korean word Kiwi analysed into a dictionary noun or stem of two syllables or more
+    (``신고``, ``분실``) is a real word: not in the index means no hit, not a typo of a
+    neighbour (``신고`` is one jamo from ``신규``). ``환뷸`` is a word Kiwi guessed (or 환 + 뷰)."""
+    return any(t.tag in WORD_TAGS and len(t.term) >= 2 and _HANGUL.match(t.term) and analyzer.in_dictionary(t)
+               for t in tokens)
 
 
 def _correct_word(word: str, terms: Sequence[str], vocabulary: Vocabulary) -> list[str]:

@@ -243,6 +243,18 @@ class KbRepository:
         async with self._sm() as s:
             return {r.id: r for r in (await s.scalars(select(ArticleRow).where(ArticleRow.id.in_(ids)))).all()}
 
+    async def page_rows(self, ids: Iterable[int]) -> dict[int, Any]:
+        """What a search result page shows (summary fields + body for the snippet), read as plain
+        rows (no ORM objects to build, track and expire), by id."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        c = ArticleRow.__table__.c
+        stmt = select(c.id, c.slug, c.title, c.kind, c.status, c.language, c.tags, c.queues, c.intents,
+                      c.helpful_count, c.version, c.body).where(c.id.in_(ids))
+        async with self._sm() as s:
+            return {r.id: r for r in (await s.execute(stmt)).all()}
+
     async def linked(self, *, intents: Sequence[str] = (), queues: Sequence[str] = (), tags: Sequence[str] = (),
                      slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None) -> list[ArticleRow]:
         """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent notices)."""

@@ -590,7 +590,7 @@ class KbService:
             )
             total = len(ranked)
             chosen = ranked[offset : offset + limit]
-            rows_by_id = await self.repository.by_ids(i for i, _, _ in chosen)
+            rows_by_id = await self.repository.page_rows(i for i, _, _ in chosen)
             page = [(rows_by_id[i], rel, final) for i, rel, final in chosen if i in rows_by_id]
         marks = query.expanded
         results = []
@@ -924,7 +924,7 @@ def _iso(dt: datetime | None) -> str | None:
     return _aware(dt).isoformat() if dt else None
 
 
-def summary_dict(r: ArticleRow) -> dict[str, Any]:
+def summary_dict(r: Any) -> dict[str, Any]:  # an ArticleRow or a plain row of its columns
     return {"id": r.id, "slug": r.slug, "title": r.title, "kind": r.kind, "status": r.status, "language": r.language,
             "tags": list(r.tags or ()), "queues": list(r.queues or ()), "intents": list(r.intents or ()),
             "helpful_count": r.helpful_count, "version": r.version}

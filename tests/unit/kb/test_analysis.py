@@ -33,6 +33,17 @@ def test_typos_are_corrected_against_the_indexed_vocabulary(analyzer):
     assert analyse_query("주소", analyzer, None, vocab).expanded == ["주소"]
 
 
+def test_a_valid_korean_word_is_not_taken_for_a_typo_of_an_indexed_one(analyzer):
+    vocab = Vocabulary(["신규", "가입", "분실", "환불"])
+    assert "신고" not in vocab and len(vocab.corrections("신고")) == 1  # one jamo from 신규
+    q = analyse_query("기기 분실 신고", analyzer, None, vocab)
+    assert q.corrected == {} and "신규" not in q.expanded and "신고" in q.expanded
+    assert analyse_query("신고하려고요", analyzer, None, vocab).expanded == ["신고"]
+    # a real typo in the same query is still corrected
+    q = analyse_query("환뷸 신고", analyzer, None, vocab)
+    assert q.corrected == {"환뷸": ["환불"]} and q.expanded == ["환불", "신고"]
+
+
 def test_synonyms_expand_queries_and_are_not_taken_for_typos(analyzer):
     syn = Synonyms(analyzer, [["비밀번호", "비번", "password"], ["환불", "환급"]])
     vocab = Vocabulary(["비밀", "번호", "재설정", "설정", "이번"])
@@ -47,3 +58,20 @@ def test_highlight_escapes_html_and_marks_terms():
     long = "가" * 300 + " 환불 절차 " + "나" * 300
     snippet = highlight(long, ["환불"], width=60)
     assert snippet.startswith("…") and snippet.endswith("…") and "<mark>환불</mark>" in snippet and len(snippet) < 100
+
+
+def test_query_analysis_is_cached_and_bounded(analyzer, monkeypatch):
+    import kb.analysis as analysis
+
+    analyzer = analysis.Analyzer(analyzer.kiwi)  # an empty cache (the fixture's is shared)
+    monkeypatch.setattr(analysis, "QUERY_CACHE", 2)
+    calls = []
+    real = analyzer.tokens
+    monkeypatch.setattr(analyzer, "tokens", lambda text: calls.append(text) or real(text))
+    first = analyzer.query_tokens("환불해주세요")
+    assert analyzer.query_tokens("환불해주세요") == first and calls == ["환불해주세요"]
+    assert [t.term for t in first] == ["환불"]
+    analyzer.query_tokens("비밀번호")
+    analyzer.query_tokens("카드 결제")  # the oldest ("환불해주세요") leaves the cache
+    analyzer.query_tokens("환불해주세요")
+    assert calls == ["환불해주세요", "비밀번호", "카드 결제", "환불해주세요"]

@@ -4,6 +4,7 @@ import { api, get, post, put } from "../core/api.js";
 import { $, dateTime, duration, h, replace } from "../core/dom.js";
 import { lang, t } from "../core/i18n.js";
 import { journeyText, label, notify } from "../core/view.js";
+import { kbPanel } from "./kb.js";
 
 export async function mount(root, { live, me, config }) {
   const st = {
@@ -27,11 +28,14 @@ export async function mount(root, { live, me, config }) {
       h("div", { class: "col main" },
         h("section", { id: "status", class: "panel", "aria-label": t("status") }),
         h("section", { id: "pop", class: "panel pop", "aria-live": "polite" }),
+        h("section", { id: "kb", class: "panel kb", "aria-label": t("kb_title") }),
         h("section", { id: "after", class: "panel" })),
       h("div", { class: "col side" },
         h("section", { id: "callbacks", class: "panel" }),
         h("section", { id: "customers", class: "panel" }))),
   );
+
+  const kb = kbPanel($("#kb", root)); // suggestions beside the pop, search, script steps
 
   // ------------------------------------------------------------ helpers
   const say = (text, kind = "info") => notify(text, kind);
@@ -96,6 +100,7 @@ export async function mount(root, { live, me, config }) {
   function renderPop() {
     const el = $("#pop", root);
     const c = st.call;
+    kb.setCall(c || st.after); // after the call, marks and ticks still go on its record
     if (!c) {
       replace(el, h("h2", {}, t("current_call")),
         st.transferredAway ? h("p", { class: "muted", id: "transferred-away" }, t("you_transferred", { who: st.transferredAway })) : h("p", { class: "muted" }, t("no_call")));
