@@ -76,6 +76,7 @@ class Container:
         self.loop_watch = LoopWatch(self.metrics.loop_lag.observe, debug=settings.loop_debug)
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)
+        self.live_journal: Any = None  # reliability: calls in progress (journal/live.py)
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None

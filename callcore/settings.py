@@ -161,6 +161,7 @@ class Settings(BaseSettings):
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)
     journal_max_entries: int = Field(100_000, ge=1)  # ended calls kept in <data_dir>/journal.sqlite3 while the DB is down
+    journal_live_interval: float = Field(0.05, gt=0, le=5)  # calls in progress: newest picture written this often
 
     # --- reports (issue 16): KPIs, rollups, FCR
     report_timezone: str = "UTC"  # the center's time zone: days and 15-minute intervals, e.g. Asia/Seoul

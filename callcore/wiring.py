@@ -83,8 +83,18 @@ async def build_services(c: "Container") -> None:
         c.cti.webhooks = OutboxSender(
             c.bus, s.webhooks, c.outbox, first_wait=s.webhook_retry_first_wait, max_wait=s.webhook_retry_max_wait
         )
+    # reliability (issue 12): calls in progress are journaled too (journal/live.py); what a killed
+    # process left is handed to the first resync, which ends or continues each call
+    from journal.live import LiveCallJournal
+
+    live = LiveCallJournal(c.journal.journal, c.cti.state, interval=s.journal_live_interval)
+    await live.start()
+    c.cti.dispatcher.subscribe("live-call-journal", live)
+    c.cti.resyncer.before_first_rebuild = live.before_rebuild
+    c.live_journal = live
     await c.cti.start()
     c.add_closer(c.cti.stop)
+    c.add_closer(live.stop)  # closers run in reverse: the last pictures before CTI stops
 
     c.ivr = await build_ivr_service(
         s, sessionmaker=c.sessionmaker, router=c.cti.router, callbacks=c.cti.callbacks, crm=c.cti.crm, clock=c.clock,

@@ -80,6 +80,9 @@ class ResyncService:
         self.resyncs = 0
         self.last_resync: float | None = None
         self.directory_timeout = 2.0
+        #: called once, right before the first rebuild (journal/live.py puts back the calls a
+        #: previous process was following, so the rebuild reconciles them with Asterisk)
+        self.before_first_rebuild: Callable[[], None] | None = None
 
     async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
         ami = ami or self._ami
@@ -88,6 +91,9 @@ class ResyncService:
         summary = await ami.send(act.queue_summary())
         await self._reload_directory()
         now = self._clock()
+        hook, self.before_first_rebuild = self.before_first_rebuild, None
+        if hook is not None:
+            hook()
         before_calls = set(self.state.calls)
         changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now)
         self._dispatcher.dispatch(changes, now)

@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS call_records (
     record BLOB NOT NULL
 )
 """
+#: calls in progress (journal/live.py): the newest picture of each, removed in the same
+#: transaction that journals the call's ended record
+_LIVE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_calls (
+    call_id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    record BLOB NOT NULL
+)
+"""
 
 
 class JournalFull(Exception):
@@ -83,6 +92,7 @@ class CallJournal:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # fsync on every commit: durable before we go on
         db.execute(_SCHEMA)
+        db.execute(_LIVE_SCHEMA)
         self._db = db
         self._refresh()
 
@@ -112,10 +122,17 @@ class CallJournal:
         existing = db.execute("SELECT seq FROM call_records WHERE call_id = ?", (call_id,)).fetchone()
         if existing is None and self.depth >= self.max_entries:
             raise JournalFull(f"call journal full ({self.depth} records, journal_max_entries={self.max_entries})")
-        if existing is None:
-            db.execute("INSERT INTO call_records (call_id, at, record) VALUES (?, ?, ?)", (call_id, at, blob))
-        else:  # the same call again: replace in place, keep its position in the order
-            db.execute("UPDATE call_records SET record = ?, at = ? WHERE seq = ?", (blob, at, existing[0]))
+        db.execute("BEGIN")
+        try:
+            if existing is None:
+                db.execute("INSERT INTO call_records (call_id, at, record) VALUES (?, ?, ?)", (call_id, at, blob))
+            else:  # the same call again: replace in place, keep its position in the order
+                db.execute("UPDATE call_records SET record = ?, at = ? WHERE seq = ?", (blob, at, existing[0]))
+            db.execute("DELETE FROM live_calls WHERE call_id = ?", (call_id,))  # ended: no longer live
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         self._refresh()
         seq = db.execute("SELECT seq FROM call_records WHERE call_id = ?", (call_id,)).fetchone()[0]
         older = db.execute(
@@ -146,6 +163,43 @@ class CallJournal:
         assert self._db is not None
         self._db.execute("DELETE FROM call_records WHERE call_id = ?", (call_id,))
         self._refresh()
+
+    # ------------------------------------------------------------ calls in progress
+    async def put_live(self, rows: list[tuple[str, float, bytes]]) -> None:
+        """Store the newest picture of these live calls: one transaction, one fsync."""
+        await self._run(self._put_live, rows)
+
+    def _put_live(self, rows: list[tuple[str, float, bytes]]) -> None:
+        assert self._db is not None
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR REPLACE INTO live_calls (call_id, at, record) VALUES (?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def live(self) -> list[tuple[str, float, Any]]:
+        rows = await self._run(self._live)
+        out = []
+        for call_id, at, blob in rows:
+            try:
+                out.append((call_id, at, pickle.loads(blob)))
+            except Exception as exc:  # a picture written by another version of callcore
+                log.error("call journal: live call %s cannot be read back (%s); dropped", call_id, exc)
+        return out
+
+    def _live(self) -> list[tuple[str, float, bytes]]:
+        assert self._db is not None
+        return self._db.execute("SELECT call_id, at, record FROM live_calls ORDER BY at").fetchall()
+
+    async def drop_live(self, call_ids: list[str]) -> None:
+        await self._run(self._drop_live, call_ids)
+
+    def _drop_live(self, call_ids: list[str]) -> None:
+        assert self._db is not None
+        self._db.executemany("DELETE FROM live_calls WHERE call_id = ?", [(c,) for c in call_ids])
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds the oldest undrained record has waited (persistence lag); 0 when empty."""
