@@ -54,14 +54,15 @@ class WorkListScheduler:
             return None
         if rules is None:
             return None
-        day = due_day(rules.period, self.clock(), self.at)
+        now = self.clock()
+        day = due_day(rules.period, now, self.at)
         if day is None:
             return None
         key = period_key(rules.period, day)
         if await self.service.repo.worklist_run(f"worklist:{key}") is not None:
             return None
         try:
-            result = await self.service.build_work_list(day, once=True)
+            result = await self.service.build_work_list(day, once=True, assign_on=now.date())  # caps count today
         except Exception:  # noqa: BLE001 - retried at the next tick
             log.exception("QA work-list build for %s failed; retrying in %g s", key, self.every)
             return None

@@ -90,6 +90,7 @@ async def test_builds_a_closed_week_once_across_restarts_and_instances(service):
     items = await service.repo.work_items(period="2026-W48")
     assert len(items) == 5 and sum(i["rule"] == "short-calls" for i in items) == 1
     assert {i["agent_id"] for i in items if i["rule"] == "per-agent"} == {"1001", "1002"}
+    assert {i["assigned_on"] for i in items} == {"2026-11-30"} and {i["evaluator"] for i in items} == {"qa1"}
     # the same instance later that day, a restarted one, and a second instance: nothing added
     clock.now += timedelta(hours=3)
     assert await one.tick() is None
