@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     qa_respond_days: float = 14  # the agent's window to acknowledge or dispute
     qa_leads: list[str] = Field(default_factory=list)  # subjects who resolve disputes (admins always may)
     qa_csat_question: str = "csat"  # IVR survey question whose answer is the call's CSAT
+    qa_worklist_schedule: bool = True  # build each closed sampling period's work list (qa/scheduler.py)
+    qa_worklist_at: str = "02:00"  # UTC time of day after which the last closed period is built
+    qa_worklist_every: float = 300.0  # seconds between the scheduler's checks
     # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
     web_config: Path | None = None
 

@@ -264,6 +264,14 @@ async def build_qa(c: "Container") -> None:
         c.qa.observer = QualityFacts(c.reports.record).qa
     await c.qa.start()
     c.add_closer(c.qa.stop)
+    if c.settings.qa_worklist_schedule:  # scheduled work-list build, leased per period
+        from datetime import time as _time
+
+        from qa.scheduler import WorkListScheduler
+
+        sched = WorkListScheduler(c.qa, at=_time.fromisoformat(c.settings.qa_worklist_at), every=c.settings.qa_worklist_every)
+        sched.start()
+        c.add_closer(sched.stop)
 
 
 # --- security (issue 11) ------------------------------------------------------------------

@@ -123,3 +123,15 @@ class QaCalibrationRow(Base):
     expert: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QaWorkListRunRow(Base):
+    """One row per scheduled work-list build (``run_key`` = ``worklist:<period key>``), written in
+    the same transaction as its work items: a second instance or a restart that builds the same
+    period conflicts on the key and adds nothing (see qa/scheduler.py)."""
+
+    __tablename__ = "qa_worklist_runs"
+
+    run_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    picked: Mapped[int] = mapped_column(Integer, default=0)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,11 +16,12 @@ from datetime import date, datetime, time, timezone
 from typing import Any, Iterable, Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcore.db import utcnow
 from ivr.repository import _aware as aware  # the one SQLite naive-datetime fix
-from qa.models import QaCalibrationRow, QaEvaluationRow, QaFormVersionRow, QaHistoryRow, QaRevisionRow, QaWorkItemRow
+from qa.models import QaCalibrationRow, QaEvaluationRow, QaFormVersionRow, QaHistoryRow, QaRevisionRow, QaWorkItemRow, QaWorkListRunRow
 from qa.sampling import Candidate, Pick
 
 
@@ -260,8 +261,22 @@ class QaRepository:
             )
             return {e: int(n) for e, n in rows.all()}
 
-    async def add_work_items(self, picks: list[Pick], period: str, day: str) -> list[int]:
+    async def add_work_items(self, picks: list[Pick], period: str, day: str, *, run_key: str | None = None) -> list[int] | None:
+        """Store the picks; with ``run_key``, also claim that run in the same transaction and return
+        ``None`` (nothing stored) when the run is already recorded (another instance, a restart)."""
+        try:
+            return await self._add_work_items(picks, period, day, run_key)
+        except IntegrityError:
+            if run_key is None:
+                raise
+            return None  # the same run committed concurrently by another instance
+
+    async def _add_work_items(self, picks: list[Pick], period: str, day: str, run_key: str | None) -> list[int] | None:
         async with self._sm() as s, s.begin():
+            if run_key is not None:
+                if await s.get(QaWorkListRunRow, run_key) is not None:
+                    return None
+                s.add(QaWorkListRunRow(run_key=run_key, picked=len(picks)))
             rows = [
                 QaWorkItemRow(
                     recording_id=p.candidate.recording_id, call_id=p.candidate.call_id, agent_id=p.candidate.agent_id,
@@ -273,6 +288,11 @@ class QaRepository:
             s.add_all(rows)
             await s.flush()
             return [r.id for r in rows]
+
+    async def worklist_run(self, run_key: str) -> dict[str, Any] | None:
+        async with self._sm() as s:
+            r = await s.get(QaWorkListRunRow, run_key)
+            return {"run_key": r.run_key, "picked": r.picked, "built_at": _iso(r.built_at)} if r else None
 
     async def work_items(self, *, evaluator: str | None = None, period: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
         async with self._sm() as s:

@@ -403,8 +403,12 @@ class QaService:
         return await self.get(actor, evaluation_id)
 
     # ------------------------------------------------------------ work list
-    async def build_work_list(self, day: date, actor: Actor | None = None) -> dict[str, Any]:
-        """Run the sampling rules for the period containing ``day``; new picks are assigned for ``day``."""
+    async def build_work_list(self, day: date, actor: Actor | None = None, *, once: bool = False, assign_on: date | None = None) -> dict[str, Any]:
+        """Run the sampling rules for the period containing ``day``; new picks are assigned for ``day``.
+
+        ``once`` (the scheduler, qa/scheduler.py): the build is recorded as run ``worklist:<period>``
+        in the same transaction as its items; if that run exists already nothing is added and the
+        result says ``"already_built": True``."""
         rules = self.forms().rules
         if rules is None:
             raise QaError("no sampling rules (qa-forms/sampling.yaml)", 409)
@@ -413,8 +417,11 @@ class QaService:
         candidates = await self.recordings.candidates(start, end)
         existing = await self.repo.work_item_recordings()
         picks = draw(rules, candidates, key, exclude=existing)
-        unassigned = assign(picks, rules.evaluators, load=await self.repo.assigned_on(day.isoformat()))
-        ids = await self.repo.add_work_items(picks, key, day.isoformat())
+        on = (assign_on or day).isoformat()  # the day the daily caps count against
+        unassigned = assign(picks, rules.evaluators, load=await self.repo.assigned_on(on))
+        ids = await self.repo.add_work_items(picks, key, on, run_key=f"worklist:{key}" if once else None)
+        if ids is None:
+            return {"period": key, "candidates": len(candidates), "picked": 0, "unassigned": 0, "items": [], "already_built": True}
         await self._audit(actor or Actor("scheduler", "system"), "worklist.built", key, {"picked": len(picks), "unassigned": len(unassigned)})
         return {
             "period": key, "candidates": len(candidates), "picked": len(picks), "unassigned": len(unassigned),
