@@ -1,7 +1,7 @@
 """qa: scheduled work-list builds, one row per period (issue 15)
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
