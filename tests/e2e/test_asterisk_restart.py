@@ -53,6 +53,14 @@ async def test_restart_resync_readds_agents_and_tells_desks(server):
     await supervisor.wait_for("cti.resynced", timeout=5)
     # the cut call is over in callcore's state, not left "in progress" forever
     await eventually(lambda: all(c.status == "ended" for c in s.cti.state.calls.values()), 5, "cut calls ended")
+    # ... and stored exactly once (issue 12: 0 lost, 0 duplicated across the restart)
+    for _ in range(100):
+        rows = [r for r in await s.api("GET", "/api/calls/history", params={"limit": 50}, expect=200)
+                if r["call_id"] == call.linkedid]
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert len(rows) == 1 and rows[0]["caller_num"] == "01012345678"
 
     ready = await s.api("GET", "/readyz")
     assert ready["ami"]["state"] == "connected" and ready["ami"]["connected"] is True
