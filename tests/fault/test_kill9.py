@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.test_sigterm import ROOT, _connectable, free_port, readyz, wait_for
+from tests.fault.test_sigterm import ROOT, _connectable, free_port, readyz, reap, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -95,8 +95,5 @@ def test_kill_9_during_calls_loses_no_call_record(tmp_path):
         assert "were in progress when callcore stopped" in out, out[-3000:]
         print(f"\nkill -9 with {len(ids)} calls talking → {len(rows)} of {len(ids)} stored once after the restart")
     finally:
-        for p in (cc, pbx):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        reap(cc, pbx)
         log.close()

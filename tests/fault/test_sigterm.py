@@ -82,11 +82,16 @@ def test_sigterm_of_a_real_process_exits_0_and_flushes(tmp_path):
             n = sqlite3.connect(journal).execute("SELECT count(*) FROM call_records").fetchone()[0]
             assert n == 0
     finally:
-        for p in (cc, pbx):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        reap(cc, pbx)
         log.close()
+
+
+def reap(*procs) -> None:
+    """Kill what a test left running (a failed assertion must not leave servers behind)."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
 
 
 def _connectable(port: int) -> bool:

@@ -42,6 +42,17 @@ async def _restart(service, path):
     return journal, live
 
 
+async def _journaled_call(service, clock, tmp_path):
+    """A process that journals its live calls, with one answered call."""
+    await add_agents(service)
+    path = tmp_path / "journal.sqlite3"
+    journal = CallJournal(path)
+    await journal.open()
+    live = LiveCallJournal(journal, service.state)
+    service.dispatcher.subscribe("live-call-journal", live)
+    return path, journal, live, _until_answered(service, clock)
+
+
 def _snapshot(ami, channels=()):
     ami.script("CoreShowChannels", ok("CoreShowChannels", events=list(channels)))
     ami.script("QueueStatus", ok("QueueStatus", events=[]))
@@ -49,13 +60,7 @@ def _snapshot(ami, channels=()):
 
 
 async def test_a_call_that_ended_while_callcore_was_dead_is_stored_once_with_its_history(service, ami, clock, repo, tmp_path):
-    await add_agents(service)
-    path = tmp_path / "journal.sqlite3"
-    journal = CallJournal(path)
-    await journal.open()
-    live = LiveCallJournal(journal, service.state)
-    service.dispatcher.subscribe("live-call-journal", live)
-    call = _until_answered(service, clock)
+    path, journal, live, call = await _journaled_call(service, clock, tmp_path)
     assert await live.flush() == 1
     (row,) = await journal.live()
     assert row[0] == call.id and row[2].answered_at == call.answered_at
@@ -76,13 +81,7 @@ async def test_a_call_that_ended_while_callcore_was_dead_is_stored_once_with_its
 
 
 async def test_a_call_asterisk_still_has_goes_on_with_its_history(service, ami, clock, tmp_path):
-    await add_agents(service)
-    path = tmp_path / "journal.sqlite3"
-    journal = CallJournal(path)
-    await journal.open()
-    live = LiveCallJournal(journal, service.state)
-    service.dispatcher.subscribe("live-call-journal", live)
-    call = _until_answered(service, clock)
+    path, journal, live, call = await _journaled_call(service, clock, tmp_path)
     await live.flush()
     channels = [ev.translate(f) for f in _channel_frames(call)]
     await journal.close()
