@@ -60,3 +60,25 @@ def record_in_scope(p: Principal, queues: Iterable[str | None], agents: Iterable
     if p.agent_id and p.agent_id in set(agents):
         return True
     return sees_any_queue(p, queues)
+
+
+def message_in_scope(p: Principal, name: str, payload: Any, audience: Iterable[str] = ()) -> bool:
+    """May a queue-scoped session receive this bus message (websocket feed)? Messages addressed
+    to the principal's own agent always pass; queue-shaped ones pass when their queue is in scope
+    (``queue``; an agent's ``queues`` memberships; every queue of a ``queue.stats`` batch);
+    anything not about a queue (system notices) passes."""
+    if not p.queues:
+        return True
+    if p.agent_id and f"agent:{p.agent_id}" in set(audience):
+        return True
+    if not isinstance(payload, dict):
+        return True
+    if name == "queue.stats":
+        return all(s.get("queue") in p.queues for s in payload.get("queues") or [] if isinstance(s, dict))
+    queue = payload.get("queue")
+    if queue is not None:
+        return queue in p.queues
+    queues = payload.get("queues")
+    if isinstance(queues, (dict, list, set, tuple)) and queues:
+        return bool({q for q in queues if isinstance(q, str)} & p.queues)
+    return True

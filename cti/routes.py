@@ -577,7 +577,8 @@ def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str
         elif key.startswith("queue:") and p.can("queues.monitor") and p.in_scope(key[6:]):
             ok.add(key)
         elif key == "queue.stats" and p.can("queues.monitor"):
-            ok.add(key)
+            # a queue-scoped user gets the statistics of its queues (their per-queue keys)
+            ok.update({f"queue:{q}" for q in p.queues} if p.queues else {key})
         elif (key.startswith("agent:") or key == "supervisor") and p.can("agents.monitor"):
             ok.add(key)
         else:
@@ -605,7 +606,9 @@ async def websocket(ws: WebSocket) -> None:
     initial = {f"agent:{p.agent_id}"} if p.agent_id else set()
     if p.can("agents.monitor"):
         initial.add("supervisor")
-    sub = service.bus.subscribe(initial)
+    # a queue-scoped user's feed carries only its queues' calls, agents and statistics (auth/scope.py)
+    predicate = (lambda m: scope.message_in_scope(p, m.name, m.payload, m.audience)) if p.queues else None
+    sub = service.bus.subscribe(initial, predicate=predicate)
     service.websocket_clients += 1
     try:
         hello: dict[str, Any] = {"event": "hello", "payload": {"subject": p.subject, "role": p.role, "keys": sorted(sub.keys)}}

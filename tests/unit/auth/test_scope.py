@@ -50,3 +50,16 @@ def test_teams_travel_in_the_token() -> None:
     p = Principal("user:t", "supervisor", queues=frozenset({"sales"}), teams=frozenset({"B", "A"}))
     back = a.authenticate(a.issue_for(p))
     assert back.teams == {"A", "B"} and back.queues == {"sales"}
+
+
+def test_a_scoped_feed_carries_only_its_queues() -> None:
+    sales = Principal("user:s", "supervisor", queues=frozenset({"sales"}))
+    ok = lambda name, payload, aud=(): scope.message_in_scope(sales, name, payload, aud)  # noqa: E731
+    assert ok("call.ringing", {"queue": "sales"}) and not ok("call.ringing", {"queue": "support"})
+    assert ok("agent.status", {"agent_id": "1001", "queues": {"sales": 0, "support": 1}})
+    assert not ok("agent.status", {"agent_id": "1002", "queues": {"support": 0}})
+    assert ok("queue.stats", {"queues": [{"queue": "sales"}]}) and not ok("queue.stats", {"queues": [{"queue": "support"}]})
+    assert ok("cti.resynced", {"calls": 3})  # not about a queue
+    own = Principal("1001", "supervisor", queues=frozenset({"sales"}))
+    assert scope.message_in_scope(own, "call.ringing", {"queue": "support"}, {"agent:1001"})  # its own pop
+    assert scope.message_in_scope(Principal("user:a", "supervisor"), "call.ringing", {"queue": "support"})

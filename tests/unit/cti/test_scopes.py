@@ -68,3 +68,42 @@ async def test_spying_on_a_call_of_a_queue_outside_the_scope_is_refused(service,
     assert len(ami.of("Originate")) == before  # nothing was sent to Asterisk
     await service.supervision.spy(Principal("sup1", "supervisor", queues=frozenset({"sales"})), "1001", "listen")
     assert len(ami.of("Originate")) == before + 1
+
+
+async def test_a_queue_scoped_supervisors_feed_carries_only_its_queues(service, app, clock):
+    """The websocket: the 'supervisor' feed and queue.stats of a supervisor limited to support
+    carry nothing about a sales call (the capture's call is in sales)."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from cti.ami import events as ev
+    from cti.testing import capture_events
+    from tests.conftest import CAPTURES
+    from tests.unit.cti.test_routes import recv_until, serve
+
+    await add_agents(service)
+    events = capture_events(CAPTURES / "ami-ivr-queue-agent.raw")
+    sales_sup = service.authenticator.issue("user:s", "supervisor", queues=["sales"])
+    support_sup = service.authenticator.issue("user:t", "supervisor", queues=["support"])
+    async with serve(app) as url:
+        async with websockets.connect(f"{url}?token={sales_sup}") as a, websockets.connect(f"{url}?token={support_sup}") as b:
+            for ws in (a, b):
+                await recv_until(ws, "hello")
+                await ws.send(json.dumps({"subscribe": ["queue.stats"]}))
+                keys = (await recv_until(ws, "subscribed"))["payload"]["keys"]
+                assert "queue.stats" not in keys  # the per-queue keys of its scope instead
+            for e in events:
+                service.handle_event(e)
+                clock.advance(0.5)
+            assert (await recv_until(a, "call.answered"))["payload"]["queue"] == "sales"
+            await asyncio.sleep(0.3)  # b's writer has sent whatever the bus gave it (the pong does not queue behind it)
+            await b.send(json.dumps({"ping": 1}))
+            seen = []
+            async with asyncio.timeout(3):
+                while (msg := json.loads(await b.recv()))["event"] != "pong":
+                    seen.append(msg)
+            assert not [m for m in seen if m["event"].startswith("call.")]
+            assert not [m for m in seen if m["event"] == "queue.stats"
+                        and any(q["queue"] != "support" for q in m["payload"]["queues"])]
