@@ -616,6 +616,10 @@ async def websocket(ws: WebSocket) -> None:
             hello["payload"]["agent"] = service.state.agents[p.agent_id].to_dict()
             call = service.state.call_for_agent(p.agent_id)
             hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
+            recording = getattr(ws.app.state, "recording", None)
+            if call and recording is not None and isinstance(hello["payload"]["call"], dict):
+                # a reconnecting desk gets the PCI pause back with the call (issue 14)
+                hello["payload"]["call"]["rec_paused"] = recording.is_paused(call.id)
         await ws.send_text(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
         writer = asyncio.create_task(_ws_writer(ws, sub, p, mask), name="ws-writer")

@@ -363,6 +363,11 @@ class RecordingService:
         on_call = {call.agent_id, *(a["agent_id"] for a in (live.agents if live else []))}
         return subject in on_call and subject == call.agent_id
 
+    def is_paused(self, call_id: str) -> bool:
+        """Whether the live recording of ``call_id`` is paused right now (PCI pause or IVR card mute)."""
+        live = self.live.get(call_id)
+        return live is not None and live.muted_at is not None
+
     async def pause(self, call_id: str, actor: str, reason: str | None = None, *, source: str = "api") -> dict[str, Any]:
         live = self.live.get(call_id)
         if live is None:

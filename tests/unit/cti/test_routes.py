@@ -258,3 +258,28 @@ async def test_pause_reasons_are_configurable(service, client):
         {"code": "coaching", "label": "Coaching", "active": True},
         {"code": "lunch", "label": "lunch", "active": False},
     ]
+
+
+async def test_websocket_hello_carries_the_recording_pause(service, app, clock):
+    """After a reconnect the desk's PCI badge comes back: the hello's call has ``rec_paused`` (issue 14)."""
+    from recording.service import Live, RecordingService
+
+    await service.agents.create_agent(id="1001", name="A", interface="Local/1001@agents-long/n", skills={"sales": 0})
+    events = capture_events(CAPTURES / "ami-resync-snapshot.raw")
+    i = max(i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoin))
+    feed(service, clock, events[: i + 1])
+    rec = RecordingService.__new__(RecordingService)  # only its live-call map is read by the hello
+    rec.live = {}
+    app.state.recording = rec
+    t1 = service.authenticator.issue("1001", "agent")
+    async with serve(app) as url:
+        async with websockets.connect(f"{url}?token={t1}") as ws:
+            hello = await recv_until(ws, "hello")
+        assert hello["payload"]["call"]["call_id"] == "1795396653.40"
+        assert hello["payload"]["call"]["rec_paused"] is False
+        live = Live.__new__(Live)
+        live.muted_at = 12.5
+        rec.live["1795396653.40"] = live
+        async with websockets.connect(f"{url}?token={t1}") as ws:
+            hello = await recv_until(ws, "hello")
+        assert hello["payload"]["call"]["rec_paused"] is True

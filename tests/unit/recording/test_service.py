@@ -73,7 +73,9 @@ async def test_pause_rules_and_auto_resume(db_sessionmaker, tmp_path):
     call = make_call()
     start(svc, call, T0)
     answered(svc, call, "1001", T0)
+    assert not svc.is_paused(call.id)
     await svc.pause(call.id, "1001", None)
+    assert svc.is_paused(call.id) and not svc.is_paused("no-such-call")
     with pytest.raises(Conflict):
         await svc.pause(call.id, "1001", None)
     import asyncio
