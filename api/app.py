@@ -50,7 +50,9 @@ def create_app(container: "Container") -> FastAPI:
 
 def _harden(app: FastAPI, settings: Any) -> None:
     """Body size limit, security headers, CORS only when configured (see ``api.security``)."""
-    from api.security import BodyLimit, SecurityHeaders
+    from api.security import BodyLimit, SecurityHeaders, install_db_value_errors
+
+    install_db_value_errors(app)  # an id the database cannot hold → 422, not 500
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -109,3 +109,49 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+# ------------------------------------------------------------------ values the database cannot hold
+#: the largest id any table stores (every primary key is a 32-bit ``Integer``); routes bound their
+#: ids with it (``api.security.DbId``), and :func:`install_db_value_errors` catches the rest
+DB_INT = 2**31 - 1
+
+
+def is_db_value_error(exc: BaseException) -> bool:
+    """A parameter the database refused as a value (not a bug, not an outage): SQLite's
+    ``OverflowError`` for an integer over 64 bits, PostgreSQL's ``DataError`` (an integer out of
+    int32/int64 range, a string too long for its column, a malformed number)."""
+    if isinstance(exc, OverflowError):
+        return "SQLite INTEGER" in str(exc) or "too large to convert" in str(exc)
+    try:
+        from sqlalchemy.exc import DataError, StatementError
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, DataError):
+        return True
+    if not isinstance(exc, StatementError):
+        return False
+    # asyncpg refuses a bind value client-side ("invalid input for query argument $1: … out of
+    # int32 range"): SQLAlchemy wraps it in a plain DBAPIError whose cause is asyncpg's DataError
+    for inner in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(inner, OverflowError) or type(inner).__name__ == "DataError":
+            return True
+        if str(getattr(inner, "sqlstate", "") or "").startswith("22"):  # SQLSTATE class 22: data exception
+            return True
+    return False
+
+
+def install_db_value_errors(app: Any) -> None:
+    """A number or string the database cannot hold answers 422 (the field is named when the route
+    bounded it, otherwise this generic answer), never 500 — whatever route forgot a bound."""
+    from fastapi.responses import JSONResponse
+
+    async def handler(request: Any, exc: Exception) -> Any:
+        if not is_db_value_error(exc):
+            raise exc
+        return JSONResponse({"detail": "a value in the request is out of range for the database"}, status_code=422)
+
+    from sqlalchemy.exc import DataError, StatementError
+
+    for kind in (OverflowError, DataError, StatementError):
+        app.add_exception_handler(kind, handler)
