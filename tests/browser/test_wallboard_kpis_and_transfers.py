@@ -97,6 +97,9 @@ async def test_kpi_tiles_are_the_report_stores_figures(server, open_tab):
     assert logged_in == "1"
     assert "KPI" in await text(sup, "#kpi-age") and "초 전" in await text(sup, "#kpi-age")
     assert s.container.web.kpi_runs >= 2  # a periodic task, not a computation per event
+    # pushed, never polled: the page read the wallboard once (its resync after connecting), never a report
+    reads = [u for u in sup.requests if "/api/web/wallboard" in u or "/api/reports" in u]
+    assert len(reads) == 1 and reads[0].endswith("/api/web/wallboard"), reads
     await sup.shot("wallboard-kpis")
 
 
