@@ -73,6 +73,8 @@ def message_in_scope(p: Principal, name: str, payload: Any, audience: Iterable[s
         return True
     if not isinstance(payload, dict):
         return True
+    if name == "wallboard.update":
+        return True  # cut to the session's scope when it is written (wallboard_in_scope, web.routes)
     if name == "queue.stats":
         return all(s.get("queue") in p.queues for s in payload.get("queues") or [] if isinstance(s, dict))
     queue = payload.get("queue")
@@ -82,3 +84,32 @@ def message_in_scope(p: Principal, name: str, payload: Any, audience: Iterable[s
     if isinstance(queues, (dict, list, set, tuple)) and queues:
         return bool({q for q in queues if isinstance(q, str)} & p.queues)
     return True
+
+
+def wallboard_in_scope(p: Principal, board: dict[str, Any], directory: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The wallboard (``wallboard.update`` / ``GET /api/web/wallboard``) as a scoped supervisor may
+    see it: the queue tiles, KPIs, waiting callers and abandoned calls of its queues; the agents it
+    supervises (``directory``: the agent records, for their skills and team), with an agent's
+    current call left out when that call is in a queue outside the scope. Unscoped: unchanged."""
+    teams = getattr(p, "teams", frozenset())
+    if not (p.queues or teams):
+        return board
+    out = dict(board)
+    if p.queues:
+        out["queues"] = [q for q in board.get("queues") or [] if q.get("queue") in p.queues]
+        out["waiting"] = [c for c in board.get("waiting") or [] if c.get("queue") in p.queues]
+        out["abandoned"] = [c for c in board.get("abandoned") or [] if c.get("queue") in p.queues]
+        kpis = board.get("kpis")
+        if isinstance(kpis, dict):
+            out["kpis"] = {**kpis, "queues": {q: v for q, v in (kpis.get("queues") or {}).items() if q in p.queues}}
+    mine = {a["id"] for a in directory if supervises(p, a)}
+    agents = []
+    for a in board.get("agents") or []:
+        if a.get("agent_id") not in mine:
+            continue
+        call = a.get("call")
+        if p.queues and isinstance(call, dict) and call.get("queue") and call["queue"] not in p.queues:
+            a = {**a, "call": None}
+        agents.append(a)
+    out["agents"] = agents
+    return out

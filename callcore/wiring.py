@@ -149,6 +149,7 @@ async def build_reports(c: "Container") -> None:
         c.web = WebService(
             bus=c.bus, config=load_config(s.web_config), agents=cti.agents.list_agents,
             queue_stats=cti.queues.queue_views, pause_reasons=lambda: list(cti.agents.pause_reasons),
+            clock=clock, reports=c.reports,  # the wallboard's counts and KPI tiles are the report store's
         )
         await c.web.start()
         c.add_closer(c.web.stop)

@@ -641,7 +641,28 @@ async def _ws_writer(ws: WebSocket, sub: Any, p: Principal, mask: bool = False) 
     # reliability (issue 12): every send has a deadline, a client with too many messages
     # waiting is cut off (close 1013 + reason, abort if even that cannot be written)
     guard = getattr(ws.app.state, "ws_guard", None) or WsGuard()
-    await guard.pump(ws, sub, _masked_encoder if mask else _encode_message, who=p.subject)
+    encode = _masked_encoder if mask else _encode_message
+    if p.queues or p.teams:
+        encode = _scoped_encoder(p, mask, encode, ws.app.state.cti)
+    await guard.pump(ws, sub, encode, who=p.subject)
+
+
+def _scoped_encoder(p: Principal, mask: bool, plain: Any, service: Any) -> Any:
+    """A queue/team-scoped supervisor's ``wallboard.update`` is cut to its scope before it is
+    written (auth/scope.py ``wallboard_in_scope``): encoded once per scope, however many sockets."""
+    name = f"scope:{','.join(sorted(p.queues))}|{','.join(sorted(p.teams))}|{int(mask)}"
+
+    def encode(msg: Any) -> str:
+        if msg.name != "wallboard.update":
+            return plain(msg)
+        text = msg.encoded.get(name)
+        if text is None:
+            payload = scope.wallboard_in_scope(p, msg.payload, service.agents.list_agents())
+            text = msg.encoded[name] = json.dumps(
+                {"event": msg.name, "payload": mask_numbers(payload) if mask else payload}, ensure_ascii=False, default=str)
+        return text
+
+    return encode
 
 
 def _encode_message(msg: Any) -> str:

@@ -176,7 +176,7 @@ def visit_facts(v: Visit) -> list[Fact]:
     elif v.outcome in ("abandoned", "timeout", "overflowed"):
         out.append(Fact(f"{base}:left", "visit.left", v.entered_at + (v.wait or 0.0), v.entered_at, v.call_id,
                         v.queue, None, {"seq": v.seq, "outcome": v.outcome, "wait": v.wait,
-                                        "rang_agent": v.rang_agent}))
+                                        "rang_agent": v.rang_agent, "caller": v.caller}))
     return out
 
 
@@ -194,9 +194,24 @@ def facts_for_call(call: Any, now: float, *, final: bool, prior: Visit | None = 
         first = visits[0].entered_at if visits else call.started_at  # FCR: when the contact first queued
         out.append(Fact(f"c:{call.id}:ended", "call.ended", float(call.ended_at), float(call.started_at), call.id,
                         call.queue, call.agent_id, {"outcome": call.outcome, "caller": call.caller_num,
+                                                    "caller_name": getattr(call, "caller_name", None),
                                                     "customer": (getattr(call, "customer", None) or {}).get("id"),
                                                     "direction": call.direction, "first_queued_at": first}))
     return out
+
+
+#: the reasons a ring stopped that count as the agent missing the call (CTI's ``call.missed``:
+#: the agent did not pick up in the queue's ring time, or turned it down); a ring stopped because
+#: the caller gave up or another agent answered is not the agent's miss
+MISSED_RING_REASONS = ("no_answer", "rejected")
+
+
+def ring_missed_fact(call_id: str, agent_id: str, queue: str | None, reason: str, at: float) -> Fact:
+    """An agent was rung for a call and missed it (``reason``: no_answer | rejected); one fact per
+    ring (an agent rung twice for the same caller and missing both has two)."""
+    if reason not in MISSED_RING_REASONS:
+        raise ValueError(f"a missed ring's reason is one of {', '.join(MISSED_RING_REASONS)}")
+    return Fact(f"rm:{call_id}:{agent_id}:{at:.3f}", "ring.missed", at, at, call_id, queue, agent_id, {"reason": reason})
 
 
 def disposition_fact(call_id: str, agent_id: str | None, code: str, resolved: bool | None, at: float,

@@ -276,6 +276,9 @@ class ReportService:
         self.facts_written = 0
         #: False: every report from the facts alone (the benchmark's baseline; a check that both agree)
         self.use_rollups = True
+        #: called with every batch of new facts, right after the live counters took them (sync, cheap:
+        #: the web wallboard's per-agent and abandoned-call figures; wired in callcore/wiring.py)
+        self.observers: list[Callable[[list[Fact]], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Any, sessionmaker: Any, **kw: Any) -> "ReportService":
@@ -324,10 +327,24 @@ class ReportService:
             cutoff = now - 3 * 86400
             self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
         self.live.apply(new, now)
+        for observer in self.observers:
+            try:
+                observer(new)
+            except Exception:  # noqa: BLE001 - an observer's bug never loses a fact
+                log.exception("reports: a fact observer failed")
         if self._queue is None:
             raise RuntimeError("ReportService.record before start()")
         self._pending += 1
         self._queue.put_nowait(new)
+
+    async def facts_of_day(self, now: float, kinds: Iterable[str]) -> list[Fact]:
+        """The stored facts of ``kinds`` reported on the center's day of ``now`` (``anchor_at``)."""
+        lo, hi = day_bounds(now, self.tz)
+        return await self.repository.facts(lo, hi, kinds)
+
+    def day_of(self, t: float) -> str:
+        """The center's calendar day of ``t`` (``report_timezone``), e.g. ``2026-12-03``."""
+        return datetime.fromtimestamp(t, self.tz).date().isoformat()
 
     async def flush(self) -> None:
         while self._pending:

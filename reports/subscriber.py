@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from reports.facts import (
-    Fact, callback_fact, disposition_fact, facts_for_call, prior_visit, qa_score_fact, recording_fact, span_fact,
+    MISSED_RING_REASONS, Fact, callback_fact, disposition_fact, facts_for_call, prior_visit, qa_score_fact, recording_fact, ring_missed_fact, span_fact,
     visits_from_call, wrapup_fact,
 )
 from reports.formulas import AgentSpan
 
 KINDS = (
-    "call.queued", "call.answered", "call.abandoned", "call.transferred", "call.ended", "call.held", "call.unheld",
+    "call.queued", "call.answered", "call.missed", "call.abandoned", "call.transferred", "call.ended", "call.held", "call.unheld",
     "agent.updated", "agent.wrapup", "state.resynced", "asterisk.shutdown",
 )
 
@@ -54,6 +54,10 @@ class FactsSubscriber:
                     facts.append(self._disposition(call, now))
                 facts += _callback_done(call)
                 self.sink(facts)
+        elif kind == "call.missed" and change.agent_id and change.call_id:
+            reason = (change.data or {}).get("reason")
+            if reason in MISSED_RING_REASONS:  # a miss of the agent's, not a ring the caller or a colleague ended
+                self.sink([ring_missed_fact(change.call_id, change.agent_id, change.queue, reason, now)])
         elif kind == "agent.wrapup" and change.agent_id:
             self._close_wrap(change.agent_id, now)
             self._wrap[change.agent_id] = (change.call_id, change.queue, now)

@@ -46,6 +46,9 @@ class Wallboard(_Strict):
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     queues: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
     stale_after_seconds: float = Field(3.0, gt=0)
+    #: how often the KPI tiles (ASA, AHT, abandon rate, service level, Erlang C staffing) are
+    #: computed from the report store (an owned periodic task, never per event)
+    kpi_refresh_seconds: float = Field(15.0, gt=0, le=600)
 
     @field_validator("thresholds")
     @classmethod
@@ -107,6 +110,7 @@ class WebConfig(_Strict):
                 "default": self.thresholds_for(""),
                 "queues": {q: self.thresholds_for(q) for q in sorted(set(queues) | set(self.wallboard.queues))},
                 "stale_after_seconds": self.wallboard.stale_after_seconds,
+                "kpi_refresh_seconds": self.wallboard.kpi_refresh_seconds,
             },
         }
 

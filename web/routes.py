@@ -131,14 +131,9 @@ async def follow_up(body: FollowUp, request: Request, p: Principal = Depends(req
 @router.get("/api/web/wallboard")
 async def wallboard(request: Request, p: Principal = Depends(require("queues.monitor"))) -> dict[str, Any]:
     board = _web(request).wallboard()
-    if p.queues:  # a supervisor limited to some queues reads only theirs
-        board["queues"] = [q for q in board["queues"] if p.in_scope(q["queue"])]
-        board["waiting"] = [c for c in board["waiting"] if p.in_scope(c["queue"])]
-        board["abandoned"] = [c for c in board["abandoned"] if p.in_scope(c["queue"])]
-    if p.queues or p.teams:  # ... and sees the agents of its queues/teams (auth/scope.py)
+    if p.queues or p.teams:  # a scoped supervisor reads only its queues and agents (auth/scope.py), as on /ws
         cti = getattr(request.app.state, "cti", None)
-        mine = {a["id"] for a in (cti.agents.list_agents() if cti is not None else []) if scope.supervises(p, a)}
-        board["agents"] = [a for a in board["agents"] if a.get("agent_id") in mine]
+        board = scope.wallboard_in_scope(p, board, cti.agents.list_agents() if cti is not None else [])
     return board
 
 

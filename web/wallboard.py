@@ -1,8 +1,8 @@
-"""The wallboard's own numbers, kept from the CTI events callcore already publishes (pure, no I/O).
+"""The wallboard's own numbers (pure, no I/O).
 
 CTI's ``queue.stats`` gives the live queue view and today's totals (waiting, longest wait,
 answered/abandoned today, service level today, agents by state). What a wallboard needs
-on top, and what this book adds from ``call.*`` / ``agent.status`` messages:
+on top, and what this book adds:
 
 * service level over the **last 30 minutes** per queue — CTI's own "today" formula
   (answered within the queue's service-level seconds ÷ (answered + abandoned)) applied to
@@ -10,11 +10,19 @@ on top, and what this book adds from ``call.*`` / ``agent.status`` messages:
   ``abandoned_today`` and ``answered_within_sl`` are kept as samples, and the window's
   figure is now minus the sample of 30 minutes ago (or of the first tick, while the
   process is younger than that; a midnight reset of the counters starts the samples anew);
-* **abandoned calls today** (who, which queue, when, how long they waited) for "call back";
-* per agent: calls **handled** and **missed** today, and the caller/queue of the current call.
+* from the **KPI fact store** (the reports package's facts, :meth:`observe_facts`: live as
+  they are recorded, and read back from the database at start-up and at the day's roll,
+  :meth:`seed`), so a restart shows the same figures as before it:
+  - per agent, calls **handled** today (``visit.answered``: a queue call the agent answered)
+    and rings **missed** today (``ring.missed``: no answer or rejected);
+  - the **abandoned calls** of today (``visit.left`` with outcome ``abandoned``: who, which
+    queue, how long they waited, when they gave up), the caller's name from ``call.ended``;
+* from ``call.*`` / ``agent.status`` bus messages (:meth:`observe`): the agents' live state
+  and the caller/queue of each agent's current call.
 
-"Today" is the calendar day of ``day_of(now)`` (local time by default); the book starts
-empty at process start (the KPI fact store of the reports package is the durable source).
+"Today" is the center's calendar day (``day_of``; the report time zone when wired) of a
+fact's ``anchor_at`` — the day the reports count it on. Every fact is counted once (by its
+key), so a seed that overlaps the live feed never double-counts.
 """
 
 from __future__ import annotations
@@ -22,10 +30,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 WINDOW_SECONDS = 30 * 60
-MAX_ABANDONED = 200  # newest kept; a wallboard lists the latest
+MAX_ABANDONED = 200  # newest sent; a wallboard lists the latest
+#: the fact kinds the book reads (reports.facts)
+FACT_KINDS = ("visit.answered", "ring.missed", "visit.left", "call.ended")
+MISSED_REASONS = ("no_answer", "rejected")
 
 
 def local_day(now: float) -> str:
@@ -45,13 +56,17 @@ class WallboardBook:
     day_of: Callable[[float], str] = local_day
     window: float = WINDOW_SECONDS
     day: str | None = None
+    #: the day whose stored facts were read back (:meth:`seed`); None: a seed is due
+    seeded_day: str | None = None
     samples: dict[str, deque[_Sample]] = field(default_factory=dict)  # queue -> CTI counters per tick
-    abandoned: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ABANDONED))
+    abandoned: dict[str, dict[str, Any]] = field(default_factory=dict)  # fact key -> abandoned call
     handled: dict[str, int] = field(default_factory=dict)
     missed: dict[str, int] = field(default_factory=dict)
-    handled_calls: set[tuple[str, str]] = field(default_factory=set)  # (call id, agent id)
+    facts_seen: set[str] = field(default_factory=set)  # keys of today's facts already counted
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # live call id -> caller/queue
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent id -> last agent.status
+    _names: dict[str, str] = field(default_factory=dict)  # call id -> caller name (from call.ended)
+    _abandoned_of: dict[str, list[str]] = field(default_factory=dict)  # call id -> keys in ``abandoned``
 
     # ------------------------------------------------------------ input
     def observe(self, name: str, payload: dict[str, Any], now: float) -> None:
@@ -76,36 +91,64 @@ class WallboardBook:
                 "status": payload.get("status"),
             }
             known.update({k: v for k, v in fresh.items() if v is not None})
-        queue = payload.get("queue")
-        if name == "call.answered":
-            agent_id = payload.get("agent_id")
-            if agent_id and (call_id, agent_id) not in self.handled_calls:
-                self.handled_calls.add((call_id, agent_id))
-                self.handled[agent_id] = self.handled.get(agent_id, 0) + 1
-        elif name == "call.missed":
-            agent_id = payload.get("agent_id")
-            if agent_id and payload.get("reason") in ("no_answer", "rejected"):
-                self.missed[agent_id] = self.missed.get(agent_id, 0) + 1
         elif name == "call.ended":
             self.calls.pop(call_id, None)
-            if payload.get("outcome") == "abandoned" and queue:
-                self.abandoned.appendleft({
-                    "call_id": call_id,
-                    "caller_num": payload.get("caller_num"),
-                    "caller_name": payload.get("caller_name") or (payload.get("customer") or {}).get("name"),
-                    "queue": queue,
-                    "waited": payload.get("waited"),
-                    "ended_at": now,
-                })
+
+    def observe_facts(self, facts: Iterable[Any], now: float) -> int:
+        """Count today's facts (``reports.facts.Fact``) not counted yet; returns how many were new."""
+        self._roll_day(now)
+        return self._count(facts)
+
+    def _count(self, facts: Iterable[Any]) -> int:
+        new = 0
+        for f in facts:
+            if f.kind not in FACT_KINDS or f.key in self.facts_seen or self.day_of(f.anchor_at) != self.day:
+                continue
+            self.facts_seen.add(f.key)
+            new += 1
+            data = f.data or {}
+            if f.kind == "visit.answered" and f.agent_id:
+                self.handled[f.agent_id] = self.handled.get(f.agent_id, 0) + 1
+            elif f.kind == "ring.missed" and f.agent_id and data.get("reason") in MISSED_REASONS:
+                self.missed[f.agent_id] = self.missed.get(f.agent_id, 0) + 1
+            elif f.kind == "visit.left" and data.get("outcome") == "abandoned" and f.queue:
+                live = self.calls.get(f.call_id or "") or {}
+                self.abandoned[f.key] = {
+                    "call_id": f.call_id,
+                    "caller_num": data.get("caller") or live.get("caller_num"),
+                    "caller_name": self._names.get(f.call_id or "") or live.get("caller_name"),
+                    "queue": f.queue,
+                    "waited": None if data.get("wait") is None else round(float(data["wait"]), 1),
+                    "ended_at": f.at,
+                }
+                self._abandoned_of.setdefault(f.call_id or "", []).append(f.key)
+            elif f.kind == "call.ended" and data.get("caller_name"):
+                self._names[f.call_id or ""] = data["caller_name"]
+                for key in self._abandoned_of.get(f.call_id or "", ()):
+                    if not self.abandoned[key]["caller_name"]:
+                        self.abandoned[key]["caller_name"] = data["caller_name"]
+        return new
+
+    def seed(self, facts: Iterable[Any], day: str) -> int:
+        """Today's stored facts, read back from the database (start-up, the day's roll). A seed
+        for a day that is over by now is dropped; overlapping the live feed is harmless."""
+        if day != self.day:
+            return 0
+        new = self._count(sorted(facts, key=lambda f: 0 if f.kind == "call.ended" else 1))  # names first
+        self.seeded_day = day
+        return new
 
     def _roll_day(self, now: float) -> None:
         day = self.day_of(now)
         if day != self.day:
             self.day = day
+            self.seeded_day = None  # the new day's stored facts are read back (WebService)
             self.abandoned.clear()
             self.handled.clear()
             self.missed.clear()
-            self.handled_calls.clear()
+            self.facts_seen.clear()
+            self._names.clear()
+            self._abandoned_of.clear()
 
     # ----------------------------------------------------------- output
     def service_level_window(self, q: dict[str, Any], now: float) -> tuple[float | None, int]:
@@ -148,4 +191,6 @@ class WallboardBook:
                 "missed_today": self.missed.get(agent_id, 0),
                 "call": call,
             })
-        return {"at": now, "queues": queues, "waiting": waiting, "agents": agents, "abandoned": list(self.abandoned)}
+        abandoned = sorted(self.abandoned.values(), key=lambda c: -c["ended_at"])[:MAX_ABANDONED]
+        return {"at": now, "queues": queues, "waiting": waiting, "agents": agents, "abandoned": abandoned}
+

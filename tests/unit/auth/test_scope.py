@@ -63,3 +63,36 @@ def test_a_scoped_feed_carries_only_its_queues() -> None:
     own = Principal("1001", "supervisor", queues=frozenset({"sales"}))
     assert scope.message_in_scope(own, "call.ringing", {"queue": "support"}, {"agent:1001"})  # its own pop
     assert scope.message_in_scope(Principal("user:a", "supervisor"), "call.ringing", {"queue": "support"})
+
+
+def test_a_scoped_wallboard_keeps_only_the_queues_and_agents_in_scope():
+    board = {
+        "at": 1.0,
+        "queues": [{"queue": "sales"}, {"queue": "billing"}],
+        "waiting": [{"call_id": "w1", "queue": "sales"}, {"call_id": "w2", "queue": "billing"}],
+        "abandoned": [{"call_id": "a1", "queue": "billing"}, {"call_id": "a2", "queue": "sales"}],
+        "kpis": {"at": 0.5, "queues": {"sales": {"asa_seconds": 3}, "billing": {"asa_seconds": 9}}},
+        "agents": [
+            {"agent_id": "1001", "call": {"call_id": "x", "queue": "billing", "caller_num": "0101"}},  # in both queues
+            {"agent_id": "1002", "call": None},
+            {"agent_id": "1003", "call": {"call_id": "y", "queue": "sales"}},
+        ],
+    }
+    directory = [
+        {"id": "1001", "skills": [{"queue": "sales"}, {"queue": "billing"}], "team": "A"},
+        {"id": "1002", "skills": [{"queue": "billing"}], "team": "A"},
+        {"id": "1003", "skills": [{"queue": "sales"}], "team": "B"},
+    ]
+    sales = Principal("user:s", "supervisor", queues=frozenset({"sales"}))
+    out = scope.wallboard_in_scope(sales, board, directory)
+    assert [q["queue"] for q in out["queues"]] == ["sales"]
+    assert [c["call_id"] for c in out["waiting"]] == ["w1"] and [c["call_id"] for c in out["abandoned"]] == ["a2"]
+    assert out["kpis"] == {"at": 0.5, "queues": {"sales": {"asa_seconds": 3}}}
+    # 1001 serves sales too, but its current billing caller is not shown; 1002 (billing only) is left out
+    assert [(a["agent_id"], a["call"]) for a in out["agents"]] == [("1001", None), ("1003", {"call_id": "y", "queue": "sales"})]
+    team_b = Principal("user:t", "supervisor", teams=frozenset({"B"}))
+    assert [a["agent_id"] for a in scope.wallboard_in_scope(team_b, board, directory)["agents"]] == ["1003"]
+    everyone = Principal("user:a", "supervisor")
+    assert scope.wallboard_in_scope(everyone, board, directory) is board
+    assert board["kpis"]["queues"].keys() == {"sales", "billing"}  # the shared message is never changed
+    assert scope.message_in_scope(sales, "wallboard.update", board)  # let through, then cut to the scope

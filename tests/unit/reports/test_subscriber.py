@@ -82,3 +82,23 @@ async def test_ivr_observer_writes_steps_outcome_survey_and_callback():
                      "cb:cb9:requested": "callback.requested", "s:1795.1:satisfaction": "survey.answer"}
     end = next(f for f in recorded if f.kind == "ivr.ended")
     assert end.data["outcome"] == "transfer" and (end.anchor_at, end.at) == (970.0, 1000.0)
+
+
+def test_a_missed_ring_is_a_fact_with_the_agent_and_the_reason():
+    """CTI's ``call.missed`` (AgentRingNoAnswer → no_answer, AgentDump → rejected) is a
+    ``ring.missed`` fact; a ring the caller or a colleague ended is none (the wallboard's
+    "missed today" is read back from these)."""
+    facts: dict = {}
+    sub = FactsSubscriber(CtiState(), lambda fs: [facts.setdefault(f.key, f) for f in fs])
+    miss = lambda reason, agent="1001": SimpleNamespace(  # noqa: E731
+        kind="call.missed", call_id="c1", agent_id=agent, queue="sales", data={"reason": reason})
+    sub(miss("no_answer"), 100.0)
+    sub(miss("no_answer"), 100.0)  # the same change twice: one fact
+    sub(miss("rejected", "1002"), 101.5)
+    sub(miss("abandoned", "1003"), 102.0)
+    sub(miss("answered_elsewhere", "1004"), 102.0)
+    assert sorted((f.kind, f.agent_id, f.queue, f.data["reason"], f.at) for f in facts.values()) == [
+        ("ring.missed", "1001", "sales", "no_answer", 100.0), ("ring.missed", "1002", "sales", "rejected", 101.5)]
+    from reports.subscriber import KINDS
+
+    assert "call.missed" in KINDS  # the dispatcher hands it to the subscriber

@@ -21,6 +21,8 @@ DYNAMIC = {
     "spy_": ["listen", "whisper", "barge"],
     "to_": ["agent", "queue", "number"],
     "m_": ["waiting", "longest_wait", "service_level", "service_level_30m", "answered_today", "abandoned_today"],
+    "kpi_": ["asa_seconds", "aht_seconds", "abandon_rate_pct", "service_level_pct"],
+    "slf_": ["answered", "offered", "abandoned_in_t_positive", "abandoned_after_t"],
     "qs_": ["wrapup_seconds", "service_level_seconds", "overflow_queue", "overflow_after_seconds", "overflow_when_no_agent",
             "callback_after_seconds", "vip_priority", "repeat_priority", "default_handle_seconds"],
 }

@@ -13,7 +13,9 @@ from callcore.bus import Bus, Message
 from web.models import WebConfigError, load_config
 from web.notifier import EVENTS_FILE
 from web.service import WebService
-from web.wallboard import WallboardBook
+from reports.facts import Fact, ring_missed_fact, visit_facts
+from reports.formulas import Visit
+from web.wallboard import FACT_KINDS, WallboardBook
 
 DAY = lambda now: "d2" if now >= 100_000 else "d1"  # noqa: E731  (a day boundary at t=100000)
 
@@ -42,28 +44,73 @@ def test_a_counter_reset_at_midnight_starts_the_window_again():
     assert book.service_level_window(stats("sales", 2, 1, 1), 1300.0) == (0.0, 2)
 
 
-def test_abandoned_today_handled_and_missed_per_agent_and_the_current_caller():
+def _facts(call: str, agent: str | None, at: float, *, answered: bool = True, missed: str | None = None,
+           abandoned_after: float | None = None, name: str | None = None) -> list[Fact]:
+    """The facts reports.subscriber writes for one queue call (the real constructors)."""
+    out = []
+    if missed:
+        out.append(ring_missed_fact(call, agent, "sales", missed, at + 1))
+    v = Visit(call, 0, "sales", at, "0102")
+    if answered:
+        v.answered_at, v.agent_id, v.outcome, v.wait = at + 2, agent, "answered", 2.0
+    elif abandoned_after is not None:
+        v.outcome, v.wait = "abandoned", abandoned_after
+    out += visit_facts(v)
+    out.append(Fact(f"c:{call}:ended", "call.ended", at + 30, at, call, "sales", agent,
+                    {"outcome": "answered" if answered else "abandoned", "caller": "0102", "caller_name": name}))
+    return out
+
+
+def test_handled_missed_and_abandoned_today_are_counted_from_the_kpi_facts():
     book = WallboardBook(day_of=DAY)
     book.observe("agent.status", {"agent_id": "1001", "name": "김상담", "status": "ready", "current_call": None}, 10)
     book.observe("call.ringing", {"call_id": "c1", "agent_id": "1001", "caller_num": "0101", "caller_name": "홍길동", "queue": "sales"}, 11)
-    book.observe("call.missed", {"call_id": "c1", "agent_id": "1001", "reason": "no_answer"}, 12)
-    book.observe("call.missed", {"call_id": "c1", "agent_id": "1002", "reason": "answered_elsewhere"}, 12)
-    book.observe("call.answered", {"call_id": "c1", "agent_id": "1001", "queue": "sales", "waited": 5}, 13)
-    book.observe("call.answered", {"call_id": "c1", "agent_id": "1001", "queue": "sales", "waited": 5}, 14)  # repeated
     book.observe("agent.status", {"agent_id": "1001", "name": "김상담", "status": "on_call", "current_call": "c1"}, 13)
+    c1 = _facts("c1", "1001", 11, missed="no_answer")
+    assert book.observe_facts(c1, 13) == len([f for f in c1 if f.kind in FACT_KINDS])
+    assert book.observe_facts(c1, 14) == 0  # the same facts again (a resync, the call's final re-derivation)
     snap = book.snapshot([stats("sales", 1, 0, 1, callers=[{"call_id": "c2", "waited": 3}, {"call_id": "c3", "waited": 9}])], 15)
     (agent,) = snap["agents"]
     assert agent["handled_today"] == 1 and agent["missed_today"] == 1
     assert agent["call"]["caller_name"] == "홍길동" and agent["call"]["queue"] == "sales"
     assert [c["call_id"] for c in snap["waiting"]] == ["c3", "c2"] and snap["waiting"][0]["queue"] == "sales"
-    book.observe("call.ended", {"call_id": "c4", "queue": "sales", "outcome": "abandoned", "caller_num": "0102", "waited": 40}, 20)
+    book.observe_facts(_facts("c4", None, 16, answered=False, abandoned_after=40, name="강고객"), 60)
+    book.observe_facts(_facts("c5", None, 17, answered=False, abandoned_after=50), 70)
     book.observe("call.ended", {"call_id": "c1", "queue": "sales", "outcome": "answered"}, 21)
-    snap = book.snapshot([], 22)
-    assert [a["call_id"] for a in snap["abandoned"]] == ["c4"] and snap["abandoned"][0]["waited"] == 40
+    snap = book.snapshot([], 80)
+    assert [a["call_id"] for a in snap["abandoned"]] == ["c5", "c4"]  # newest first
+    assert snap["abandoned"][1] == {"call_id": "c4", "caller_num": "0102", "caller_name": "강고객", "queue": "sales",
+                                    "waited": 40.0, "ended_at": 56.0}
     assert "c1" not in book.calls
-    # the next day starts empty
+    # a fact of another day is not today's
+    book.observe_facts(_facts("c6", "1001", 100_050), 90)
+    assert book.snapshot([], 95)["agents"][0]["handled_today"] == 1
+    # the next day starts empty, and asks for its seed
     snap = book.snapshot([], 100_001)
-    assert snap["abandoned"] == [] and snap["agents"][0]["handled_today"] == 0
+    assert snap["abandoned"] == [] and snap["agents"][0]["handled_today"] == 0 and book.seeded_day is None
+
+
+def test_a_ring_the_caller_or_a_colleague_ended_is_no_miss():
+    with pytest.raises(ValueError):
+        ring_missed_fact("c1", "1001", "sales", "answered_elsewhere", 1.0)
+    book = WallboardBook(day_of=DAY)
+    book.observe_facts([Fact("rm:x", "ring.missed", 1, 1, "c1", "sales", "1001", {"reason": "abandoned"})], 2)
+    assert book.missed == {}
+
+
+def test_a_fresh_book_seeded_with_the_same_facts_shows_the_same_figures():
+    facts = _facts("c1", "1001", 11, missed="rejected") + _facts("c2", "1002", 12, missed="no_answer")
+    facts += _facts("c3", None, 13, answered=False, abandoned_after=20, name="강고객")
+    live = WallboardBook(day_of=DAY)
+    live.observe_facts(facts, 50)
+    fresh = WallboardBook(day_of=DAY)
+    fresh.observe_facts((), 60)
+    assert fresh.seed(reversed(facts), "d1") == len([f for f in facts if f.kind in FACT_KINDS])
+    assert fresh.seed(facts, "d1") == 0 and fresh.seeded_day == "d1"  # a second seed (or the live feed) adds nothing
+    assert (fresh.handled, fresh.missed) == (live.handled, live.missed) == ({"1001": 1, "1002": 1}, {"1001": 1, "1002": 1})
+    assert fresh.snapshot([], 70)["abandoned"] == live.snapshot([], 70)["abandoned"]
+    assert fresh.snapshot([], 70)["abandoned"][0]["caller_name"] == "강고객"
+    assert fresh.seed(facts, "d0") == 0  # a seed read for a day that is over is dropped
 
 
 async def test_the_service_pushes_wallboard_update_after_each_cti_tick_and_never_on_its_own():
@@ -74,12 +121,12 @@ async def test_the_service_pushes_wallboard_update_after_each_cti_tick_and_never
     desk = bus.subscribe({"supervisor"})
     now = time.time()
     try:
-        bus.publish(Message("call.ended", {"call_id": "c9", "queue": "sales", "outcome": "abandoned", "caller_num": "0103"}, frozenset({"queue:sales"})))
+        bus.publish(Message("call.ringing", {"call_id": "c9", "queue": "sales", "agent_id": "1001", "caller_num": "0103"}, frozenset({"queue:sales"})))
         bus.publish(Message("queue.stats", {"at": now, "queues": [stats("sales", 0, 1, 0)]}, frozenset({"queue:sales"})))  # per-queue copy: ignored
         bus.publish(Message("queue.stats", {"at": now + 1, "queues": [stats("sales", 0, 1, 0)]}, frozenset({"queue.stats"})))
         msg = await asyncio.wait_for(desk.get(), 2)
         assert msg.name == "wallboard.update" and msg.payload["at"] == now + 1
-        assert msg.payload["abandoned"][0]["call_id"] == "c9"
+        assert "c9" in web.book.calls and msg.payload["kpis"] is None  # no report service: no KPI tiles
         assert msg.payload["agents"][0]["agent_id"] == "1001" and msg.payload["agents"][0]["status"] == "logged_out"
         assert desk.queue.empty() and web.updates == 1
     finally:

@@ -57,6 +57,14 @@ const TABLE = {
     k_offered: "인입", k_answered: "응답", k_service_level_pct: "서비스 레벨", k_asa_seconds: "평균 응답 속도(ASA)", k_aht_seconds: "평균 처리 시간(AHT)",
     k_abandon_rate_pct: "포기율", k_fcr_repeat_pct: "첫 통화 해결률(FCR)", k_csat_pct: "고객 만족도(CSAT)", k_recorded_pct: "녹취율",
     k_qa_coverage_pct: "QA 평가율", k_qa_avg_score: "평균 QA 점수",
+    // --- wallboard KPI tiles from the report store (web: issues 14/16) ---
+    kpi_title: "오늘 KPI (보고서 기준)", kpi_waiting: "KPI 계산 중…", kpi_age: "KPI {s}초 전 ({at})",
+    kpi_asa_seconds: "평균 응답 속도(ASA)", kpi_aht_seconds: "평균 처리 시간(AHT)", kpi_abandon_rate_pct: "포기율",
+    kpi_service_level_pct: "서비스 레벨 (보고서)", kpi_staffing: "필요 인원(Erlang C) / 로그인", sec: "초",
+    slf_answered: "기준 시간 내 응답 ÷ 응답", slf_offered: "기준 시간 내 응답 ÷ (응답 + 포기)",
+    slf_abandoned_in_t_positive: "(기준 시간 내 응답 + 기준 시간 내 포기) ÷ (응답 + 포기)",
+    slf_abandoned_after_t: "기준 시간 내 응답 ÷ (응답 + 기준 시간 후 포기)",
+    // --- end wallboard KPI tiles ---
   },
   en: {
     app: "callcore", sign_in: "Sign in", sign_out: "Sign out", agent_id: "Agent ID or user name", pin: "PIN or password", sign_in_failed: "Sign-in failed: {detail}",
@@ -113,6 +121,14 @@ const TABLE = {
     k_offered: "Offered", k_answered: "Answered", k_service_level_pct: "Service level", k_asa_seconds: "Avg speed of answer (ASA)", k_aht_seconds: "Avg handle time (AHT)",
     k_abandon_rate_pct: "Abandon rate", k_fcr_repeat_pct: "First-contact resolution (FCR)", k_csat_pct: "Customer satisfaction (CSAT)", k_recorded_pct: "Recorded",
     k_qa_coverage_pct: "QA coverage", k_qa_avg_score: "Avg QA score",
+    // --- wallboard KPI tiles from the report store (web: issues 14/16) ---
+    kpi_title: "Today's KPIs (from the reports)", kpi_waiting: "Computing KPIs…", kpi_age: "KPIs {s} s old ({at})",
+    kpi_asa_seconds: "Avg speed of answer (ASA)", kpi_aht_seconds: "Avg handle time (AHT)", kpi_abandon_rate_pct: "Abandon rate",
+    kpi_service_level_pct: "Service level (reports)", kpi_staffing: "Needed (Erlang C) / logged in", sec: "s",
+    slf_answered: "answered within T ÷ answered", slf_offered: "answered within T ÷ (answered + abandoned)",
+    slf_abandoned_in_t_positive: "(answered within T + abandoned within T) ÷ (answered + abandoned)",
+    slf_abandoned_after_t: "answered within T ÷ (answered + abandoned after T)",
+    // --- end wallboard KPI tiles ---
   },
 };
 

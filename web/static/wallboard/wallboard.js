@@ -1,6 +1,9 @@
 // The supervisor wallboard: queue tiles, the agents grid, waiting callers, abandoned calls.
 // Everything arrives as `wallboard.update` over the websocket (about once a second, CTI's
 // own tick) — nothing is polled. After a (re)connect the page reloads GET /api/web/wallboard.
+// The KPI row of each tile (ASA, AHT, abandon rate, service level, agents needed by Erlang C)
+// is the report store's, computed by the server every kpi_refresh_seconds (`kpis`, with its
+// own time: the page shows its age); the page computes no figure itself.
 import { get, post } from "../core/api.js";
 import { $, dateTime, duration, h, replace, time } from "../core/dom.js";
 import { lang, t } from "../core/i18n.js";
@@ -17,6 +20,7 @@ export async function mount(root, { live, me, config }) {
         h("h2", {}, t("wallboard")),
         h("span", { class: "grow" }),
         h("span", { id: "data-age", class: "age", role: "status" }, t("waiting_for_data")),
+        h("span", { id: "kpi-age", class: "age" }, t("kpi_waiting")),
         tv),
       h("div", { id: "tiles", class: "tiles" }),
       h("div", { class: "wb-cols" },
@@ -46,6 +50,31 @@ export async function mount(root, { live, me, config }) {
       h("div", { class: "caption" }, t(`m_${name}`)));
   }
 
+  // one KPI figure: the shown text, and the exact number the server sent (data-value)
+  function kpi(name, value, text, hint) {
+    return h("div", { class: "metric kpi", dataset: { kpi: name, value: value ?? "" }, title: hint || null },
+      h("div", { class: "value" }, value === null || value === undefined ? "–" : text),
+      h("div", { class: "caption" }, t(`kpi_${name}`)));
+  }
+
+  function renderKpis(q) {
+    const k = st.data?.kpis?.queues?.[q.queue];
+    if (!st.data?.kpis) return null;
+    const a = q.agents || {};
+    const loggedIn = Object.entries(a).filter(([s]) => s !== "logged_out").reduce((n, [, v]) => n + (v || 0), 0);
+    const sf = k?.staffing || null;
+    const needed = sf ? sf.agents_needed_erlang_c : null;
+    const slHint = k?.service_level_formula ? `${t(`slf_${k.service_level_formula}`)} · T = ${k.service_level_seconds} s` : null;
+    return h("div", { class: "metrics kpis", "aria-label": t("kpi_title") },
+      kpi("asa_seconds", k?.asa_seconds, `${k?.asa_seconds} ${t("sec")}`),
+      kpi("aht_seconds", k?.aht_seconds, `${k?.aht_seconds} ${t("sec")}`),
+      kpi("abandon_rate_pct", k?.abandon_rate_pct, `${k?.abandon_rate_pct}%`),
+      kpi("service_level_pct", k?.service_level_pct, `${k?.service_level_pct}%`, slHint),
+      h("div", { class: `metric kpi${needed !== null && needed !== undefined && loggedIn < needed ? " warn" : ""}`, dataset: { kpi: "staffing", value: needed ?? "", loggedIn } },
+        h("div", { class: "value" }, `${needed ?? "–"} / ${loggedIn}`),
+        h("div", { class: "caption" }, t("kpi_staffing"))));
+  }
+
   function renderTiles() {
     const qs = st.data?.queues || [];
     replace($("#tiles", root), qs.map((q) => {
@@ -60,6 +89,7 @@ export async function mount(root, { live, me, config }) {
           tile(q, "service_level_30m", q.service_level_30m, q.service_level_30m === null ? "–" : `${q.service_level_30m}%`),
           h("div", { class: "metric" }, h("div", { class: "value", dataset: { metric: "answered_today" } }, q.answered_today), h("div", { class: "caption" }, t("m_answered_today"))),
           tile(q, "abandoned_today", q.abandoned_today)),
+        renderKpis(q),
         h("div", { class: "agent-states" },
           [["ready", a.ready || 0], ["on_call", onCall], ["wrapup", a.wrapup || 0], ["paused", a.paused || 0], ["logged_out", a.logged_out || 0]]
             .map(([s, n]) => h("span", { class: `state s-${s}`, dataset: { state: s } }, `${t(`st_${s}`)} ${n}`))));
@@ -119,6 +149,15 @@ export async function mount(root, { live, me, config }) {
     const stale = !live.online || age > wb.stale_after_seconds;
     el.textContent = t("data_age", { s: age.toFixed(1), at: time(st.data.at, lang()) });
     el.classList.toggle("stale", stale);
+    const k = st.data.kpis;
+    const kel = $("#kpi-age", root);
+    if (!kel) return;
+    if (!k) { kel.textContent = t("kpi_waiting"); return; }
+    // the KPIs are recomputed every kpi_refresh_seconds: stale when two refreshes were missed
+    const kage = Math.max(0, Date.now() / 1000 - st.skew - k.at);
+    kel.textContent = t("kpi_age", { s: Math.round(kage), at: time(k.at, lang()) });
+    kel.dataset.at = String(k.at);
+    kel.classList.toggle("stale", !live.online || kage > 2 * (wb.kpi_refresh_seconds || 15) + wb.stale_after_seconds);
   }
 
   function take(data) {
