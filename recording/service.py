@@ -106,6 +106,11 @@ class Live:
     decision: Decision | None = None
     auto_resume: asyncio.Task | None = None
     ivr_paused: bool = False
+    #: the dialed number (DID) as the IVR saw it (agi_dnid): the CTI's ``dialed`` of a Local channel
+    #: is the Local's extension, not the DID (see :meth:`RecordingService.facts`)
+    called: str | None = None
+    #: the decision of stage ``call`` when the IVR started MixMonitor at call entry (``start: call``)
+    call_decision: Decision | None = None
     row_task: asyncio.Task | None = None  # the start row's write; the end write waits for it
 
     def offset(self, now: float) -> float:
@@ -263,8 +268,24 @@ class RecordingService:
             agents.append(call.agent_id)
         return CallFacts(
             at=datetime.fromtimestamp(call.started_at, tz=self.tz), direction=direction, queues=tuple(queues),
-            agents=tuple(agents), called=getattr(call, "dialed", None), outcome=outcome,
+            agents=tuple(agents), called=self.called_number(call, live), outcome=outcome,
         )
+
+    @staticmethod
+    def called_number(call: Any, live: Live | None = None) -> str | None:
+        """The DID the caller dialed. The IVR's (``agi_dnid``, kept on the live recording and in the
+        call's IVR context) wins over the CTI's ``dialed``: for a call that arrives on a Local channel
+        (the emulator's ``ivr-in`` calls, ``Local/<caller>@sim-caller``) the first channel's
+        ``Exten`` is the caller's number, not the DID, and "called" rules would never match."""
+        if live is not None and live.called:
+            return live.called
+        ivr = getattr(call, "ivr_context", None) or {}
+        dialed = ivr.get("dialed") if isinstance(ivr, dict) else None
+        if dialed:
+            return str(dialed)
+        if getattr(call, "direction", None) == "outbound":  # click-to-call / callback: the number the agent dialled
+            return getattr(call, "dialed", None) or getattr(call, "caller_num", None)
+        return getattr(call, "dialed", None)
 
     # ------------------------------------------------------------ live call (from the CTI subscriber)
     def call_changed(self, kind: str, call: Any, agent_id: str | None, now: float) -> None:
@@ -301,7 +322,9 @@ class RecordingService:
             self._spawn(self._finish(call, live, now), f"recording-end-{call.id}")
 
     def _begin(self, call: Any, now: float) -> Live:
-        leg = call.caller_leg
+        # MixMonitor runs on the channel whose Uniqueid is the call id (the file is ``${UNIQUEID}.wav``):
+        # the caller's for inbound calls, the agent side's Local ;1 running [outbound] for click-to-call
+        leg = call.legs.get(call.id) or call.caller_leg
         live = Live(call.id, leg.channel if leg is not None else None, now)
         if call.answered_at is not None:  # MixMonitor began after an agent had the call
             live.late_start = True
@@ -310,9 +333,61 @@ class RecordingService:
         live.row_task = self._spawn(self._write(f"start row {call.id}", lambda: self.repo.upsert(
             call.id, started_at=_utc(call.started_at), recording_started_at=_utc(now), status=RECORDING,
             channel=live.channel, direction=call.direction, caller_num=call.caller_num, caller_name=call.caller_name,
-            called=call.dialed, late_start=live.late_start, late_start_seconds=live.late_start_seconds,
+            called=self.called_number(call), late_start=live.late_start, late_start_seconds=live.late_start_seconds,
         )), f"recording-row-{call.id}")
         return live
+
+    # IVR port (ivr.ports.RecordingControl): the call enters the IVR
+    async def call_entered(self, channel: Any) -> bool:
+        """Policy ``start: call``: when the decision at call entry says so, ask Asterisk to start
+        MixMonitor on the caller's channel now (AGI ``EXEC MixMonitor``), so the IVR — and a
+        ``sensitive: true`` collect in it, muted while the caller types — is in the recording.
+
+        The file name and the options come only from callcore's call id (the Linkedid, checked
+        to be ``digits.digits``) and fixed letters — never from caller text (AST-2012-004 /
+        AST-2014-006). No ``b``: the file runs from now, bridged or not. The dialplan's
+        ``[queue-entry]`` sees ``MIXMONITOR_FILENAME`` set and does not start a second one.
+        Returns whether a recording was started."""
+        info = channel.info
+        call_id = info.linkedid or info.uniqueid
+        if not call_id or not _CALL_ID.match(call_id) or call_id in self.live and self.live[call_id].call_decision:
+            return False
+        call = self.call_lookup(call_id) if self.call_lookup else None
+        started_at = float(getattr(call, "started_at", None) or self.clock())
+        direction = getattr(call, "direction", None) or "inbound"
+        from types import SimpleNamespace
+
+        facts_of = SimpleNamespace(started_at=started_at, direction=direction, origin=getattr(call, "origin", None),
+                                   queue=None, agent_id=None, dialed=info.dialed or None, ivr_context=None)
+        d = decide(self.policy, self.facts(facts_of, None), stage="call")
+        if not (d.record and d.start == "call"):
+            return False
+        base = source_name(call_id).rsplit(".", 1)[0]
+        options = ""
+        if d.channels == "stereo":
+            caller, agent = leg_files(Path("."), call_id)
+            options = f"r({caller.name})t({agent.name})"
+        try:
+            await channel.exec("MixMonitor", f"{base}.wav", options) if options else await channel.exec("MixMonitor", f"{base}.wav")
+        except Exception as exc:  # noqa: BLE001 - the caller is served; [queue-entry] still records from the queue
+            log.warning("MixMonitor at call entry for %s failed (%s); recording starts at queue entry", call_id, exc)
+            return False
+        now = self.clock()  # telephony first: Asterisk records, then the bookkeeping
+        live = self.live.get(call_id)
+        if live is None:  # MixMonitorStart not seen yet: the recording is known from the IVR's side
+            live = Live(call_id, info.channel or None, now)
+            self.live[call_id] = live
+            live.row_task = self._spawn(self._write(f"start row {call_id}", lambda: self.repo.upsert(
+                call_id, started_at=_utc(started_at), recording_started_at=_utc(now), status=RECORDING,
+                channel=live.channel, direction=direction, caller_num=info.caller_num, caller_name=info.caller_name,
+                called=info.dialed or None, late_start=False, late_start_seconds=None,
+            )), f"recording-row-{call_id}")
+        live.call_decision = d
+        live.called = info.dialed or live.called
+        live.bridged_only = False  # no option b: the file runs from MixMonitor's start
+        live.set_running(True, live.started_at)
+        self._event(call_id, "started", now, "ivr", f"policy: {d.reason}; start: call", {"start": "call"})
+        return True
 
     def hand_off_variables(self, queue: str | None, dialed: str | None, started_at: float,
                            direction: str = "inbound") -> list[tuple[str, str]]:
@@ -326,13 +401,29 @@ class RecordingService:
         d = decide(self.policy, self.facts(call, None), final=False)
         return [
             ("CALLCORE_RECORD", "1" if d.record else "0"),
-            ("CALLCORE_REC_START", "queue" if d.start == "queue_entry" else "agent"),
+            # start: call is done by the IVR (call_entered); if that did not happen, the queue entry is the next best
+            ("CALLCORE_REC_START", "queue" if d.start in ("queue_entry", "call") else "agent"),
             ("CALLCORE_REC_STEREO", "1" if d.channels == "stereo" else "0"),
         ]
 
+    def originate_variables(self, origin: str, number: str, agent_id: str | None = None,
+                            started_at: float | None = None) -> dict[str, str]:
+        """Channel variables of a click-to-call / callback ``Originate`` (cti/outbound.py): the
+        policy's decision when the call is placed (direction ``click-to-call``/``callback``, called
+        number = the number dialled, time) as fixed tokens. The ``[outbound]`` dialplan starts
+        ``MixMonitor(${UNIQUEID}.wav,b…)`` when ``CALLCORE_RECORD=1`` (option ``b``: audio only
+        once the customer is bridged — a customer who never answers leaves no file)."""
+        from types import SimpleNamespace
+
+        direction = origin if origin in ("click-to-call", "callback") else "outbound"
+        call = SimpleNamespace(started_at=started_at or self.clock(), direction="outbound", origin=direction,
+                               queue=None, agent_id=agent_id, dialed=number, ivr_context=None)
+        d = decide(self.policy, self.facts(call, None), stage="call")
+        return {"CALLCORE_RECORD": "1" if d.record else "0", "CALLCORE_REC_STEREO": "1" if d.channels == "stereo" else "0"}
+
     def _decide_at_entry(self, call: Any, live: Live) -> None:
         live.decision = decide(self.policy, self.facts(call, live), final=False)
-        if live.decision.record and live.decision.start == "queue_entry":
+        if live.decision.record and live.decision.start in ("queue_entry", "call"):
             live.bridged_only = False  # MixMonitor without option b: the file runs from its start
             live.set_running(True, live.started_at)
         if not live.decision.record and live.channel and self.ami is not None:
@@ -488,7 +579,7 @@ class RecordingService:
         path = ivr.get("path") or [s.get("node") for s in ivr.get("steps", []) if isinstance(s, dict) and s.get("node")]
         fields: dict[str, Any] = dict(
             started_at=_utc(call.started_at), ended_at=ended, direction=self.facts(call, live).direction,
-            caller_num=call.caller_num, caller_name=call.caller_name, called=call.dialed, queue=call.queue,
+            caller_num=call.caller_num, caller_name=call.caller_name, called=self.called_number(call, live), queue=call.queue,
             queues=list(live.queues),
             agent_id=live.agents[0]["agent_id"] if live.agents else call.agent_id,
             agents=live.agents,
