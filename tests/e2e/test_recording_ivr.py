@@ -29,8 +29,10 @@ MAIN_DID = "15881234"
 
 
 @pytest.fixture
-def pbx_overrides() -> dict[str, Any]:
-    return {"time_scale": 1.0, "default_prompt_seconds": 0.2}
+def pbx_overrides(request) -> dict[str, Any]:
+    # manager.conf timestampevents = yes (asterisk-config/manager.conf): spans on Asterisk's clock
+    scale = getattr(request, "param", 1.0)
+    return {"time_scale": scale, "default_prompt_seconds": 0.2, "timestampevents": True}
 
 
 @pytest.fixture
@@ -68,6 +70,7 @@ async def test_card_number_typed_in_the_ivr_is_silence_in_a_recording_started_at
     (span,) = rec["muted_spans"]
     assert span["by"] == "ivr" and span["reason"] == "sensitive input (main:card_payment)", span
     assert span["end"] - span["start"] >= 0.8
+    assert rec["audio"]["clock"] == {"muted_spans": "asterisk", "agents": "asterisk"}
     (agent,) = rec["agents"]
     assert agent["agent_id"] == "1001" and agent["from"] > span["end"]  # the IVR came first, in the same file
 
@@ -196,3 +199,37 @@ async def test_click_to_call_and_callback_are_recorded_per_policy(outbound_polic
     assert len(pbx.events_named("MixMonitorStart")) == starts
     never = [e for e in pbx.events_named("VarSet") if e.get("Variable") == "CALLCORE_RECORD" and e.get("Value") == "0"]
     assert never, "the Originate carried CALLCORE_RECORD=0"
+
+
+@pytest.mark.parametrize("pbx_overrides", [0.25], indirect=True)  # Asterisk's clock runs 4x callcore's
+async def test_spans_are_on_asterisks_clock_when_events_carry_timestamps(server):
+    """With ``timestampevents`` the muted and agent spans come from the events' ``Timestamp``
+    (the emulator's virtual clock, which also writes the WAV): they match the audio even though
+    callcore's own clock runs at a quarter of the PBX's speed here."""
+    from tests.e2e.test_call_control import answered_queue_call
+
+    s, pbx = server, server.pbx
+    tok, desk, phone = await agent_on_desk(s, "1001", "김상담", ["support"])
+    call, call_id = await answered_queue_call(s, "support", phone, desk, caller=CALLER)
+    start = await pbx.wait_for_event("MixMonitorStart", Uniqueid=call_id)
+    assert "Timestamp" in dict(start.headers)
+    await pbx.sleep(2.0)  # virtual seconds: 0.5 s here
+    await s.api("POST", f"/api/calls/{call_id}/recording/pause", token=tok, json={"reason": "card"}, expect=200)
+    await pbx.wait_for_event("MixMonitorMute", State="1")
+    await pbx.sleep(2.0)
+    await s.api("POST", f"/api/calls/{call_id}/recording/resume", token=tok, expect=200)
+    await pbx.wait_for_event("MixMonitorMute", State="0")
+    await pbx.sleep(2.0)
+    await call.hangup()
+    rec = await ready_recording(s, call_id)
+    assert rec["audio"]["clock"] == {"muted_spans": "asterisk", "agents": "asterisk"}
+    (span,) = rec["muted_spans"]
+    assert 2.0 <= span["end"] - span["start"] < 2.8  # virtual seconds, as in the file (+ the resume's round trip)
+    assert span["callcore"]["end"] - span["callcore"]["start"] < 1.0  # what callcore's clock alone says
+    code, wav, _ = await audio_of(s, rec["id"])
+    a = analyse_bytes(wav)
+    assert a.duration == pytest.approx(rec["audio"]["expected_seconds"], abs=0.1)
+    (silent,) = silent_spans(wav)
+    assert silent[0] == pytest.approx(span["start"], abs=0.1) and silent[1] == pytest.approx(span["end"], abs=0.1)
+    (agent,) = rec["agents"]
+    assert agent["from"] == pytest.approx(0.0, abs=0.1) and agent["to"] == pytest.approx(a.duration, abs=0.3)
