@@ -8,7 +8,7 @@ start-up before (the search computed ``to_tsvector`` per candidate row per query
 On SQLite the column is TEXT and stays NULL (SQLite searches its FTS5 table ``kb_fts``).
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 from alembic import op
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '0018'
-down_revision = '0016'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
