@@ -166,18 +166,19 @@ async def test_qa_user_scores_a_recorded_call_and_the_agent_acknowledges(server,
     assert all(code in (200, 206) for code, _, _ in audio_responses), audio_responses
 
     # --- a comment pinned to the current time, tied to a question; its pin seeks
-    await page.keyboard.press("Home")
-    await page.keyboard.press("ArrowRight")  # 5 s (or the end)
-    pinned = round(min(5, wave["duration"]), 1)
+    await page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.3)
+    now = await page.evaluate("() => document.querySelector('#qa-audio').currentTime")
     await page.fill("#qa-comment-text", "보류 전 양해 구함 / asked before the hold")
     await page.select_option("#qa-comment-question", "hold_etiquette")
     await page.click("#qa-add-comment")
-    await page.wait_for_selector(f"#qa-comments li[data-at='{pinned}']")
+    await page.wait_for_selector("#qa-comments li[data-at]")
+    pinned = float(await page.get_attribute("#qa-comments li[data-at]", "data-at"))
+    assert pinned == pytest.approx(now, abs=0.051) and pinned == pytest.approx(0.4 * wave["duration"], abs=0.4)
     await page.evaluate("() => { document.querySelector('#qa-audio').currentTime = 0; }")
     await page.click("#qa-wave .pin circle")
     assert await page.evaluate("() => document.querySelector('#qa-audio').currentTime") == pytest.approx(pinned, abs=0.01)
     await page.evaluate("() => { document.querySelector('#qa-audio').currentTime = 0; }")
-    await page.click(f"#qa-comments li[data-at='{pinned}'] button.seek")
+    await page.click("#qa-comments li[data-at] button.seek")
     assert await page.evaluate("() => document.querySelector('#qa-audio').currentTime") == pytest.approx(pinned, abs=0.01)
 
     # --- the form: the conditional question appears when the server says so; the live score is the server's

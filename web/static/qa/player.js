@@ -132,7 +132,7 @@ export function player(rec, wave, { onTime } = {}) {
       if (c.at === null || c.at === undefined) return;
       const px = x(c.at);
       const pin = s("g", { class: "pin", "data-at": c.at, "data-index": i },
-        s("line", { x1: px, x2: px, y1: 0, y2: WAVE_H }), s("circle", { cx: px, cy: 6, r: 5 }),
+        s("line", { x1: px, x2: px, y1: 0, y2: WAVE_H }), s("circle", { cx: Math.max(5, Math.min(W - 5, px)), cy: 6, r: 5 }),
         s("title", {}, document.createTextNode(`${stamp(c.at)} ${c.text}`)));
       pin.addEventListener("click", (ev) => { ev.stopPropagation(); seek(c.at); if (onPick) onPick(i); });
       pins.append(pin);
