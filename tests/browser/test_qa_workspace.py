@@ -6,7 +6,9 @@ seeks (the browser's Range requests answered 206), sees the muted span, the hold
 drawn on the waveform where the API puts them, pins a comment to a time, scores the form —
 the live score is the server's (equal to POST /api/qa/forms/{id}/score), a conditional question
 appears only when the server says so — and submits. The agent signs in, sees the evaluation
-with its score, band and comment, and acknowledges it (the state checked over the API).
+with its score, band and comment, and acknowledges it (the state checked over the API); a
+second evaluation of the call the agent disputes, and a QA lead resolves it on the page with
+corrected answers (a new revision, re-scored by the server).
 """
 
 from __future__ import annotations
@@ -248,3 +250,36 @@ async def test_qa_user_scores_a_recorded_call_and_the_agent_acknowledges(server,
     await ap.click(f"#qa-mine-table tr[data-evaluation='{ev['id']}'] button")
     await wait_text(agent, "#qa-mine-ev", "Acknowledged")
     await agent.shot("qa-agent-evaluation-en")
+
+    # --- a second evaluation: the agent disputes it, the QA lead resolves it with a change
+    second = await s.api("POST", f"/api/recordings/{rid}/evaluations", token=qa_token, expect=201,
+                         json={"form_id": FORM, "answers": ANSWERS, "submit": True})
+    await ap.click("#qa-tab-mine")
+    await ap.click(f"#qa-mine-table tr[data-evaluation='{second['id']}'] button")
+    await ap.wait_for_selector(f"#qa-mine-ev[data-evaluation='{second['id']}'] #qa-dispute")
+    await ap.fill("#qa-response-comment", "후속 안내를 했습니다 (follow-up was offered)")
+    await ap.click("#qa-dispute")
+    await ap.wait_for_selector(f"#qa-mine-ev[data-evaluation='{second['id']}'][data-state='disputed']")
+    assert (await s.api("GET", f"/api/qa/evaluations/{second['id']}", token=qa_token, expect=200))["state"] == "disputed"
+
+    await s.api("POST", "/api/users", expect=201, json={"id": "lead1", "name": "QA 리더", "password": "lead1-long-password", "role": "qa_lead"})
+    lt = await open_tab("lead1")
+    lp = lt.page
+    await sign_in(lt, "lead1", "lead1-long-password")
+    await lp.click("#qa-tab-evaluations")
+    await lp.select_option("#qa-ev-state", "disputed")
+    await lp.wait_for_function("() => document.querySelectorAll('#qa-ev-table tbody tr').length === 1")
+    await lp.click(f"#qa-ev-table tr[data-evaluation='{second['id']}'] button")
+    await wait_text(lt, "#qa-dispute-comment", "follow-up was offered")
+    await lp.check("#qa-q-followup input[value='yes']")
+    changed = await s.api("POST", f"/api/qa/forms/{FORM}/score", token=qa_token, json={"answers": {**ANSWERS, "followup": "yes"}}, expect=200)
+    await lp.wait_for_function("(v) => document.querySelector('#qa-score-total').dataset.value === v", arg=str(changed["total"]))
+    await lp.select_option("#qa-resolve-outcome", "changed")
+    await lp.fill("#qa-resolve-comment", "follow-up heard at 0:04")
+    await lt.shot("qa-lead-resolve")
+    await lp.click("#qa-resolve")
+    await wait_text(lt, "#qa-ev-status", "처리 완료")
+    resolved = await s.api("GET", f"/api/qa/evaluations/{second['id']}", token=qa_token, expect=200)
+    assert resolved["state"] == "resolved" and resolved["resolution"] == "changed" and resolved["total"] == changed["total"] == 76.67
+    assert [r["revision"] for r in resolved["revisions"]] == [1, 2] and resolved["revisions"][1]["author"] == "lead1"
+    assert resolved["answers"] == {**ANSWERS, "followup": "yes"}
