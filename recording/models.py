@@ -78,6 +78,10 @@ class RecordingRow(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     muted_spans: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{start, end, by, reason}] seconds
+    #: holds from CTI (call.held / call.unheld): [{start, end, seconds, at}]; start/end in file seconds
+    #: (with option b the file does not grow on hold, so start == end), seconds = how long the caller
+    #: waited on hold; NULL for rows written before migration 0021 (not known)
+    hold_spans: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     channel: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the channel MixMonitor runs on
     source_file: Mapped[str | None] = mapped_column(String(500), nullable=True)  # what the PBX wrote
     format: Mapped[str | None] = mapped_column(String(10), nullable=True)

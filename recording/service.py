@@ -120,6 +120,8 @@ class Live:
     muted_reason: str | None = None
     spans: list[dict[str, Any]] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)  # closed holds (file offsets + seconds)
+    held_at: tuple[float, float] | None = None  # (file offset, clock) where the current hold began
     queues: list[str] = field(default_factory=list)
     late_start: bool = False
     late_start_seconds: float | None = None
@@ -341,12 +343,16 @@ class RecordingService:
             running = not live.stopped
         if kind == "call.ended":
             running = False
+        if kind == "call.held" and live.held_at is None:
+            live.held_at = (live.offset(now), now)
         live.set_running(running, now)
         if live.ast is not None and ast is not None:
             live.ast.set_running(running, ast)
             self._follow_mute(live, call, ast)
             if kind == "call.ended":
                 live.ast_end = ast
+        if kind in ("call.unheld", "call.ended") and live.held_at is not None:
+            self._close_hold(live, now)
         if kind == "call.ended":
             self.live.pop(call.id, None)
             if live.auto_resume is not None:
@@ -542,6 +548,14 @@ class RecordingService:
             entry["ast_from"] = live.ast.offset(ast)
         live.agents.append(entry)
 
+    @staticmethod
+    def _close_hold(live: Live, now: float) -> None:
+        """A hold ended: its place on the file's timeline and how long the caller waited. With
+        option ``b`` the file does not grow on hold (start == end: a point on the timeline)."""
+        at, since = live.held_at  # type: ignore[misc]
+        live.holds.append({"start": at, "end": live.offset(now), "seconds": round(max(0.0, now - since), 3), "at": round(since, 3)})
+        live.held_at = None
+
     # ------------------------------------------------------------ PCI pause / resume
     def may_control(self, call: Any, subject: str, role: str) -> bool:
         if role in ("supervisor", "admin"):
@@ -683,7 +697,7 @@ class RecordingService:
             hold_seconds=round(call.on_hold_seconds, 3), outcome=outcome, disposition=call.disposition,
             ivr_context=ivr or None, ivr_path=[str(p) for p in path],
             flow_version=str(ivr.get("version")) if ivr.get("version") is not None else None,
-            muted=bool(live.spans), muted_spans=live.spans, channel=live.channel, source_file=src.name,
+            muted=bool(live.spans), muted_spans=live.spans, hold_spans=live.holds, channel=live.channel, source_file=src.name,
             late_start=live.late_start, late_start_seconds=live.late_start_seconds, policy=decision.to_dict(),
             audio={"expected_seconds": live.ast.offset(live.ast_end) if live.clock["muted_spans"] == "asterisk"
                    and live.ast is not None and live.ast_end is not None else live.offset(now), "clock": live.clock},
