@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, Text, and_, cast, column, delete, func, literal_column, or_, select, table, text, update
+from sqlalchemy import Select, Text, and_, case, cast, column, delete, func, literal_column, not_, or_, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -275,20 +275,43 @@ class KbRepository:
             return {r.id: r for r in (await s.execute(stmt)).all()}
 
     async def linked(self, *, intents: Sequence[str] = (), queues: Sequence[str] = (), tags: Sequence[str] = (),
-                     slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None) -> list[ArticleRow]:
-        """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent notices)."""
-        ors: list[Any] = [_json_contains(ArticleRow.intents, i) for i in intents]
-        ors += [_json_contains(ArticleRow.queues, q) for q in queues]
-        ors += [_json_contains(ArticleRow.tags, t) for t in tags]
+                     slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None,
+                     broad_limit: int | None = None) -> list[Any]:
+        """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent
+        notices), as plain rows of what the ranking reads (id, slug, language, intents, queues,
+        tags, helpful_count, notice, published_at); the caller loads the few it shows.
+
+        ``broad_limit``: a queue (or a tier/disposition tag) can link thousands of articles to
+        every call. The articles linked *only* that way are then read as at most
+        ``broad_limit`` per combination of (which queues/tags they carry, language), the most
+        helpful first (then by id) — within one combination the ranking's score only grows with
+        the helpful count, so the best ``broad_limit`` articles of the ranking are still among
+        them (kb.rules.score; proved by tests/unit/kb/test_service.py)."""
+        c = ArticleRow.__table__.c
+        cols = (c.id, c.slug, c.language, c.intents, c.queues, c.tags, c.helpful_count, c.notice, c.published_at)
+        valid = self._filters(SearchFilters(status="published"), now)
+        specific: list[Any] = [_json_contains(ArticleRow.intents, i) for i in intents]
         if slugs:
-            ors.append(ArticleRow.slug.in_(list(slugs)))
+            specific.append(ArticleRow.slug.in_(list(slugs)))
         if notices_since is not None:
-            ors.append(and_(ArticleRow.notice.is_(True), ArticleRow.published_at >= notices_since))
-        if not ors:
+            specific.append(and_(ArticleRow.notice.is_(True), ArticleRow.published_at >= notices_since))
+        broad = [_json_contains(ArticleRow.queues, q) for q in queues] + [_json_contains(ArticleRow.tags, t) for t in tags]
+        if not specific and not broad:
             return []
         async with self._sm() as s:
-            stmt = select(ArticleRow).where(or_(*ors), *self._filters(SearchFilters(status="published"), now))
-            return list((await s.scalars(stmt)).all())
+            if broad_limit is None or not broad:
+                return list((await s.execute(select(*cols).where(or_(*specific, *broad), *valid))).all())
+            rows = list((await s.execute(select(*cols).where(or_(*specific), *valid))).all()) if specific else []
+            flags = [case((b, 1), else_=0) for b in broad]
+            ranked = (
+                select(*cols, func.row_number().over(partition_by=[*flags, c.language],
+                                                     order_by=(c.helpful_count.desc(), c.id)).label("nth"))
+                .where(or_(*broad), *([not_(func.coalesce(or_(*specific), False))] if specific else []), *valid)
+                .subquery("broad")
+            )
+            best = select(*(ranked.c[col.name] for col in cols)).where(ranked.c.nth <= broad_limit)
+            rows += (await s.execute(best)).all()
+            return rows
 
     async def save(self, row: ArticleRow, version: ArticleVersionRow | None, notice: NoticeRow | None = None) -> ArticleRow:
         """Insert or update ``row`` with its new version (and notice), re-indexing it, in one transaction."""
