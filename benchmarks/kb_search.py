@@ -44,7 +44,7 @@ from typing import Any
 from benchmarks.common import Figure, check, percentile, summarize
 
 SIZES = {"full": {"articles": 10_000, "rounds": 20, "load_s": 20.0}, "quick": {"articles": 1000, "rounds": 3, "load_s": 4.0},
-         "smoke": {"articles": 150, "rounds": 1, "load_s": 1.0}}
+         "smoke": {"articles": 150, "rounds": 1, "load_s": 2.0}}
 #: the load of the "under load" figure, per second: a 1,000-seat center at its peak (1,000 agents
 #: × a 4-minute handle time ≈ 4 calls/s, each pop asking for its suggestions; agents searching
 #: about 2.5 times a call; a helpful mark every other call; an author saving an edit every 2 s)
@@ -236,10 +236,11 @@ async def _under_load(kb: Any, dialect: str, seconds: float, *, raw: bool) -> di
             errors.append(f"{kind}: {type(t.exception()).__name__}: {t.exception()}"[:300])
 
     async def arrivals(kind: str, rate: float, make) -> None:
+        times = random.Random(kind)  # each stream its own seeded clock: the same arrivals every run
         i = 0
         nxt = time.perf_counter()
         while True:
-            nxt += rng.expovariate(rate)
+            nxt += times.expovariate(rate)
             if nxt >= stop:
                 return
             await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
