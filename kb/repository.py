@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, Text, and_, cast, column, delete, func, literal_column, or_, select, table, text, update
+from sqlalchemy import Select, Text, and_, bindparam, case, cast, column, delete, func, literal_column, not_, or_, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -67,17 +67,23 @@ class SearchFilters:
     kind: str | None = None
 
 
-def _json_contains(column: Any, value: str) -> Any:
-    """Portable "JSON list contains value": both stores keep the JSON text SQLAlchemy wrote
-    (``json.dumps``), so the quoted element is a substring of it."""
+def _like_needle(value: str) -> str:
+    """The LIKE pattern of "JSON list contains value": both stores keep the JSON text SQLAlchemy
+    wrote (``json.dumps``), so the quoted element is a substring of it."""
     needle = json.dumps(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(column, Text).like(f"%{needle}%", escape="\\")
+    return f"%{needle}%"
+
+
+def _json_contains(column: Any, value: str) -> Any:
+    """Portable "JSON list contains value" (:func:`_like_needle`)."""
+    return cast(column, Text).like(_like_needle(value), escape="\\")
 
 
 class KbRepository:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sm = sessionmaker
         self._dialect: str | None = None
+        self._statements: dict[tuple, Any] = {}  # search statements by shape (_search_statement)
 
     def session(self) -> AsyncSession:
         return self._sm()
@@ -146,13 +152,9 @@ class KbRepository:
         repeat = round(1 / synonym_weight)
         if repeat < 1 or abs(repeat * synonym_weight - 1) > 1e-9:
             raise ValueError("synonym_weight must be 1/k for a whole k")
-        conds = self._filters(filters, now)
-        # the fast FTS5 path takes the best matches first and filters them after: only for the
-        # usual search (published articles, no other filter), where few of them are filtered out
-        narrow = any((filters.queue, filters.tag, filters.language, filters.kind)) or filters.status != "published"
-        stmt = self._search_stmt(await self.dialect(), terms, synonyms, repeat, conds, limit, narrow)
+        stmt, params = self._search_statement(await self.dialect(), terms, synonyms, repeat, filters, now, limit)
         async with self._sm() as s:
-            rows = (await s.execute(stmt)).all()
+            rows = (await s.execute(stmt, params)).all()
         return [Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows]
 
     @staticmethod
@@ -163,11 +165,59 @@ class KbRepository:
         return " OR ".join([f'"{t}"' for t in terms for _ in range(repeat)] + [f'"{t}"' for t in synonyms])
 
     @staticmethod
-    def _search_stmt(dialect: str, terms: Sequence[str], synonyms: Sequence[str], repeat: int, conds: list[Any],
-                     limit: int, narrow: bool) -> Any:
+    def _tsquery(ts: Sequence[str]) -> str:
+        return " | ".join("'" + t.replace("'", "''") + "'" for t in ts)
+
+    def _search_statement(self, dialect: str, terms: Sequence[str], synonyms: Sequence[str], repeat: int,
+                          f: SearchFilters, now: datetime | None, limit: int) -> tuple[Any, dict[str, Any]]:
+        """The search statement and its parameters. The statement depends only on the *shape* of
+        the search (which filters, direct terms and/or synonyms): it is built once per shape and
+        kept, every value is a bound parameter — building SQLAlchemy statements was a large part
+        of a search's own CPU time."""
+        # the fast FTS5 path takes the best matches first and filters them after: only for the
+        # usual search (published articles, no other filter), where few of them are filtered out
+        narrow = any((f.queue, f.tag, f.language, f.kind)) or f.status != "published"
+        validity = now is not None and f.status == "published"
+        key = (dialect, bool(terms), bool(synonyms), repeat, limit, narrow, bool(f.status), validity, bool(f.language),
+               bool(f.kind), bool(f.queue), bool(f.tag))
+        cached = self._statements.get(key)
+        if cached is None:
+            stmt = self._search_stmt(dialect, bool(terms), bool(synonyms), repeat, self._filter_conds(f, validity), limit, narrow)
+            cached = self._statements[key] = (stmt, frozenset(stmt.compile().params))
+        stmt, used = cached
+        params: dict[str, Any] = {"f_status": f.status, "f_language": f.language, "f_kind": f.kind, "f_now": now,
+                                  "f_queue": _like_needle(f.queue) if f.queue else None,
+                                  "f_tag": _like_needle(f.tag) if f.tag else None}
+        if dialect == "sqlite":
+            params["m"] = self.fts5_match(terms, synonyms, repeat)
+        else:
+            params.update(tq_d=self._tsquery(terms), tq_s=self._tsquery(synonyms))
+        return stmt, {k: v for k, v in params.items() if k in used}
+
+    @staticmethod
+    def _filter_conds(f: SearchFilters, validity: bool) -> list[Any]:
+        """:meth:`_filters` with bound parameters instead of values (``f_status``, ``f_now``, …)."""
+        conds: list[Any] = []
+        if f.status:
+            conds.append(ArticleRow.status == bindparam("f_status"))
+        if f.language:
+            conds.append(ArticleRow.language == bindparam("f_language"))
+        if f.kind:
+            conds.append(ArticleRow.kind == bindparam("f_kind"))
+        if f.queue:
+            conds.append(cast(ArticleRow.queues, Text).like(bindparam("f_queue", type_=Text), escape="\\"))
+        if f.tag:
+            conds.append(cast(ArticleRow.tags, Text).like(bindparam("f_tag", type_=Text), escape="\\"))
+        if validity:
+            conds.append(or_(ArticleRow.valid_from.is_(None), ArticleRow.valid_from <= bindparam("f_now")))
+            conds.append(or_(ArticleRow.valid_until.is_(None), ArticleRow.valid_until > bindparam("f_now")))
+        return conds
+
+    @staticmethod
+    def _search_stmt(dialect: str, terms: bool, synonyms: bool, repeat: int, conds: list[Any], limit: int, narrow: bool) -> Any:
         cols = (ArticleRow.id, ArticleRow.helpful_count, ArticleRow.language)
         if dialect == "sqlite":
-            match = KbRepository.fts5_match(terms, synonyms, repeat)
+            match = text("kb_fts MATCH :m").bindparams(bindparam("m", type_=Text))
             if not narrow:
                 # FTS5 answers "MATCH … ORDER BY rank LIMIT n" itself (rank = bm25(5, 1), set by
                 # ensure_search_index), much faster than ordering by bm25(); the status/validity
@@ -175,7 +225,7 @@ class KbRepository:
                 best = (
                     select(_FTS.c.rowid, literal_column("rank").label("rank"))
                     .select_from(_FTS)
-                    .where(text("kb_fts MATCH :m").bindparams(m=match))
+                    .where(match)
                     .order_by(literal_column("rank"))
                     .limit(2 * limit)
                     .subquery("best")
@@ -186,26 +236,17 @@ class KbRepository:
                     .where(*conds).order_by(best.c.rank, ArticleRow.id).limit(limit)
                 )
             rank = literal_column(f"-bm25(kb_fts, 5.0, 1.0) / {repeat}").label("rel")
-            stmt = (
-                select(*cols, rank)
-                .select_from(ArticleRow)
-                .join(_FTS, _FTS.c.rowid == ArticleRow.id)
-                .where(text("kb_fts MATCH :m").bindparams(m=match), *conds)
-            )
+            stmt = select(*cols, rank).select_from(ArticleRow).join(_FTS, _FTS.c.rowid == ArticleRow.id).where(match, *conds)
         else:
-            def tsquery(ts: Sequence[str]) -> Any:
-                return func.to_tsquery("simple", " | ".join("'" + t.replace("'", "''") + "'" for t in ts))
-
             vector = ArticleRow.search_vector
+            direct = func.to_tsquery("simple", bindparam("tq_d", type_=Text))
+            syn = func.to_tsquery("simple", bindparam("tq_s", type_=Text))
             if terms and synonyms:
-                direct, syn = tsquery(terms), tsquery(synonyms)
                 match = vector.op("@@")(direct.op("||")(syn))
                 rank = (func.ts_rank(vector, direct) + func.ts_rank(vector, syn) / repeat).label("rel")
             elif terms:
-                direct = tsquery(terms)
                 match, rank = vector.op("@@")(direct), func.ts_rank(vector, direct).label("rel")
             else:
-                syn = tsquery(synonyms)
                 match, rank = vector.op("@@")(syn), (func.ts_rank(vector, syn) / repeat).label("rel")
             stmt = select(*cols, rank).where(match, *conds)
         return stmt.order_by(rank.desc(), ArticleRow.id).limit(limit)
@@ -275,20 +316,43 @@ class KbRepository:
             return {r.id: r for r in (await s.execute(stmt)).all()}
 
     async def linked(self, *, intents: Sequence[str] = (), queues: Sequence[str] = (), tags: Sequence[str] = (),
-                     slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None) -> list[ArticleRow]:
-        """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent notices)."""
-        ors: list[Any] = [_json_contains(ArticleRow.intents, i) for i in intents]
-        ors += [_json_contains(ArticleRow.queues, q) for q in queues]
-        ors += [_json_contains(ArticleRow.tags, t) for t in tags]
+                     slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None,
+                     broad_limit: int | None = None) -> list[Any]:
+        """Published, valid articles linked to any of the given intents/queues/tags/slugs (or recent
+        notices), as plain rows of what the ranking reads (id, slug, language, intents, queues,
+        tags, helpful_count, notice, published_at); the caller loads the few it shows.
+
+        ``broad_limit``: a queue (or a tier/disposition tag) can link thousands of articles to
+        every call. The articles linked *only* that way are then read as at most
+        ``broad_limit`` per combination of (which queues/tags they carry, language), the most
+        helpful first (then by id) — within one combination the ranking's score only grows with
+        the helpful count, so the best ``broad_limit`` articles of the ranking are still among
+        them (kb.rules.score; proved by tests/unit/kb/test_service.py)."""
+        c = ArticleRow.__table__.c
+        cols = (c.id, c.slug, c.language, c.intents, c.queues, c.tags, c.helpful_count, c.notice, c.published_at)
+        valid = self._filters(SearchFilters(status="published"), now)
+        specific: list[Any] = [_json_contains(ArticleRow.intents, i) for i in intents]
         if slugs:
-            ors.append(ArticleRow.slug.in_(list(slugs)))
+            specific.append(ArticleRow.slug.in_(list(slugs)))
         if notices_since is not None:
-            ors.append(and_(ArticleRow.notice.is_(True), ArticleRow.published_at >= notices_since))
-        if not ors:
+            specific.append(and_(ArticleRow.notice.is_(True), ArticleRow.published_at >= notices_since))
+        broad = [_json_contains(ArticleRow.queues, q) for q in queues] + [_json_contains(ArticleRow.tags, t) for t in tags]
+        if not specific and not broad:
             return []
         async with self._sm() as s:
-            stmt = select(ArticleRow).where(or_(*ors), *self._filters(SearchFilters(status="published"), now))
-            return list((await s.scalars(stmt)).all())
+            if broad_limit is None or not broad:
+                return list((await s.execute(select(*cols).where(or_(*specific, *broad), *valid))).all())
+            rows = list((await s.execute(select(*cols).where(or_(*specific), *valid))).all()) if specific else []
+            flags = [case((b, 1), else_=0) for b in broad]
+            ranked = (
+                select(*cols, func.row_number().over(partition_by=[*flags, c.language],
+                                                     order_by=(c.helpful_count.desc(), c.id)).label("nth"))
+                .where(or_(*broad), *([not_(func.coalesce(or_(*specific), False))] if specific else []), *valid)
+                .subquery("broad")
+            )
+            best = select(*(ranked.c[col.name] for col in cols)).where(ranked.c.nth <= broad_limit)
+            rows += (await s.execute(best)).all()
+            return rows
 
     async def save(self, row: ArticleRow, version: ArticleVersionRow | None, notice: NoticeRow | None = None) -> ArticleRow:
         """Insert or update ``row`` with its new version (and notice), re-indexing it, in one transaction."""

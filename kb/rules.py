@@ -316,15 +316,17 @@ def _links(rule: Rule, value: str, c: Candidate, rank: int) -> float:
     return 1.0 if c.recent_notice else 0.0
 
 
-def score(rules: RuleSet, ctx: CallContext, candidates: Sequence[Candidate]) -> list[Scored]:
+def score(rules: RuleSet, ctx: CallContext, candidates: Sequence[Candidate], limit: int | None = None) -> list[Scored]:
     """Rank ``candidates`` for the call: Σ rule weight (once per rule, best value) + language
-    bonus, × the usage factor; each reason says which rule and value put the article there."""
+    bonus, × the usage factor; each reason says which rule and value put the article there.
+    With ``limit``, only the best ``limit`` are returned (and only their reasons are written:
+    a busy queue links thousands of articles to every call)."""
     active = [(r, signals(r, ctx)) for r in rules.rules]
     active = [(r, vals) for r, vals in active if vals]
-    out: list[Scored] = []
+    ranked: list[tuple[float, int, Candidate, list[tuple[Rule, float, str]]]] = []
     for c in candidates:
         total = 0.0
-        reasons: list[dict[str, Any]] = []
+        matched: list[tuple[Rule, float, str]] = []
         for rule, vals in active:
             best, best_value = 0.0, None
             for rank, v in enumerate(vals):
@@ -333,22 +335,28 @@ def score(rules: RuleSet, ctx: CallContext, candidates: Sequence[Candidate]) -> 
                     best, best_value = got, v
             if best > 0 and best_value is not None:
                 total += rule.weight * best
-                shown = "" if rule.match == "notice" else best_value
-                reasons.append(
-                    {
-                        "rule": rule.name,
-                        "match": rule.match,
-                        "value": best_value,
-                        "weight": round(rule.weight * best, 3),
-                        "text": {lang: rule.explain(shown, lang) for lang in ("ko", "en")},
-                    }
-                )
+                matched.append((rule, best, best_value))
         if total <= 0:
             continue
         if c.language == ctx.language:
             total += rules.language_bonus
         factor = 1 + rules.usage_weight * math.log1p(max(0, c.helpful))
+        ranked.append((round(total * factor, 4), c.id, c, matched))
+    ranked.sort(key=lambda t: (-t[0], t[1]))
+    out: list[Scored] = []
+    for total, _id, c, matched in ranked[:limit]:
+        reasons: list[dict[str, Any]] = []
+        for rule, best, best_value in matched:
+            shown = "" if rule.match == "notice" else best_value
+            reasons.append(
+                {
+                    "rule": rule.name,
+                    "match": rule.match,
+                    "value": best_value,
+                    "weight": round(rule.weight * best, 3),
+                    "text": {lang: rule.explain(shown, lang) for lang in ("ko", "en")},
+                }
+            )
         reasons.sort(key=lambda r: -r["weight"])
-        out.append(Scored(c, round(total * factor, 4), reasons))
-    out.sort(key=lambda s: (-s.score, s.candidate.id))
+        out.append(Scored(c, total, reasons))
     return out

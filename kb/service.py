@@ -643,16 +643,20 @@ class KbService:
         rows = await self.repository.linked(
             intents=list(dict.fromkeys(intents)), queues=[ctx.queue] if ctx.queue else [], tags=tags, slugs=slugs,
             notices_since=since if any(r.match == "notice" for r in rules.rules) else None, now=now,
+            broad_limit=limit or rules.limit,
         )
-        by_id = {r.id: r for r in rows}
         candidates = [
             Candidate(r.id, r.slug, r.language, tuple(r.intents or ()), tuple(r.queues or ()), tuple(r.tags or ()),
                       r.helpful_count, bool(r.notice and r.published_at and _aware(r.published_at) >= since))
             for r in rows
         ]
+        best = score(rules, ctx, candidates, limit or rules.limit)
+        by_id = await self.repository.by_ids(s.candidate.id for s in best)
         out = []
-        for s in score(rules, ctx, candidates)[: limit or rules.limit]:
-            row = by_id[s.candidate.id]
+        for s in best:
+            row = by_id.get(s.candidate.id)
+            if row is None:  # deleted meanwhile
+                continue
             d = summary_dict(row)
             d.update(
                 score=s.score, reasons=s.reasons,

@@ -152,11 +152,11 @@ async def test_postgresql_searches_the_stored_vector_through_its_gin_index(sampl
     async with db_sessionmaker() as s:
         vector = (await s.execute(text("SELECT search_vector::text FROM kb_articles WHERE id = :i"), {"i": art["id"]})).scalar_one()
         assert "'차단':" in vector and "'로밍':" in vector  # body B, title A
-        stmt = repo._search_stmt("postgresql", ["환불"], ["환급"], 2, repo._filters(SearchFilters(status=None), None), 10, True)
+        stmt, values = repo._search_statement("postgresql", ["환불"], ["환급"], 2, SearchFilters(status=None), None, 10)
         conn = await s.connection()
         compiled = stmt.compile(dialect=conn.dialect)
         await s.execute(text("SET LOCAL enable_seqscan = off"))
-        params = tuple(compiled.params[k] for k in compiled.positiontup)
+        params = tuple(values.get(k, compiled.params[k]) for k in compiled.positiontup)
         plan = "\n".join(r[0] for r in (await conn.exec_driver_sql(f"EXPLAIN {compiled}", params)).all())
     assert "ix_kb_articles_search_vector" in plan, plan
     assert "to_tsvector" not in plan, plan

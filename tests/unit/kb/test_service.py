@@ -182,6 +182,46 @@ async def test_suggestions_for_a_refund_call_put_the_refund_article_first_and_sa
     assert [s["slug"] for s in await sample_kb.suggest(CallContext())] == ["notice-refund-policy-2027"]
 
 
+async def test_a_busy_queue_suggests_exactly_what_ranking_every_linked_article_gives(sample_kb):
+    """The pop reads the articles linked only by queue/tier/disposition capped per combination
+    (most helpful first): the suggestions equal those of ranking every linked article."""
+    import random
+
+    from sqlalchemy import insert
+
+    from kb.models import ArticleRow
+    from kb.rules import CallContext, Candidate, score
+
+    rng = random.Random(5)
+    rows = [{"slug": f"bulk-{i}", "title": f"bulk {i}", "body": "", "status": "published", "kind": "article", "steps": [],
+             "products": [], "intents": rng.choice([[], [], [], ["refund"], ["billing", "refund"]]),
+             "queues": rng.choice([["billing"], ["billing", "support"], ["support"], []]),
+             "tags": rng.sample(["tier:vip", "refund-request", "complaint", "x"], rng.randint(0, 2)),
+             "language": rng.choice(["ko", "ko", "en"]), "helpful_count": rng.choice([0, 0, 1, 2, 3, 7, 20]),
+             "search_title": "", "search_body": ""} for i in range(300)]
+    async with sample_kb.repository.session() as s:
+        await s.execute(insert(ArticleRow), rows)
+        await s.commit()
+    repo, rules = sample_kb.repository, sample_kb.rules
+    from datetime import timedelta
+
+    from kb.service import _aware
+
+    since = sample_kb.now() - timedelta(days=rules.notice_days)
+    for ctx in (CallContext(queue="billing", tier="vip"), CallContext(queue="support", dispositions=("refund-request", "complaint")),
+                CallContext(intent="refund", queue="billing", tier="vip", language="en"), CallContext(queue="billing")):
+        for limit in (1, 3, 8):
+            everything = await repo.linked(intents=["refund"] if ctx.intent else [], queues=[ctx.queue],
+                                           tags=list(ctx.dispositions) + ([f"tier:{ctx.tier}"] if ctx.tier else []),
+                                           notices_since=since, now=sample_kb.now())
+            cands = [Candidate(r.id, r.slug, r.language, tuple(r.intents), tuple(r.queues), tuple(r.tags), r.helpful_count,
+                               bool(r.notice and r.published_at and _aware(r.published_at) >= since)) for r in everything]
+            expected = [(x.candidate.slug, x.score) for x in score(rules, ctx, cands)[:limit]]
+            got = [(x["slug"], x["score"]) for x in await sample_kb.suggest(ctx, limit=limit)]
+            assert len(everything) > 100 and len(got) == limit
+            assert got == expected, (ctx, limit)
+
+
 async def test_enrich_pop_reads_the_screen_pop(sample_kb):
     pop = {"queue": "billing", "ivr": {"path": ["billing_menu"], "agent": {"intent": "refund"}, "language": "ko"}}
     out = await sample_kb.enrich_pop(pop)
