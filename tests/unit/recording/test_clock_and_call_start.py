@@ -182,6 +182,7 @@ async def test_spans_follow_asterisks_clock_when_every_change_has_a_timestamp(db
     await svc.pause(call.id, "1001", "card")
     call.recording_muted = True
     svc.call_changed("call.updated", call, None, T0 + 2, ast(T0 + 2))  # MixMonitorMute State 1
+    svc.call_changed("call.transferred", call, "1001", T0 + 2.5, None)  # from the API, no AMI event: no clock
     clock.now = T0 + 3
     await svc.resume(call.id, "1001")
     call.recording_muted = False
@@ -199,14 +200,14 @@ async def test_spans_follow_asterisks_clock_when_every_change_has_a_timestamp(db
     assert rec["agents"][0]["from"] == 0.0 and rec["agents"][0]["to"] == 6.0
 
 
-async def test_one_change_without_timestamp_falls_back_to_callcores_clock(db_sessionmaker, tmp_path):
+async def test_without_timestamps_the_spans_are_on_callcores_clock(db_sessionmaker, tmp_path):
     clock = Clock()
     svc = svc_with(db_sessionmaker, tmp_path, clock=clock)
     call = make_call()
     call.recording = True
-    svc.call_changed("call.updated", call, None, T0, 1795399000.0)
+    svc.call_changed("call.updated", call, None, T0, None)  # MixMonitorStart without Timestamp: timestampevents off
     call.status, call.agent_id, call.answered_at = "talking", "1001", T0 + 1
-    svc.call_changed("call.answered", call, "1001", T0 + 1, None)  # an event without Timestamp
+    svc.call_changed("call.answered", call, "1001", T0 + 1, 1795399002.0)
     clock.now = T0 + 2
     await svc.pause(call.id, "1001", "card")
     clock.now = T0 + 3
@@ -218,3 +219,24 @@ async def test_one_change_without_timestamp_falls_back_to_callcores_clock(db_ses
     rec = await svc.repo.by_call(call.id)
     assert rec["audio"]["clock"] == {"muted_spans": "callcore", "agents": "callcore"}
     assert (rec["muted_spans"][0]["start"], rec["muted_spans"][0]["end"]) == (1.0, 2.0)
+
+
+def test_subscriber_passes_asterisks_time_only_within_the_events_dispatch():
+    from types import SimpleNamespace
+
+    from cti.ami.events import ChannelInfo, MixMonitorStart
+    from cti.state import Change, CtiState
+    from recording.subscriber import RecordingSubscriber
+
+    seen = []
+    state = CtiState()
+    sub = RecordingSubscriber(state, SimpleNamespace(call_changed=lambda *a: seen.append(a)))
+    chan_info = ChannelInfo.parse({"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"})
+    event = MixMonitorStart(chan_info)
+    object.__setattr__(event, "timestamp", 1795399000.5)
+    changes = state.apply(event, 100.0)
+    for change in changes:
+        sub(change, 100.0)  # the dispatch of this event: same now
+    assert seen and seen[-1][-1] == 1795399000.5
+    sub(Change("call.transferred", call_id="1.1"), 101.0)  # an API-driven change later: no Asterisk time
+    assert seen[-1][-1] is None
