@@ -375,6 +375,7 @@ class CtiState:
         self.queue_settings: dict[str, QueueSettings] = {}
         self.default_wrapup_seconds = default_wrapup_seconds
         self.event_time: float | None = None
+        self.event_now: float | None = None
         self._iface_to_agent: dict[str, str] = {}
         #: agent extensions: a transfer reaches an agent's phone as ``PJSIP/1002-…`` or
         #: ``Local/1002@transfer-…;1``, not through the queue-member interface
@@ -469,9 +470,9 @@ class CtiState:
 
     # ------------------------------------------------------------- apply
     def apply(self, event: ev.AmiEvent, now: float) -> list[Change]:
-        #: Asterisk's clock of the event being applied (``timestampevents``), read by the recording
-        #: subscriber during this event's dispatch; None without the header
-        self.event_time = event.timestamp
+        #: Asterisk's clock of the event being applied (``timestampevents``; None without the header) and
+        #: the ``now`` it was applied at: a subscriber called with that same ``now`` is in this event's dispatch
+        self.event_time, self.event_now = event.timestamp, now
         handler = _HANDLERS.get(type(event))
         if handler is None:
             self.unhandled += 1
@@ -485,7 +486,6 @@ class CtiState:
 
     def tick(self, now: float) -> list[Change]:
         """Wrap-ups whose time is up: the agent becomes ready again."""
-        self.event_time = None  # changes from the timer are on callcore's clock
         out: list[Change] = []
         for agent in self.agents.values():
             if agent.wrapup_until is not None and agent.wrapup_until <= now:

@@ -135,7 +135,7 @@ class Live:
     #: the decision of stage ``call`` when the IVR started MixMonitor at call entry (``start: call``)
     call_decision: Decision | None = None
     #: the same file clock on Asterisk's clock (events with ``Timestamp``), from MixMonitorStart on;
-    #: ``ast_ok`` goes False as soon as one change came without a timestamp (then callcore's clock)
+    #: ``ast_ok`` goes False when MixMonitorStart came without a timestamp (then callcore's clock)
     ast: FileClock | None = None
     ast_ok: bool = True
     ast_muted_at: float | None = None
@@ -372,14 +372,18 @@ class RecordingService:
 
     # ------------------------------------------------------------ Asterisk's clock (timestampevents)
     def _follow_asterisk_clock(self, live: Live, call: Any, ast: float | None) -> None:
-        if ast is None:
+        """Start the file clock on Asterisk's time at MixMonitorStart. Changes no AMI event caused
+        (API transfer/hold, timer) have no Asterisk time: they leave that clock alone, and the AMI
+        events that follow them (BridgeLeave, MixMonitorMute ...) move it."""
+        if live.ast is not None or not live.ast_ok or not getattr(call, "recording", False):
+            return
+        if ast is None:  # MixMonitorStart without Timestamp: timestampevents is off
             live.ast_ok = False
             return
-        if live.ast is None and live.ast_ok and getattr(call, "recording", False):
-            # the first timestamped change of a recording call is its MixMonitorStart (call.recording turned on)
-            live.ast = FileClock(ast)
-            if not live.bridged_only:
-                live.ast.set_running(True, ast)
+        # the first change of a recording call with call.recording on is its MixMonitorStart
+        live.ast = FileClock(ast)
+        if not live.bridged_only:
+            live.ast.set_running(True, ast)
 
     def _follow_mute(self, live: Live, call: Any, ast: float) -> None:
         """MixMonitorMute events (``call.recording_muted``) on Asterisk's clock."""
@@ -392,8 +396,9 @@ class RecordingService:
             live.ast_muted_at = None
 
     def _apply_asterisk_clock(self, live: Live, local_end: float) -> None:
-        """Spans from Asterisk's timestamps when every change had one (and one muted span per
-        pause); otherwise callcore's clock. Says which in ``live.clock``."""
+        """Spans from Asterisk's timestamps when the events carry them (from MixMonitorStart on, one
+        muted span per pause, every agent's arrival seen on it); otherwise callcore's clock. Says
+        which in ``live.clock``."""
         ok = live.ast_ok and live.ast is not None
         if ok and live.ast_muted_at is not None and live.ast_end is not None:  # muted until the end
             live.ast_spans.append((live.ast_muted_at, live.ast.offset(live.ast_end)))  # type: ignore[union-attr]

@@ -24,5 +24,7 @@ class RecordingSubscriber:
         call_id = change.call_id or ""
         call = self.state.ended.get(call_id) if change.kind == "call.ended" else self.state.calls.get(call_id)
         if call is not None:
-            # Asterisk's clock of the event behind this change (timestampevents), None without it
-            self.service.call_changed(change.kind, call, change.agent_id, now, getattr(self.state, "event_time", None))
+            # Asterisk's clock of the AMI event behind this change (timestampevents); None without one, and for
+            # changes that no event caused (a transfer or hold asked over the API, the timer)
+            ast = self.state.event_time if getattr(self.state, "event_now", None) == now else None
+            self.service.call_changed(change.kind, call, change.agent_id, now, ast)

@@ -11,7 +11,7 @@ from cti.ami.events import MixMonitorMute, parse_timestamp, translate
 from ivr.channel import CallInfo
 from recording.checker import parse_policy
 from tests.unit.recording.audio import wav
-from tests.unit.recording.helpers import T0, Clock, answered, end, make_call, make_service, start
+from tests.unit.recording.helpers import T0, Clock, answered, end, make_call, make_service
 
 pytestmark = pytest.mark.db
 
@@ -31,6 +31,9 @@ rules:
   - name: callbacks-never-to-the-board
     match: {direction: [callback], called: ["0107777*"]}
     action: never
+  - name: hr-queue-never
+    match: {queue: [hr]}
+    action: never
 """
 
 
@@ -48,6 +51,12 @@ def svc_with(db_sessionmaker, tmp_path, clock=None, **kw):
     svc = make_service(db_sessionmaker, tmp_path, clock=clock or Clock(), **kw)
     svc.policy = parse_policy(CALL_POLICY, "c.yaml").policy
     return svc
+
+
+def mixmonitor_started(svc, call, now: float) -> None:
+    """MixMonitorStart reached the CTI (in the IVR: before any queue)."""
+    call.recording = True
+    svc.call_changed("call.updated", call, None, now)
 
 
 def chan(call_id: str = "1795395000.1", dialed: str | None = "15887000", caller: str = "01055551234") -> FakeChannel:
@@ -94,7 +103,7 @@ async def test_ivr_card_input_is_muted_in_a_recording_started_at_call_entry(db_s
     call.status, call.queued_at = "ivr", None
     call.dialed = call.caller_num  # the CTI's view of a Local-channel call: the caller's number
     assert await svc.call_entered(chan(call.id))
-    start(svc, call, T0)  # MixMonitorStart reaches the CTI
+    mixmonitor_started(svc, call, T0)
     clock.now = T0 + 2
     await svc.sensitive_input(call.id, True, "main:card_payment")
     mute = svc.ami.actions[-1]  # telephony first: muted on the channel IVR runs on
@@ -112,6 +121,28 @@ async def test_ivr_card_input_is_muted_in_a_recording_started_at_call_entry(db_s
     assert rec["agents"][0]["from"] == pytest.approx(8.0) and not rec["late_start"]
     assert rec["called"] == "15887000" and rec["policy"]["start"] == "call"  # the DID, not call.dialed
     assert rec["audio"]["clock"] == {"muted_spans": "callcore", "agents": "callcore"}  # no timestamps here
+
+
+async def test_recorded_from_call_entry_then_a_queue_rule_says_never(db_sessionmaker, tmp_path):
+    """Recording at call entry is "record now, decide later": the queue's ``never`` stops
+    MixMonitor at queue entry and the end decision deletes the file (nothing kept)."""
+    clock = Clock()
+    svc = svc_with(db_sessionmaker, tmp_path, clock=clock)
+    call = make_call(queue=None)
+    call.status, call.queued_at = "ivr", None
+    assert await svc.call_entered(chan(call.id))
+    mixmonitor_started(svc, call, T0)
+    call.status, call.queue, call.queued_at = "queued", "hr", T0 + 3
+    svc.call_changed("call.queued", call, None, T0 + 3)
+    await svc.idle()
+    assert [a.name for a in svc.ami.actions] == ["StopMixMonitor"]
+    answered(svc, call, "1001", T0 + 5)
+    (svc.monitor_dir / f"{call.id}.wav").write_bytes(wav([(3.0, False)]))
+    end(svc, call, T0 + 8)
+    await svc.idle()
+    rec = await svc.repo.by_call(call.id)
+    assert rec["status"] == "discarded" and "hr-queue-never" in rec["status_reason"]
+    assert not (svc.monitor_dir / f"{call.id}.wav").exists()
 
 
 def test_called_number_prefers_the_ivr_did_over_the_local_channel_exten(db_sessionmaker, tmp_path):
@@ -151,6 +182,7 @@ async def test_spans_follow_asterisks_clock_when_every_change_has_a_timestamp(db
     await svc.pause(call.id, "1001", "card")
     call.recording_muted = True
     svc.call_changed("call.updated", call, None, T0 + 2, ast(T0 + 2))  # MixMonitorMute State 1
+    svc.call_changed("call.transferred", call, "1001", T0 + 2.5, None)  # from the API, no AMI event: no clock
     clock.now = T0 + 3
     await svc.resume(call.id, "1001")
     call.recording_muted = False
@@ -168,14 +200,14 @@ async def test_spans_follow_asterisks_clock_when_every_change_has_a_timestamp(db
     assert rec["agents"][0]["from"] == 0.0 and rec["agents"][0]["to"] == 6.0
 
 
-async def test_one_change_without_timestamp_falls_back_to_callcores_clock(db_sessionmaker, tmp_path):
+async def test_without_timestamps_the_spans_are_on_callcores_clock(db_sessionmaker, tmp_path):
     clock = Clock()
     svc = svc_with(db_sessionmaker, tmp_path, clock=clock)
     call = make_call()
     call.recording = True
-    svc.call_changed("call.updated", call, None, T0, 1795399000.0)
+    svc.call_changed("call.updated", call, None, T0, None)  # MixMonitorStart without Timestamp: timestampevents off
     call.status, call.agent_id, call.answered_at = "talking", "1001", T0 + 1
-    svc.call_changed("call.answered", call, "1001", T0 + 1, None)  # an event without Timestamp
+    svc.call_changed("call.answered", call, "1001", T0 + 1, 1795399002.0)
     clock.now = T0 + 2
     await svc.pause(call.id, "1001", "card")
     clock.now = T0 + 3
@@ -187,3 +219,24 @@ async def test_one_change_without_timestamp_falls_back_to_callcores_clock(db_ses
     rec = await svc.repo.by_call(call.id)
     assert rec["audio"]["clock"] == {"muted_spans": "callcore", "agents": "callcore"}
     assert (rec["muted_spans"][0]["start"], rec["muted_spans"][0]["end"]) == (1.0, 2.0)
+
+
+def test_subscriber_passes_asterisks_time_only_within_the_events_dispatch():
+    from types import SimpleNamespace
+
+    from cti.ami.events import ChannelInfo, MixMonitorStart
+    from cti.state import Change, CtiState
+    from recording.subscriber import RecordingSubscriber
+
+    seen = []
+    state = CtiState()
+    sub = RecordingSubscriber(state, SimpleNamespace(call_changed=lambda *a: seen.append(a)))
+    chan_info = ChannelInfo.parse({"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"})
+    event = MixMonitorStart(chan_info)
+    object.__setattr__(event, "timestamp", 1795399000.5)
+    changes = state.apply(event, 100.0)
+    for change in changes:
+        sub(change, 100.0)  # the dispatch of this event: same now
+    assert seen and seen[-1][-1] == 1795399000.5
+    sub(Change("call.transferred", call_id="1.1"), 101.0)  # an API-driven change later: no Asterisk time
+    assert seen[-1][-1] is None
