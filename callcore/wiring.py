@@ -190,6 +190,7 @@ async def build_recording(c: "Container") -> None:
         bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    c.cti.outbound.recording_variables = c.recording.originate_variables  # click-to-call / callback recorded per policy
     if getattr(c, "reports", None) is not None:  # reports (issue 16): recording coverage
         from reports.subscriber import QualityFacts
 

@@ -63,6 +63,9 @@ class OutboundService:
         self._clock = clock
         self.outbound_context = outbound_context
         self._pending: dict[str, dict[str, Any]] = {}  # agent id -> click-to-call details
+        #: the recording policy (issue 13): ``(origin, number, agent_id) -> {CALLCORE_RECORD: 0|1, ...}``,
+        #: set by the wiring to ``RecordingService.originate_variables``; ``[outbound]`` starts MixMonitor
+        self.recording_variables: Callable[[str, str, str], dict[str, str]] | None = None
 
     def _check(self, agent_id: str, number: str) -> Any:
         rec = self.directory.record(agent_id)
@@ -97,6 +100,11 @@ class OutboundService:
             variables["CALLCORE_CUSTOMER_ID"] = customer["id"]
         if callback_id:
             variables["CALLCORE_CALLBACK_ID"] = callback_id
+        if self.recording_variables is not None:
+            try:
+                variables.update(self.recording_variables(origin, number, agent_id))
+            except Exception:  # noqa: BLE001 - the call is placed all the same (not recorded)
+                log.exception("recording policy for click-to-call %s failed; not recorded", number)
         action = act.originate(
             dial_target(rec.interface),
             context=self.outbound_context,

@@ -374,6 +374,7 @@ class CtiState:
         self.queues: dict[str, QueueState] = {}
         self.queue_settings: dict[str, QueueSettings] = {}
         self.default_wrapup_seconds = default_wrapup_seconds
+        self.event_time: float | None = None
         self._iface_to_agent: dict[str, str] = {}
         #: agent extensions: a transfer reaches an agent's phone as ``PJSIP/1002-…`` or
         #: ``Local/1002@transfer-…;1``, not through the queue-member interface
@@ -468,6 +469,9 @@ class CtiState:
 
     # ------------------------------------------------------------- apply
     def apply(self, event: ev.AmiEvent, now: float) -> list[Change]:
+        #: Asterisk's clock of the event being applied (``timestampevents``), read by the recording
+        #: subscriber during this event's dispatch; None without the header
+        self.event_time = event.timestamp
         handler = _HANDLERS.get(type(event))
         if handler is None:
             self.unhandled += 1
@@ -481,6 +485,7 @@ class CtiState:
 
     def tick(self, now: float) -> list[Change]:
         """Wrap-ups whose time is up: the agent becomes ready again."""
+        self.event_time = None  # changes from the timer are on callcore's clock
         out: list[Change] = []
         for agent in self.agents.values():
             if agent.wrapup_until is not None and agent.wrapup_until <= now:

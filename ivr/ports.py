@@ -86,3 +86,8 @@ class RecordingControl(Protocol):
     in the IVR's trace and context."""
 
     async def sensitive_input(self, call_id: str, active: bool, node: str) -> None: ...
+
+    async def call_entered(self, channel: Any) -> bool:
+        """The call enters the IVR (first run on the channel): with the policy's ``start: call``
+        the implementation runs ``channel.exec("MixMonitor", "<call id>.wav", <fixed options>)``
+        so the IVR is recorded. Returns whether a recording was started."""

@@ -128,6 +128,13 @@ class IvrService:
             )
         except Exception:  # noqa: BLE001 - the caller must still be served without a database
             log.exception("could not record IVR session for %s", info.uniqueid)
+        if self.recording is not None and info.uniqueid not in self._contexts and hasattr(self.recording, "call_entered"):
+            # recording policy ``start: call``: Asterisk starts MixMonitor now, so the IVR is recorded (and a
+            # sensitive collect has something to mute). Not on a later run on the same channel (the survey).
+            try:
+                await self.recording.call_entered(channel)
+            except Exception:  # noqa: BLE001 - the caller is served without it; [queue-entry] records later
+                log.exception("recording at call entry for %s failed", info.uniqueid)
         engine = Engine(
             flowset.flows, versions=flowset.versions, router=self.router, callbacks=self.callbacks, lookup=self.lookup,
             clock=self.clock, monotonic=self.monotonic, sounds_prefix=self.sounds_prefix, trace=self.trace,

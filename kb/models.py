@@ -1,9 +1,14 @@
 """Knowledge-base tables (portable types only; every table name starts with ``kb_``).
 
-The full-text index itself is *derived* data and not declared here: the repository
-creates it on start (SQLite: an FTS5 table ``kb_fts``; PostgreSQL: a GIN index over
-``to_tsvector('simple', …)`` of the analysed columns) and rebuilds it from
-``kb_articles.search_title`` / ``search_body`` when it is missing.
+Full text is built over the analysed columns ``search_title`` / ``search_body``:
+
+* PostgreSQL: the stored ``tsvector`` column ``search_vector`` (:data:`SEARCH_VECTOR_SQL`,
+  written by the repository in the transaction that saves the article, back-filled at
+  start-up for rows written around it) with the GIN index ``ix_kb_articles_search_vector``
+  (migration 0018). On SQLite the column is a TEXT column that stays NULL.
+* SQLite: the FTS5 table ``kb_fts``, derived data the repository creates on start and
+  rebuilds from ``search_title`` / ``search_body`` when it is missing (not declared here:
+  SQLAlchemy has no type for a virtual table).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcore.db import Base, utcnow
@@ -20,9 +26,18 @@ STATUSES = ("draft", "review", "published", "archived")
 KINDS = ("article", "script")
 LANGUAGES = ("ko", "en")
 
+#: PostgreSQL: the stored search vector of a ``kb_articles`` row, from its analysed terms (the
+#: title and tags weigh A, the body B; ``simple`` does no stemming: Kiwi's analysis did)
+SEARCH_VECTOR_SQL = (
+    "setweight(to_tsvector('simple', coalesce(search_title, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(search_body, '')), 'B')"
+)
+
 
 class ArticleRow(Base):
     __tablename__ = "kb_articles"
+    # GIN over the stored vector on PostgreSQL; on SQLite a plain index over a column that stays NULL
+    __table_args__ = (Index("ix_kb_articles_search_vector", "search_vector", postgresql_using="gin"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
@@ -48,6 +63,8 @@ class ArticleRow(Base):
     # analysed terms (kb.analysis), what the full-text index is built over
     search_title: Mapped[str] = mapped_column(Text, default="")
     search_body: Mapped[str] = mapped_column(Text, default="")
+    # PostgreSQL: SEARCH_VECTOR_SQL of the two above, stored (the repository writes it); SQLite: NULL
+    search_vector: Mapped[str | None] = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
     # usage counters (denormalised from kb_feedback for ranking)
     used_count: Mapped[int] = mapped_column(Integer, default=0)
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,13 +7,16 @@ Full text, over the *analysed* terms (kb.analysis) kept in ``search_title`` / ``
 
 * SQLite: an FTS5 table ``kb_fts(title, body)`` (``unicode61`` tokenizer: the terms are
   already space-separated), rowid = article id, ranked by ``bm25`` with the title
-  weighted 5×. Written in the same transaction as the article.
-* PostgreSQL: ``setweight(to_tsvector('simple', search_title), 'A') ||
-  setweight(to_tsvector('simple', search_body), 'B')`` with a GIN index over exactly that
-  expression, ranked by ``ts_rank``. ``simple`` does no stemming: the analysis did.
+  weighted 5×. Written in the same transaction as the article; created (and rebuilt when
+  its row count differs from the table's) by :meth:`KbRepository.ensure_search_index`.
+* PostgreSQL: the stored ``tsvector`` column ``kb_articles.search_vector``
+  (:data:`kb.models.SEARCH_VECTOR_SQL`: title A, body B, ``simple`` configuration — no
+  stemming, the analysis did it) with its GIN index (migration 0018), written in the same
+  transaction as the article and ranked by ``ts_rank``; rows written around the
+  repository (a bulk load) are back-filled by :meth:`KbRepository.ensure_search_index`.
 
-Both are created by :meth:`KbRepository.ensure_search_index` at start-up (derived data,
-rebuilt if missing), not by the Alembic history.
+One query per search on both stores, direct and synonym terms together
+(:meth:`KbRepository.search`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kb.models import (
+    SEARCH_VECTOR_SQL,
     AcknowledgementRow,
     ArticleRow,
     ArticleVersionRow,
@@ -39,10 +43,6 @@ from kb.models import (
     SynonymRow,
 )
 
-_PG_VECTOR = (
-    "(setweight(to_tsvector('simple', coalesce(search_title, '')), 'A') || "
-    "setweight(to_tsvector('simple', coalesce(search_body, '')), 'B'))"
-)
 #: full-text candidates fetched before the usage re-ranking
 CANDIDATES = 200
 
@@ -117,7 +117,8 @@ class KbRepository:
                         text("INSERT INTO kb_fts(rowid, title, body) SELECT id, search_title, search_body FROM kb_articles")
                     )
             else:
-                await s.execute(text(f"CREATE INDEX IF NOT EXISTS ix_kb_articles_fulltext ON kb_articles USING gin ({_PG_VECTOR})"))
+                # the stored vector (migration 0018) of rows written around the repository
+                await s.execute(text(f"UPDATE kb_articles SET search_vector = {SEARCH_VECTOR_SQL} WHERE search_vector IS NULL"))
             await s.commit()
 
     async def _index(self, s: AsyncSession, row: ArticleRow) -> None:
@@ -127,38 +128,46 @@ class KbRepository:
                 text("INSERT INTO kb_fts(rowid, title, body) VALUES (:id, :t, :b)"),
                 {"id": row.id, "t": row.search_title, "b": row.search_body},
             )
+        else:
+            await s.execute(text(f"UPDATE kb_articles SET search_vector = {SEARCH_VECTOR_SQL} WHERE id = :id"), {"id": row.id})
 
     async def search(
-        self, terms: Sequence[str], filters: SearchFilters, *, now: datetime | None = None, limit: int = CANDIDATES
+        self, terms: Sequence[str], filters: SearchFilters, *, synonyms: Sequence[str] = (), synonym_weight: float = 0.5,
+        now: datetime | None = None, limit: int = CANDIDATES,
     ) -> list[Hit]:
-        """The ``limit`` best full-text matches of any of ``terms`` (already analysed; only word
-        characters) that pass ``filters``, best first. Only ids and ranking inputs are read:
-        the caller loads the rows of the page it shows."""
-        return (await self.search_many([terms], filters, now=now, limit=limit))[0]
-
-    async def search_many(
-        self, term_sets: Sequence[Sequence[str]], filters: SearchFilters, *, now: datetime | None = None,
-        limit: int = CANDIDATES,
-    ) -> list[list[Hit]]:
-        """:meth:`search` for several term sets, in one session."""
-        dialect = await self.dialect()
+        """The ``limit`` best full-text matches of any of ``terms`` or ``synonyms`` (already
+        analysed; only word characters, disjoint) that pass ``filters``, best first, in ONE
+        query. Relevance = relevance of the direct terms + ``synonym_weight`` × relevance of
+        the synonyms (``1/synonym_weight`` must be a whole number). Only ids and ranking inputs
+        are read: the caller loads the rows of the page it shows."""
+        terms, synonyms = list(terms), [t for t in synonyms if t not in terms]
+        if not terms and not synonyms:
+            return []
+        repeat = round(1 / synonym_weight)
+        if repeat < 1 or abs(repeat * synonym_weight - 1) > 1e-9:
+            raise ValueError("synonym_weight must be 1/k for a whole k")
         conds = self._filters(filters, now)
         # the fast FTS5 path takes the best matches first and filters them after: only for the
         # usual search (published articles, no other filter), where few of them are filtered out
         narrow = any((filters.queue, filters.tag, filters.language, filters.kind)) or filters.status != "published"
-        stmts = [self._search_stmt(dialect, terms, conds, limit, narrow) if terms else None for terms in term_sets]
-        out: list[list[Hit]] = []
+        stmt = self._search_stmt(await self.dialect(), terms, synonyms, repeat, conds, limit, narrow)
         async with self._sm() as s:
-            for stmt in stmts:
-                rows = (await s.execute(stmt)).all() if stmt is not None else []
-                out.append([Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows])
-        return out
+            rows = (await s.execute(stmt)).all()
+        return [Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows]
 
     @staticmethod
-    def _search_stmt(dialect: str, terms: Sequence[str], conds: list[Any], limit: int, narrow: bool) -> Any:
+    def fts5_match(terms: Sequence[str], synonyms: Sequence[str] = (), repeat: int = 2) -> str:
+        """The FTS5 query of :meth:`search`: FTS5's bm25 is the sum of its phrases' scores, so a
+        direct term written ``repeat`` times counts ``repeat`` × what a synonym counts, and
+        bm25 / ``repeat`` is exactly direct + synonyms / ``repeat``."""
+        return " OR ".join([f'"{t}"' for t in terms for _ in range(repeat)] + [f'"{t}"' for t in synonyms])
+
+    @staticmethod
+    def _search_stmt(dialect: str, terms: Sequence[str], synonyms: Sequence[str], repeat: int, conds: list[Any],
+                     limit: int, narrow: bool) -> Any:
         cols = (ArticleRow.id, ArticleRow.helpful_count, ArticleRow.language)
         if dialect == "sqlite":
-            match = " OR ".join(f'"{t}"' for t in terms)
+            match = KbRepository.fts5_match(terms, synonyms, repeat)
             if not narrow:
                 # FTS5 answers "MATCH … ORDER BY rank LIMIT n" itself (rank = bm25(5, 1), set by
                 # ensure_search_index), much faster than ordering by bm25(); the status/validity
@@ -171,12 +180,12 @@ class KbRepository:
                     .limit(2 * limit)
                     .subquery("best")
                 )
-                rank = (-best.c.rank).label("rel")
+                rank = (-best.c.rank / repeat).label("rel")
                 return (
                     select(*cols, rank).select_from(best).join(ArticleRow, ArticleRow.id == best.c.rowid)
                     .where(*conds).order_by(best.c.rank, ArticleRow.id).limit(limit)
                 )
-            rank = literal_column("-bm25(kb_fts, 5.0, 1.0)").label("rel")
+            rank = literal_column(f"-bm25(kb_fts, 5.0, 1.0) / {repeat}").label("rel")
             stmt = (
                 select(*cols, rank)
                 .select_from(ArticleRow)
@@ -184,11 +193,21 @@ class KbRepository:
                 .where(text("kb_fts MATCH :m").bindparams(m=match), *conds)
             )
         else:
-            tsq = " | ".join("'" + t.replace("'", "''") + "'" for t in terms)
-            vector = literal_column(_PG_VECTOR)
-            query = func.to_tsquery("simple", tsq)
-            rank = func.ts_rank(vector, query).label("rel")
-            stmt = select(*cols, rank).where(vector.op("@@")(query), *conds)
+            def tsquery(ts: Sequence[str]) -> Any:
+                return func.to_tsquery("simple", " | ".join("'" + t.replace("'", "''") + "'" for t in ts))
+
+            vector = ArticleRow.search_vector
+            if terms and synonyms:
+                direct, syn = tsquery(terms), tsquery(synonyms)
+                match = vector.op("@@")(direct.op("||")(syn))
+                rank = (func.ts_rank(vector, direct) + func.ts_rank(vector, syn) / repeat).label("rel")
+            elif terms:
+                direct = tsquery(terms)
+                match, rank = vector.op("@@")(direct), func.ts_rank(vector, direct).label("rel")
+            else:
+                syn = tsquery(synonyms)
+                match, rank = vector.op("@@")(syn), (func.ts_rank(vector, syn) / repeat).label("rel")
+            stmt = select(*cols, rank).where(match, *conds)
         return stmt.order_by(rank.desc(), ArticleRow.id).limit(limit)
 
     @staticmethod

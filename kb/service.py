@@ -38,7 +38,7 @@ from kb.models import (
 )
 from kb.notifier import KbNotifier
 from kb.permissions import Actor
-from kb.repository import Duplicate, Hit, KbRepository, SearchFilters
+from kb.repository import Duplicate, KbRepository, SearchFilters
 from kb.rules import CallContext, Candidate, RuleSet, intent_values, score
 from recording.storage import NotFound as StorageNotFound
 from recording.storage import Storage, StorageError
@@ -577,15 +577,13 @@ class KbService:
         else:
             # the query's own (or typo-corrected) terms count fully, terms added by synonyms less
             primary = [t for t in query.expanded if t not in query.synonyms]
-            direct, via_synonyms = await self.repository.search_many([primary, query.synonyms], filters, now=now)
-            hits: dict[int, tuple[Hit, float]] = {h.id: (h, h.relevance) for h in direct}
-            for h in via_synonyms:
-                hits[h.id] = (h, hits.get(h.id, (h, 0.0))[1] + SYNONYM_WEIGHT * h.relevance)
+            hits = await self.repository.search(primary, filters, synonyms=query.synonyms,
+                                                synonym_weight=SYNONYM_WEIGHT, now=now)
             # relevance × usage (helpful marks), and a nudge for articles in the language of the query
             q_lang = "ko" if _HANGUL.search(q) else "en"
             ranked = sorted(
                 ((h.id, rel, rel * (1 + self.usage_weight * math.log1p(h.helpful)) * (LANGUAGE_MATCH if h.language == q_lang else 1.0))
-                 for h, rel in hits.values()),
+                 for h in hits for rel in (h.relevance,)),
                 key=lambda t: (-t[2], t[0]),
             )
             total = len(ranked)

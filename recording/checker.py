@@ -203,6 +203,11 @@ def parse_policy(text: str, file: str) -> PolicyCheck:
         if action in ("never", "dont_record") and any(options[k] is not None for k in options):
             given = [k for k in OPTION_FIELDS if options[k] is not None]
             c.err(raw.where(given[0]), f"{what}: {', '.join(given)} has no effect on a rule that does not record", "warning")
+        late = [k for k in ("queue", "agent", "outcome") if k in match]
+        if options["start"] == "call" and late:
+            # the IVR starts MixMonitor when the call arrives: the queue, agent and outcome are not known then
+            c.err(raw.where("start"), f"{what}: start: call cannot depend on {', '.join(late)} (not known when the call "
+                  "enters the IVR); match on direction, called, time or days")
         rules.append(Rule(name=name, action=action, **match, **options))
     problems = sort_problems(c.problems)
     if any(p.severity == "error" for p in problems):

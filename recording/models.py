@@ -41,15 +41,23 @@ class RecordingRow(Base):
         Index("ix_recording_recordings_agent_started", "agent_id", "started_at"),
         Index("ix_recording_recordings_queue_started", "queue", "started_at"),
         Index("ix_recording_recordings_status_retention", "status", "retention_until"),
+        # search (migration 0017, benchmarks/recording_search.py): an equality filter + newest first walks
+        # (column, started_at, id) in order and stops at the page size, at a million rows too
+        Index("ix_recording_recordings_caller_started", "caller_num", "started_at", "id"),
+        Index("ix_recording_recordings_called_started", "called", "started_at", "id"),
+        Index("ix_recording_recordings_direction_started", "direction", "started_at", "id"),
+        Index("ix_recording_recordings_disposition_started", "disposition", "started_at", "id"),
+        Index("ix_recording_recordings_muted_started", "muted", "started_at", "id"),
+        Index("ix_recording_recordings_qa_started", "qa_sample", "started_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(64), unique=True)  # the Linkedid
     uniqueids: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    caller_num: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    caller_num: Mapped[str | None] = mapped_column(String(80), nullable=True)
     caller_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    called: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
-    direction: Mapped[str] = mapped_column(String(20), default="inbound", index=True)
+    called: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    direction: Mapped[str] = mapped_column(String(20), default="inbound")
     queue: Mapped[str | None] = mapped_column(String(80), nullable=True)
     queues: Mapped[list[Any]] = mapped_column(JSON, default=list)
     agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the first agent who answered
@@ -63,13 +71,17 @@ class RecordingRow(Base):
     talk_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     hold_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    disposition: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    disposition: Mapped[str | None] = mapped_column(String(80), nullable=True)
     ivr_context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     ivr_path: Mapped[list[Any]] = mapped_column(JSON, default=list)  # ["main:welcome", "main:menu", ...]
     flow_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     muted_spans: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{start, end, by, reason}] seconds
+    #: holds from CTI (call.held / call.unheld): [{start, end, seconds, at}]; start/end in file seconds
+    #: (with option b the file does not grow on hold, so start == end), seconds = how long the caller
+    #: waited on hold; NULL for rows written before migration 0021 (not known)
+    hold_spans: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     channel: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the channel MixMonitor runs on
     source_file: Mapped[str | None] = mapped_column(String(500), nullable=True)  # what the PBX wrote
     format: Mapped[str | None] = mapped_column(String(10), nullable=True)
@@ -87,7 +99,7 @@ class RecordingRow(Base):
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     hold_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    qa_sample: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    qa_sample: Mapped[bool] = mapped_column(Boolean, default=False)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     removed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     removed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

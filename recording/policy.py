@@ -12,14 +12,17 @@ says what to do. **Overlapping rules: the most protective wins**
 * ``retention_days``: the longest of the matching rules that record (and the
   defaults');
 * ``legal_hold`` and ``qa_sampling``: on if any matching rule turns them on;
-* ``start``: ``queue_entry`` beats ``agent_connect`` (more is kept);
+* ``start``: ``call`` beats ``queue_entry`` beats ``agent_connect`` (more is kept);
 * ``channels``: ``stereo`` beats ``mono``.
 
-The decision is taken twice: at queue entry (agent and outcome not known yet —
-a rule that needs them is treated as "may match" for recording and as "not
-matched" for ``never``/``dont_record``), and when the call has ended with
-every fact known; the end decision is final (a file recorded for a call the
-final decision does not keep is deleted, never kept by accident).
+The decision is taken up to three times (:data:`STAGES`): when the call enters
+the IVR (stage ``call``: queue, agent and outcome not known yet — only a
+``start: call`` decision is acted on there: the IVR starts MixMonitor), at queue
+entry (agent and outcome not known yet), and when the call has ended with every
+fact known. A rule that needs a fact not known yet is treated as "may match"
+for recording and as "not matched" for ``never``/``dont_record``; the end
+decision is final (a file recorded for a call the final decision does not keep
+is deleted, never kept by accident).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from datetime import datetime, time as dtime
 from typing import Any, Iterable
 
 ACTIONS = ("record", "dont_record", "never")
-STARTS = ("queue_entry", "agent_connect")
+STARTS = ("call", "queue_entry", "agent_connect")  # most kept first: call beats queue_entry beats agent_connect
 CHANNELS = ("mono", "stereo")
 DIRECTIONS = ("inbound", "outbound", "click-to-call", "callback")
 OUTCOMES = ("answered", "abandoned", "unanswered", "ivr_hangup", "lost", "voicemail")
@@ -38,6 +41,10 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MATCH_FIELDS = ("queue", "agent", "direction", "called", "time", "days", "outcome")
 #: the facts unknown when the call enters the queue
 LATE_FIELDS = frozenset({"agent", "outcome"})
+#: the facts unknown when the call enters the IVR (a ``start: call`` rule may not match on them)
+CALL_LATE_FIELDS = LATE_FIELDS | {"queue"}
+#: when a decision is taken: the call enters the IVR, the call enters a queue, the call has ended
+STAGES = ("call", "queue", "final")
 
 
 @dataclass(frozen=True)
@@ -148,14 +155,19 @@ class Decision:
         }
 
 
-def decide(policy: PolicySet, facts: CallFacts, *, final: bool = True) -> Decision:
+def decide(policy: PolicySet, facts: CallFacts, *, final: bool = True, stage: str | None = None) -> Decision:
     """The most protective combination of the defaults and every matching rule.
 
-    ``final=False`` is the decision at queue entry: rules needing the agent or
-    the outcome may still match, so they can turn recording on (we would rather
-    record and delete than miss), but cannot forbid it yet.
+    ``stage`` is one of :data:`STAGES` (``final=False`` is the older spelling of
+    ``stage="queue"``). Before the end, rules needing a fact not known yet (queue
+    at ``call``; agent, outcome at ``call`` and ``queue``) may still match, so they
+    can turn recording on (we would rather record and delete than miss), but cannot
+    forbid it yet.
     """
-    known = None if final else set(MATCH_FIELDS) - LATE_FIELDS
+    stage = stage or ("final" if final else "queue")
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+    known = {"final": None, "queue": set(MATCH_FIELDS) - LATE_FIELDS, "call": set(MATCH_FIELDS) - CALL_LATE_FIELDS}[stage]
     d = policy.defaults
     sure: list[Rule] = []
     maybe: list[Rule] = []
@@ -179,7 +191,8 @@ def decide(policy: PolicySet, facts: CallFacts, *, final: bool = True) -> Decisi
         record, reason = d.action == "record", "defaults: " + ("record" if d.action == "record" else "don't record")
     options = [r for r in sure + maybe if r.action in (None, "record")] if record else []
     retention = max([d.retention_days, *(r.retention_days for r in options if r.retention_days is not None)])
-    start = "queue_entry" if d.start == "queue_entry" or any(r.start == "queue_entry" for r in options) else "agent_connect"
+    starts = {d.start, *(r.start for r in options if r.start)}
+    start = next(s for s in STARTS if s in starts)  # the earliest start wins
     channels = "stereo" if d.channels == "stereo" or any(r.channels == "stereo" for r in options) else "mono"
     hold = d.legal_hold or any(r.legal_hold for r in options)
     qa = d.qa_sampling or any(r.qa_sampling for r in options)

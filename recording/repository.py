@@ -52,6 +52,7 @@ def to_dict(r: RecordingRow) -> dict[str, Any]:
         "late_start_seconds": r.late_start_seconds, "wait_seconds": r.wait_seconds, "talk_seconds": r.talk_seconds,
         "hold_seconds": r.hold_seconds, "outcome": r.outcome, "disposition": r.disposition, "ivr_context": r.ivr_context,
         "ivr_path": r.ivr_path, "flow_version": r.flow_version, "tags": r.tags, "muted": r.muted, "muted_spans": r.muted_spans,
+        "hold_spans": r.hold_spans,
         "format": r.format, "size": r.size, "sha256": r.sha256, "storage_backend": r.storage_backend,
         "encrypted": r.encrypted, "source_file": r.source_file, "duration": r.duration, "audio": r.audio, "status": r.status,
         "status_reason": r.status_reason, "policy": r.policy, "retention_until": _ts(r.retention_until),

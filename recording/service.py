@@ -84,6 +84,27 @@ def storage_key(call_id: str, started: datetime, fmt: str) -> str:
 
 
 @dataclass
+class FileClock:
+    """Seconds of audio in the file as a function of time on one clock (Asterisk's, from the
+    events' ``Timestamp`` header): the file grows only while ``running``."""
+
+    started: float
+    file_seconds: float = 0.0
+    running_since: float | None = None
+
+    def offset(self, t: float) -> float:
+        running = (t - self.running_since) if self.running_since is not None else 0.0
+        return round(self.file_seconds + max(0.0, running), 3)
+
+    def set_running(self, running: bool, t: float) -> None:
+        if running and self.running_since is None:
+            self.running_since = t
+        elif not running and self.running_since is not None:
+            self.file_seconds += max(0.0, t - self.running_since)
+            self.running_since = None
+
+
+@dataclass
 class Live:
     """A recording in progress (memory only; the row is written beside it)."""
 
@@ -99,6 +120,8 @@ class Live:
     muted_reason: str | None = None
     spans: list[dict[str, Any]] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)  # closed holds (file offsets + seconds)
+    held_at: tuple[float, float] | None = None  # (file offset, clock) where the current hold began
     queues: list[str] = field(default_factory=list)
     late_start: bool = False
     late_start_seconds: float | None = None
@@ -106,7 +129,21 @@ class Live:
     decision: Decision | None = None
     auto_resume: asyncio.Task | None = None
     ivr_paused: bool = False
+    #: the dialed number (DID) as the IVR saw it (agi_dnid): the CTI's ``dialed`` of a Local channel
+    #: is the Local's extension, not the DID (see :meth:`RecordingService.facts`)
+    called: str | None = None
+    #: the decision of stage ``call`` when the IVR started MixMonitor at call entry (``start: call``)
+    call_decision: Decision | None = None
+    #: the same file clock on Asterisk's clock (events with ``Timestamp``), from MixMonitorStart on;
+    #: ``ast_ok`` goes False as soon as one change came without a timestamp (then callcore's clock)
+    ast: FileClock | None = None
+    ast_ok: bool = True
+    ast_muted_at: float | None = None
+    ast_spans: list[tuple[float, float]] = field(default_factory=list)
+    ast_end: float | None = None
     row_task: asyncio.Task | None = None  # the start row's write; the end write waits for it
+    #: which clock the spans are on: {"muted_spans": "asterisk"|"callcore", "agents": ...} (set at the end)
+    clock: dict[str, str] = field(default_factory=lambda: {"muted_spans": "callcore", "agents": "callcore"})
 
     def offset(self, now: float) -> float:
         running = (now - self.running_since) if self.running_since is not None else 0.0
@@ -263,15 +300,34 @@ class RecordingService:
             agents.append(call.agent_id)
         return CallFacts(
             at=datetime.fromtimestamp(call.started_at, tz=self.tz), direction=direction, queues=tuple(queues),
-            agents=tuple(agents), called=getattr(call, "dialed", None), outcome=outcome,
+            agents=tuple(agents), called=self.called_number(call, live), outcome=outcome,
         )
 
+    @staticmethod
+    def called_number(call: Any, live: Live | None = None) -> str | None:
+        """The DID the caller dialed. The IVR's (``agi_dnid``, kept on the live recording and in the
+        call's IVR context) wins over the CTI's ``dialed``: for a call that arrives on a Local channel
+        (the emulator's ``ivr-in`` calls, ``Local/<caller>@sim-caller``) the first channel's
+        ``Exten`` is the caller's number, not the DID, and "called" rules would never match."""
+        if live is not None and live.called:
+            return live.called
+        ivr = getattr(call, "ivr_context", None) or {}
+        dialed = ivr.get("dialed") if isinstance(ivr, dict) else None
+        if dialed:
+            return str(dialed)
+        if getattr(call, "direction", None) == "outbound":  # click-to-call / callback: the number the agent dialled
+            return getattr(call, "dialed", None) or getattr(call, "caller_num", None)
+        return getattr(call, "dialed", None)
+
     # ------------------------------------------------------------ live call (from the CTI subscriber)
-    def call_changed(self, kind: str, call: Any, agent_id: str | None, now: float) -> None:
-        """Cheap and synchronous: follow one call's recording from a CTI change."""
+    def call_changed(self, kind: str, call: Any, agent_id: str | None, now: float, ast: float | None = None) -> None:
+        """Cheap and synchronous: follow one call's recording from a CTI change. ``ast`` is
+        Asterisk's time of the event behind the change (``Timestamp``), or None."""
         live = self.live.get(call.id)
         if live is None and getattr(call, "recording", False) and kind != "call.ended":
             live = self._begin(call, now)
+        if live is not None:
+            self._follow_asterisk_clock(live, call, ast)
         if live is None:
             if kind == "call.ended":
                 self._spawn(self._finish_unrecorded(call), f"recording-end-{call.id}")
@@ -281,13 +337,22 @@ class RecordingService:
         if kind == "call.queued" and live.decision is None:
             self._decide_at_entry(call, live)
         if kind == "call.answered" and (agent_id or call.agent_id):
-            self._agent_on(live, agent_id or call.agent_id, now)  # a transfer target answering too
+            self._agent_on(live, agent_id or call.agent_id, now, ast)  # a transfer target answering too
         running = call.status == "talking" and not call.on_hold and live.stopped is False
         if not live.bridged_only:
             running = not live.stopped
         if kind == "call.ended":
             running = False
+        if kind == "call.held" and live.held_at is None:
+            live.held_at = (live.offset(now), now)
         live.set_running(running, now)
+        if live.ast is not None and ast is not None:
+            live.ast.set_running(running, ast)
+            self._follow_mute(live, call, ast)
+            if kind == "call.ended":
+                live.ast_end = ast
+        if kind in ("call.unheld", "call.ended") and live.held_at is not None:
+            self._close_hold(live, now)
         if kind == "call.ended":
             self.live.pop(call.id, None)
             if live.auto_resume is not None:
@@ -297,11 +362,64 @@ class RecordingService:
             for a in live.agents:
                 if a["to"] is None:
                     a["to"] = live.offset(now)
+            ast_from = {a["agent_id"]: a["ast_from"] for a in reversed(live.agents) if a.get("ast_from") is not None}
             live.agents = _agent_spans(call, live, now) or live.agents
+            for a in live.agents:  # each agent's first arrival on Asterisk's clock, when it was seen
+                if a["agent_id"] in ast_from:
+                    a["ast_from"] = ast_from[a["agent_id"]]
+            self._apply_asterisk_clock(live, live.offset(now))
             self._spawn(self._finish(call, live, now), f"recording-end-{call.id}")
 
+    # ------------------------------------------------------------ Asterisk's clock (timestampevents)
+    def _follow_asterisk_clock(self, live: Live, call: Any, ast: float | None) -> None:
+        if ast is None:
+            live.ast_ok = False
+            return
+        if live.ast is None and live.ast_ok and getattr(call, "recording", False):
+            # the first timestamped change of a recording call is its MixMonitorStart (call.recording turned on)
+            live.ast = FileClock(ast)
+            if not live.bridged_only:
+                live.ast.set_running(True, ast)
+
+    def _follow_mute(self, live: Live, call: Any, ast: float) -> None:
+        """MixMonitorMute events (``call.recording_muted``) on Asterisk's clock."""
+        assert live.ast is not None
+        muted = bool(getattr(call, "recording_muted", False))
+        if muted and live.ast_muted_at is None:
+            live.ast_muted_at = live.ast.offset(ast)
+        elif not muted and live.ast_muted_at is not None:
+            live.ast_spans.append((live.ast_muted_at, live.ast.offset(ast)))
+            live.ast_muted_at = None
+
+    def _apply_asterisk_clock(self, live: Live, local_end: float) -> None:
+        """Spans from Asterisk's timestamps when every change had one (and one muted span per
+        pause); otherwise callcore's clock. Says which in ``live.clock``."""
+        ok = live.ast_ok and live.ast is not None
+        if ok and live.ast_muted_at is not None and live.ast_end is not None:  # muted until the end
+            live.ast_spans.append((live.ast_muted_at, live.ast.offset(live.ast_end)))  # type: ignore[union-attr]
+            live.ast_muted_at = None
+        muted = "asterisk" if ok and len(live.ast_spans) == len(live.spans) else "callcore"
+        if muted == "asterisk":
+            for span, (start, end) in zip(live.spans, live.ast_spans):
+                span["callcore"] = {"start": span["start"], "end": span["end"]}
+                span["start"], span["end"] = start, end
+        agents = "asterisk" if ok and live.agents and all(a.get("ast_from") is not None for a in live.agents) else "callcore"
+        if agents == "asterisk":
+            end = live.ast.offset(live.ast_end) if live.ast is not None and live.ast_end is not None else None
+            for i, a in enumerate(live.agents):
+                tail = max(0.0, local_end - (a["to"] if a["to"] is not None else local_end))  # after the agent left
+                a["from"] = a.pop("ast_from")
+                nxt = live.agents[i + 1].get("ast_from") if i + 1 < len(live.agents) else None
+                last = (end - tail) if end is not None else a["from"]
+                a["to"] = round(max(a["from"], nxt if nxt is not None else last), 3)
+        for a in live.agents:
+            a.pop("ast_from", None)
+        live.clock = {"muted_spans": muted, "agents": agents}
+
     def _begin(self, call: Any, now: float) -> Live:
-        leg = call.caller_leg
+        # MixMonitor runs on the channel whose Uniqueid is the call id (the file is ``${UNIQUEID}.wav``):
+        # the caller's for inbound calls, the agent side's Local ;1 running [outbound] for click-to-call
+        leg = call.legs.get(call.id) or call.caller_leg
         live = Live(call.id, leg.channel if leg is not None else None, now)
         if call.answered_at is not None:  # MixMonitor began after an agent had the call
             live.late_start = True
@@ -310,9 +428,63 @@ class RecordingService:
         live.row_task = self._spawn(self._write(f"start row {call.id}", lambda: self.repo.upsert(
             call.id, started_at=_utc(call.started_at), recording_started_at=_utc(now), status=RECORDING,
             channel=live.channel, direction=call.direction, caller_num=call.caller_num, caller_name=call.caller_name,
-            called=call.dialed, late_start=live.late_start, late_start_seconds=live.late_start_seconds,
+            called=self.called_number(call), late_start=live.late_start, late_start_seconds=live.late_start_seconds,
         )), f"recording-row-{call.id}")
         return live
+
+    # IVR port (ivr.ports.RecordingControl): the call enters the IVR
+    async def call_entered(self, channel: Any) -> bool:
+        """Policy ``start: call``: when the decision at call entry says so, ask Asterisk to start
+        MixMonitor on the caller's channel now (AGI ``EXEC MixMonitor``), so the IVR — and a
+        ``sensitive: true`` collect in it, muted while the caller types — is in the recording.
+
+        The file name and the options come only from callcore's call id (the Linkedid, checked
+        to be ``digits.digits``) and fixed letters — never from caller text (AST-2012-004 /
+        AST-2014-006). No ``b``: the file runs from now, bridged or not. The dialplan's
+        ``[queue-entry]`` sees ``MIXMONITOR_FILENAME`` set and does not start a second one.
+        Returns whether a recording was started."""
+        info = channel.info
+        call_id = info.linkedid or info.uniqueid
+        if not call_id or not _CALL_ID.match(call_id) or call_id in self.live and self.live[call_id].call_decision:
+            return False
+        call = self.call_lookup(call_id) if self.call_lookup else None
+        started_at = float(getattr(call, "started_at", None) or self.clock())
+        direction = getattr(call, "direction", None) or "inbound"
+        from types import SimpleNamespace
+
+        facts_of = SimpleNamespace(started_at=started_at, direction=direction, origin=getattr(call, "origin", None),
+                                   queue=None, agent_id=None, dialed=info.dialed or None, ivr_context=None)
+        d = decide(self.policy, self.facts(facts_of, None), stage="call")
+        if not (d.record and d.start == "call"):
+            return False
+        base = source_name(call_id).rsplit(".", 1)[0]
+        options = ""
+        if d.channels == "stereo":
+            caller, agent = leg_files(Path("."), call_id)
+            options = f"r({caller.name})t({agent.name})"
+        try:
+            await channel.exec("MixMonitor", f"{base}.wav", options) if options else await channel.exec("MixMonitor", f"{base}.wav")
+        except Exception as exc:  # noqa: BLE001 - the caller is served; [queue-entry] still records from the queue
+            log.warning("MixMonitor at call entry for %s failed (%s); recording starts at queue entry", call_id, exc)
+            return False
+        now = self.clock()  # telephony first: Asterisk records, then the bookkeeping
+        live = self.live.get(call_id)
+        if live is None:  # MixMonitorStart not seen yet: the recording is known from the IVR's side
+            live = Live(call_id, info.channel or None, now)
+            self.live[call_id] = live
+            live.row_task = self._spawn(self._write(f"start row {call_id}", lambda: self.repo.upsert(
+                call_id, started_at=_utc(started_at), recording_started_at=_utc(now), status=RECORDING,
+                channel=live.channel, direction=direction, caller_num=info.caller_num, caller_name=info.caller_name,
+                called=info.dialed or None, late_start=False, late_start_seconds=None,
+            )), f"recording-row-{call_id}")
+        live.call_decision = d
+        live.called = info.dialed or live.called
+        live.bridged_only = False  # no option b: the file runs from MixMonitor's start
+        live.set_running(True, live.started_at)
+        if live.ast is not None:
+            live.ast.set_running(True, live.ast.started)
+        self._event(call_id, "started", now, "ivr", f"policy: {d.reason}; start: call", {"start": "call"})
+        return True
 
     def hand_off_variables(self, queue: str | None, dialed: str | None, started_at: float,
                            direction: str = "inbound") -> list[tuple[str, str]]:
@@ -326,15 +498,33 @@ class RecordingService:
         d = decide(self.policy, self.facts(call, None), final=False)
         return [
             ("CALLCORE_RECORD", "1" if d.record else "0"),
-            ("CALLCORE_REC_START", "queue" if d.start == "queue_entry" else "agent"),
+            # start: call is done by the IVR (call_entered); if that did not happen, the queue entry is the next best
+            ("CALLCORE_REC_START", "queue" if d.start in ("queue_entry", "call") else "agent"),
             ("CALLCORE_REC_STEREO", "1" if d.channels == "stereo" else "0"),
         ]
 
+    def originate_variables(self, origin: str, number: str, agent_id: str | None = None,
+                            started_at: float | None = None) -> dict[str, str]:
+        """Channel variables of a click-to-call / callback ``Originate`` (cti/outbound.py): the
+        policy's decision when the call is placed (direction ``click-to-call``/``callback``, called
+        number = the number dialled, time) as fixed tokens. The ``[outbound]`` dialplan starts
+        ``MixMonitor(${UNIQUEID}.wav,b…)`` when ``CALLCORE_RECORD=1`` (option ``b``: audio only
+        once the customer is bridged — a customer who never answers leaves no file)."""
+        from types import SimpleNamespace
+
+        direction = origin if origin in ("click-to-call", "callback") else "outbound"
+        call = SimpleNamespace(started_at=started_at or self.clock(), direction="outbound", origin=direction,
+                               queue=None, agent_id=agent_id, dialed=number, ivr_context=None)
+        d = decide(self.policy, self.facts(call, None), stage="call")
+        return {"CALLCORE_RECORD": "1" if d.record else "0", "CALLCORE_REC_STEREO": "1" if d.channels == "stereo" else "0"}
+
     def _decide_at_entry(self, call: Any, live: Live) -> None:
         live.decision = decide(self.policy, self.facts(call, live), final=False)
-        if live.decision.record and live.decision.start == "queue_entry":
+        if live.decision.record and live.decision.start in ("queue_entry", "call"):
             live.bridged_only = False  # MixMonitor without option b: the file runs from its start
             live.set_running(True, live.started_at)
+            if live.ast is not None:
+                live.ast.set_running(True, live.ast.started)
         if not live.decision.record and live.channel and self.ami is not None:
             live.stopped = True
             self._spawn(self._stop_mixmonitor(live.channel, call.id, live.decision.reason), f"recording-stop-{call.id}")
@@ -346,14 +536,25 @@ class RecordingService:
         except Exception as exc:  # noqa: BLE001 - the end decision deletes the file anyway
             log.warning("StopMixMonitor for %s failed (%s); the file is deleted when the call ends", call_id, exc)
 
-    def _agent_on(self, live: Live, agent_id: str, now: float) -> None:
+    def _agent_on(self, live: Live, agent_id: str, now: float, ast: float | None = None) -> None:
         if live.agents and live.agents[-1]["agent_id"] == agent_id and live.agents[-1]["to"] is None:
             return
         at = live.offset(now)
         for a in live.agents:
             if a["to"] is None:
                 a["to"] = at
-        live.agents.append({"agent_id": agent_id, "from": at, "to": None, "at": round(now, 3)})
+        entry = {"agent_id": agent_id, "from": at, "to": None, "at": round(now, 3)}
+        if live.ast is not None and ast is not None:
+            entry["ast_from"] = live.ast.offset(ast)
+        live.agents.append(entry)
+
+    @staticmethod
+    def _close_hold(live: Live, now: float) -> None:
+        """A hold ended: its place on the file's timeline and how long the caller waited. With
+        option ``b`` the file does not grow on hold (start == end: a point on the timeline)."""
+        at, since = live.held_at  # type: ignore[misc]
+        live.holds.append({"start": at, "end": live.offset(now), "seconds": round(max(0.0, now - since), 3), "at": round(since, 3)})
+        live.held_at = None
 
     # ------------------------------------------------------------ PCI pause / resume
     def may_control(self, call: Any, subject: str, role: str) -> bool:
@@ -488,7 +689,7 @@ class RecordingService:
         path = ivr.get("path") or [s.get("node") for s in ivr.get("steps", []) if isinstance(s, dict) and s.get("node")]
         fields: dict[str, Any] = dict(
             started_at=_utc(call.started_at), ended_at=ended, direction=self.facts(call, live).direction,
-            caller_num=call.caller_num, caller_name=call.caller_name, called=call.dialed, queue=call.queue,
+            caller_num=call.caller_num, caller_name=call.caller_name, called=self.called_number(call, live), queue=call.queue,
             queues=list(live.queues),
             agent_id=live.agents[0]["agent_id"] if live.agents else call.agent_id,
             agents=live.agents,
@@ -496,9 +697,10 @@ class RecordingService:
             hold_seconds=round(call.on_hold_seconds, 3), outcome=outcome, disposition=call.disposition,
             ivr_context=ivr or None, ivr_path=[str(p) for p in path],
             flow_version=str(ivr.get("version")) if ivr.get("version") is not None else None,
-            muted=bool(live.spans), muted_spans=live.spans, channel=live.channel, source_file=src.name,
+            muted=bool(live.spans), muted_spans=live.spans, hold_spans=live.holds, channel=live.channel, source_file=src.name,
             late_start=live.late_start, late_start_seconds=live.late_start_seconds, policy=decision.to_dict(),
-            audio={"expected_seconds": live.offset(now)},
+            audio={"expected_seconds": live.ast.offset(live.ast_end) if live.clock["muted_spans"] == "asterisk"
+                   and live.ast is not None and live.ast_end is not None else live.offset(now), "clock": live.clock},
         )
         facets = {"agent": [a["agent_id"] for a in live.agents], "queue": list(live.queues), "node": fields["ivr_path"]}
         if not answered or not decision.record:

@@ -24,4 +24,5 @@ class RecordingSubscriber:
         call_id = change.call_id or ""
         call = self.state.ended.get(call_id) if change.kind == "call.ended" else self.state.calls.get(call_id)
         if call is not None:
-            self.service.call_changed(change.kind, call, change.agent_id, now)
+            # Asterisk's clock of the event behind this change (timestampevents), None without it
+            self.service.call_changed(change.kind, call, change.agent_id, now, getattr(self.state, "event_time", None))

@@ -15,7 +15,7 @@ Field names follow Asterisk 20's AMI documentation and the captures in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 Headers = Mapping[str, str]
@@ -132,7 +132,13 @@ class MemberInfo:
 # --------------------------------------------------------------------- events
 @dataclass(frozen=True, slots=True)
 class AmiEvent:
-    """Base of every typed event. ``action_id`` is set for events answering a list action."""
+    """Base of every typed event. ``action_id`` is set for events answering a list action.
+
+    ``timestamp``: Asterisk's clock when it generated the event (epoch seconds), from the
+    ``Timestamp: 1795395821.348534`` header that ``manager.conf`` ``timestampevents = yes`` adds
+    after ``Privilege`` (manager.c: ``"Timestamp: %ld.%06lu"``); ``None`` without it."""
+
+    timestamp: float | None = field(default=None, kw_only=True, compare=False)
 
     @property
     def name(self) -> str:
@@ -562,4 +568,17 @@ def translate(headers: Headers) -> AmiEvent | None:
     fn = TRANSLATORS.get(headers.get("Event", ""))
     if fn is None:
         return None
-    return fn(headers)
+    event = fn(headers)
+    stamp = headers.get("Timestamp")
+    if stamp:
+        object.__setattr__(event, "timestamp", parse_timestamp(stamp))
+    return event
+
+
+def parse_timestamp(text: str) -> float | None:
+    """``1795395821.348534`` (seconds.microseconds) → float; anything else → ``None``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0 and value == value and value != float("inf") else None

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import websockets
 
-from callcore import migrate
 from callcore.app import Container
 from callcore.settings import Settings
 from tests.pbxsim import Pbx, PbxConfig
@@ -147,13 +146,6 @@ class Stack:
         return await self.token_for(agent_id, pin)
 
 
-async def _database_url(tmp_path: Path, empty_database_url: str) -> str:
-    if empty_database_url.startswith("postgresql"):
-        # production path: PostgreSQL is migrated explicitly (`callcore db upgrade`)
-        await asyncio.to_thread(migrate.upgrade, empty_database_url)
-    return empty_database_url
-
-
 @pytest.fixture
 def server_overrides() -> dict[str, Any]:
     """Settings overrides for the ``server`` fixture; a test module redefines this fixture
@@ -168,9 +160,12 @@ def pbx_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server(tmp_path, empty_database_url, server_overrides, pbx_overrides):
-    """The whole stack. Yields a :class:`Stack`; the emulator runs at 1/50 time scale."""
-    url = await _database_url(tmp_path, empty_database_url)
+async def server(tmp_path, migrated_database_url, server_overrides, pbx_overrides):
+    """The whole stack. Yields a :class:`Stack`; the emulator runs at 1/50 time scale. The
+    database is a copy of one migrated to head (tests/conftest.py ``migrated_database_url``):
+    PostgreSQL is migrated explicitly in production (`callcore db upgrade`), SQLite upgrades
+    itself at start-up (a no-op here)."""
+    url = migrated_database_url
     config = {"agi_port": 1, "time_scale": 0.02, "monitor_dir": tmp_path / "monitor", **pbx_overrides}
     pbx = Pbx(PbxConfig(**config))
     await pbx.start()

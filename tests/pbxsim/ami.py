@@ -11,7 +11,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from .model import is_true
+from .model import ami_timestamp, is_true
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pbx import Event, Pbx
@@ -375,6 +375,9 @@ class AmiServer:
             auth = [
                 ("Event", "SuccessfulAuth"),
                 ("Privilege", "security,all"),
+                # a manager_event (security topic): timestampevents applies; FullyBooted above is
+                # astman_append'ed to the session by action_login and never carries it
+                *([("Timestamp", ami_timestamp(self.pbx.now()))] if self.pbx.cfg.timestampevents else []),
                 ("EventTV", s._tv()),
                 ("Severity", "Informational"),
                 ("Service", "AMI"),

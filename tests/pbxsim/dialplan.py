@@ -217,8 +217,21 @@ async def sim_caller_on_one(pbx: "Pbx", ch: Channel, exten: str) -> None:
 
 
 async def outbound(pbx: "Pbx", ch: Channel, exten: str) -> None:
-    """``[outbound]``: click-to-call's customer leg ``Dial(PJSIP/${EXTEN}@trunk,60)``."""
-    pbx.newexten(ch, "Dial", f"PJSIP/{exten}@trunk,60,T", priority=1)
+    """``[outbound]``: the recording callcore's Originate asked for (``CALLCORE_RECORD``,
+    ``CALLCORE_REC_STEREO``; option ``b``), then click-to-call's customer leg ``Dial(PJSIP/${EXTEN}@trunk,60)``."""
+    opts = "b"
+    pbx.newexten(ch, "Set", f"CALLCORE_REC_OPTS={opts}", priority=1)
+    pbx.setvar(ch, "CALLCORE_REC_OPTS", opts)
+    stereo = ch.vars.get("CALLCORE_REC_STEREO") == "1"
+    if stereo:
+        opts += f"r({ch.uniqueid}-agent.wav)t({ch.uniqueid}-caller.wav)"
+        pbx.setvar(ch, "CALLCORE_REC_OPTS", opts)
+    pbx.step(ch, "ExecIf", f"{1 if stereo else 0}?Set(CALLCORE_REC_OPTS={opts})")
+    record = ch.recording is None and ch.vars.get("CALLCORE_RECORD") == "1"
+    pbx.step(ch, "ExecIf", f"{1 if record else 0}?MixMonitor({ch.uniqueid}.wav,{opts})")
+    if record:
+        mixmonitor(pbx, ch, f"{ch.uniqueid}.wav", opts)
+    pbx.step(ch, "Dial", f"PJSIP/{exten}@trunk,60,T")
     from .directdial import dial_external
 
     await dial_external(pbx, ch, exten)

@@ -155,6 +155,9 @@ class PbxConfig:
     dialplan: str = "callcore"
     #: emit the noise events (Newexten, VarSet, AGIExec*, DeviceStateChange, ...)
     noise: bool = True
+    #: manager.conf ``timestampevents``: every event gets ``Timestamp: <sec>.<usec>`` (the virtual
+    #: clock) after ``Privilege``, as Asterisk's manager.c writes it; off like Asterisk's default
+    timestampevents: bool = False
     #: features.conf ``[featuremap] atxfer`` (asterisk-config/features.conf); Asterisk's built-in
     #: default is empty, and then AMI Atxfer answers "No attended transfer feature code found"
     atxfer_featurecode: str = "*2"
@@ -437,3 +440,10 @@ def parse_callerid(value: str) -> tuple[str | None, str | None]:
 
 def is_true(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y", "t")
+
+
+def ami_timestamp(t: float) -> str:
+    """Asterisk's ``Timestamp`` header value: ``"%ld.%06lu"`` of a timeval (``1795395821.348534``)."""
+    sec = int(t)
+    usec = min(999999, int(round((t - sec) * 1_000_000)))
+    return f"{sec}.{usec:06d}"

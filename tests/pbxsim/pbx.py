@@ -27,6 +27,7 @@ from .model import (
     PbxConfig,
     Queue,
     parse_callerid,
+    ami_timestamp,
     privilege_of,
 )
 
@@ -591,7 +592,10 @@ class Pbx:
     def emit(self, name: str, headers: Headers, *, noise: bool = False, t: float | None = None) -> Event | None:
         if noise and not self.cfg.noise:
             return None
-        ev = Event(name, [("Event", name), ("Privilege", privilege_of(name)), *headers], self.now() if t is None else t)
+        t = self.now() if t is None else t
+        # manager.conf timestampevents = yes: "Timestamp: %ld.%06lu" right after Privilege (manager.c)
+        stamp = [("Timestamp", ami_timestamp(t))] if self.cfg.timestampevents else []
+        ev = Event(name, [("Event", name), ("Privilege", privilege_of(name)), *stamp, *headers], t)
         self.events.append(ev)
         if self.ami is not None:
             self.ami.broadcast(ev)

@@ -11,6 +11,7 @@ const SCREENS = {
   wallboard: () => import("./wallboard/wallboard.js"),
   admin: () => import("./admin/admin.js"),
   reports: () => import("./reports/reports.js"),
+  qa: () => import("./qa/qa.js"),
 };
 
 /** Which screens the user may open (from their permissions), the first being their home. */
@@ -22,7 +23,9 @@ function screensFor(me) {
   if (can("queues.monitor")) out.push("wallboard");
   if (me.agentId && can("agents.self")) out.push("agent");
   if (admin && !out.includes("admin")) out.push("admin");
+  if (can("qa.evaluate")) out.push("qa"); // QA users' home: the QA workspace
   if (can("reports.read")) out.push("reports");
+  if (!out.includes("qa") && me.agentId && can("qa.read_own")) out.push("qa"); // agents: their own evaluations
   return out;
 }
 

@@ -360,3 +360,37 @@ def test_comparison_tells_scenarios_apart():
                         floating=("OriginateResponse", "QueueMemberStatus"))
     # …while a capture trivially conforms to itself
     assert_conforms(abandon, "ami-queue-abandon.raw")
+
+
+async def test_timestampevents_header_as_asterisk_writes_it(pbx_factory, ami_factory):
+    """manager.conf ``timestampevents = yes`` (asterisk-config/manager.conf): every event gets
+    ``Timestamp: <sec>.<usec>`` right after ``Privilege`` (manager.c ``"Timestamp: %ld.%06lu"``;
+    the captures show that format on Ping's answer). The rest of the stream is unchanged: it still
+    conforms to the capture, and the typed events carry the value (cti/ami/events.py)."""
+    import re
+
+    from cti.ami.events import translate
+
+    (ping,) = [f for f in responses(load_capture("ami-ivr-queue-agent.raw")) if get(f, "Ping") == "Pong"]
+    shape = re.compile(r"^[0-9]+\.[0-9]{6}$")
+    assert shape.match(get(ping, "Timestamp"))  # the format, as captured
+    pbx = await pbx_factory(timestampevents=True)
+    ami = await ami_factory(pbx.ami_port)
+    await ami.login()
+    await ami.action(
+        "Originate", "orig-e", timeout=10, Channel="Local/1001@agents-long", Context="sim-caller", Exten="wait6",
+        Priority="1", CallerID='"Click to call" <01012345678>', Timeout="15000",
+        Variable="CALLCORE_ORIGIN=click-to-call",
+    )
+    await ami.wait(lambda f: get(f, "Event") == "Hangup" and get(f, "Channel", "").endswith(";2"), 10)
+    await ami.action("Logoff", "bye")
+    # FullyBooted at login is astman_append'ed by action_login (no Timestamp); every manager_event has one
+    evs = [f for f in ami.frames if f and f[0][0] == "Event" and get(f, "Privilege") and get(f, "Event") != "FullyBooted"]
+    assert evs and all(f[2][0] == "Timestamp" and shape.match(f[2][1]) for f in evs), evs[:2]
+    stamps = [float(f[2][1]) for f in evs]
+    assert stamps == sorted(stamps) and abs(stamps[-1] - pbx.now()) < 60
+    assert_conforms([[h for h in f if h[0] != "Timestamp"] for f in ami.frames], "ami-click-to-call.raw")
+    typed = [translate(dict(f)) for f in evs]
+    assert all(e.timestamp == float(get(f, "Timestamp")) for e, f in zip(typed, evs) if e is not None)
+    captured = [translate(dict(f)) for f in consumed(load_capture("ami-click-to-call.raw"))]
+    assert captured and all(e.timestamp is None for e in captured if e is not None)  # timestampevents = no there

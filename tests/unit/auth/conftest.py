@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 import pytest
@@ -13,14 +12,10 @@ from callcore.settings import Settings
 
 
 @pytest.fixture
-async def stack(tmp_path, empty_database_url):
-    if empty_database_url.startswith("postgresql"):
-        from callcore import migrate
-
-        await asyncio.to_thread(migrate.upgrade, empty_database_url)
+async def stack(tmp_path, migrated_database_url):
     (tmp_path / "plans").mkdir()
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=empty_database_url, only=["http"], http_port=0,
+        data_dir=tmp_path / "data", database_url=migrated_database_url, only=["http"], http_port=0,
         dialplans_dir=tmp_path / "plans", dialplan_watch=False, dev_mode=True,
         login_max_failures_account=3, login_max_failures_address=6, login_lockout_seconds=60,
     )

@@ -14,19 +14,13 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture
-async def live(tmp_path, empty_database_url):
-    import asyncio
-
+async def live(tmp_path, migrated_database_url):
     from callcore.app import Container
     from callcore.settings import Settings
 
-    if empty_database_url.startswith("postgresql"):
-        from callcore import migrate
-
-        await asyncio.to_thread(migrate.upgrade, empty_database_url)
     (tmp_path / "plans").mkdir()
     c = Container(Settings(
-        data_dir=tmp_path / "data", database_url=empty_database_url, only=["http"], http_port=0,
+        data_dir=tmp_path / "data", database_url=migrated_database_url, only=["http"], http_port=0,
         dialplans_dir=tmp_path / "plans", dialplan_watch=False, dev_mode=True,
     ))
     await c.start()

@@ -88,13 +88,75 @@ async def test_synonym_edits_apply_to_the_next_search(sample_kb):
 
 
 async def test_search_index_is_rebuilt_when_missing(sample_kb, db_sessionmaker):
+    """SQLite: the FTS5 table emptied; PostgreSQL: stored vectors missing (rows written around
+    the repository, e.g. a bulk load) — the start-up step rebuilds / back-fills them."""
     from sqlalchemy import text
 
-    if await sample_kb.repository.dialect() != "sqlite":
-        pytest.skip("PostgreSQL indexes an expression of the table itself")
+    sqlite = await sample_kb.repository.dialect() == "sqlite"
     async with db_sessionmaker() as s:
-        await s.execute(text("DELETE FROM kb_fts"))
+        await s.execute(text("DELETE FROM kb_fts" if sqlite else "UPDATE kb_articles SET search_vector = NULL"))
         await s.commit()
     assert await slugs(sample_kb, "환불") == []
     await sample_kb.repository.ensure_search_index()
     assert (await slugs(sample_kb, "환불해주세요"))[0] == "refund-procedure"
+
+
+async def test_one_query_scores_direct_terms_plus_half_the_synonyms(sample_kb, db_engine):
+    """One full-text statement per search, and its relevance is exactly what two separate
+    queries give: direct terms + SYNONYM_WEIGHT × synonym terms."""
+    from sqlalchemy import event
+
+    from kb.analysis import analyse_query
+    from kb.repository import SearchFilters
+    from kb.service import SYNONYM_WEIGHT
+
+    repo, f = sample_kb.repository, SearchFilters()
+    for q in ("비번 재설정", "와이파이가 끊겨요", "카드 환불해주세요"):
+        query = analyse_query(q, sample_kb.analyzer, sample_kb.synonyms, sample_kb.vocabulary)
+        direct = [t for t in query.expanded if t not in query.synonyms]
+        assert direct and query.synonyms, (q, query)
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *a):
+            statements.append(statement)
+
+        event.listen(db_engine.sync_engine, "before_cursor_execute", count)
+        try:
+            both = {h.id: h.relevance for h in await repo.search(direct, f, synonyms=query.synonyms, synonym_weight=SYNONYM_WEIGHT)}
+        finally:
+            event.remove(db_engine.sync_engine, "before_cursor_execute", count)
+        assert len([st for st in statements if "kb_articles" in st]) == 1, statements
+        alone = {h.id: h.relevance for h in await repo.search(direct, f)}
+        syn = {h.id: h.relevance for h in await repo.search(query.synonyms, f, synonym_weight=1.0)}
+        assert set(both) == set(alone) | set(syn), q
+        for i, rel in both.items():
+            assert rel == pytest.approx(alone.get(i, 0.0) + SYNONYM_WEIGHT * syn.get(i, 0.0), rel=1e-6, abs=1e-9), (q, i)
+    with pytest.raises(ValueError):
+        await repo.search(["환불"], f, synonyms=["환급"], synonym_weight=0.4)
+
+
+async def test_postgresql_searches_the_stored_vector_through_its_gin_index(sample_kb, db_sessionmaker):
+    """PostgreSQL: every saved article has its stored tsvector (kept current by edits), and
+    the search query filters on that column, so its GIN index answers it."""
+    from sqlalchemy import text
+
+    from kb.repository import SearchFilters
+
+    repo = sample_kb.repository
+    if await repo.dialect() != "postgresql":
+        pytest.skip("SQLite searches its FTS5 table")
+    async with db_sessionmaker() as s:
+        assert (await s.execute(text("SELECT count(*) FROM kb_articles WHERE search_vector IS NULL"))).scalar_one() == 0
+    art = await sample_kb.create({"slug": "roaming", "title": "해외 로밍 요금 안내", "body": "로밍 요금", "status": "published"}, REVIEWER)
+    await sample_kb.update(art["id"], {"body": "데이터 차단 서비스"}, REVIEWER)
+    async with db_sessionmaker() as s:
+        vector = (await s.execute(text("SELECT search_vector::text FROM kb_articles WHERE id = :i"), {"i": art["id"]})).scalar_one()
+        assert "'차단':" in vector and "'로밍':" in vector  # body B, title A
+        stmt = repo._search_stmt("postgresql", ["환불"], ["환급"], 2, repo._filters(SearchFilters(status=None), None), 10, True)
+        conn = await s.connection()
+        compiled = stmt.compile(dialect=conn.dialect)
+        await s.execute(text("SET LOCAL enable_seqscan = off"))
+        params = tuple(compiled.params[k] for k in compiled.positiontup)
+        plan = "\n".join(r[0] for r in (await conn.exec_driver_sql(f"EXPLAIN {compiled}", params)).all())
+    assert "ix_kb_articles_search_vector" in plan, plan
+    assert "to_tsvector" not in plan, plan

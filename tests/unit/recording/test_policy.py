@@ -123,3 +123,83 @@ def test_checker_yaml_syntax_and_duplicate_keys():
     assert [str(p) for p in r.problems] == ["p.yaml:3:5: duplicate key 'name' (first defined at line 2)"]
     r = parse_policy("rules: [\n", "p.yaml")
     assert not r.ok and str(r.problems[0]).startswith("p.yaml:2:1: YAML syntax error")
+
+
+# ------------------------------------------------------------------ start: call, direction rules (issue 13)
+CALL_START = """\
+defaults: {action: record, start: agent_connect, retention_days: 30}
+rules:
+  - name: payment-line
+    match: {called: ["15887000"]}
+    start: call
+  - name: billing-from-queue
+    match: {queue: [billing]}
+    start: queue_entry
+  - name: outbound-off
+    match: {direction: [outbound]}
+    action: dont_record
+  - name: click-to-call-kept
+    match: {direction: [click-to-call]}
+    action: record
+    retention_days: 400
+  - name: callbacks-never
+    match: {direction: [callback], called: ["0101111*"]}
+    action: never
+"""
+
+
+def call_policy():
+    r = parse_policy(CALL_START, "c.yaml")
+    assert r.ok, r.problems
+    return r.policy
+
+
+def test_start_call_beats_queue_entry_beats_agent_connect():
+    p = call_policy()
+    both = CallFacts(at(10), called="15887000", queues=("billing",), outcome="answered")
+    assert decide(p, both).start == "call"
+    assert decide(p, CallFacts(at(10), called="15881234", queues=("billing",), outcome="answered")).start == "queue_entry"
+    assert decide(p, CallFacts(at(10), called="15881234", queues=("sales",), outcome="answered")).start == "agent_connect"
+
+
+def test_call_stage_knows_direction_called_and_time_but_not_the_queue():
+    p = call_policy()
+    d = decide(p, CallFacts(at(10), called="15887000"), stage="call")
+    assert d.record and d.start == "call" and d.rules == ("payment-line", "billing-from-queue")  # queue rule: maybe
+    assert decide(p, CallFacts(at(10), called="15881234"), stage="call").start != "call"
+    # a queue rule cannot say "don't" before the queue is known; at the end it can
+    never_q = parse_policy("rules:\n  - name: q\n    match: {queue: [billing]}\n    action: never\n", "n.yaml").policy
+    assert decide(never_q, CallFacts(at(10), called="15887000"), stage="call").record
+    assert not decide(never_q, CallFacts(at(10), queues=("billing",)), stage="final").record
+    try:
+        decide(p, CallFacts(at(10)), stage="later")
+    except ValueError as exc:
+        assert "stage" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("unknown stage accepted")
+
+
+def test_direction_rules_for_outbound_click_to_call_and_callback():
+    p = call_policy()
+    assert not decide(p, CallFacts(at(10), direction="outbound", outcome="answered")).record
+    c2c = decide(p, CallFacts(at(10), direction="click-to-call", outcome="answered"))
+    assert c2c.record and c2c.retention_days == 400 and c2c.rules == ("click-to-call-kept",)
+    assert decide(p, CallFacts(at(10), direction="callback", called="01022223333", outcome="answered")).record
+    cb = decide(p, CallFacts(at(10), direction="callback", called="01011112222", outcome="answered"))
+    assert not cb.record and "callbacks-never" in cb.reason
+
+
+def test_checker_refuses_start_call_on_facts_unknown_at_call_entry():
+    text = "rules:\n  - name: bad\n    match: {queue: [billing], agent: ['1001']}\n    start: call\n"
+    r = parse_policy(text, "b.yaml")
+    assert not r.ok
+    assert [str(p) for p in r.problems] == [
+        "b.yaml:4:12: rule 'bad': start: call cannot depend on queue, agent (not known when the call enters the IVR); "
+        "match on direction, called, time or days"]
+
+
+def test_shipped_policy_records_the_payment_line_from_call_entry():
+    r = check_file(DEFAULT_POLICY_FILE)
+    d = decide(r.policy, CallFacts(at(10), called="15887000"), stage="call")
+    assert d.record and d.start == "call"
+    assert decide(r.policy, CallFacts(at(10), called="15881234"), stage="call").start == "agent_connect"

@@ -425,3 +425,51 @@ async def test_conversion_to_mp3_or_the_original_kept(db_sessionmaker, tmp_path,
         assert rec["format"] == "mp3" and key.endswith(".mp3") and blob[:4] != b"RIFF"
     else:
         assert rec["format"] == "wav" and blob[:4] == b"RIFF" and "kept WAV" in rec["status_reason"]
+
+
+def _hold(svc, call, on: bool, now: float) -> None:
+    call.set_on_hold(on, now)
+    svc.call_changed("call.held" if on else "call.unheld", call, call.agent_id, now)
+
+
+async def test_holds_are_kept_on_the_file_timeline_for_the_qa_player(db_sessionmaker, tmp_path):
+    """CTI's holds (call.held / call.unheld) land on the recording as ``hold_spans``: where in
+    the file (option b: the file does not grow on hold, so start == end) and how long the
+    caller waited; a hold still open at the hangup is closed by it."""
+    clock = Clock()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock)
+    call = make_call()
+    start(svc, call, T0)
+    answered(svc, call, "1001", T0 + 5)
+    _hold(svc, call, True, T0 + 7)  # 2 s into the file
+    _hold(svc, call, False, T0 + 19)  # 12 s on hold: the file did not grow
+    _hold(svc, call, True, T0 + 22)  # 5 s into the file; hung up on hold 3 s later
+    (svc.monitor_dir / f"{call.id}.wav").write_bytes(wav([(5.0, False)]))
+    end(svc, call, T0 + 25)
+    await svc.idle()
+    rec = await svc.repo.by_call(call.id)
+    assert rec["hold_spans"] == [
+        {"start": 2.0, "end": 2.0, "seconds": 12.0, "at": T0 + 7},
+        {"start": 5.0, "end": 5.0, "seconds": 3.0, "at": T0 + 22},
+    ]
+    assert rec["audio"]["expected_seconds"] == 5.0  # 2 s before the first hold, 3 s between them
+    assert rec["agents"][0]["to"] == 5.0
+
+
+async def test_holds_span_the_file_when_it_records_from_queue_entry(db_sessionmaker, tmp_path):
+    """Without option b (policy start: queue_entry) the file runs on hold: the hold is a span."""
+    from recording.checker import parse_policy
+
+    clock = Clock()
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock)
+    svc.policy = parse_policy("defaults: {action: record, start: queue_entry}\n", "p.yaml").policy
+    call = make_call()
+    start(svc, call, T0)
+    answered(svc, call, "1001", T0 + 5)
+    _hold(svc, call, True, T0 + 8)
+    _hold(svc, call, False, T0 + 10)
+    (svc.monitor_dir / f"{call.id}.wav").write_bytes(wav([(12.0, False)]))
+    end(svc, call, T0 + 12)
+    await svc.idle()
+    rec = await svc.repo.by_call(call.id)
+    assert rec["hold_spans"] == [{"start": 8.0, "end": 10.0, "seconds": 2.0, "at": T0 + 8}]

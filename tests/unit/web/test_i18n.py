@@ -13,8 +13,8 @@ DYNAMIC = {
     "out_": ["answered", "abandoned", "ivr_hangup", "unanswered", "lost"],
     "origin_": ["click_to_call", "callback"],
     "cb_": ["open", "taken", "dialing", "done", "cancelled"],
-    "role_": ["agent", "supervisor", "admin"],
-    "nav_": ["agent", "wallboard", "admin", "reports"],
+    "role_": ["agent", "supervisor", "admin", "qa", "qa_lead"],
+    "nav_": ["agent", "wallboard", "admin", "reports", "qa"],
     "int_": ["15min", "hour", "day", "week", "month"],
     "k_": ["offered", "answered", "service_level_pct", "asa_seconds", "aht_seconds", "abandon_rate_pct", "fcr_repeat_pct",
            "csat_pct", "recorded_pct", "qa_coverage_pct", "qa_avg_score"],
@@ -25,6 +25,12 @@ DYNAMIC = {
     "slf_": ["answered", "offered", "abandoned_in_t_positive", "abandoned_after_t"],
     "qs_": ["wrapup_seconds", "service_level_seconds", "overflow_queue", "overflow_after_seconds", "overflow_when_no_agent",
             "callback_after_seconds", "vip_priority", "repeat_priority", "default_handle_seconds"],
+    # the QA workspace (web/static/qa/)
+    "qa_dir_": ["inbound", "outbound", "click_to_call", "callback"],
+    "qa_rs_": ["ready", "pending", "recording", "failed", "discarded", "purged", "deleted"],
+    "qa_st_": ["draft", "submitted", "acknowledged", "disputed", "resolved"],
+    "qa_yn_": ["yes", "no"],
+    "qa_resolution_": ["upheld", "changed"],
 }
 
 
@@ -43,7 +49,7 @@ def used_keys() -> set[str]:
             continue
         text = js.read_text(encoding="utf-8")
         keys |= set(re.findall(r"""\bt\(\s*["']([a-z][a-z0-9_]*)["']""", text))
-        for prefix in re.findall(r"""\bt\(\s*`([a-z]+_)\$\{""", text):
+        for prefix in re.findall(r"""\bt\(\s*`([a-z][a-z0-9_]*_)\$\{""", text):
             assert prefix in DYNAMIC, f"{js.name}: dynamic key prefix {prefix!r} not listed in this test"
             keys |= {prefix + v for v in DYNAMIC[prefix]}
     return keys

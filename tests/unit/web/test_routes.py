@@ -18,17 +18,11 @@ ADMIN = {"Authorization": "Bearer web-test-admin"}
 
 
 @pytest.fixture
-async def app(tmp_path, empty_database_url):
-    if empty_database_url.startswith("postgresql"):
-        import asyncio
-
-        from callcore import migrate
-
-        await asyncio.to_thread(migrate.upgrade, empty_database_url)
+async def app(tmp_path, migrated_database_url):
     plans = tmp_path / "plans"
     shutil.copytree(ROOT / "dialplans", plans)
     settings = Settings(
-        data_dir=tmp_path, database_url=empty_database_url, http_port=0, only=["http"],
+        data_dir=tmp_path, database_url=migrated_database_url, http_port=0, only=["http"],
         dialplans_dir=plans, dialplan_watch=False, api_tokens={"web-test-admin": "admin"},
     )
     c = Container(settings)
