@@ -81,8 +81,8 @@ class WebService:
             self.reports.observers.append(self._facts)  # before the first await: no fact slips between
             try:
                 await self.seed_from_store()
-            except Exception:  # the database is down: the KPI task tries again
-                log.exception("wallboard: reading today's facts back failed; retrying")
+            except Exception as exc:  # the database is down: the KPI task tries again
+                log.warning("wallboard: reading today's facts back failed (%s); retrying", exc)
             self._kpi_task = loop.create_task(self._kpi_loop(), name="web-wallboard-kpis")
         self._sub = self.bus.subscribe(None)
         self._task = loop.create_task(self._run(self._sub), name="web-wallboard")
@@ -149,16 +149,20 @@ class WebService:
         return self.book.seed(facts, day)
 
     async def _kpi_loop(self) -> None:
+        failing = False
         while True:
             try:
                 self.book.observe_facts((), self._clock())
                 if self.book.seeded_day != self.book.day:
                     await self.seed_from_store()
                 await self.refresh_kpis()
+                failing = False
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a DB hiccup: the tiles keep their age, and grow stale
-                log.exception("wallboard: computing the KPI tiles failed")
+            except Exception as exc:  # noqa: BLE001 - a DB outage: the tiles keep their age, and grow stale
+                # the first failure with its traceback, then one line per try until it works again
+                log.warning("wallboard: computing the KPI tiles failed: %s", exc, exc_info=not failing)
+                failing = True
             await asyncio.sleep(self.kpi_every)
 
     async def refresh_kpis(self) -> dict[str, Any]:

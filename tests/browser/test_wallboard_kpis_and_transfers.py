@@ -20,7 +20,7 @@ import pytest
 
 from reports.service import bucket_start
 from tests.browser.conftest import sign_in
-from tests.browser.test_desk_and_wallboard import text, wait_text
+from tests.browser.test_desk_and_wallboard import tab_to, text, wait_text
 from tests.e2e.conftest import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +100,7 @@ async def test_kpi_tiles_are_the_report_stores_figures(server, open_tab):
     # pushed, never polled: the page read the wallboard once (its resync after connecting), never a report
     reads = [u for u in sup.requests if "/api/web/wallboard" in u or "/api/reports" in u]
     assert len(reads) == 1 and reads[0].endswith("/api/web/wallboard"), reads
+    await tab_to(sup, "#btn-tv")  # the wallboard's controls are keyboard reachable too
     await sup.shot("wallboard-kpis")
 
 
@@ -126,9 +127,13 @@ async def test_desk_dtmf_keypad_and_blind_transfers_to_an_agent_and_a_queue(serv
     context = {sel: await text(tab_a, sel) for sel in ("#pop-name", "#pop-number", "#pop-tier", "#pop-queue")}
     assert context == {"#pop-name": "강고객", "#pop-number": CALLER, "#pop-tier": "silver", "#pop-queue": "sales"}
 
-    # --- DTMF from the keypad: the digits reach the PBX as PlayDTMF on the customer's channel
-    await tab_a.page.fill("#dtmf-digits", "12#")
-    await tab_a.page.click("#btn-dtmf")
+    # --- DTMF from the keypad, with the keyboard alone: the digits reach the PBX as PlayDTMF on
+    # the customer's channel
+    await tab_to(tab_a, "#dtmf-digits")
+    await tab_a.page.keyboard.type("12#")
+    await tab_a.page.keyboard.press("Tab")
+    assert await tab_a.page.evaluate("() => document.activeElement.id") == "btn-dtmf"
+    await tab_a.page.keyboard.press("Enter")
     await eventually(lambda: len(actions(pbx, "PlayDTMF")) == 3, what="three PlayDTMF")
     assert [(a["Channel"], a["Digit"]) for a in actions(pbx, "PlayDTMF")] == [
         (call.channel, "1"), (call.channel, "2"), (call.channel, "#")]

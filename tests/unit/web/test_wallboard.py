@@ -157,3 +157,70 @@ def test_shipped_config_and_clear_errors_for_a_bad_one(tmp_path: Path):
     bad.write_text("dispositions: [\n", encoding="utf-8")
     with pytest.raises(WebConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+class FakeReports:
+    """The ReportService surface the wallboard uses (the real one is exercised end to end in
+    tests/e2e/test_wallboard_store.py and tests/browser/test_wallboard_kpis_and_transfers.py)."""
+
+    def __init__(self, facts_by_day: dict[str, list[Fact]]) -> None:
+        from zoneinfo import ZoneInfo
+
+        self.tz = ZoneInfo("UTC")
+        self.facts_by_day = facts_by_day
+        self.observers: list = []
+        self.reads: list[str] = []
+        self.reports: list[tuple] = []
+
+    def day_of(self, t: float) -> str:
+        return DAY(t)
+
+    async def facts_of_day(self, now: float, kinds) -> list[Fact]:
+        self.reads.append(DAY(now))
+        return [f for f in self.facts_by_day.get(DAY(now), []) if f.kind in kinds]
+
+    async def queue_report(self, lo=None, hi=None, interval=None, queues=None) -> list[dict]:
+        self.reports.append((lo, hi, interval))
+        if interval == "15min":
+            return [{"queue": "sales", "staffing": {"agents_needed_erlang_c": 3}}]
+        return [{"queue": "sales", "offered": 2, "answered": 1, "abandoned": 1, "asa_seconds": 4.0, "aht_seconds": 90.0,
+                 "abandon_rate_pct": 50.0, "service_level_pct": 50.0, "service_level_seconds": 20,
+                 "service_level_formula": "offered"}]
+
+
+async def test_the_service_seeds_at_start_and_at_the_day_roll_and_refreshes_kpis_on_its_own_clock():
+    now = [50_000.0]
+    d1 = _facts("c1", "1001", 11, missed="no_answer")
+    d2 = _facts("c2", "1002", 100_010) + _facts("c3", "1002", 100_020)
+    reports = FakeReports({"d1": d1, "d2": d2})
+    web = WebService(bus=Bus(), config=load_config(), agents=lambda: [], queue_stats=lambda: [],
+                     pause_reasons=lambda: [], clock=lambda: now[0], reports=reports)
+    web.kpi_every = 0.01
+    await web.start()
+    try:
+        assert reports.reads == ["d1"] and web.book.handled == {"1001": 1} and web.book.missed == {"1001": 1}
+        assert web._facts in reports.observers
+        await eventually_async(lambda: web.kpis is not None)
+        k = web.kpis
+        assert k["at"] == 50_000.0 and k["queues"]["sales"]["asa_seconds"] == 4.0
+        assert k["queues"]["sales"]["staffing"] == {"agents_needed_erlang_c": 3}
+        assert (None, 50_000.0, None) in reports.reports and (49_500.0, 50_000.0, "15min") in reports.reports
+        # live facts through the observer hook
+        reports.observers[0](_facts("c9", "1001", 20))
+        assert web.book.handled == {"1001": 2}
+        # midnight: the book empties and the new day's stored facts are read back by the KPI task
+        now[0] = 100_100.0
+        await eventually_async(lambda: "d2" in reports.reads)
+        await eventually_async(lambda: web.book.seeded_day == "d2")
+        assert web.book.handled == {"1002": 2} and web.book.missed == {}
+        assert web.wallboard()["kpis"]["at"] == 100_100.0
+    finally:
+        await web.stop()
+    assert reports.observers == []
+
+
+async def eventually_async(predicate, timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
