@@ -66,17 +66,36 @@ def _child_main(target: Callable[..., Any], cpus: set[int] | None, conn: Any, ar
     profile_dir = os.environ.get(PROFILE_ENV)
     profiler = None
     if profile_dir and os.environ.get(PROFILE_ENV + "_MATCH", "callcore") in name:  # callcore's server side by default
-        from pyinstrument import Profiler
+        if os.environ.get(PROFILE_ENV + "_TOOL") == "cprofile":
+            # pyinstrument's sampler segfaults the full composition root (2026-12-03, Python 3.11.7);
+            # cProfile is deterministic (inflates small calls) but does not crash
+            import cProfile
 
-        profiler = Profiler(interval=0.001)
-        profiler.start()
+            profiler = cProfile.Profile()
+            profiler.enable()
+        else:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.001)
+            profiler.start()
     try:
         target(conn, *args, **kwargs)
         if profiler is not None:
-            profiler.stop()
             out = Path(profile_dir) / f"{name}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+            if hasattr(profiler, "output_text"):
+                profiler.stop()
+                out.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+            else:
+                import io
+                import pstats
+
+                profiler.disable()
+                buf = io.StringIO()
+                stats = pstats.Stats(profiler, stream=buf).sort_stats("cumulative")
+                stats.print_stats(80)
+                stats.sort_stats("tottime").print_stats(40)
+                out.write_text(buf.getvalue())
     except BaseException as exc:  # report the failure to the parent instead of hanging it
         try:
             conn.send({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})

@@ -125,7 +125,7 @@ async def build_reports(c: "Container") -> None:
     c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
     facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
     c.reports.open_spans = facts.open_spans
-    await c.reports.start()
+    await c.reports.start(offload_staffing=True)  # Erlang A never on the event loop (issue 18)
 
     async def stop_reports() -> None:
         facts.close_all(clock())

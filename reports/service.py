@@ -149,10 +149,20 @@ class LiveCounters:
     one visit, whose old contribution to its queue's counts is taken out and the new one put in
     (O(1) per fact, however busy the day). The same formulas as the reports."""
 
+    #: seconds between two staffing computations of one queue's interval (off-loop mode)
+    STAFFING_REFRESH = 15.0
+
     def __init__(self, config: ReportConfig) -> None:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
         self.day: tuple[float, float] = (0.0, 0.0)
+        #: issue 18: Erlang A costs 0.1 s at 6 erlangs, 2.5 s at 60 and 110 s at 600 (pure Python,
+        #: holds the GIL), and the stats tick asked for it every second on the event loop. With a
+        #: runner set (``ReportService.start(offload_staffing=True)``), ``staffing_now`` never
+        #: computes: it answers the last figure of the interval and has the runner compute the new
+        #: one in another process, at most every ``STAFFING_REFRESH`` s per queue. Without one
+        #: (tests, tools), it computes inline as before.
+        self.staffing_runner: Callable[[dict[str, Any], Callable[[dict[str, Any] | None], None]], bool] | None = None
         self.reset(0.0)
 
     def reset(self, now: float, facts: Iterable[Fact] = ()) -> None:
@@ -163,6 +173,9 @@ class LiveCounters:
         self._configs: dict[str, fm.QueueConfig] = {}
         self._arrivals: dict[tuple[float, str], list[float]] = {}
         self._staffing: dict[tuple, dict[str, Any]] = {}
+        #: (slot, queue) → the last staffing computed for it, and when a computation was started
+        self._staffing_last: dict[tuple[float, str], dict[str, Any]] = {}
+        self._staffing_started: dict[tuple[float, str], float] = {}
         self.apply(facts, now)
 
     def apply(self, facts: Iterable[Fact], now: float) -> None:
@@ -235,16 +248,45 @@ class LiveCounters:
         aht = round(today.aht, 1) if today.aht else None
         key = (slot, queue, offered, aht, today.abandoned + today.timeouts,
                round(today.wait_answered_total + today.wait_unanswered_total))
-        if key not in self._staffing:
-            if len(self._staffing) > 1000:
-                self._staffing.clear()
-            need = staffing_for_interval(
-                interval_seconds=SLOT, offered=offered, aht=aht,
-                target_sl_pct=self.config.target_sl_pct.get(queue, self.config.default_target_sl_pct),
-                target_seconds=today.sl_seconds, total_wait_seconds=key[5], abandons=key[4])
-            self._staffing[key] = {"interval_start": datetime.fromtimestamp(slot, self.tz).isoformat(),
-                                   "arrived": arrived, **need.to_dict()}
-        return self._staffing[key]
+        if key in self._staffing:
+            return self._staffing[key]
+        if len(self._staffing) > 1000:
+            self._staffing.clear()
+        head = {"interval_start": datetime.fromtimestamp(slot, self.tz).isoformat(), "arrived": arrived}
+        args = dict(interval_seconds=SLOT, offered=offered, aht=aht,
+                    target_sl_pct=self.config.target_sl_pct.get(queue, self.config.default_target_sl_pct),
+                    target_seconds=today.sl_seconds, total_wait_seconds=key[5], abandons=key[4])
+        if self.staffing_runner is None:
+            self._staffing[key] = {**head, **staffing_for_interval(**args).to_dict()}
+            return self._staffing[key]
+        return self._staffing_off_loop((slot, queue), key, head, args, now)
+
+    def _staffing_off_loop(self, where: tuple[float, str], key: tuple, head: dict[str, Any], args: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+        last = self._staffing_last.get(where)
+        started = self._staffing_started.get(where)
+        if started is None or now - started >= self.STAFFING_REFRESH:
+
+            def done(need: dict[str, Any] | None) -> None:
+                if need is None:  # the computation failed: try again at the next tick
+                    self._staffing_started.pop(where, None)
+                else:
+                    self._staffing[key] = self._staffing_last[where] = {**head, **need}
+
+            if self.staffing_runner is not None and self.staffing_runner(args, done):
+                self._staffing_started[where] = now
+                for old in [w for w in self._staffing_last if w[0] < where[0]]:  # earlier intervals
+                    self._staffing_last.pop(old, None)
+                    self._staffing_started.pop(old, None)
+        if last is not None:
+            return {**last, "arrived": head["arrived"], "stale": True}
+        return {**head, "offered": args["offered"], "pending": True,
+                "agents_needed_erlang_c": None, "agents_needed_erlang_a": None}
+
+
+def _staffing_dict(args: dict[str, Any]) -> dict[str, Any]:
+    """Runs in the staffing process (module-level: picklable)."""
+    return staffing_for_interval(**args).to_dict()
 
 
 # ---------------------------------------------------------------------- service
@@ -279,16 +321,22 @@ class ReportService:
         #: called with every batch of new facts, right after the live counters took them (sync, cheap:
         #: the web wallboard's per-agent and abandoned-call figures; wired in callcore/wiring.py)
         self.observers: list[Callable[[list[Fact]], None]] = []
+        self._staffing_pool: Any = None  # concurrent.futures.ProcessPoolExecutor, started on first use
+        self._staffing_busy = False
 
     @classmethod
     def from_settings(cls, settings: Any, sessionmaker: Any, **kw: Any) -> "ReportService":
         return cls(ReportRepository(sessionmaker), ReportConfig.from_settings(settings), **kw)
 
     # -------------------------------------------------------------- lifecycle
-    async def start(self, load_today: bool = True) -> None:
+    async def start(self, load_today: bool = True, *, offload_staffing: bool = False) -> None:
         """Start the writer (and the rollup loop); ``load_today`` fills the live counters from
-        the store (a process that only writes, e.g. classic AGI, skips it)."""
+        the store (a process that only writes, e.g. classic AGI, skips it). ``offload_staffing``
+        (the server): the live Erlang C/A staffing is computed in a child process, never on the
+        event loop (:attr:`LiveCounters.staffing_runner`)."""
         now = self.clock()
+        if offload_staffing:
+            self.live.staffing_runner = self._run_staffing
         if load_today:
             lo, hi = day_bounds(now, self.tz)
             self.live.reset(now, await self.repository.facts(lo, hi, VISIT_KINDS))
@@ -297,7 +345,43 @@ class ReportService:
         if self.rollup_every:
             self._roller = asyncio.create_task(self._rollup_loop(), name="reports-rollups")
 
+    def _run_staffing(self, args: dict[str, Any], done: Callable[[dict[str, Any] | None], None]) -> bool:
+        """One staffing computation in the staffing process (started on first use, one at a time)."""
+        if self._staffing_busy:
+            return False
+        if self._staffing_pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._staffing_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._staffing_busy = True
+        fut = asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
+
+        def finished(f: "asyncio.Future[dict[str, Any]]") -> None:
+            self._staffing_busy = False
+            if f.cancelled():
+                return
+            if f.exception() is not None:
+                log.warning("reports: staffing computation failed: %r", f.exception())
+                done(None)
+            else:
+                done(f.result())
+
+        fut.add_done_callback(finished)
+        return True
+
+    def _stop_staffing(self) -> None:
+        pool, self._staffing_pool = self._staffing_pool, None
+        self.live.staffing_runner = None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:  # a 600-erlang Erlang A runs for minutes: do not wait for it at shutdown
+            proc.terminate()
+
     async def stop(self, timeout: float = 5.0) -> None:
+        self._stop_staffing()
         if self._writer is None:
             return
         try:

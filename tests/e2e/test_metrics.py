@@ -107,6 +107,7 @@ async def test_metrics_follow_a_call_through_every_part(server):
     assert 0 < value(m, "callcore_pop_latency_seconds_sum", event="call.ringing") < 5
     assert value(m, "callcore_event_loop_lag_seconds_count") >= 1
     assert "callcore_event_loop_stalls_total" in m and "callcore_event_loop_longest_stall_seconds" in m
+    assert "callcore_gc_frozen_objects" in m
     # database
     assert value(m, "callcore_db_persistence_lag_seconds") >= 0
     assert "callcore_db_persistence_pending" in m
