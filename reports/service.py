@@ -256,10 +256,19 @@ class LiveCounters:
         args = dict(interval_seconds=SLOT, offered=offered, aht=aht,
                     target_sl_pct=self.config.target_sl_pct.get(queue, self.config.default_target_sl_pct),
                     target_seconds=today.sl_seconds, total_wait_seconds=key[5], abandons=key[4])
-        if self.staffing_runner is None:
+        if self.staffing_runner is None or self._cheap(args):
             self._staffing[key] = {**head, **staffing_for_interval(**args).to_dict()}
             return self._staffing[key]
         return self._staffing_off_loop((slot, queue), key, head, args, now)
+
+    #: below these, a staffing computation costs well under a millisecond and is done inline:
+    #: the child process is for the big intervals (its start costs ~1 s of CPU)
+    INLINE_ERLANGS = 0.5  # any model (Erlang A included) under half an erlang (a few ms at most)
+    INLINE_ERLANGS_C = 500.0  # Erlang C alone (no abandons, so no Erlang A): 0.25 ms at 200 erlangs
+
+    def _cheap(self, args: dict[str, Any]) -> bool:
+        traffic = args["offered"] / args["interval_seconds"] * (args["aht"] or 0.0) if args["interval_seconds"] else 0.0
+        return traffic < self.INLINE_ERLANGS or (not args["abandons"] and traffic < self.INLINE_ERLANGS_C)
 
     def _staffing_off_loop(self, where: tuple[float, str], key: tuple, head: dict[str, Any], args: dict[str, Any],
                            now: float) -> dict[str, Any]:

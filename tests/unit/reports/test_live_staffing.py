@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from reports import formulas as fm
 from reports.service import LiveCounters, ReportConfig, ReportService, _staffing_dict
 from reports.staffing import staffing_for_interval
@@ -26,7 +28,14 @@ def _counters(arrivals: int, now: float) -> LiveCounters:
     return live
 
 
-def test_with_a_runner_the_figure_is_never_computed_inline_and_is_throttled() -> None:
+@pytest.fixture
+def never_inline(monkeypatch):
+    """These tests are about the runner path: no interval is small enough to compute inline."""
+    monkeypatch.setattr(LiveCounters, "INLINE_ERLANGS", 0.0)
+    monkeypatch.setattr(LiveCounters, "INLINE_ERLANGS_C", 0.0)
+
+
+def test_with_a_runner_the_figure_is_never_computed_inline_and_is_throttled(never_inline) -> None:
     now = ds.t("09:10:00")
     live = _counters(6, now)
     today = _today()
@@ -53,7 +62,7 @@ def test_with_a_runner_the_figure_is_never_computed_inline_and_is_throttled() ->
     assert len(calls) == 2  # refreshed once the refresh interval is over
 
 
-def test_a_failed_computation_is_retried_at_the_next_tick() -> None:
+def test_a_failed_computation_is_retried_at_the_next_tick(never_inline) -> None:
     now = ds.t("09:10:00")
     live = _counters(6, now)
     calls: list[Any] = []
@@ -79,3 +88,23 @@ async def test_the_staffing_process_gives_the_inline_numbers() -> None:
     finally:
         svc._stop_staffing()
     assert got == [staffing_for_interval(**args).to_dict()]
+
+
+def test_small_intervals_are_computed_inline_even_with_a_runner() -> None:
+    """Under half an erlang (any model), or Erlang C alone (no abandons) under 500 erlangs, the
+    figure costs well under a millisecond: no child process is started for it."""
+    now = ds.t("09:10:00")
+    calls: list[Any] = []
+    live = _counters(6, now)
+    live.staffing_runner = lambda args, done: calls.append(done) or True
+    today = _today()
+    today.handled, today.talk_total = 1, 98.0  # 6 calls × 98 s in 15 min: 0.65 erlang, no abandons
+    got = live.staffing_now("sales", today, now)
+    assert calls == [] and "pending" not in got and got["agents_needed_erlang_c"]
+    assert got == _counters(6, now).staffing_now("sales", today, now)  # the same as with no runner
+
+    big = _counters(60, now)  # 60 calls × 98 s with abandons: 6.5 erlangs, Erlang A → the runner
+    big.staffing_runner = lambda args, done: calls.append(done) or True
+    today.abandoned = 5
+    today.wait_unanswered_total = 300.0
+    assert big.staffing_now("sales", today, now)["pending"] is True and len(calls) == 1
