@@ -699,9 +699,11 @@ class CtiState:
                 call.outcome = "unanswered"
             else:
                 call.outcome = "ivr_hangup"
-        if call.queue and call.id in self.queue(call.queue).waiting:
-            self.queue(call.queue).waiting.pop(call.id, None)
-            self._queue_changed(call.queue, out)
+        # every queue, not only the current one: a QueueCallerLeave that never arrived (a lost
+        # frame, a reconnect) must not leave the ended call waiting in its earlier queue
+        for q in self.queues.values():
+            if q.waiting.pop(call.id, None) is not None:
+                self._queue_changed(q.name, out)
         for part in [p for p in call.parts if p.ended_at is None]:
             self._close_part(call, part, now, out, "call_ended")
         # only the agents this call can have touched (every assignment of ringing_call /
@@ -1095,6 +1097,8 @@ def _on_bridge_leave(s: CtiState, e: ev.BridgeLeave, now: float, out: list[Chang
 
 def _on_caller_join(s: CtiState, e: ev.QueueCallerJoin, now: float, out: list[Change]) -> None:
     call, leg = s._touch(e.chan, now, out)
+    if call.queue and call.queue != e.queue and s.queue(call.queue, now).waiting.pop(call.id, None) is not None:
+        s._queue_changed(call.queue, out)  # a caller is in one Queue() at a time: its leave was lost
     call.queue = e.queue
     call.position = e.position
     call.queued_at = now

@@ -327,3 +327,22 @@ def test_any_subsequence_of_the_live_captures_keeps_the_parts_sound(keep):
     for agent in s.agents.values():
         if agent.current_call is not None:
             assert s.calls[agent.current_call].open_part(agent.id) is not None or s.calls[agent.current_call].direction == "outbound"
+
+
+def test_a_lost_queue_leave_never_leaves_the_ended_call_waiting():
+    """Found by the property above: a caller blind-transferred from sales to support whose
+    QueueCallerLeave (sales) was lost stayed in sales' waiting list after its hangup. A caller is
+    in one Queue() at a time, so joining support takes it out of sales, and its end takes it out
+    of every queue."""
+    join_sales, join_support, hangup = (_LIVE_STREAM[i] for i in (11, 31, 52))
+    assert (join_sales.queue, join_support.queue, type(hangup).__name__) == ("sales", "support", "Hangup")
+    s = _state()
+    s.apply(join_sales, 1000.0)
+    s.apply(join_support, 1001.0)
+    assert join_sales.chan.linkedid not in s.queues["sales"].waiting
+    assert join_sales.chan.linkedid in s.queues["support"].waiting
+    check_invariants(s)
+    s.queues["sales"].waiting[join_sales.chan.linkedid] = 1000.0  # as if the join had come the other way round
+    s.apply(hangup, 1002.0)
+    check_invariants(s)
+    assert all(not q.waiting for q in s.queues.values())
