@@ -22,6 +22,7 @@ import uvicorn
 from sqlalchemy import text
 
 from callcore import migrate
+from callcore.broker import RelayedBus
 from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
@@ -67,7 +68,9 @@ class Container:
         #: wall clock for the IVR (business hours); injectable so tests can call "at" a given time
         self.clock = clock
         self.metrics = Metrics()
-        self.bus = Bus()
+        # scale-out (issue 19): with a broker, bus messages cross instances (callcore/broker.py)
+        self.bus = RelayedBus() if settings.broker_url else Bus()
+        self.relay: Any = None
         # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
         self.ws_guard = WsGuard(
             SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued), on_written=self.metrics.observe_pop

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     ami_reconnect_min: float = 0.5
     ami_reconnect_max: float = 30.0
 
+    # --- scale-out (issue 19; ARCHITECTURE.md "Scale-out"): None = one process, in-process bus only
+    broker_url: str | None = None  # e.g. nats://127.0.0.1:4222: bus messages cross instances (callcore/broker.py)
+    broker_prefix: str = "callcore"  # NATS subject prefix (one per cluster on a shared broker)
+    instance_name: str | None = None  # this instance in the cluster; None: <hostname>-<pid>
+
     # --- which parts run in this process
     only: Annotated[list[Part], NoDecode] = Field(default_factory=lambda: list(ALL_PARTS))
 

@@ -43,6 +43,7 @@ async def build_services(c: "Container") -> None:
     from ivr.service import build_ivr_service
 
     s = c.settings
+    await build_broker(c)  # scale-out (issue 19): before anything publishes
     if s.runs("ami"):
         from cti.ami import AmiClient
 
@@ -111,6 +112,21 @@ async def build_services(c: "Container") -> None:
     if s.runs("http") or s.runs("ami"):
         await build_kb(c)
     await build_qa(c)
+
+
+# --- scale-out (issue 19): the cross-instance bus relay (callcore/broker.py)
+async def build_broker(c: "Container") -> None:
+    s = c.settings
+    if not s.broker_url:
+        return
+    from callcore.broker import NatsRelay
+
+    c.relay = NatsRelay(c.bus, s.broker_url, instance=s.instance_name, prefix=s.broker_prefix)
+    await c.relay.start()
+    c.add_closer(c.relay.stop)  # closers run in reverse: the relay is the last to stop
+    if not await c.relay.wait_connected(3.0):
+        log.warning("broker not connected yet: pops from other instances will arrive once it is")
+# --- end scale-out
 
 
 # --- reports (issue 16): fact store, live counters, report API
