@@ -139,7 +139,9 @@ class NatsRelay:
         self._nc: Any = None
         self._task: asyncio.Task[None] | None = None
         self._reconnect = (reconnect_min, reconnect_max)
-        self._services: list[tuple[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]] = []
+        self._services: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {}
+        self._service_subs: dict[str, Any] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.sent = 0
         self.received = 0
@@ -154,10 +156,14 @@ class NatsRelay:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="broker-relay")
 
     async def stop(self) -> None:
+        self.state = "stopping"
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for t in list(self._inflight):
+            t.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
         if self._nc is not None:
             try:
                 async with asyncio.timeout(2):
@@ -205,7 +211,7 @@ class NatsRelay:
                 attempt += 1
                 await asyncio.sleep(delay)
         await self._nc.subscribe(f"{self.prefix}.bus.*", cb=self._on_msg)
-        for subject, handler in self._services:
+        for subject, handler in list(self._services.items()):
             await self._subscribe_service(subject, handler)
         self.state = "connected"
         self.connected.set()
@@ -245,6 +251,8 @@ class NatsRelay:
         self.bus.deliver_remote(msg)
 
     async def _disconnected(self) -> None:
+        if self.state == "stopping":
+            return
         self.state = "reconnecting"
         self.connected.clear()
         log.warning("broker %s disconnected, reconnecting", _redact(self.url))
@@ -259,23 +267,38 @@ class NatsRelay:
 
     # ------------------------------------------------------------------ request/reply
     async def serve(self, subject: str, handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
-        """Answer requests on ``<prefix>.<subject>`` with ``handler(request) -> reply`` (JSON both)."""
-        self._services.append((subject, handler))
-        if self._nc is not None and self.connected.is_set():
+        """Answer requests on ``<prefix>.<subject>`` with ``handler(request) -> reply`` (JSON both),
+        from now (or from the connection) until :meth:`unserve`."""
+        self._services[subject] = handler
+        if self._nc is not None and self.connected.is_set() and subject not in self._service_subs:
             await self._subscribe_service(subject, handler)
 
+    async def unserve(self, subject: str) -> None:
+        self._services.pop(subject, None)
+        sub = self._service_subs.pop(subject, None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # connection closed: the subscription went with it
+                log.debug("unsubscribe %s: %r", subject, exc)
+
     async def _subscribe_service(self, subject: str, handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
-        async def cb(m: Any) -> None:
+        async def cb(m: Any) -> None:  # nats-py awaits callbacks one by one: serve each in a task
+            task = asyncio.get_running_loop().create_task(answer(m), name=f"broker-serve {subject}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        async def answer(m: Any) -> None:
             try:
                 request = json.loads(m.data)
                 reply = await handler(request if isinstance(request, dict) else {})
             except Exception as exc:  # the caller gets the failure, the relay goes on
                 log.exception("broker service %s failed", subject)
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            if m.reply:
+            if m.reply and self._nc is not None:
                 await self._nc.publish(m.reply, json.dumps(reply, default=str).encode())
 
-        await self._nc.subscribe(f"{self.prefix}.{subject}", cb=cb)
+        self._service_subs[subject] = await self._nc.subscribe(f"{self.prefix}.{subject}", cb=cb)
 
     async def request(self, subject: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request; raises ``TimeoutError`` when nobody answers in time, ``ConnectionError``

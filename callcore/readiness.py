@@ -44,7 +44,8 @@ def readiness_reasons(container: Any, db_ok: bool, ami_state: str) -> list[str]:
     reasons: list[str] = []
     if not db_ok:
         reasons.append("database not reachable")
-    if container.ami is not None and ami_state != "connected":
+    # scale-out (issue 19): a standby (another instance holds this AMI's lease) is ready
+    if container.ami is not None and ami_state not in ("connected", "standby"):
         reasons.append(f"AMI {container.settings.ami_host}:{container.settings.ami_port} {ami_state}")
     limit = container.settings.ready_max_backlog
     for name, depth in backlogs(container).items():

@@ -332,7 +332,40 @@ async def build_security(c: "Container") -> None:
 
 
 async def start_ami(c: "Container") -> None:
-    await c.ami.start()
+    if c.relay is None:  # one instance: always the AMI consumer
+        await c.ami.start()
+        return
+    # scale-out (issue 19): with a broker, the AMI consumer is leased (callcore/cluster.py)
+    from callcore.cluster import AmiDuty
+    from callcore.lease import Lease
+
+    s = c.settings
+
+    async def serve_http(request: dict[str, Any]) -> dict[str, Any]:  # forwarded call control, into our app
+        replay = getattr(c, "http_replay", None)
+        if replay is None:
+            from callcore.cluster import _reply
+
+            return _reply(503, {"detail": "the AMI holder's HTTP part is not running"})
+        return await replay(request)
+
+    lease = Lease(c.sessionmaker, f"ami:{s.ami_name}", c.relay.instance, ttl=s.ami_lease_ttl, interval=s.ami_lease_interval)
+    c.ami_duty = AmiDuty(s.ami_name, c.ami, lease, relay=c.relay, serve_http=serve_http)
+    await c.ami_duty.start()
+    c.add_closer(c.ami_duty.stop)
+
+
+def cluster_app(c: "Container", app: Any) -> Any:
+    """The HTTP app of a clustered instance: call control goes to the AMI holder (callcore/cluster.py)."""
+    if c.relay is None:
+        return app
+    from callcore.cluster import HolderForwarding, asgi_replayer
+
+    duty = getattr(c, "ami_duty", None)
+    c.http_replay = asgi_replayer(app)
+    c.add_closer(c.http_replay.aclose)
+    return HolderForwarding(app, c.settings.ami_name, (lambda: duty.lease.held) if duty is not None else (lambda: False),
+                            c.relay, timeout=c.settings.cluster_forward_timeout)
 
 
 async def start_agi(c: "Container") -> None:

@@ -142,3 +142,15 @@ def test_reports_smoke() -> None:
     assert d["rows"]["day_queue"] == cfg["queues"] and d["rows"]["month_agent"] == cfg["agents"]
     # the rolled-up reports give the numbers the facts give
     assert d["rows"]["day_queue_facts_equal"] == 1 and d["rows"]["month_agent_facts_equal"] == 1
+
+
+def test_broker_hop_smoke() -> None:
+    """issue 19: the broker benchmark runs end to end against the real local NATS."""
+    from benchmarks import broker_hop
+    from tests.broker import broker_url
+
+    broker_url()  # skip (fail in CI) without a broker
+    res = broker_hop.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    assert d["baseline"]["n"] == d["nats"]["n"] == broker_hop.SIZES["smoke"]["pops"]
