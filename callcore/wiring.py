@@ -84,6 +84,8 @@ async def build_services(c: "Container") -> None:
         c.cti.webhooks = OutboxSender(
             c.bus, s.webhooks, c.outbox, first_wait=s.webhook_retry_first_wait, max_wait=s.webhook_retry_max_wait
         )
+        if c.relay is not None:  # scale-out (issue 19): instances share the outbox
+            c.cti.webhooks.claim_lease = 60.0
     # reliability (issue 12): calls in progress are journaled too (journal/live.py); what a killed
     # process left is handed to the first resync, which ends or continues each call
     from journal.live import LiveCallJournal
@@ -126,6 +128,14 @@ async def build_broker(c: "Container") -> None:
     c.add_closer(c.relay.stop)  # closers run in reverse: the relay is the last to stop
     if not await c.relay.wait_connected(3.0):
         log.warning("broker not connected yet: pops from other instances will arrive once it is")
+
+
+def _leader(c: "Container") -> Any:
+    """Scheduled jobs that must run on one instance (and need its live calls) run on the AMI
+    holder; None (always) for a single instance."""
+    if c.relay is None:
+        return None
+    return lambda: c.ami_duty is not None and c.ami_duty.lease.held
 # --- end scale-out
 
 
@@ -141,6 +151,7 @@ async def build_reports(c: "Container") -> None:
     c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
     facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
     c.reports.open_spans = facts.open_spans
+    c.reports.leader = _leader(c)  # scale-out (issue 19): rollups on the AMI holder only
     await c.reports.start()
 
     async def stop_reports() -> None:
@@ -205,6 +216,7 @@ async def build_recording(c: "Container") -> None:
         bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    c.recording.leader = _leader(c)  # scale-out (issue 19): purge + orphan recovery on the AMI holder only
     if getattr(c, "reports", None) is not None:  # reports (issue 16): recording coverage
         from reports.subscriber import QualityFacts
 
