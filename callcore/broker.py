@@ -142,6 +142,7 @@ class NatsRelay:
         self._services: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {}
         self._service_subs: dict[str, Any] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, Callable[[bytes], None]] = {}
         self.connected = asyncio.Event()
         self.sent = 0
         self.received = 0
@@ -213,6 +214,8 @@ class NatsRelay:
         await self._nc.subscribe(f"{self.prefix}.bus.*", cb=self._on_msg)
         for subject, handler in list(self._services.items()):
             await self._subscribe_service(subject, handler)
+        for subject, fn in list(self._listeners.items()):
+            await self._subscribe_listener(subject, fn)
         self.state = "connected"
         self.connected.set()
         log.info("broker %s connected as %s", _redact(self.url), self.instance)
@@ -264,6 +267,27 @@ class NatsRelay:
 
     async def _error(self, exc: Exception) -> None:
         log.debug("broker error: %r", exc)
+
+    # ------------------------------------------------------------------ plain subjects
+    async def listen(self, subject: str, fn: Callable[[bytes], None]) -> None:
+        """Call ``fn(data)`` for every message on ``<prefix>.<subject>`` from other instances."""
+        self._listeners[subject] = fn
+        if self._nc is not None and self.connected.is_set():
+            await self._subscribe_listener(subject, fn)
+
+    async def _subscribe_listener(self, subject: str, fn: Callable[[bytes], None]) -> None:
+        async def cb(m: Any) -> None:
+            try:
+                fn(m.data)
+            except Exception:  # a bad message must not end the subscription
+                log.exception("broker listener %s failed", subject)
+
+        await self._nc.subscribe(f"{self.prefix}.{subject}", cb=cb)
+
+    async def publish_raw(self, subject: str, data: bytes) -> None:
+        if self._nc is None or not self.connected.is_set():
+            raise ConnectionError(f"broker {_redact(self.url)} not connected")
+        await self._nc.publish(f"{self.prefix}.{subject}", data)
 
     # ------------------------------------------------------------------ request/reply
     async def serve(self, subject: str, handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:

@@ -45,8 +45,11 @@ class AmiDuty:
     """The AMI consumer of one endpoint, started and stopped by its lease."""
 
     def __init__(self, name: str, client: Any, lease: Any, relay: Any = None,
-                 serve_http: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None) -> None:
+                 serve_http: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.name = name
+        #: run at every acquisition, before the login (installs the take-over's hand-off hook)
+        self.prepare = prepare
         self.client = client
         self.lease = lease
         self.relay = relay
@@ -73,6 +76,8 @@ class AmiDuty:
 
     async def _acquired(self) -> None:
         self.takeovers += 1
+        if self.prepare is not None:
+            self.prepare()
         log.info("AMI %s: this instance holds the lease (epoch %s); connecting", self.name, self.lease.epoch)
         await self.client.start()  # login → CTI resync (on_connect) → events
         if self.relay is not None and self.serve_http is not None:

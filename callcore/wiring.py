@@ -362,7 +362,30 @@ async def start_ami(c: "Container") -> None:
         return await replay(request)
 
     lease = Lease(c.sessionmaker, f"ami:{s.ami_name}", c.relay.instance, ttl=s.ami_lease_ttl, interval=s.ami_lease_interval)
-    c.ami_duty = AmiDuty(s.ami_name, c.ami, lease, relay=c.relay, serve_http=serve_http)
+    # live calls handed from the holder to the standbys (callcore/handoff.py), sealed with the cluster's signing key
+    from callcore.handoff import HandoffPublisher, HandoffReceiver
+
+    key = c.keyring.signing_key()[1]
+    subject = f"live.{s.ami_name}"
+    receiver = HandoffReceiver(key)
+    await c.relay.listen(subject, receiver.receive)
+    publisher = HandoffPublisher(c.cti.state, lambda data: c.relay.publish_raw(subject, data), key, held=lambda: lease.held)
+    c.cti.dispatcher.subscribe("live-call-handoff", publisher)
+    await publisher.start()
+    c.add_closer(publisher.stop)
+    journal_hook = c.cti.resyncer.before_first_rebuild  # the local journal's pictures (journal/live.py), once
+
+    def prepare() -> None:  # at every acquisition: the previous holder's pictures, else the local journal's
+        def before_rebuild() -> None:
+            nonlocal journal_hook
+            hook, journal_hook = journal_hook, None
+            if not receiver.before_rebuild(c.cti.state) and hook is not None:
+                hook()
+
+        c.cti.resyncer.before_first_rebuild = before_rebuild
+
+    c.handoff = receiver
+    c.ami_duty = AmiDuty(s.ami_name, c.ami, lease, relay=c.relay, serve_http=serve_http, prepare=prepare)
     await c.ami_duty.start()
     c.add_closer(c.ami_duty.stop)
 

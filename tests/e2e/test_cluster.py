@@ -94,6 +94,7 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
                "CALLCORE_DATA_DIR": str(tmp_path / f"data-{name}"), "CALLCORE_DATABASE_URL": empty_database_url,
                "CALLCORE_BROKER_URL": nats_url, "CALLCORE_BROKER_PREFIX": prefix, "CALLCORE_INSTANCE_NAME": name,
                "CALLCORE_API_TOKENS": json.dumps({ADMIN: "admin", AGENT: "agent:1001"}),
+               "CALLCORE_JWT_KEY": "cluster-test-signing-key-shared-by-both-instances",  # one key per cluster
                "CALLCORE_AMI_RECONNECT_MIN": "0.1", "CALLCORE_AMI_RECONNECT_MAX": "0.5", "CALLCORE_DIALPLAN_WATCH": "false"}
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "callcore.cli", "serve", "--http-port", str(ports[name]), "--agi-port", str(free_port()),
@@ -156,6 +157,8 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         ringing = await _until(lambda: pop("call.ringing"), 10, "the pop on b's desk")
         call_id = ringing["payload"]["call_id"] if "call_id" in ringing["payload"] else ringing["payload"]["call"]["call_id"]
         await _until(lambda: any(e["event"] == "call.answered" for e in events), 10, "answered")
+        answered = time.monotonic()
+        await asyncio.sleep(1.0)  # talking for a while before the holder dies (hand-off pictures every 100 ms)
 
         # kill -9 the lease holder mid-call
         procs["a"].send_signal(signal.SIGKILL)
@@ -171,6 +174,7 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         assert live[0]["status"] == "talking" and live[0]["agent_id"] == "1001" and live[0]["queue"] == "sales", live[0]
 
         await call.hangup()
+        talked = time.monotonic() - answered
 
         def stored():
             status, rows = _get(ports["b"], "/api/calls/history?limit=50")
@@ -181,6 +185,10 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         assert len(rows) == 1, rows  # stored once
         r = rows[0]
         assert r["outcome"] == "answered" and r["queue"] == "sales" and r["agent_id"] == "1001", r
+        # the talk time runs from the answer on a, not from b's take-over (the live-call hand-off)
+        assert r["talk_time"] >= int(talked) - 1, (r, talked)
+        status, body = _get(ports["b"], "/readyz", None)
+        assert body["cluster"]["ami_lease"]["holder"] == "b" and body["cluster"]["ami_lease"]["epoch"] == 2, body
         # no action sent twice: a's actions before the kill, b's after its take-over; one login each
         assert len(actions("Originate")) == 0
         assert len([e for e in events if e["event"] == "call.ringing"]) == 1  # one pop, not one per instance
