@@ -148,7 +148,8 @@ class Lease:
         started = self._clock()
         renewed: float | None = None
         try:
-            async with asyncio.timeout(self.interval):
+            # a slow database gets up to a third of the ttl; decide() counts from the beat's start
+            async with asyncio.timeout(max(self.interval, self.ttl / 3)):
                 if await self._write(started):
                     renewed = started
         except asyncio.CancelledError:
