@@ -191,6 +191,9 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         assert body["cluster"]["ami_lease"]["holder"] == "b" and body["cluster"]["ami_lease"]["epoch"] == 2, body
         # no action sent twice: a's actions before the kill, b's after its take-over; one login each
         assert len(actions("Originate")) == 0
+        # the take-over's resync found agent 1002 still a paused member: nothing re-sent
+        assert len(actions("QueueAdd")) == adds + 1 and len(actions("QueuePause")) == pauses + 1
+        assert len(actions("Login")) == 2  # a's login, then b's at the take-over: never both at once
         assert len([e for e in events if e["event"] == "call.ringing"]) == 1  # one pop, not one per instance
         pumper.cancel()
         print(f"\ncluster: pop across instances, take-over after kill -9 in {took:.2f} s, call stored once")
