@@ -6,7 +6,9 @@ receives can be counted).
   pop of a call on the Asterisk that **a** consumes reaches it over the broker;
 * call control sent to **b** is forwarded to the holder and reaches Asterisk exactly once;
 * ``kill -9`` of **a** mid-call: **b** takes the lease and AMI within 5 s, resyncs, follows the
-  call to its end and stores it once, with the queue and agent it had.
+  call to its end and stores it once, with the queue, agent and talk time it had;
+* **a** comes back as the standby; the holder **b** loses its database (a TCP proxy cut) mid-call:
+  **b** gives AMI up by itself, **a** takes over within 5 s, never two AMI sessions at once.
 
 PostgreSQL only (the lease is in the shared database; skipped on SQLite) and needs the broker
 (skipped on a developer's machine without one, fails in CI — tests/broker.py).
@@ -70,6 +72,51 @@ async def _until(pred, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class DbProxy:
+    """A TCP forwarder between one instance and PostgreSQL: ``cut()`` takes that instance's
+    database away (existing connections closed, new ones refused) while the other keeps it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.open = True
+        self.writers: set = set()
+        self.server = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader, writer) -> None:
+        if not self.open:
+            writer.close()
+            return
+        r2, w2 = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, w2}
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, w2), pipe(r2, writer))
+
+    def cut(self) -> None:
+        self.open = False
+        for w in list(self.writers):
+            w.close()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
 def _lease(port: int):
     status, body = _get(port, "/readyz", None)
     return ((body or {}).get("cluster") or {}).get("ami_lease") or {}, body or {}
@@ -89,9 +136,19 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
     logs = {n: (tmp_path / f"{n}.log").open("w+") for n in ports}
     procs: dict[str, subprocess.Popen] = {}
 
+    # b reaches PostgreSQL through a proxy the test can cut (the holder losing its database)
+    from urllib.parse import urlparse
+
+    pg = urlparse(empty_database_url.replace("postgresql+asyncpg", "postgresql"))
+    proxy = DbProxy(pg.hostname or "127.0.0.1", pg.port or 5432)
+    proxy_port = await proxy.start()
+    db_url = {"a": empty_database_url,
+              "b": empty_database_url.replace(f"@{pg.hostname}:{pg.port or 5432}/", f"@127.0.0.1:{proxy_port}/")}
+    assert db_url["b"] != db_url["a"]
+
     def start(name: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCORE_DEV_MODE": "1",
-               "CALLCORE_DATA_DIR": str(tmp_path / f"data-{name}"), "CALLCORE_DATABASE_URL": empty_database_url,
+               "CALLCORE_DATA_DIR": str(tmp_path / f"data-{name}"), "CALLCORE_DATABASE_URL": db_url[name],
                "CALLCORE_BROKER_URL": nats_url, "CALLCORE_BROKER_PREFIX": prefix, "CALLCORE_INSTANCE_NAME": name,
                "CALLCORE_API_TOKENS": json.dumps({ADMIN: "admin", AGENT: "agent:1001"}),
                "CALLCORE_JWT_KEY": "cluster-test-signing-key-shared-by-both-instances",  # one key per cluster
@@ -121,7 +178,7 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
                          "b ready (standby)")
         except AssertionError:
             raise AssertionError(tail("b")) from None
-        lease_b, ready_b = _lease(ports["b"])
+        lease_b, ready_b = await asyncio.to_thread(_lease, ports["b"])
         assert lease_b["held"] is False and lease_b["holder"] == "a" and ready_b["ami"]["state"] == "standby"
 
         # the agent's desk is on b; the call is on the Asterisk a consumes
@@ -187,7 +244,7 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         assert r["outcome"] == "answered" and r["queue"] == "sales" and r["agent_id"] == "1001", r
         # the talk time runs from the answer on a, not from b's take-over (the live-call hand-off)
         assert r["talk_time"] >= int(talked) - 1, (r, talked)
-        status, body = _get(ports["b"], "/readyz", None)
+        status, body = await asyncio.to_thread(_get, ports["b"], "/readyz", None)
         assert body["cluster"]["ami_lease"]["holder"] == "b" and body["cluster"]["ami_lease"]["epoch"] == 2, body
         # no action sent twice: a's actions before the kill, b's after its take-over; one login each
         assert len(actions("Originate")) == 0
@@ -195,8 +252,45 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         assert len(actions("QueueAdd")) == adds + 1 and len(actions("QueuePause")) == pauses + 1
         assert len(actions("Login")) == 2  # a's login, then b's at the take-over: never both at once
         assert len([e for e in events if e["event"] == "call.ringing"]) == 1  # one pop, not one per instance
+
+        # a comes back as the standby; then the holder b loses its database mid-call: b gives AMI up
+        # by itself and a takes over, never two AMI consumers at once
+        start("a")
+        await _until(lambda: (lambda l, r: r.get("ready") and l.get("holder") == "b")(*_lease(ports["a"])), 40, "a standby")
+        call2 = await pbx.dial("01087654321", "김철수", context="queue-direct", exten="sales")
+        await _until(lambda: len([e for e in events if e["event"] == "call.answered"]) >= 2, 10, "second call answered")
+        answered2 = time.monotonic()
+        await asyncio.sleep(1.0)
+        logins = len(actions("Login"))
+        proxy.cut()
+        cut = time.monotonic()
+        most = 0
+        while time.monotonic() - cut < 10:
+            most = max(most, sum(1 for x in pbx.ami.sessions if x.authenticated and not x.closed))
+            lease_a, ready_a = await asyncio.to_thread(_lease, ports["a"])
+            if lease_a.get("held") and ready_a.get("ami", {}).get("state") == "connected":
+                break
+            await asyncio.sleep(0.05)
+        took2 = time.monotonic() - cut
+        assert lease_a.get("held") and took2 < 5.0, (f"take-over after the holder lost its database: {took2:.1f} s", lease_a)
+        assert most <= 1, "two AMI consumers at once"
+        assert len(actions("Login")) == logins + 1
+        status, live = await asyncio.to_thread(_get, ports["a"], "/api/calls")
+        assert [c["status"] for c in live] == ["talking"], live
+        call2_id = live[0]["call_id"]
+        await call2.hangup()
+        talked2 = time.monotonic() - answered2
+
+        def stored2():
+            status, rows = _get(ports["a"], "/api/calls/history?limit=50")
+            mine = [r for r in rows or [] if r.get("call_id") == call2_id]
+            return mine if mine and status == 200 else None
+
+        rows2 = await _until(stored2, 15, "the second call in the history")
+        assert len(rows2) == 1 and rows2[0]["outcome"] == "answered" and rows2[0]["talk_time"] >= int(talked2) - 1, rows2
         pumper.cancel()
-        print(f"\ncluster: pop across instances, take-over after kill -9 in {took:.2f} s, call stored once")
+        print(f"\ncluster: pop across instances, take-over after kill -9 in {took:.2f} s and after the holder lost "
+              f"its database in {took2:.2f} s, calls stored once")
     finally:
         if desk is not None:
             await desk.close()
@@ -211,4 +305,5 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
         reap(*procs.values())
         for f in logs.values():
             f.close()
+        await proxy.close()
         await pbx.close()
