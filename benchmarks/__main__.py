@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, Figure, machine_info, table, write_json
 
-BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch")
+BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch", "broker")
 
 
 def _run_one(name: str, size: str) -> dict[str, Any]:
@@ -44,13 +44,17 @@ def _run_one(name: str, size: str) -> dict[str, Any]:
         from benchmarks import recording_search
 
         return recording_search.run(size)
+    if name == "broker":  # what the cross-instance broker adds to a pop (issue 19)
+        from benchmarks import broker_hop
+
+        return broker_hop.run(size)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds, for a smoke run); figures not meaningful")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch,broker")
     ap.add_argument("--json", type=Path, default=None, help="where to write the results (default benchmarks/results/latest.json)")
     ap.add_argument("--profile", action="store_true",
                     help="run the server processes under pyinstrument; text reports in benchmarks/results/profiles/")

@@ -22,6 +22,7 @@ import uvicorn
 from sqlalchemy import text
 
 from callcore import migrate
+from callcore.broker import RelayedBus
 from callcore.bus import Bus
 from callcore.db import create_engine, session_factory
 from callcore.metrics import Metrics
@@ -68,7 +69,10 @@ class Container:
         #: wall clock for the IVR (business hours); injectable so tests can call "at" a given time
         self.clock = clock
         self.metrics = Metrics()
-        self.bus = Bus()
+        # scale-out (issue 19): with a broker, bus messages cross instances (callcore/broker.py)
+        self.bus = RelayedBus() if settings.broker_url else Bus()
+        self.relay: Any = None
+        self.ami_duty: Any = None  # scale-out: the leased AMI consumer (callcore/cluster.py)
         # reliability (issue 12): slow websocket clients are cut off (callcore/wsguard.py)
         self.ws_guard = WsGuard(
             SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued), on_written=self.metrics.observe_pop
@@ -173,7 +177,9 @@ class Container:
         from api.app import create_app
 
         s = self.settings
-        app = create_app(self)
+        from callcore.wiring import cluster_app
+
+        app = cluster_app(self, create_app(self))  # scale-out (issue 19): call control to the AMI holder
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
         server = _EmbeddedUvicorn(config)
         # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
@@ -228,6 +234,8 @@ class Container:
         except Exception as exc:  # reported, not raised: this is a health probe
             db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
         ami_state = self.ami.state if self.ami is not None else "disabled"
+        if self.ami_duty is not None:  # scale-out: a standby's AMI is held by another instance
+            ami_state = self.ami_duty.state
         # reliability (issue 12): not ready while AMI is down (when this process runs the AMI
         # part) or while bookkeeping backs up; callcore/readiness.py
         reasons = readiness_reasons(self, db_ok, ami_state)
@@ -249,6 +257,13 @@ class Container:
         if self.ami is None:
             report["ami"]["detail"] = "this process does not run the AMI part (--only), so AMI does not affect readiness"
         report["backlog"] = backlog_report(self)
+        if self.relay is not None:  # scale-out (issue 19)
+            lease = self.ami_duty.lease if self.ami_duty is not None else None
+            report["cluster"] = {
+                "instance": self.relay.instance, "broker": self.relay.state,
+                "ami_lease": None if lease is None else {
+                    "name": lease.name, "held": lease.held, "holder": lease.holder, "epoch": lease.epoch},
+            }
         return report
 
     def _agi_active(self) -> int:

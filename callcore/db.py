@@ -56,7 +56,7 @@ def import_all_models() -> None:
     import importlib
 
     for mod in ("ivr.models", "cti.models", "recording.models", "auth.models", "audit.models", "reports.models", "kb.models",
-                "qa.models", "outbox.models"):
+                "qa.models", "outbox.models", "callcore.models"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # a package without tables yet

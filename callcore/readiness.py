@@ -5,6 +5,9 @@
   logged in and resynced: calls are not being tracked, pops would be wrong. A
   process started with ``--only http`` (or ``agi``) has no AMI link of its own, so
   AMI is reported as ``"required": false`` and is never a reason;
+* scale-out (issue 19): this instance runs with a broker (``broker_url``) and is not connected
+  to it: pops from the AMI holder would not reach its websockets. A standby (another
+  instance holds the AMI lease, ``"ami": {"state": "standby"}``) is ready;
 * bookkeeping backs up: more than ``ready_max_backlog`` facts wait to be written
   (CTI changes queued in the async subscribers — persistence, wrap-up, ... — and
   ended calls in the local journal not yet in the database, webhook deliveries not
@@ -44,8 +47,12 @@ def readiness_reasons(container: Any, db_ok: bool, ami_state: str) -> list[str]:
     reasons: list[str] = []
     if not db_ok:
         reasons.append("database not reachable")
-    if container.ami is not None and ami_state != "connected":
+    # scale-out (issue 19): a standby (another instance holds this AMI's lease) is ready
+    if container.ami is not None and ami_state not in ("connected", "standby"):
         reasons.append(f"AMI {container.settings.ami_host}:{container.settings.ami_port} {ami_state}")
+    relay = getattr(container, "relay", None)
+    if relay is not None and relay.state != "connected":  # scale-out: no pops from/to other instances
+        reasons.append(f"broker {relay.state}")
     limit = container.settings.ready_max_backlog
     for name, depth in backlogs(container).items():
         if depth > limit:

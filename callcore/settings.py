@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     ami_reconnect_min: float = 0.5
     ami_reconnect_max: float = 30.0
 
+    # --- scale-out (issue 19; ARCHITECTURE.md "Scale-out"): None = one process, in-process bus only
+    broker_url: str | None = None  # e.g. nats://127.0.0.1:4222: bus messages cross instances (callcore/broker.py)
+    broker_prefix: str = "callcore"  # NATS subject prefix (one per cluster on a shared broker)
+    instance_name: str | None = None  # this instance in the cluster; None: <hostname>-<pid>
+    ami_name: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,40}$")  # the AMI endpoint's name (its lease: ami:<name>)
+    # with a broker, one instance at a time consumes the AMI (callcore/lease.py): a standby takes over
+    # at most ttl + interval after the holder's last heartbeat
+    ami_lease_ttl: float = Field(3.0, gt=0, le=60)
+    ami_lease_interval: float = Field(0.5, gt=0, le=30)
+    cluster_forward_timeout: float = Field(15.0, gt=0, le=120)  # call control forwarded to the AMI holder
+
     # --- which parts run in this process
     only: Annotated[list[Part], NoDecode] = Field(default_factory=lambda: list(ALL_PARTS))
 

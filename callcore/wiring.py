@@ -43,6 +43,7 @@ async def build_services(c: "Container") -> None:
     from ivr.service import build_ivr_service
 
     s = c.settings
+    await build_broker(c)  # scale-out (issue 19): before anything publishes
     if s.runs("ami"):
         from cti.ami import AmiClient
 
@@ -83,6 +84,8 @@ async def build_services(c: "Container") -> None:
         c.cti.webhooks = OutboxSender(
             c.bus, s.webhooks, c.outbox, first_wait=s.webhook_retry_first_wait, max_wait=s.webhook_retry_max_wait
         )
+        if c.relay is not None:  # scale-out (issue 19): instances share the outbox
+            c.cti.webhooks.claim_lease = 60.0
     # reliability (issue 12): calls in progress are journaled too (journal/live.py); what a killed
     # process left is handed to the first resync, which ends or continues each call
     from journal.live import LiveCallJournal
@@ -113,6 +116,29 @@ async def build_services(c: "Container") -> None:
     await build_qa(c)
 
 
+# --- scale-out (issue 19): the cross-instance bus relay (callcore/broker.py)
+async def build_broker(c: "Container") -> None:
+    s = c.settings
+    if not s.broker_url:
+        return
+    from callcore.broker import NatsRelay
+
+    c.relay = NatsRelay(c.bus, s.broker_url, instance=s.instance_name, prefix=s.broker_prefix)
+    await c.relay.start()
+    c.add_closer(c.relay.stop)  # closers run in reverse: the relay is the last to stop
+    if not await c.relay.wait_connected(3.0):
+        log.warning("broker not connected yet: pops from other instances will arrive once it is")
+
+
+def _leader(c: "Container") -> Any:
+    """Scheduled jobs that must run on one instance (and need its live calls) run on the AMI
+    holder; None (always) for a single instance."""
+    if c.relay is None:
+        return None
+    return lambda: c.ami_duty is not None and c.ami_duty.lease.held
+# --- end scale-out
+
+
 # --- reports (issue 16): fact store, live counters, report API
 async def build_reports(c: "Container") -> None:
     """CTI changes ──FactsSubscriber──▶ ReportService (live counters + fact store); the IVR's
@@ -125,6 +151,7 @@ async def build_reports(c: "Container") -> None:
     c.reports = ReportService.from_settings(s, c.sessionmaker, clock=clock)
     facts = FactsSubscriber(c.cti.state, c.reports.record, resolved_codes=s.report_resolved_dispositions)
     c.reports.open_spans = facts.open_spans
+    c.reports.leader = _leader(c)  # scale-out (issue 19): rollups on the AMI holder only
     await c.reports.start(offload_staffing=True)  # Erlang A never on the event loop (issue 18)
 
     async def stop_reports() -> None:
@@ -191,6 +218,7 @@ async def build_recording(c: "Container") -> None:
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
     c.cti.outbound.recording_variables = c.recording.originate_variables  # click-to-call / callback recorded per policy
+    c.recording.leader = _leader(c)  # scale-out (issue 19): purge + orphan recovery on the AMI holder only
     if getattr(c, "reports", None) is not None:  # reports (issue 16): recording coverage
         from reports.subscriber import QualityFacts
 
@@ -318,7 +346,63 @@ async def build_security(c: "Container") -> None:
 
 
 async def start_ami(c: "Container") -> None:
-    await c.ami.start()
+    if c.relay is None:  # one instance: always the AMI consumer
+        await c.ami.start()
+        return
+    # scale-out (issue 19): with a broker, the AMI consumer is leased (callcore/cluster.py)
+    from callcore.cluster import AmiDuty
+    from callcore.lease import Lease
+
+    s = c.settings
+
+    async def serve_http(request: dict[str, Any]) -> dict[str, Any]:  # forwarded call control, into our app
+        replay = getattr(c, "http_replay", None)
+        if replay is None:
+            from callcore.cluster import _reply
+
+            return _reply(503, {"detail": "the AMI holder's HTTP part is not running"})
+        return await replay(request)
+
+    lease = Lease(c.sessionmaker, f"ami:{s.ami_name}", c.relay.instance, ttl=s.ami_lease_ttl, interval=s.ami_lease_interval)
+    # live calls handed from the holder to the standbys (callcore/handoff.py), sealed with the cluster's signing key
+    from callcore.handoff import HandoffPublisher, HandoffReceiver
+
+    key = c.keyring.signing_key()[1]
+    subject = f"live.{s.ami_name}"
+    receiver = HandoffReceiver(key)
+    await c.relay.listen(subject, receiver.receive)
+    publisher = HandoffPublisher(c.cti.state, lambda data: c.relay.publish_raw(subject, data), key, held=lambda: lease.held)
+    c.cti.dispatcher.subscribe("live-call-handoff", publisher)
+    await publisher.start()
+    c.add_closer(publisher.stop)
+    journal_hook = c.cti.resyncer.before_first_rebuild  # the local journal's pictures (journal/live.py), once
+
+    def prepare() -> None:  # at every acquisition: the previous holder's pictures, else the local journal's
+        def before_rebuild() -> None:
+            nonlocal journal_hook
+            hook, journal_hook = journal_hook, None
+            if not receiver.before_rebuild(c.cti.state) and hook is not None:
+                hook()
+
+        c.cti.resyncer.before_first_rebuild = before_rebuild
+
+    c.handoff = receiver
+    c.ami_duty = AmiDuty(s.ami_name, c.ami, lease, relay=c.relay, serve_http=serve_http, prepare=prepare)
+    await c.ami_duty.start()
+    c.add_closer(c.ami_duty.stop)
+
+
+def cluster_app(c: "Container", app: Any) -> Any:
+    """The HTTP app of a clustered instance: call control goes to the AMI holder (callcore/cluster.py)."""
+    if c.relay is None:
+        return app
+    from callcore.cluster import HolderForwarding, asgi_replayer
+
+    duty = getattr(c, "ami_duty", None)
+    c.http_replay = asgi_replayer(app)
+    c.add_closer(c.http_replay.aclose)
+    return HolderForwarding(app, c.settings.ami_name, (lambda: duty.lease.held) if duty is not None else (lambda: False),
+                            c.relay, timeout=c.settings.cluster_forward_timeout)
 
 
 async def start_agi(c: "Container") -> None:

@@ -27,6 +27,23 @@ class OutboxRepository:
             )
             return list((await session.scalars(q)).all())
 
+    async def claim_due(self, now: float, limit: int, lease: float = 60.0) -> list[WebhookDeliveryRow]:
+        """Due deliveries, each claimed by this worker (scale-out, issue 19): a compare-and-set of
+        ``next_attempt_at`` to ``now + lease``, so instances sharing the database never send one
+        delivery twice at once; a worker that dies mid-send leaves it due again after ``lease``."""
+        claimed = []
+        for row in await self.due(now, limit):
+            async with self._sm() as session, session.begin():
+                res = await session.execute(
+                    update(WebhookDeliveryRow)
+                    .where(WebhookDeliveryRow.id == row.id, WebhookDeliveryRow.status == PENDING,
+                           WebhookDeliveryRow.next_attempt_at == row.next_attempt_at)
+                    .values(next_attempt_at=now + lease)
+                )
+            if res.rowcount:
+                claimed.append(row)
+        return claimed
+
     async def next_due_at(self) -> float | None:
         async with self._sm() as session:
             q = select(func.min(WebhookDeliveryRow.next_attempt_at)).where(WebhookDeliveryRow.status == PENDING)

@@ -72,6 +72,8 @@ class OutboxSender:
         self.max_wait = max_wait
         self.poll_interval = poll_interval
         self.batch = batch
+        #: scale-out (issue 19): with several instances, due deliveries are claimed for this long
+        self.claim_lease: float | None = None
         self._sem = asyncio.Semaphore(concurrency)
         self.max_unsaved = max_unsaved
         self._clock = clock
@@ -159,7 +161,10 @@ class OutboxSender:
         while True:
             try:
                 await self._store_unsaved()
-                rows = await self.repository.due(self._clock(), self.batch)
+                if self.claim_lease is None:
+                    rows = await self.repository.due(self._clock(), self.batch)
+                else:  # scale-out (issue 19): several instances share the outbox; each delivery claimed
+                    rows = await self.repository.claim_due(self._clock(), self.batch, self.claim_lease)
                 if rows:
                     await asyncio.gather(*(self._attempt(row) for row in rows))
                 self._pending_db = sum(n for s, n in (await self.repository.counts()).items() if s == PENDING)

@@ -198,6 +198,9 @@ class RecordingService:
         self.job_backoff_seconds = job_backoff_seconds
         self.job_poll_seconds = job_poll_seconds
         self.purge_interval_seconds = purge_interval_seconds
+        #: scale-out (issue 19): with several instances, only the AMI holder runs the purge and
+        #: orphan recovery (it has the live calls); None: one instance, always
+        self.leader: Callable[[], bool] | None = None
         self.agents_see_own = agents_see_own
         self.clock = clock
         self.audit = audit
@@ -959,6 +962,9 @@ class RecordingService:
     async def _purge_loop(self) -> None:
         while True:
             try:
+                if self.leader is not None and not self.leader():
+                    await asyncio.sleep(min(self.purge_interval_seconds, 5.0))
+                    continue
                 await self.recover_orphans()
                 purged = await self.purge_once()
                 if purged:

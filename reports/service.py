@@ -318,6 +318,8 @@ class ReportService:
         self.open_spans = open_spans
         self.retry_seconds = retry_seconds
         self.rollup_every = rollup_every
+        #: scale-out (issue 19): with several instances, only the AMI holder rolls up; None: always
+        self.leader: Callable[[], bool] | None = None
         self._roller: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[list[Fact]] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -582,6 +584,8 @@ class ReportService:
         assert self.rollup_every
         while True:
             await asyncio.sleep(self.rollup_every)
+            if self.leader is not None and not self.leader():
+                continue
             try:
                 await self.roll_up_pending()
             except asyncio.CancelledError:

@@ -175,3 +175,15 @@ def test_recording_search_smoke() -> None:
     rows = list(rs.generate(300))
     assert len(rows) == 300 and [r[0][0] for r in rows] == list(range(1, 301))
     assert all(f[0] == r[0][0] for r in rows for f in r[1]) and sum(len(r[1]) for r in rows) > 300
+
+
+def test_broker_hop_smoke() -> None:
+    """issue 19: the broker benchmark runs end to end against the real local NATS."""
+    from benchmarks import broker_hop
+    from tests.broker import broker_url
+
+    broker_url()  # skip (fail in CI) without a broker
+    res = broker_hop.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    assert d["baseline"]["n"] == d["nats"]["n"] == broker_hop.SIZES["smoke"]["pops"]
