@@ -57,7 +57,7 @@ class ServeProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
-    def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
+    def wait_for_log(self, pattern: str, timeout: float = 60) -> re.Match:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = re.search(pattern, self.log)
