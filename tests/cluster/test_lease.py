@@ -98,13 +98,13 @@ async def test_a_holder_that_loses_its_database_gives_up_before_anyone_may_take_
 
 
 async def test_a_graceful_stop_releases_at_once(db_sessionmaker) -> None:
-    a = Lease(db_sessionmaker, "ami:pbx1", "a", ttl=3, interval=0.1)
-    b = Lease(db_sessionmaker, "ami:pbx1", "b", ttl=3, interval=0.1)
+    a = Lease(db_sessionmaker, "ami:pbx1", "a", ttl=20, interval=0.1)
+    b = Lease(db_sessionmaker, "ami:pbx1", "b", ttl=20, interval=0.1)
     await a.start()
-    assert await a.wait_held(3)
+    assert await a.wait_held(5)
     await b.start()
     await asyncio.sleep(0.3)
     assert not b.held
     await a.stop()
-    assert await b.wait_held(1.0)  # no waiting for the expiry
+    assert await b.wait_held(8.0)  # well before the 20 s expiry: the release, not the expiry
     await b.stop()
