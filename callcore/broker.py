@@ -72,22 +72,7 @@ class RelayedBus(Bus):
     def deliver_remote(self, msg: Message) -> int:
         """A message another instance published: to keyed subscribers (websockets) only."""
         self.remote_delivered += 1
-        targets: set = set()
-        for key in msg.audience:
-            subs = self._by_key.get(key)
-            if subs:
-                targets |= subs
-        n = 0
-        for sub in targets:
-            if sub.predicate is not None and not sub.predicate(msg):
-                continue
-            try:
-                sub.queue.put_nowait(msg)
-                n += 1
-            except asyncio.QueueFull:
-                sub.overflowed = True
-                self.dropped += 1
-        return n
+        return self._deliver(msg, self._keyed(msg, set()))
 
 
 def encode(msg: Message, instance: str, msg_id: str) -> bytes:

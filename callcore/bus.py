@@ -85,11 +85,19 @@ class Bus:
     def publish(self, msg: Message) -> int:
         """Deliver to every matching subscriber without awaiting. Returns how many got it."""
         self.published += 1
-        targets: set[Subscription] = set(self._wildcard)
+        return self._deliver(msg, self._keyed(msg, set(self._wildcard)))
+
+    def _keyed(self, msg: Message, targets: set[Subscription]) -> set[Subscription]:
+        """``targets`` plus the subscribers of the message's audience keys."""
         for key in msg.audience:
             subs = self._by_key.get(key)
             if subs:
                 targets |= subs
+        return targets
+
+    def _deliver(self, msg: Message, targets: set[Subscription]) -> int:
+        """Queue ``msg`` for each target whose predicate takes it; a full queue marks its
+        subscriber overflowed and counts a drop. Returns how many got it."""
         n = 0
         for sub in targets:
             if sub.predicate is not None and not sub.predicate(msg):

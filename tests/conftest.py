@@ -106,6 +106,44 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.db)
 
 
+def _admin_dsn(url: str) -> str:
+    """The maintenance database of the PostgreSQL server of ``url`` (an asyncpg DSN)."""
+    base, _, _ = url.rpartition("/")
+    return base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
+
+
+async def _pg_admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_admin_dsn(url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _pg_database(url: str, prefix: str, template: str | None = None):
+    """Create a database on the server of ``url`` (a copy of ``template`` if given); returns its
+    URL and the statement that drops it."""
+    import asyncio
+
+    import asyncpg
+
+    base, _, _ = url.rpartition("/")
+    name = prefix + uuid.uuid4().hex[:12]
+    create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    for attempt in range(20):
+        try:
+            await _pg_admin(url, create)
+            break
+        except asyncpg.ObjectInUseError:  # a connection to the template is still closing
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.1)
+    return f"{base}/{name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
 @pytest.fixture
 async def empty_database_url(tmp_path: Path):
     """URL of a database with nothing in it, on the backend under test (a new
@@ -114,24 +152,11 @@ async def empty_database_url(tmp_path: Path):
     if not url or not url.startswith("postgresql"):
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
-    import asyncpg
-
-    base, _, _ = url.rpartition("/")
-    admin_dsn = base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
-    name = "cc_empty_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(admin_dsn)
+    db_url, drop = await _pg_database(url, "cc_empty_")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield db_url
     finally:
-        await conn.close()
-    try:
-        yield f"{base}/{name}"
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _pg_admin(url, drop)
 
 
 # --------------------------------------------------------------------------- migrated databases
@@ -146,23 +171,15 @@ _TEMPLATES: dict[str, str] = {}
 async def _pg_template(url: str) -> str:
     import asyncio
 
-    import asyncpg
-
     from callcore import migrate
 
     base, _, _ = url.rpartition("/")
-    if base in _TEMPLATES:
-        return _TEMPLATES[base]
-    admin_dsn = base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
-    name = f"cc_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    await asyncio.to_thread(migrate.upgrade, f"{base}/{name}")
-    _TEMPLATES[base] = name
-    return name
+    if base not in _TEMPLATES:
+        name = f"cc_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        await _pg_admin(url, f'CREATE DATABASE "{name}"')
+        await asyncio.to_thread(migrate.upgrade, f"{base}/{name}")
+        _TEMPLATES[base] = name
+    return _TEMPLATES[base]
 
 
 def _sqlite_template() -> Path:
@@ -191,34 +208,11 @@ async def migrated_database_url(tmp_path: Path):
         await asyncio.to_thread(shutil.copyfile, template, target)
         yield f"sqlite+aiosqlite:///{target}"
         return
-    import asyncio
-
-    import asyncpg
-
-    template = await _pg_template(url)
-    base, _, _ = url.rpartition("/")
-    admin_dsn = base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
-    name = "cc_mig_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(admin_dsn)
+    db_url, drop = await _pg_database(url, "cc_mig_", template=await _pg_template(url))
     try:
-        for attempt in range(20):
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-                break
-            except asyncpg.ObjectInUseError:  # a connection to the template is still closing
-                if attempt == 19:
-                    raise
-                await asyncio.sleep(0.1)
+        yield db_url
     finally:
-        await conn.close()
-    try:
-        yield f"{base}/{name}"
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _pg_admin(url, drop)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -232,16 +226,9 @@ def pytest_sessionfinish(session, exitstatus):
         return
     import asyncio
 
-    import asyncpg
-
     async def drop() -> None:
         for base, name in _TEMPLATES.items():
-            admin_dsn = base.replace("postgresql+asyncpg:", "postgresql:") + "/postgres"
-            conn = await asyncpg.connect(admin_dsn)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await _pg_admin(base + "/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     try:
         asyncio.run(drop())
