@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Select, Text, and_, bindparam, case, cast, column, delete, func, literal_column, not_, or_, select, table, text, update
 from sqlalchemy.exc import IntegrityError
@@ -56,6 +56,10 @@ class Hit:
 
 
 _FTS = table("kb_fts", column("rowid"), column("rank"))
+_C = ArticleRow.__table__.c
+#: what a search result page shows (summary fields + body for the snippet), by id
+_PAGE_ROWS = select(_C.id, _C.slug, _C.title, _C.kind, _C.status, _C.language, _C.tags, _C.queues, _C.intents,
+                    _C.helpful_count, _C.version, _C.body).where(_C.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(slots=True)
@@ -146,16 +150,28 @@ class KbRepository:
         query. Relevance = relevance of the direct terms + ``synonym_weight`` × relevance of
         the synonyms (``1/synonym_weight`` must be a whole number). Only ids and ranking inputs
         are read: the caller loads the rows of the page it shows."""
+        hits, _rows = await self.search_page(terms, filters, None, synonyms=synonyms, synonym_weight=synonym_weight,
+                                             now=now, limit=limit)
+        return hits
+
+    async def search_page(
+        self, terms: Sequence[str], filters: SearchFilters, choose: Callable[[list[Hit]], Iterable[int]] | None, *,
+        synonyms: Sequence[str] = (), synonym_weight: float = 0.5, now: datetime | None = None, limit: int = CANDIDATES,
+    ) -> tuple[list[Hit], dict[int, Any]]:
+        """:meth:`search`, then the :meth:`page_rows` of the ids ``choose(hits)`` picks (the
+        caller's ranking), in the same session: one connection checkout per search."""
         terms, synonyms = list(terms), [t for t in synonyms if t not in terms]
         if not terms and not synonyms:
-            return []
+            return [], {}
         repeat = round(1 / synonym_weight)
         if repeat < 1 or abs(repeat * synonym_weight - 1) > 1e-9:
             raise ValueError("synonym_weight must be 1/k for a whole k")
         stmt, params = self._search_statement(await self.dialect(), terms, synonyms, repeat, filters, now, limit)
         async with self._sm() as s:
-            rows = (await s.execute(stmt, params)).all()
-        return [Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in rows]
+            hits = [Hit(i, float(rel), helpful or 0, lang) for i, helpful, lang, rel in (await s.execute(stmt, params)).all()]
+            ids = list(choose(hits)) if choose is not None else []
+            rows = {r.id: r for r in (await s.execute(_PAGE_ROWS, {"ids": ids})).all()} if ids else {}
+        return hits, rows
 
     @staticmethod
     def fts5_match(terms: Sequence[str], synonyms: Sequence[str] = (), repeat: int = 2) -> str:
@@ -309,11 +325,8 @@ class KbRepository:
         ids = list(ids)
         if not ids:
             return {}
-        c = ArticleRow.__table__.c
-        stmt = select(c.id, c.slug, c.title, c.kind, c.status, c.language, c.tags, c.queues, c.intents,
-                      c.helpful_count, c.version, c.body).where(c.id.in_(ids))
         async with self._sm() as s:
-            return {r.id: r for r in (await s.execute(stmt)).all()}
+            return {r.id: r for r in (await s.execute(_PAGE_ROWS, {"ids": ids})).all()}
 
     async def linked(self, *, intents: Sequence[str] = (), queues: Sequence[str] = (), tags: Sequence[str] = (),
                      slugs: Sequence[str] = (), notices_since: datetime | None = None, now: datetime | None = None,

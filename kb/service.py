@@ -577,18 +577,22 @@ class KbService:
         else:
             # the query's own (or typo-corrected) terms count fully, terms added by synonyms less
             primary = [t for t in query.expanded if t not in query.synonyms]
-            hits = await self.repository.search(primary, filters, synonyms=query.synonyms,
-                                                synonym_weight=SYNONYM_WEIGHT, now=now)
-            # relevance × usage (helpful marks), and a nudge for articles in the language of the query
             q_lang = "ko" if _HANGUL.search(q) else "en"
-            ranked = sorted(
-                ((h.id, rel, rel * (1 + self.usage_weight * math.log1p(h.helpful)) * (LANGUAGE_MATCH if h.language == q_lang else 1.0))
-                 for h in hits for rel in (h.relevance,)),
-                key=lambda t: (-t[2], t[0]),
-            )
+            ranked: list[tuple[int, float, float]] = []
+
+            def choose(hits: list[Any]) -> list[int]:
+                # relevance × usage (helpful marks), and a nudge for articles in the language of the query
+                ranked.extend(sorted(
+                    ((h.id, h.relevance, h.relevance * (1 + self.usage_weight * math.log1p(h.helpful))
+                      * (LANGUAGE_MATCH if h.language == q_lang else 1.0)) for h in hits),
+                    key=lambda t: (-t[2], t[0]),
+                ))
+                return [i for i, _, _ in ranked[offset : offset + limit]]
+
+            _hits, rows_by_id = await self.repository.search_page(primary, filters, choose, synonyms=query.synonyms,
+                                                                  synonym_weight=SYNONYM_WEIGHT, now=now)
             total = len(ranked)
             chosen = ranked[offset : offset + limit]
-            rows_by_id = await self.repository.page_rows(i for i, _, _ in chosen)
             page = [(rows_by_id[i], rel, final) for i, rel, final in chosen if i in rows_by_id]
         marks = query.expanded
         results = []

@@ -347,3 +347,21 @@ async def test_a_storage_failure_is_a_clear_503_and_saves_nothing(kb):
     kb.store.objects.clear()
     with pytest.raises(NotFound, match="missing"):
         await kb.attachment(att["id"], AGENT)
+
+
+async def test_the_sample_gives_every_intent_of_the_shipped_flow_a_suggestion_in_both_languages(sample_kb):
+    """Done-when of issue 17: the shipped sample (Korean and English, a dozen articles) makes the
+    demo flow (dialplans/main.yaml) pop suggestions out of the box, for every intent it sets."""
+    import re
+
+    from kb.rules import CallContext
+
+    articles = await sample_kb.repository.list_articles(status="published")
+    assert len(articles) >= 12 and {a.language for a in articles} == {"ko", "en"}
+    flow = (SAMPLE.parents[1] / "dialplans" / "main.yaml").read_text(encoding="utf-8")
+    intents = {m.group(1) for m in re.finditer(r"""intent: "'([a-z:]+)'""", flow)}
+    assert {"billing", "refund", "tech:", "sales", "general"} <= intents, intents
+    for intent in sorted((intents - {"tech:"}) | {"tech:internet", "tech:other"}):
+        for language in ("ko", "en"):
+            sugg = await sample_kb.suggest(CallContext(intent=intent, language=language))
+            assert sugg and sugg[0]["reasons"][0]["rule"] == "ivr-intent", (intent, language, sugg)
