@@ -346,13 +346,20 @@ class ReportService:
         """One staffing computation in the staffing process (started on first use, one at a time)."""
         if self._staffing_busy:
             return False
-        if self._staffing_pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        try:
+            if self._staffing_pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
-            self._staffing_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._staffing_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            fut = asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
+        except Exception:  # e.g. a broken pool (its process was killed): start a new one next time
+            log.exception("reports: cannot start the staffing computation")
+            pool, self._staffing_pool = self._staffing_pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return False
         self._staffing_busy = True
-        fut = asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
 
         def finished(f: "asyncio.Future[dict[str, Any]]") -> None:
             self._staffing_busy = False
@@ -360,6 +367,9 @@ class ReportService:
                 return
             if f.exception() is not None:
                 log.warning("reports: staffing computation failed: %r", f.exception())
+                pool, self._staffing_pool = self._staffing_pool, None  # a BrokenProcessPool stays broken
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
                 done(None)
             else:
                 done(f.result())
