@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from typing import Any
@@ -124,13 +125,15 @@ class _WallLoad(_Load):
             await asyncio.sleep(rng.uniform(0.2, 0.7))  # events land anywhere between two ticks
         bg.cancel()
         return {"samples": self.samples, "missing": missing, "updates": self.updates, "supervisors": len(self.sups),
+                "ami_connections": len(self.fake.writers),
                 "ws_clients": len(self.clients), "bg_frames": self.bg_frames}
 
 
 def run(size: str = "full") -> dict[str, Any]:
     from api.auth import issue_token
 
-    cfg = SIZES[size]
+    cfg = dict(SIZES[size])
+    cfg.update(json.loads(os.environ.get("CALLCORE_BENCH_WALL") or "{}"))  # experiments, stated in the JSON
     load = Child(load_process, cpus=LOAD_CPUS, name="wall-load")
     server = None
     try:
