@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, Figure, machine_info, table, write_json
 
-BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch", "broker")
+BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch", "broker", "rec", "wall")
 
 
 def _run_one(name: str, size: str) -> dict[str, Any]:
@@ -48,13 +48,21 @@ def _run_one(name: str, size: str) -> dict[str, Any]:
         from benchmarks import broker_hop
 
         return broker_hop.run(size)
+    if name == "rec":  # recording post-processing vs ffmpeg (issue 18)
+        from benchmarks import recording_processing
+
+        return recording_processing.run(size)
+    if name == "wall":  # wallboard freshness, 2,000 desks + 50 supervisors (issue 18)
+        from benchmarks import wallboard_freshness
+
+        return wallboard_freshness.run(size)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds, for a smoke run); figures not meaningful")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch,broker")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch,broker,rec,wall")
     ap.add_argument("--json", type=Path, default=None, help="where to write the results (default benchmarks/results/latest.json)")
     ap.add_argument("--profile", action="store_true",
                     help="run the server processes under pyinstrument; text reports in benchmarks/results/profiles/")

@@ -293,6 +293,19 @@ class LiveCounters:
                 "agents_needed_erlang_c": None, "agents_needed_erlang_a": None}
 
 
+def _staffing_executor() -> Any:
+    """A one-process pool; a thread in a process that may not have children (a daemonic
+    multiprocessing child, e.g. the benchmarks' server): the thread gives the GIL back every
+    ``sys.getswitchinterval()`` (5 ms), so the loop still runs, only slower while it computes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if multiprocessing.current_process().daemon:
+        log.warning("reports: a daemonic process cannot start the staffing process; computing in a thread")
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="staffing")
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _staffing_dict(args: dict[str, Any]) -> dict[str, Any]:
     """Runs in the staffing process (module-level: picklable)."""
     return staffing_for_interval(**args).to_dict()
@@ -360,13 +373,17 @@ class ReportService:
         """One staffing computation in the staffing process (started on first use, one at a time)."""
         if self._staffing_busy:
             return False
-        if self._staffing_pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._staffing_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            if self._staffing_pool is None:
+                self._staffing_pool = _staffing_executor()
+            fut = asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
+        except Exception:  # e.g. a broken pool (its process was killed): start a new one next time
+            log.exception("reports: cannot start the staffing computation")
+            pool, self._staffing_pool = self._staffing_pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return False
         self._staffing_busy = True
-        fut = asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
 
         def finished(f: "asyncio.Future[dict[str, Any]]") -> None:
             self._staffing_busy = False
@@ -374,6 +391,9 @@ class ReportService:
                 return
             if f.exception() is not None:
                 log.warning("reports: staffing computation failed: %r", f.exception())
+                pool, self._staffing_pool = self._staffing_pool, None  # a BrokenProcessPool stays broken
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
                 done(None)
             else:
                 done(f.result())

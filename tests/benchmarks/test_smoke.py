@@ -187,3 +187,32 @@ def test_broker_hop_smoke() -> None:
     _figures_ok(res)
     d = res["details"]
     assert d["baseline"]["n"] == d["nats"]["n"] == broker_hop.SIZES["smoke"]["pops"]
+
+
+@pytest.mark.slow
+def test_recording_processing_smoke() -> None:
+    from benchmarks import recording_processing
+
+    res = recording_processing.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    for target in ("mp3", "opus"):
+        for base, cc in d["runs"][target]:
+            # both sides processed the same audio, and both wrote something
+            assert base["audio_seconds"] == pytest.approx(cc["audio_seconds"], abs=0.01)
+            assert base["bytes_out"] > 0 and cc["bytes_out"] > 0
+    assert d["memory"]["long"]["callcore"]["audio_seconds"] == pytest.approx(d["memory"]["long"]["seconds"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_wallboard_freshness_smoke() -> None:
+    from benchmarks import wallboard_freshness
+
+    res = wallboard_freshness.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    assert d["server"] == "container"  # the real composition root, not the fallback pieces
+    assert d["supervisors"] == d["sizes"]["supervisors"] and d["ws_clients"] == d["sizes"]["agents"]
+    # every event reached every supervisor's tile exactly once (or is counted as missing)
+    assert len(d["samples_ms"]) + d["missing"] == d["sizes"]["events"] * d["sizes"]["supervisors"]
+    assert d["updates"] > 0

@@ -1,0 +1,197 @@
+"""Benchmark 6 — recording post-processing (issue 18).
+
+callcore's job on one recording — ``recording.processing.analyse`` (pydub: levels, talk/silence
+per channel, waveform), ``convert`` (pydub → ffmpeg, MP3 32 kbit/s or Opus 24 kbit/s, the
+settings' codecs), AES-GCM encryption (``recording.crypto``) and ``FilesystemStorage.put`` —
+against the baseline of **ffmpeg called directly** on the same 8 kHz 16-bit mono WAV files with
+the same codec and bitrate (``ffmpeg -i in.wav -b:a 32k out.mp3``). Each measurement runs in a
+fresh child process; CPU time is the child's own plus its ffmpeg children's (``getrusage``),
+so "× real time per core" = seconds of audio / CPU seconds, robust to a loaded machine.
+
+Figures: throughput ratio callcore / ffmpeg (target ≥ 0.9), × real time per core to MP3
+(≥ 500) and to Opus (≥ 100), and the peak memory (max RSS of the process and of its ffmpeg
+child) for a short and a ``long_hours`` (4 h) recording: pydub holds a whole recording in memory
+(``AudioSegment`` has no streaming API), so the peak grows with the length — reported, not hidden.
+
+The WAV files are generated: 10 s of speech-like signal (talk bursts of mixed tones with noise,
+pauses of silence) repeated to the length wanted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import resource
+import struct
+import subprocess
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import SERVER_CPUS, Child, Figure, check
+
+SIZES = {
+    "full": {"files": 6, "seconds": 300, "reps": 2, "long_hours": 4.0},
+    "quick": {"files": 2, "seconds": 30, "reps": 1, "long_hours": 0.25},
+    "smoke": {"files": 1, "seconds": 5, "reps": 1, "long_hours": 0.01},
+}
+RATE = 8000
+TARGETS = {"mp3": 500.0, "opus": 100.0}
+RATIO_TARGET = 0.9
+
+
+# ---------------------------------------------------------------- audio
+def _pattern(seed: int) -> bytes:
+    """10 s of 8 kHz mono 16-bit speech-like audio: ~60 % talk, pauses of digital-ish silence."""
+    rng = random.Random(seed)
+    out = bytearray()
+    t = 0
+    while t < RATE * 10:
+        talk = rng.randint(int(0.6 * RATE), int(2.5 * RATE))
+        f1, f2 = rng.uniform(120, 300), rng.uniform(600, 2400)
+        for i in range(min(talk, RATE * 10 - t)):
+            env = math.sin(math.pi * i / talk)
+            v = env * (6000 * math.sin(2 * math.pi * f1 * i / RATE) + 2500 * math.sin(2 * math.pi * f2 * i / RATE)
+                       + rng.uniform(-800, 800))
+            out += struct.pack("<h", int(v))
+        t += talk
+        pause = min(rng.randint(int(0.3 * RATE), int(1.5 * RATE)), max(0, RATE * 10 - t))
+        out += b"".join(struct.pack("<h", rng.randint(-20, 20)) for _ in range(pause))
+        t += pause
+    return bytes(out[: RATE * 10 * 2])
+
+
+def write_wav(path: Path, seconds: float, seed: int = 1) -> Path:
+    block = _pattern(seed)
+    frames = int(seconds * RATE)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        left = frames * 2
+        while left > 0:
+            chunk = block[: min(left, len(block))]
+            w.writeframes(chunk)
+            left -= len(chunk)
+    return path
+
+
+# ---------------------------------------------------------- measurements
+def _usage() -> tuple[float, float]:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, time.perf_counter()
+
+
+def _job(conn: Any, kind: str, files: list[str], target: str, out_dir: str) -> None:
+    """One measurement in this (fresh) process: every file through callcore's job or bare ffmpeg."""
+    import asyncio
+
+    cpu0, wall0 = _usage()
+    audio = 0.0
+    sizes = 0
+    if kind == "callcore":
+        from recording import crypto
+        from recording.processing import analyse, convert
+        from recording.storage import FilesystemStorage
+
+        storage = FilesystemStorage(Path(out_dir))
+
+        async def one(i: int, f: str) -> tuple[float, int]:
+            analysis, data = analyse(Path(f))
+            blob = convert(data, "wav", target)
+            blob = crypto.encrypt(crypto.new_data_key(), blob)
+            await storage.put(f"bench/{i}.{target}", blob)
+            return analysis.duration, len(blob)
+
+        async def every() -> tuple[float, int]:
+            total, size = 0.0, 0
+            for i, f in enumerate(files):
+                d, n = await one(i, f)
+                total, size = total + d, size + n
+            return total, size
+
+        audio, sizes = asyncio.run(every())
+    else:
+        codec = ["-b:a", "32k"] if target == "mp3" else ["-c:a", "libopus", "-b:a", "24k"]
+        for i, f in enumerate(files):
+            out = Path(out_dir) / f"{i}.{target}"
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", f, *codec, str(out)], check=True)
+            sizes += out.stat().st_size
+            with wave.open(f) as w:
+                audio += w.getnframes() / w.getframerate()
+    cpu1, wall1 = _usage()
+    conn.send({"result": {
+        "audio_seconds": audio, "cpu_seconds": cpu1 - cpu0, "wall_seconds": wall1 - wall0, "bytes_out": sizes,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "child_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }})
+    conn.recv()  # wait for "stop"
+
+
+def _measure(kind: str, files: list[Path], target: str, tmp: Path) -> dict[str, Any]:
+    out = tempfile.mkdtemp(dir=tmp)
+    child = Child(_job, kind, [str(f) for f in files], target, out, cpus=SERVER_CPUS, name=f"rec-{kind}")
+    try:
+        return child.expect("result", 3600)["result"]
+    finally:
+        child.stop()
+
+
+def run(size: str = "full") -> dict[str, Any]:
+    cfg = SIZES[size]
+    tmp = Path(tempfile.mkdtemp(prefix="callcore-bench-rec-"))
+    try:
+        return _run(cfg, tmp)
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+
+
+def _run(cfg: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    files = [write_wav(tmp / f"call{i}.wav", cfg["seconds"], seed=i + 1) for i in range(cfg["files"])]
+    figures: list[Figure] = []
+    details: dict[str, Any] = {"sizes": cfg, "runs": {}}
+    for target in ("mp3", "opus"):
+        pairs = []
+        for _ in range(cfg["reps"]):  # baseline and callcore back to back, the median pair ratio
+            base = _measure("ffmpeg", files, target, tmp)
+            cc = _measure("callcore", files, target, tmp)
+            pairs.append((base, cc))
+        details["runs"][target] = pairs
+        ratios = sorted((b["cpu_seconds"] / c["cpu_seconds"]) for b, c in pairs)
+        ratio = ratios[len(ratios) // 2]
+        rt_cc = sorted(c["audio_seconds"] / c["cpu_seconds"] for _, c in pairs)[len(pairs) // 2]
+        rt_ff = sorted(b["audio_seconds"] / b["cpu_seconds"] for b, _ in pairs)[len(pairs) // 2]
+        figures += [
+            Figure("rec", f"{target}: throughput vs ffmpeg direct (per CPU-second)", rt_cc, "x rt", rt_ff,
+                   target=f">= {RATIO_TARGET}x", verdict=check(ratio >= RATIO_TARGET),
+                   note=f"pair ratios {[round(r, 3) for r in ratios]}; {cfg['files']} files of {cfg['seconds']} s"),
+            Figure("rec", f"{target}: x real time per core (analysis + conversion + storage)", rt_cc, "x rt", None,
+                   target=f">= {TARGETS[target]:g}", verdict=check(rt_cc >= TARGETS[target])),
+        ]
+    # memory: one short and one long recording, callcore's job vs ffmpeg alone (MP3)
+    long_s = cfg["long_hours"] * 3600
+    mem: dict[str, Any] = {}
+    for label, seconds in (("short", cfg["seconds"]), ("long", long_s)):
+        f = write_wav(tmp / f"mem-{label}.wav", seconds, seed=9)
+        base = _measure("ffmpeg", [f], "mp3", tmp)
+        cc = _measure("callcore", [f], "mp3", tmp)
+        mem[label] = {"seconds": seconds, "wav_mb": f.stat().st_size / 2**20, "ffmpeg": base, "callcore": cc}
+        f.unlink()
+    details["memory"] = mem
+    peak = lambda r: max(r["maxrss_mb"], r["child_maxrss_mb"])  # noqa: E731
+    grow_cc = peak(mem["long"]["callcore"]) - peak(mem["short"]["callcore"])
+    grow_ff = peak(mem["long"]["ffmpeg"]) - peak(mem["short"]["ffmpeg"])
+    hours = f"{cfg['long_hours']:g} h"
+    figures += [
+        Figure("rec", f"peak memory, {hours} recording (process or its ffmpeg)", peak(mem["long"]["callcore"]), "MB",
+               peak(mem["long"]["ffmpeg"]), target="flat", lower_is_better=True,
+               note=f"WAV {mem['long']['wav_mb']:.0f} MB; python {mem['long']['callcore']['maxrss_mb']:.0f} MB, "
+                    f"ffmpeg {mem['long']['callcore']['child_maxrss_mb']:.0f} MB"),
+        Figure("rec", f"peak memory growth, {cfg['seconds']} s → {hours}", grow_cc, "MB", None,
+               target="< 64 MB (flat)", verdict=check(grow_cc < 64), lower_is_better=True,
+               note=f"ffmpeg direct: {grow_ff:+.1f} MB; pydub's AudioSegment holds the whole recording: no streaming API"),
+    ]
+    return {"name": "rec", "figures": figures, "details": details}

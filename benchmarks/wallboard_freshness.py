@@ -1,0 +1,177 @@
+"""Benchmark 7 — wallboard freshness (issue 18).
+
+The real server (``callcore.app.Container``, SQLite, as in the pop benchmark) with ``agents``
+(2,000) agent websockets and ``supervisors`` (50) supervisor websockets connected, and a
+background of ``bg_fps`` AMI frames/s of capture traffic from the fake Asterisk. Then
+``events`` times: a new caller joins the ``sales`` queue (``Newchannel`` + ``QueueCallerJoin``
+written to the AMI socket — timestamp), and every supervisor socket is watched for the first
+``wallboard.update`` whose ``waiting`` tile lists that call; the caller then hangs up. The figure
+is the time from the AMI write to that tile on *each* supervisor socket (events × supervisors
+samples), both clocks in the load process.
+
+Baseline in the same run: the same caller's ``call.*``/``agent.*`` push is not a tile, so the
+reference is the design's own floor — ``wallboard.update`` is sent at CTI's ``queue.stats``
+tick (``stats_interval``, 1 s): a change waits for the next tick, U(0, 1 s) on average, plus
+building and sending the snapshot (2,000 agents) to 50 sockets. Target: p99 ≤ 1 s, goal 250 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from typing import Any
+
+from benchmarks.common import LOAD_CPUS, SERVER_CPUS, Child, Figure, check, quiet_logs, summarize
+from benchmarks.pop_latency import AGENT_BASE, JWT_KEY, PopCall, _Load, server_process
+
+SIZES = {
+    "full": {"agents": 2000, "supervisors": 50, "bg_fps": 5000, "events": 60, "timeout": 5.0},
+    "quick": {"agents": 100, "supervisors": 10, "bg_fps": 500, "events": 10, "timeout": 5.0},
+    "smoke": {"agents": 8, "supervisors": 2, "bg_fps": 100, "events": 3, "timeout": 5.0},
+}
+P99_S, GOAL_S = 1.0, 0.25
+
+
+def load_process(conn: Any) -> None:
+    quiet_logs()
+    asyncio.run(_WallLoad(conn).main())
+
+
+class _WallLoad(_Load):
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self.pending: dict[str, tuple[float, set[int]]] = {}  # call id -> (t0, supervisors still to see it)
+        self.samples: list[float] = []
+        self.updates = 0
+        self.sups: list[Any] = []
+
+    async def main(self) -> None:
+        from benchmarks.amigen import CaptureMix, FakeAmiServer
+        from benchmarks.common import pipe_recv
+
+        self.mix = CaptureMix()
+        self.fake = FakeAmiServer(require_login=False)
+        port = await self.fake.start()
+        self.conn.send({"port": port})
+        while True:
+            msg = await pipe_recv(self.conn)
+            cmd = msg.get("cmd")
+            if cmd == "stop":
+                break
+            if cmd == "connect":
+                await self.connect(msg["url"], msg["agents"])
+            elif cmd == "supervisors":
+                await self.connect_supervisors(msg["url"], msg["tokens"])
+            elif cmd == "run":
+                self.conn.send({"result": await self.fresh(msg)})
+        for t in self.tasks:
+            t.cancel()
+        for ws in self.clients + self.sups:
+            try:
+                await asyncio.wait_for(ws.close(), 0.5)
+            except Exception:
+                pass
+        await self.fake.close()
+
+    async def connect_supervisors(self, url: str, tokens: list[str]) -> None:
+        from websockets.asyncio.client import connect
+
+        for i, token in enumerate(tokens):
+            ws = await connect(f"{url}?token={token}", open_timeout=30, ping_interval=None, max_queue=None,
+                               compression=None, max_size=None)
+            hello = json.loads(await ws.recv())
+            assert hello.get("event") == "hello", hello
+            assert "supervisor" in hello["payload"]["keys"], hello
+            self.sups.append(ws)
+            self.tasks.add(asyncio.get_running_loop().create_task(self.sup_reader(ws, i)))
+        self.conn.send({"supervisors": len(self.sups)})
+
+    async def sup_reader(self, ws: Any, i: int) -> None:
+        perf = time.perf_counter
+        try:
+            async for raw in ws:
+                now = perf()
+                if not raw.startswith('{"event": "wallboard.update"'):
+                    continue
+                self.updates += 1
+                for call_id, (t0, left) in list(self.pending.items()):
+                    if i in left and f'"call_id": "{call_id}"' in raw:  # the waiting tile lists it
+                        left.discard(i)
+                        self.samples.append(now - t0)
+        except Exception:
+            pass
+
+    async def fresh(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        assert self.fake.writers, "no AMI client connected"
+        self.writer = self.fake.writers[-1]
+        rng = random.Random(11)
+        loop = asyncio.get_running_loop()
+        bg = loop.create_task(self.background(cfg["bg_fps"]))
+        await asyncio.sleep(1.0)
+        missing = 0
+        agents = cfg["agents"]
+        for n in range(cfg["events"]):
+            call = PopCall(900_000 + n, rng.choice(agents))
+            self.pending[call.uid] = (time.perf_counter(), set(range(len(self.sups))))
+            self.writer.write(call.setup())
+            deadline = time.perf_counter() + cfg["timeout"]
+            while self.pending[call.uid][1] and time.perf_counter() < deadline:
+                await asyncio.sleep(0.005)
+            missing += len(self.pending.pop(call.uid)[1])
+            self.writer.write(call.teardown())
+            await asyncio.sleep(rng.uniform(0.2, 0.7))  # events land anywhere between two ticks
+        bg.cancel()
+        return {"samples": self.samples, "missing": missing, "updates": self.updates, "supervisors": len(self.sups),
+                "ami_connections": len(self.fake.writers),
+                "ws_clients": len(self.clients), "bg_frames": self.bg_frames}
+
+
+def run(size: str = "full") -> dict[str, Any]:
+    from api.auth import issue_token
+
+    cfg = dict(SIZES[size])
+    cfg.update(json.loads(os.environ.get("CALLCORE_BENCH_WALL") or "{}"))  # experiments, stated in the JSON
+    load = Child(load_process, cpus=LOAD_CPUS, name="wall-load")
+    server = None
+    try:
+        ami_port = load.expect("port", 60)["port"]
+        server = Child(server_process, "callcore", ami_port, cpus=SERVER_CPUS, name="wall-callcore")
+        info = server.expect("ready", 120)["ready"]
+        url = f"ws://127.0.0.1:{info['port']}/ws"
+        agents = [str(AGENT_BASE + i) for i in range(cfg["agents"])]
+        load.send({"cmd": "connect", "url": url, "agents": [(a, issue_token(JWT_KEY, a, "agent", 3600)) for a in agents]})
+        connected = load.expect("connected", 600)
+        sups = [issue_token(JWT_KEY, f"sup{i}", "supervisor", 3600) for i in range(cfg["supervisors"])]
+        load.send({"cmd": "supervisors", "url": url, "tokens": sups})
+        load.expect("supervisors", 120)
+        server.send({"cmd": "rss"})  # the measured part starts (loop-stall watch reset)
+        server.expect("rss", 30)
+        load.send({"cmd": "run", **cfg, "agents": agents})
+        res = load.expect("result", 1800)["result"]
+        server.send({"cmd": "stats"})
+        stats = server.expect("stats", 60)["stats"]
+    finally:
+        load.stop()
+        if server is not None:
+            server.stop()
+    s = summarize(res["samples"], 1000)
+    tag = f"{res['ws_clients']} desks, {res['supervisors']} supervisors"
+    figures = [
+        Figure("wall", f"AMI event → wallboard tile, p50 ({tag})", s.get("p50"), "ms", 500.0,
+               target="info", lower_is_better=True, note="baseline: half the 1 s stats tick (the push's floor)"),
+        Figure("wall", "AMI event → wallboard tile, p99", s.get("p99"), "ms", 1000.0,
+               target=f"<= {P99_S * 1000:g} ms (goal {GOAL_S * 1000:g})",
+               verdict=check(s.get("p99", 1e9) <= P99_S * 1000), lower_is_better=True),
+        Figure("wall", f"tiles missed (of {cfg['events'] * res['supervisors']})", float(res["missing"]), "", 0.0,
+               target="0", verdict=check(res["missing"] == 0)),
+        Figure("wall", "server loop: longest stall during the run", stats["loop_max_stall_ms"], "ms", None,
+               target="<= 50 ms", verdict=check(stats["loop_max_stall_ms"] <= 50), lower_is_better=True,
+               note=f"{stats['loop_stalls_over_50ms']} stalls over 50 ms"),
+    ]
+    details = {"sizes": cfg, "summary_ms": s, "server": info.get("server"), "connect": connected,
+               "server_stats": stats, **{k: v for k, v in res.items() if k != "samples"},
+               "samples_ms": [round(x * 1000, 2) for x in res["samples"]]}
+    return {"name": "wall", "figures": figures, "details": details}
