@@ -138,7 +138,7 @@ def test_cli_import_search_export(tmp_path, capsys):
 
     data = str(tmp_path / "data")
     assert main(["kb", "import", str(SAMPLE), "--data-dir", data]) == 0
-    assert "created 12, updated 0, unchanged 0, errors 0" in capsys.readouterr().out
+    assert "created 14, updated 0, unchanged 0, errors 0" in capsys.readouterr().out
     assert main(["kb", "search", "환불해주세요", "--data-dir", data]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("terms: 환불") and "refund-procedure" in out[1]

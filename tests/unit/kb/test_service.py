@@ -77,9 +77,9 @@ async def test_bad_input_is_refused_with_a_clear_message(kb):
 
 async def test_markdown_import_export_round_trip(kb, tmp_path):
     report = await kb.import_dir(SAMPLE, SYSTEM)
-    assert len(report.created) == 12 and report.errors == []
+    assert len(report.created) == 14 and report.errors == []
     again = await kb.import_dir(SAMPLE, SYSTEM)
-    assert again.created == [] and again.updated == [] and len(again.unchanged) == 12
+    assert again.created == [] and again.updated == [] and len(again.unchanged) == 14
     written = await kb.export_dir(tmp_path / "out", SYSTEM)
     assert "refund-procedure.md" in written and "synonyms.yaml" in written
     text = (tmp_path / "out" / "refund-call-script.md").read_text(encoding="utf-8")
@@ -314,7 +314,7 @@ async def test_the_sample_loads_into_an_empty_kb_completes_a_cut_import_and_neve
     refund = await kb.repository.by_slug("refund-procedure")
     await kb.update(refund.id, {"title": "환불 절차 (개정)"}, REVIEWER)
     report = await kb.load_sample_if_empty(SAMPLE)
-    assert len(report.created) == 10 and "refund-procedure" in report.unchanged
+    assert len(report.created) == 12 and "refund-procedure" in report.unchanged
     assert (await kb.repository.by_slug("refund-procedure")).title == "환불 절차 (개정)"
     assert await kb.load_sample_if_empty(SAMPLE) is None  # complete: nothing to do
     await kb.create({"slug": "own", "title": "우리 문서"}, AGENT)
@@ -357,7 +357,7 @@ async def test_the_sample_gives_every_intent_of_the_shipped_flow_a_suggestion_in
     from kb.rules import CallContext
 
     articles = await sample_kb.repository.list_articles(status="published")
-    assert len(articles) >= 12 and {a.language for a in articles} == {"ko", "en"}
+    assert len(articles) >= 14 and {a.language for a in articles} == {"ko", "en"}
     flow = (SAMPLE.parents[1] / "dialplans" / "main.yaml").read_text(encoding="utf-8")
     intents = {m.group(1) for m in re.finditer(r"""intent: "'([a-z:]+)'""", flow)}
     assert {"billing", "refund", "tech:", "sales", "general"} <= intents, intents
