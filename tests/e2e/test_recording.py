@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from recording.storage import NotFound
 from recording.processing import analyse_bytes, silent_spans
 from tests.e2e.conftest import Stack
 from tests.e2e.test_call_control import agent_on_desk, answered_queue_call
@@ -58,9 +59,9 @@ def server_overrides(tmp_path, request) -> dict[str, Any]:
     return {"recordings_dir": tmp_path / "monitor", "recording_job_poll_seconds": 0.2, **extra}
 
 
-async def ready_recording(s: Stack, call_id: str, timeout: float = 15.0) -> dict[str, Any]:
+async def ready_recording(s: Stack, call_id: str, timeout: float = 15.0, caller: str = CALLER) -> dict[str, Any]:
     async def find():
-        rows = (await s.api("GET", f"/api/recordings?caller={CALLER}&status=ready", expect=200))["items"]
+        rows = (await s.api("GET", f"/api/recordings?caller={caller}&status=ready", expect=200))["items"]
         return next((r for r in rows if r["call_id"] == call_id), None)
 
     deadline = time.monotonic() + timeout
@@ -69,7 +70,7 @@ async def ready_recording(s: Stack, call_id: str, timeout: float = 15.0) -> dict
         if rec is not None:
             return rec
         if time.monotonic() > deadline:
-            raise AssertionError(f"recording of {call_id} not ready: {await s.api('GET', f'/api/recordings?caller={CALLER}')}")
+            raise AssertionError(f"recording of {call_id} not ready: {await s.api('GET', f'/api/recordings?caller={caller}')}")
         await asyncio.sleep(0.05)
 
 
@@ -206,6 +207,33 @@ async def test_recording_on_seaweedfs_s3_with_encryption(s3_server, server):
     assert await s.container.recording.crypto_erase(rec["id"], "admin", "data-subject request")
     code, body, _ = await audio_of(s, rec["id"])
     assert code == 410 and b"crypto-erase" in body
+
+    # a second call on S3: found by search, then purged after its retention (the object is gone
+    # from the bucket, the row stays), held first so the hold is proven on this backend too
+    call2, call_id2 = await answered_queue_call(s, "support", phone_a, desk_a, caller="01077770000")
+    await asyncio.sleep(1.0)
+    await call2.hangup()
+    rec2 = await ready_recording(s, call_id2, caller="01077770000")
+    assert rec2["storage_backend"] == "s3"
+    found = await s.api("GET", "/api/recordings?caller=01077770000&queue=support&direction=inbound", expect=200)
+    assert [x["id"] for x in found["items"]] == [rec2["id"]]
+    key2 = (await s.container.recording.repo.get_row_fields(rec2["id"], "storage_key"))["storage_key"]
+    assert await storage.size(key2) > 0
+    svc = s.container.recording
+    await s.api("PUT", f"/api/recordings/{rec2['id']}/hold", json={"reason": "dispute"}, expect=200)
+    real_clock = svc.clock
+    svc.clock = lambda: real_clock() + 400 * 86400
+    try:
+        assert rec2["id"] not in await svc.purge_once()  # (the crypto-erased first one's row goes its way)
+        assert await storage.size(key2) > 0  # on hold: untouched in the bucket
+        await s.api("DELETE", f"/api/recordings/{rec2['id']}/hold", expect=200)
+        assert rec2["id"] in await svc.purge_once()
+    finally:
+        svc.clock = real_clock
+    with pytest.raises(NotFound):
+        await storage.size(key2)
+    after = await s.api("GET", f"/api/recordings/{rec2['id']}", expect=200)
+    assert after["status"] == "purged" and after["caller_num"] == "01077770000"
 
 
 STEREO_POLICY = """\
