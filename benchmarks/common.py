@@ -108,10 +108,13 @@ class Child:
     """A child process running ``target(conn, *args, **kwargs)`` pinned to ``cpus``,
     talking to the parent over a duplex pipe (``send``/``recv`` of picklable dicts)."""
 
-    def __init__(self, target: Callable[..., Any], *args: Any, cpus: set[int] | None = None, name: str = "", **kwargs: Any) -> None:
+    def __init__(self, target: Callable[..., Any], *args: Any, cpus: set[int] | None = None, name: str = "",
+                 daemon: bool = True, **kwargs: Any) -> None:
+        # daemon=False for a server that starts its own children (callcore's staffing process):
+        # a daemonic process may not have any; stop() still ends it
         self.conn, child_conn = _CTX.Pipe()
         self.name = name or getattr(target, "__name__", "child")
-        self.proc = _CTX.Process(target=_child_main, args=(target, cpus, child_conn, args, kwargs, self.name), name=self.name, daemon=True)
+        self.proc = _CTX.Process(target=_child_main, args=(target, cpus, child_conn, args, kwargs, self.name), name=self.name, daemon=daemon)
         self.proc.start()
         child_conn.close()
 

@@ -483,7 +483,7 @@ def _measure(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     server = None
     try:
         ami_port = load.expect("port", 60)["port"]
-        server = Child(server_process, kind, ami_port, cpus=SERVER_CPUS, name=f"pop-{kind}")
+        server = Child(server_process, kind, ami_port, cpus=SERVER_CPUS, name=f"pop-{kind}", daemon=False)
         info = server.expect("ready", 120)["ready"]
         agents = [str(AGENT_BASE + i) for i in range(cfg["agents"])]
         pairs = [(a, issue_token(JWT_KEY, a, "agent", 3600)) for a in agents]

@@ -138,7 +138,7 @@ def run(size: str = "full") -> dict[str, Any]:
     server = None
     try:
         ami_port = load.expect("port", 60)["port"]
-        server = Child(server_process, "callcore", ami_port, cpus=SERVER_CPUS, name="wall-callcore")
+        server = Child(server_process, "callcore", ami_port, cpus=SERVER_CPUS, name="wall-callcore", daemon=False)
         info = server.expect("ready", 120)["ready"]
         url = f"ws://127.0.0.1:{info['port']}/ws"
         agents = [str(AGENT_BASE + i) for i in range(cfg["agents"])]
