@@ -10,8 +10,14 @@ survived so far into the permanent generation (``gc.freeze()``: a constant-time 
 Collections then only walk what was allocated since the last freeze: long-lived session state
 is not re-scanned again and again. The price: a reference cycle that becomes garbage after its
 objects were frozen is not reclaimed (plain reference counting still frees everything that is
-not in a cycle). ``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an
-operator sees it; ``gc_freeze_interval = 0`` turns the freezer off.
+not in a cycle). So that price stays bounded on a server that runs for months, the freezer
+**thaws** every ``thaw_interval`` seconds (``gc_thaw_interval``, default one hour): it moves the
+frozen objects back into the oldest generation (``gc.unfreeze()``, also constant time) and skips
+one freeze, so the collector's next full collection — at its own threshold, once — walks them
+and reclaims the cycles that became garbage meanwhile; freezing resumes after it. Cyclic garbage
+is then kept at most about ``thaw_interval`` seconds, for one longer collection an hour.
+``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an operator sees it;
+``gc_freeze_interval = 0`` turns the freezer off, ``gc_thaw_interval = 0`` never thaws.
 """
 
 from __future__ import annotations
@@ -24,20 +30,34 @@ log = logging.getLogger("callcore.gc")
 
 
 class GcFreezer:
-    def __init__(self, interval: float = 10.0) -> None:
+    def __init__(self, interval: float = 10.0, thaw_interval: float = 3600.0) -> None:
         self.interval = interval
+        self.thaw_interval = thaw_interval
         self.freezes = 0
+        self.thaws = 0
 
     def freeze(self) -> None:
         """Freeze what survived until now (constant time: the task calls it)."""
         gc.freeze()
         self.freezes += 1
 
+    def thaw(self) -> None:
+        """Hand the frozen objects back to the collector (constant time; the next full
+        collection walks them once and reclaims the cycles among them)."""
+        gc.unfreeze()
+        self.thaws += 1
+
     async def run(self) -> None:
         if self.interval <= 0:
             return
+        loop = asyncio.get_running_loop()
+        last_thaw = loop.time()
         while True:
             await asyncio.sleep(self.interval)
+            if self.thaw_interval > 0 and loop.time() - last_thaw >= self.thaw_interval:
+                last_thaw = loop.time()
+                self.thaw()  # this round freezes nothing: the next full collection sees everything
+                continue
             self.freeze()
 
     @staticmethod

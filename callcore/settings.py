@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     # issue 18: every this many seconds, objects that survived so far leave the collector's reach
     # (gc.freeze: short gen-2 pauses with thousands of desks connected; callcore/gctune.py); 0 = off
     gc_freeze_interval: float = Field(10.0, ge=0)
+    #: seconds between two thaws of the frozen heap, so cycles that became garbage are reclaimed (0: never)
+    gc_thaw_interval: float = Field(3600.0, ge=0)
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)

@@ -35,3 +35,51 @@ async def test_the_task_freezes_every_interval_and_zero_turns_it_off() -> None:
         await asyncio.gather(task, return_exceptions=True)
         gc.unfreeze()
     assert on.freezes >= 2
+
+
+def test_a_thaw_hands_frozen_cycles_back_to_the_collector() -> None:
+    """The price of freezing (a cycle frozen before it became garbage is never collected) is
+    bounded: a thaw gives the frozen objects back to the collector."""
+    import weakref
+
+    class Node:
+        pass
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a reference cycle, like a call's records pointing at each other
+    gone = weakref.ref(a)
+    freezer = GcFreezer(10, thaw_interval=3600)
+    try:
+        freezer.freeze()
+        del a, b
+        gc.collect()
+        assert gone() is not None  # frozen: the cycle is out of the collector's reach
+        freezer.thaw()
+        gc.collect()
+        assert gone() is None and freezer.thaws == 1  # thawed: reclaimed
+    finally:
+        gc.unfreeze()
+
+
+async def test_the_task_thaws_every_thaw_interval_instead_of_freezing() -> None:
+    freezer = GcFreezer(0.01, thaw_interval=0.05)
+    task = asyncio.create_task(freezer.run())
+    try:
+        for _ in range(300):
+            if freezer.thaws >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
+    assert freezer.thaws >= 2 and freezer.freezes >= 2
+    never = GcFreezer(0.01, thaw_interval=0)
+    task = asyncio.create_task(never.run())
+    try:
+        await asyncio.sleep(0.15)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
+    assert never.thaws == 0 and never.freezes >= 2
