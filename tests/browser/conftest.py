@@ -33,6 +33,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.browser)
 
 
 @dataclass

@@ -102,4 +102,7 @@ async def test_supervisor_reads_the_kpis_and_charts_of_a_day(server, open_tab):
     await page.fill("#rep-to", "2026-12-02")
     await page.click("#rep-show")
     await wait_text(tab, "#rep-kpis thead", "Service level")
-    assert await page.get_attribute("#rep-kpis tr[data-queue='sales'] td[data-metric='service_level_pct']", "data-value") == "50"
+    cell = "#rep-kpis tr[data-queue='sales'] td[data-metric='service_level_pct']"
+    # the header is drawn before the day's rows arrive: wait for the rows, then read the figure
+    await page.wait_for_function("(sel) => { const c = document.querySelector(sel); return c && c.dataset.value !== ''; }", arg=cell)
+    assert await page.get_attribute(cell, "data-value") == "50"
