@@ -29,7 +29,7 @@ def test_live_tests_pass_against_a_standalone_emulator(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
     pbx = subprocess.Popen(
         [sys.executable, "-m", "tests.pbxsim", "--ami-port", str(ami), "--agi", f"127.0.0.1:{agi}",
-         "--prompt-seconds", "0.2", "--monitor-dir", str(tmp_path / "monitor")],
+         "--prompt-seconds", "0.2", "--time-scale", "0.25", "--monitor-dir", str(tmp_path / "monitor")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
