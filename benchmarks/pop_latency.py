@@ -142,17 +142,25 @@ class _Load:
                 break
             if cmd == "connect":
                 await self.connect(msg["url"], msg["agents"])
-            elif cmd == "run":
-                res = await self.run(msg)
-                self.conn.send({"result": res})
+            else:
+                await self.command(cmd, msg)
         for t in self.tasks:
             t.cancel()
-        for ws in self.clients:
+        for ws in self.sockets():
             try:
                 await asyncio.wait_for(ws.close(), 0.5)
             except Exception:
                 pass
         await self.fake.close()
+
+    async def command(self, cmd: str | None, msg: dict[str, Any]) -> None:
+        """One command of the driver besides connect/stop (a subclass adds its own)."""
+        if cmd == "run":
+            self.conn.send({"result": await self.run(msg)})
+
+    def sockets(self) -> list[Any]:
+        """The websockets to close at the end."""
+        return self.clients
 
     # --- websocket clients
     async def connect(self, url: str, agents: list[tuple[str, str]]) -> None:

@@ -48,33 +48,14 @@ class _WallLoad(_Load):
         self.updates = 0
         self.sups: list[Any] = []
 
-    async def main(self) -> None:
-        from benchmarks.amigen import CaptureMix, FakeAmiServer
-        from benchmarks.common import pipe_recv
+    async def command(self, cmd: str | None, msg: dict[str, Any]) -> None:
+        if cmd == "supervisors":
+            await self.connect_supervisors(msg["url"], msg["tokens"])
+        elif cmd == "run":
+            self.conn.send({"result": await self.fresh(msg)})
 
-        self.mix = CaptureMix()
-        self.fake = FakeAmiServer(require_login=False)
-        port = await self.fake.start()
-        self.conn.send({"port": port})
-        while True:
-            msg = await pipe_recv(self.conn)
-            cmd = msg.get("cmd")
-            if cmd == "stop":
-                break
-            if cmd == "connect":
-                await self.connect(msg["url"], msg["agents"])
-            elif cmd == "supervisors":
-                await self.connect_supervisors(msg["url"], msg["tokens"])
-            elif cmd == "run":
-                self.conn.send({"result": await self.fresh(msg)})
-        for t in self.tasks:
-            t.cancel()
-        for ws in self.clients + self.sups:
-            try:
-                await asyncio.wait_for(ws.close(), 0.5)
-            except Exception:
-                pass
-        await self.fake.close()
+    def sockets(self) -> list[Any]:
+        return self.clients + self.sups
 
     async def connect_supervisors(self, url: str, tokens: list[str]) -> None:
         from websockets.asyncio.client import connect

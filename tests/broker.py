@@ -5,6 +5,7 @@ skip on a developer's machine and FAIL in CI (``CI=true``), like ``scripts/test-
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -41,3 +42,15 @@ def broker_url() -> str:
 def fresh_prefix() -> str:
     """A subject prefix of its own, so parallel test runs on one broker never see each other."""
     return f"cctest{uuid.uuid4().hex[:12]}"
+
+
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """One direction of the tests' TCP proxies (a broker or a database link cut on purpose)."""
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        dst.close()

@@ -11,7 +11,7 @@ import pytest
 
 from callcore.broker import NatsRelay, RelayedBus, decode, encode
 from callcore.bus import Bus, Message
-from tests.broker import broker_url, fresh_prefix
+from tests.broker import broker_url, fresh_prefix, pipe
 
 
 async def _get(sub, timeout: float = 3.0) -> Message:
@@ -134,17 +134,6 @@ async def test_a_relay_started_before_the_broker_connects_and_flushes_its_buffer
             writer.close()
             return
         r2, w2 = await asyncio.open_connection(u.hostname, u.port)
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.close()
-
         await asyncio.gather(pipe(reader, w2), pipe(r2, writer))
 
     server = await asyncio.start_server(forward, "127.0.0.1", 0)

@@ -30,7 +30,7 @@ import pytest
 import websockets
 
 from callcore import migrate
-from tests.broker import broker_url, fresh_prefix
+from tests.broker import broker_url, fresh_prefix, pipe
 from tests.fault.test_sigterm import ROOT, free_port, reap
 from tests.pbxsim import Pbx, PbxConfig
 from tests.pbxsim.__main__ import parse_agent
@@ -92,17 +92,6 @@ class DbProxy:
             return
         r2, w2 = await asyncio.open_connection(*self.target)
         self.writers |= {writer, w2}
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.close()
-
         await asyncio.gather(pipe(reader, w2), pipe(r2, writer))
 
     def cut(self) -> None:

@@ -24,16 +24,7 @@ async def test_the_task_freezes_every_interval_and_zero_turns_it_off() -> None:
     await asyncio.wait_for(off.run(), 1)  # returns at once
     assert off.freezes == 0
     on = GcFreezer(0.01)
-    task = asyncio.create_task(on.run())
-    try:
-        for _ in range(200):
-            if on.freezes >= 2:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        gc.unfreeze()
+    await _run_for(on, 2.0, until=lambda f: f.freezes >= 2)
     assert on.freezes >= 2
 
 
@@ -61,25 +52,24 @@ def test_a_thaw_hands_frozen_cycles_back_to_the_collector() -> None:
         gc.unfreeze()
 
 
-async def test_the_task_thaws_every_thaw_interval_instead_of_freezing() -> None:
-    freezer = GcFreezer(0.01, thaw_interval=0.05)
+async def _run_for(freezer: GcFreezer, seconds: float, until=lambda f: False) -> None:
+    """Run the freezer's task for at most ``seconds`` (or until ``until(freezer)``), then undo its freezes."""
     task = asyncio.create_task(freezer.run())
     try:
-        for _ in range(300):
-            if freezer.thaws >= 2:
+        for _ in range(int(seconds / 0.01)):
+            if until(freezer):
                 break
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         gc.unfreeze()
+
+
+async def test_the_task_thaws_every_thaw_interval_instead_of_freezing() -> None:
+    freezer = GcFreezer(0.01, thaw_interval=0.05)
+    await _run_for(freezer, 3.0, until=lambda f: f.thaws >= 2)
     assert freezer.thaws >= 2 and freezer.freezes >= 2
     never = GcFreezer(0.01, thaw_interval=0)
-    task = asyncio.create_task(never.run())
-    try:
-        await asyncio.sleep(0.15)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        gc.unfreeze()
+    await _run_for(never, 0.15)
     assert never.thaws == 0 and never.freezes >= 2
