@@ -11,6 +11,19 @@ from outbox.models import PENDING, WebhookDeliveryRow
 from outbox.repository import OutboxRepository
 
 
+async def _idle_until_leader(svc, loop, calls: list) -> None:
+    """Run ``loop`` as a standby (nothing may run), then as the leader, for 0.1 s each."""
+    task = asyncio.create_task(loop())
+    try:
+        await asyncio.sleep(0.1)
+        assert calls == []
+        svc.leader = lambda: True
+        await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_two_instances_never_claim_one_delivery(db_sessionmaker) -> None:
     a, b = OutboxRepository(db_sessionmaker), OutboxRepository(db_sessionmaker)
     await a.add([WebhookDeliveryRow(id=f"d{n}", hook_url="http://127.0.0.1:9/h", event="call.ended", body="{}",
@@ -36,13 +49,7 @@ async def test_rollups_run_only_on_the_leader() -> None:
         calls.append(1)
 
     svc.roll_up_pending = roll
-    task = asyncio.create_task(svc._rollup_loop())
-    await asyncio.sleep(0.1)
-    assert calls == []
-    svc.leader = lambda: True
-    await asyncio.sleep(0.1)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await _idle_until_leader(svc, svc._rollup_loop, calls)
     assert calls
 
 
@@ -63,11 +70,5 @@ async def test_purge_and_orphan_recovery_run_only_on_the_leader() -> None:
         return []
 
     svc.recover_orphans, svc.purge_once = recover, purge
-    task = asyncio.create_task(svc._purge_loop())
-    await asyncio.sleep(0.1)
-    assert calls == []
-    svc.leader = lambda: True
-    await asyncio.sleep(0.1)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await _idle_until_leader(svc, svc._purge_loop, calls)
     assert calls[:2] == ["recover", "purge"]
