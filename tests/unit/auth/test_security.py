@@ -16,7 +16,8 @@ from callcore.settings import Settings
 
 from .conftest import bearer
 
-pytestmark = pytest.mark.db
+# no module-wide `db` mark: the tests on the `stack` fixture are marked by tests/conftest.py (its store);
+# the CLI tests run their subprocess on its own SQLite data directory, so the PostgreSQL leg does not repeat them
 
 PASSWORD = "correct horse battery"
 
