@@ -19,7 +19,7 @@ Full text, over the *analysed* terms (kb.analysis) kept in ``search_title`` / ``
   terms' own ranks / the number of terms, so the search sums the few index entries of
   the query's terms (a covering index: no article row read), sorts the matches, and
   reads the article rows of the best ones only, best first, until ``limit`` of them pass
-  the filters (:meth:`KbRepository._search_stmt`). Evaluating ``ts_rank`` (and ``@@``)
+  the filters (:meth:`KbRepository._per_term_stmt`). Evaluating ``ts_rank`` (and ``@@``)
   on the vector of every matching article was a scan of the wide article rows (common
   terms match a third of them): 30–50 ms of server time per query at 10,000 articles,
   against 2–4 ms now. Terms the PostgreSQL parser might not keep as one lexeme equal
@@ -311,11 +311,13 @@ class KbRepository:
         of an OR query ``q`` (normalisation 0) is Σ over the operands of q found in v of their
         own rank / the number of distinct operands; each sum of one article is taken here over
         its index entries (an index-only scan of the covering index), in double precision,
-        then rounded to ``real`` like ``ts_rank``'s result — equal to ``ts_rank`` or one unit
-        of the last place of a ``real`` off it (``ts_rank`` adds in single precision; tested
-        against it). The matches are sorted by that relevance (then id); each article is then
-        read by its id in that order (a ``LATERAL`` subquery: one primary-key lookup, with
-        the filters) until ``limit`` pass: filters never change which articles rank first."""
+        then rounded to ``real`` like ``ts_rank``'s result: equal to ``ts_rank``, or one unit
+        in the last place of a ``real`` (≈ 6e-8 relative) off it, as ``ts_rank`` adds in single
+        precision in its own term order — two articles whose ``ts_rank`` differ by that unit
+        only may then tie here (and be ordered by id). Tested against ``ts_rank``. The matches
+        are sorted by relevance (then id); each is then read by its id in that order (a
+        ``LATERAL`` subquery: one primary-key lookup, with the filters) until ``limit`` pass,
+        so a filter costs one lookup per match it drops, never a scan of the articles."""
         t = SearchTermRow.__table__.c
         score = cast(t.score, Float(precision=53))
 
