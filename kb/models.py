@@ -6,6 +6,12 @@ Full text is built over the analysed columns ``search_title`` / ``search_body``:
   written by the repository in the transaction that saves the article, back-filled at
   start-up for rows written around it) with the GIN index ``ix_kb_articles_search_vector``
   (migration 0018). On SQLite the column is a TEXT column that stays NULL.
+* PostgreSQL, for ranking: ``kb_search_terms`` (migration 0023), one row per (article,
+  lexeme of its stored vector) with that lexeme's own ``ts_rank`` (:data:`SEARCH_TERMS_SQL`),
+  written with the vector. ``ts_rank`` of an OR query (normalisation 0) is the sum of its
+  terms' own ranks / the number of terms, so the search ranks from these narrow rows
+  (kb.repository) instead of evaluating the vector of every matching article. On SQLite
+  the table stays empty.
 * SQLite: the FTS5 table ``kb_fts``, derived data the repository creates on start and
   rebuilds from ``search_title`` / ``search_body`` when it is missing (not declared here:
   SQLAlchemy has no type for a virtual table).
@@ -16,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, REAL, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +37,18 @@ LANGUAGES = ("ko", "en")
 SEARCH_VECTOR_SQL = (
     "setweight(to_tsvector('simple', coalesce(search_title, '')), 'A') || "
     "setweight(to_tsvector('simple', coalesce(search_body, '')), 'B')"
+)
+
+#: PostgreSQL: the ``kb_search_terms`` rows of the articles ``a`` that a ``WHERE`` clause
+#: appended to it picks: every lexeme of the stored vector with its own ``ts_rank`` (the rank
+#: of the one-lexeme query; the lexeme quoted as ``tsquery`` input, so never re-parsed)
+SEARCH_TERMS_SQL = (
+    "INSERT INTO kb_search_terms (article_id, term, score) "
+    "SELECT a.id, u.lexeme, ts_rank(a.search_vector, ("
+    + "''''"  # tsquery input: the lexeme in single quotes, with ' and \ escaped
+    + r" || replace(replace(u.lexeme, '\', '\\'), '''', '''''') || "
+    + "''''"
+    + ")::tsquery) FROM kb_articles AS a CROSS JOIN LATERAL unnest(a.search_vector) AS u "
 )
 
 
@@ -68,6 +86,19 @@ class ArticleRow(Base):
     # usage counters (denormalised from kb_feedback for ranking)
     used_count: Mapped[int] = mapped_column(Integer, default=0)
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SearchTermRow(Base):
+    """PostgreSQL: one lexeme of an article's stored search vector with its own ``ts_rank``
+    (derived data, :data:`SEARCH_TERMS_SQL`, written by the repository with the vector); the
+    search reads only the covering index (term, article → score). SQLite: stays empty."""
+
+    __tablename__ = "kb_search_terms"
+    __table_args__ = (Index("ix_kb_search_terms_term", "term", "article_id", postgresql_include=["score"]),)
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    score: Mapped[float] = mapped_column(REAL)
 
 
 class ArticleVersionRow(Base):
