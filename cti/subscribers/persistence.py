@@ -66,5 +66,6 @@ class CallPersistence:
         except Exception:
             self.failures += 1
             return
+        self._preload.forget_previous(call.caller_num)  # its previous calls now include this one
         if call.customer and isinstance(call.customer.get("id"), int) and call.caller_num:
             self._customers.forget(call.caller_num)  # previous calls changed
