@@ -357,8 +357,12 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
 
             objs = gc.get_objects()
             types = Counter(type(o).__qualname__ for o in objs).most_common(12)
+            # which live tasks (by coroutine) the collector walks: the unfrozen ones are in ``objs``
+            unfrozen = {id(o) for o in objs if type(o).__qualname__ == "Task"}
+            tasks = Counter((getattr(t.get_coro(), "__qualname__", "?"), id(t) in unfrozen) for t in asyncio.all_tasks())
+            task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
-                                 "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
+                                 "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
     await hb.stop()
     if sampler is not None:
         await sampler.stop()
