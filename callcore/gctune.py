@@ -16,15 +16,13 @@ frozen objects back into the oldest generation (``gc.unfreeze()``, also constant
 one freeze, so the collector's next full collection — at its own threshold, once — walks them
 and reclaims the cycles that became garbage meanwhile; freezing resumes after it. Cyclic garbage
 is then kept at most about ``thaw_interval`` seconds, for one longer collection an hour.
-The freezer also raises the **young-generation threshold** (``young_threshold``, setting
-``gc_young_threshold``, default 20,000 allocations instead of CPython's 700) while it runs, and
-restores the previous one when it stops: with ~60 calls a second the server allocates fast, and
-at 700 a gen-0 collection ran hundreds of times a second and every 100th of them became a full
-collection of the unfrozen heap (5–9 gen-2 collections of 150–290 ms in a 300-pop benchmark
-run). With 20,000 objects per young collection (~1–3 ms each; a few per second), short-lived
-objects die before they are examined and promoted, and no full collection fell in a measured
-run (round three in ``benchmarks/README.md``). ``0`` keeps the interpreter's threshold (so does
-``gc_freeze_interval = 0``).
+The freezer can also set the **young-generation threshold** while it runs
+(``young_threshold``, setting ``gc_young_threshold``; it restores the previous one when it
+stops). The default, ``0``, keeps CPython's 700: measured in the pop benchmark (round three in
+``benchmarks/README.md``), 20,000 removed every full collection from a run but made each young
+collection hold the loop 24–120 ms under load (the garbage it frees is destroyed in the same
+pause), while at 700 — once the per-call churn was cut (bounded preloads, write-behind call
+persistence) — the longest gen-2 pause fell to 38 ms. Kept as a knob for heaps that differ.
 ``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an operator sees it;
 ``gc_freeze_interval = 0`` turns the freezer off, ``gc_thaw_interval = 0`` never thaws.
 """
@@ -39,7 +37,7 @@ log = logging.getLogger("callcore.gc")
 
 
 class GcFreezer:
-    def __init__(self, interval: float = 10.0, thaw_interval: float = 3600.0, young_threshold: int = 20_000) -> None:
+    def __init__(self, interval: float = 10.0, thaw_interval: float = 3600.0, young_threshold: int = 0) -> None:
         self.interval = interval
         self.thaw_interval = thaw_interval
         self.young_threshold = young_threshold
