@@ -275,6 +275,8 @@ def apply_gc_mode(default: str = "") -> str:
         gc.freeze()
     elif mode == "off":
         gc.disable()
+    elif mode.startswith("threshold="):  # e.g. threshold=20000,10,10: gc.set_threshold(...) (issue 18 round three)
+        gc.set_threshold(*(int(x) for x in mode.split("=", 1)[1].split(",")))
     return mode
 
 

@@ -326,6 +326,13 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
     # CALLCORE_BENCH_CPROFILE=<file> (callcore only): cProfile of the measured part alone
     profile_out = os.environ.get("CALLCORE_BENCH_CPROFILE") if kind != "floor" else None
     profiler: Any = None
+    # CALLCORE_BENCH_STALL_DUMP=<file> (callcore only): the stacks that held the loop > 50 ms
+    stall_out = os.environ.get("CALLCORE_BENCH_STALL_DUMP") if kind != "floor" else None
+    sampler: Any = None
+    if stall_out:
+        from benchmarks.stallsampler import StallSampler
+
+        sampler = StallSampler().start()
     hb = Heartbeat(0.005).start()
     gcp = GcPauses()
     conn.send({"ready": info})
@@ -336,6 +343,8 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
         if msg.get("cmd") == "rss":
             hb.reset()  # from here on: the measured part
             gcp.reset()
+            if sampler is not None:
+                sampler.reset()
             if profile_out and profiler is None:
                 import cProfile
 
@@ -348,9 +357,17 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
 
             objs = gc.get_objects()
             types = Counter(type(o).__qualname__ for o in objs).most_common(12)
+            # which live tasks (by coroutine) the collector walks: the unfrozen ones are in ``objs``
+            unfrozen = {id(o) for o in objs if type(o).__qualname__ == "Task"}
+            tasks = Counter((getattr(t.get_coro(), "__qualname__", "?"), id(t) in unfrozen) for t in asyncio.all_tasks())
+            task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
-                                 "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
+                                 "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
     await hb.stop()
+    if sampler is not None:
+        await sampler.stop()
+        with open(stall_out, "w") as fh:  # type: ignore[arg-type]
+            fh.write(sampler.report())
     if profiler is not None:
         import pstats
 

@@ -16,6 +16,13 @@ frozen objects back into the oldest generation (``gc.unfreeze()``, also constant
 one freeze, so the collector's next full collection — at its own threshold, once — walks them
 and reclaims the cycles that became garbage meanwhile; freezing resumes after it. Cyclic garbage
 is then kept at most about ``thaw_interval`` seconds, for one longer collection an hour.
+The freezer can also set the **young-generation threshold** while it runs
+(``young_threshold``, setting ``gc_young_threshold``; it restores the previous one when it
+stops). The default, ``0``, keeps CPython's 700: measured in the pop benchmark (round three in
+``benchmarks/README.md``), 20,000 removed every full collection from a run but made each young
+collection hold the loop 24–120 ms under load (the garbage it frees is destroyed in the same
+pause), while at 700 — once the per-call churn was cut (bounded preloads, write-behind call
+persistence) — the longest gen-2 pause fell to 38 ms. Kept as a knob for heaps that differ.
 ``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an operator sees it;
 ``gc_freeze_interval = 0`` turns the freezer off, ``gc_thaw_interval = 0`` never thaws.
 """
@@ -30,9 +37,10 @@ log = logging.getLogger("callcore.gc")
 
 
 class GcFreezer:
-    def __init__(self, interval: float = 10.0, thaw_interval: float = 3600.0) -> None:
+    def __init__(self, interval: float = 10.0, thaw_interval: float = 3600.0, young_threshold: int = 0) -> None:
         self.interval = interval
         self.thaw_interval = thaw_interval
+        self.young_threshold = young_threshold
         self.freezes = 0
         self.thaws = 0
 
@@ -48,8 +56,18 @@ class GcFreezer:
         self.thaws += 1
 
     async def run(self) -> None:
-        if self.interval <= 0:
+        if self.interval <= 0:  # the freezer off: the interpreter's threshold too
             return
+        before = gc.get_threshold()
+        if self.young_threshold > 0:
+            gc.set_threshold(self.young_threshold, *before[1:])
+        try:
+            await self._run()
+        finally:
+            if self.young_threshold > 0:
+                gc.set_threshold(*before)
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         last_thaw = loop.time()
         while True:

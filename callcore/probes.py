@@ -96,9 +96,10 @@ def register(c: "Container") -> None:
     # --- database: how far call records trail the calls, and write errors
     def pending_persists() -> list[float]:
         cti = c.cti
-        if cti is None or getattr(cti, "tasks", None) is None:
+        if cti is None or getattr(cti, "persistence", None) is None:
             return []
-        return [call.ended_at or 0.0 for cid, call in list(cti.state.ended.items()) if f"persist:{cid}" in cti.tasks]
+        pending = cti.persistence.pending  # queued or being written (cti/subscribers/persistence.py)
+        return [call.ended_at or 0.0 for cid, call in list(cti.state.ended.items()) if cid in pending]
 
     col.gauge(
         "callcore_db_persistence_pending", "Ended calls whose record is not stored yet", lambda: len(pending_persists()),

@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     gc_freeze_interval: float = Field(10.0, ge=0)
     #: seconds between two thaws of the frozen heap, so cycles that became garbage are reclaimed (0: never)
     gc_thaw_interval: float = Field(3600.0, ge=0)
+    #: young-generation GC threshold while the server runs; 0 keeps the interpreter's (700; callcore/gctune.py)
+    gc_young_threshold: int = Field(0, ge=0)
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)

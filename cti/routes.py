@@ -621,15 +621,38 @@ async def websocket(ws: WebSocket) -> None:
                 # a reconnecting desk gets the PCI pause back with the call (issue 14)
                 hello["payload"]["call"]["rec_paused"] = recording.is_paused(call.id)
         await ws.send_text(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
+        # the writer runs in this (the ASGI handler's) task, the reader in one more: two tasks per
+        # socket instead of three plus an asyncio.wait (issue 18 round three: RSS per websocket).
+        # Whichever ends first ends the other.
+        this = asyncio.current_task()
+        assert this is not None
         reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
-        writer = asyncio.create_task(_ws_writer(ws, sub, p, mask), name="ws-writer")
-        done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for t in done:
-            if not t.cancelled() and t.exception() is not None and not isinstance(t.exception(), WebSocketDisconnect):
-                log.warning("websocket session ended: %r", t.exception())
+        writing, reader_ended = True, False
+
+        def _reader_done(_: Any) -> None:
+            nonlocal reader_ended
+            reader_ended = True
+            if writing:  # only while the writer runs: never into the clean-up below
+                this.cancel()
+
+        reader.add_done_callback(_reader_done)
+        try:
+            await _ws_writer(ws, sub, p, mask)
+        except asyncio.CancelledError:
+            if not reader_ended:
+                raise  # the server is stopping: not the reader
+            this.uncancel()
+        except WebSocketDisconnect:
+            pass
+        except Exception as exc:
+            log.warning("websocket session ended: %r", exc)
+        finally:
+            writing = False
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if not reader.cancelled() and reader.exception() is not None and not isinstance(reader.exception(), WebSocketDisconnect):
+            log.warning("websocket session ended: %r", reader.exception())
     finally:
         service.websocket_clients -= 1
         service.bus.unsubscribe(sub)

@@ -727,13 +727,33 @@ class ReportService:
                 lo_c, hi_c = max(start, a), min(bucket_end(start, interval, self.tz), b)
                 secs = hi_c - lo_c
                 waited = m.wait_answered_total + m.wait_unanswered_total
-                need = staffing_for_interval(
+                need = await self._interval_staffing(dict(
                     interval_seconds=secs, offered=m.offered - m.short_abandoned - m.in_progress, aht=m.aht,
                     target_sl_pct=self.config.target_sl_pct.get(q, self.config.default_target_sl_pct),
-                    target_seconds=m.sl_seconds, total_wait_seconds=waited, abandons=m.abandoned + m.timeouts)
-                row["staffing"] = {**need.to_dict(), "agents_logged_in_avg": _avg_logged_in(spans, lo_c, hi_c, q)}
+                    target_seconds=m.sl_seconds, total_wait_seconds=waited, abandons=m.abandoned + m.timeouts))
+                row["staffing"] = {**need, "agents_logged_in_avg": _avg_logged_in(spans, lo_c, hi_c, q)}
             rows.append(row)
         return rows
+
+    async def _interval_staffing(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Erlang C/A of one report interval. In the server (``offload_staffing``) in the staffing
+        process: the wallboard's KPI loop asks for the current interval every few seconds, and one
+        Erlang A held the event loop for up to ~100 ms under load (issue 18 round three; seconds at
+        tens of erlangs). Elsewhere (tests, the CLI) inline."""
+        if self.live.staffing_runner is None:
+            return _staffing_dict(args)
+        try:
+            if self._staffing_pool is None:
+                self._staffing_pool = _staffing_executor()
+            return await asyncio.get_running_loop().run_in_executor(self._staffing_pool, _staffing_dict, args)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. a broken pool (its process was killed): a new one next time
+            log.exception("reports: interval staffing in the staffing process failed; computed inline")
+            pool, self._staffing_pool = self._staffing_pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return _staffing_dict(args)
 
     def _extras_config(self) -> dict[str, Any]:
         """What FCR and callback rollups depend on: a rollup built under other settings is ignored."""

@@ -14,6 +14,17 @@ CRM or the database.
 * While a preload is still running the pop says ``"loading": true`` and a
   ``call.updated`` with the record follows; a slow CRM never delays the pop.
 * **At ``call.ended``** the preload is cancelled and the entry handed to the record.
+
+Bounded (issue 18, round three): at most ``concurrency`` preloads do their database work at
+once (an ``asyncio.Semaphore`` sized below the connection pool, default 8). At call rates above
+what the pool serves, unbounded preloads all queued on the pool, timed out after
+``timeout`` seconds with their work half done (hundreds of "IVR context unavailable" / "CRM
+lookup timed out" a minute in the pop benchmark) and kept hundreds of tasks and sessions alive
+for the collector to walk. Now they wait their turn before starting; a call that ends while its
+preload waits is cancelled without having cost anything. The previous calls of a number are
+cached with the CRM answer (``previous_ttl``, the CRM cache's lifetime) and dropped when a call
+of that number is stored (:meth:`forget_previous`, from call persistence), so a repeat caller
+costs no query.
 """
 
 from __future__ import annotations
@@ -50,6 +61,9 @@ class CrmPreload:
         timeout: float = 1.5,
         clock: Callable[[], float] | None = None,
         keep_prepared: int = 2000,
+        concurrency: int = 8,
+        previous_ttl: float | None = None,
+        keep_previous: int = 5000,
     ) -> None:
         self._state = state
         self._pops = pops
@@ -63,6 +77,14 @@ class CrmPreload:
         #: entries prepared at the IVR hand-off, by the caller channel's uniqueid (bounded)
         self._prepared: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._keep_prepared = keep_prepared
+        #: preloads doing database work at once (below the pool: SQLite 5+10, PostgreSQL 10+10)
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        #: previous calls by number: (expires at, summaries); dropped when a call of the number is stored
+        self._previous: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
+        self._previous_ttl = getattr(customers, "cache_seconds", 0.0) if previous_ttl is None else previous_ttl
+        self._keep_previous = keep_previous
+        self.previous_hits = 0
 
     # ------------------------------------------------------------ subscriber
     def __call__(self, change: Change, now: float) -> None:
@@ -94,7 +116,8 @@ class CrmPreload:
         call = self._live(uniqueid, linkedid)
         if call is None:  # the AMI events of this call are not in yet: enrichers get what the IVR knows
             call = Call(id=linkedid or uniqueid, started_at=self._clock() if self._clock else 0.0, caller_num=caller_num)
-        entry = await self._load(call, caller_num or call.caller_num, context, exclude=call.id)
+        async with self._slots:
+            entry = await self._load(call, caller_num or call.caller_num, context, exclude=call.id)
         self._prepared[uniqueid] = entry
         while len(self._prepared) > self._keep_prepared:
             self._prepared.popitem(last=False)
@@ -136,14 +159,15 @@ class CrmPreload:
 
     async def _preload(self, call_id: str) -> None:
         try:
-            call = self._state.calls.get(call_id)
-            if call is None:
-                return
-            caller = call.caller_leg
-            ivr_ctx = await self.ivr_context(caller.uniqueid if caller else call.id)
-            if ivr_ctx is None and caller is not None and caller.uniqueid != call.id:
-                ivr_ctx = await self.ivr_context(call.id)
-            entry = await self._load(call, call.caller_num, ivr_ctx, exclude=call_id)
+            async with self._slots:  # bounded: wait here, not on the connection pool (see the module doc)
+                call = self._state.calls.get(call_id)
+                if call is None:  # ended while waiting for a slot
+                    return
+                caller = call.caller_leg
+                ivr_ctx = await self.ivr_context(caller.uniqueid if caller else call.id)
+                if ivr_ctx is None and caller is not None and caller.uniqueid != call.id:
+                    ivr_ctx = await self.ivr_context(call.id)
+                entry = await self._load(call, call.caller_num, ivr_ctx, exclude=call_id)
             live = self._state.calls.get(call_id)
             if live is not None:
                 self._apply(live, entry, notify=True)
@@ -157,14 +181,44 @@ class CrmPreload:
         if phone:
             if customer is None:
                 customer = await self._customers.lookup_customer(phone)
-            try:
-                previous = await asyncio.wait_for(self._repo.previous_calls(phone, limit=5, exclude=exclude), self.timeout)
-            except (asyncio.TimeoutError, Exception):
-                log.warning("previous calls of %s not loaded", phone)
+            cached = self._cached_previous(phone)
+            if cached is not None:
+                self.previous_hits += 1
+                previous = [p for p in cached if p.get("call_id") != exclude]
+            else:
+                try:
+                    previous = await asyncio.wait_for(self._repo.previous_calls(phone, limit=5, exclude=exclude), self.timeout)
+                    self._remember_previous(phone, previous)
+                except (asyncio.TimeoutError, Exception):
+                    log.warning("previous calls of %s not loaded", phone)
         entry: dict[str, Any] = {"customer": customer, "ivr": ivr_ctx, "previous": previous}
         if self._pops.enrichers:
             entry["enriched"] = await self._enrich(call, entry)
         return entry
+
+    # ------------------------------------------------------ previous calls
+    def _cached_previous(self, phone: str) -> list[dict[str, Any]] | None:
+        hit = self._previous.get(phone)
+        if hit is None:
+            return None
+        if self._clock is not None and hit[0] <= self._clock():
+            self._previous.pop(phone, None)
+            return None
+        return hit[1]
+
+    def _remember_previous(self, phone: str, previous: list[dict[str, Any]]) -> None:
+        if self._previous_ttl <= 0 or self._clock is None:
+            return
+        self._previous[phone] = (self._clock() + self._previous_ttl, list(previous))
+        self._previous.move_to_end(phone)
+        while len(self._previous) > self._keep_previous:
+            self._previous.popitem(last=False)
+
+    def forget_previous(self, *phones: str | None) -> None:
+        """A call of these numbers was stored: their previous calls changed."""
+        for phone in phones:
+            if phone:
+                self._previous.pop(phone, None)
 
     def _apply(self, live: Call, entry: dict[str, Any], *, notify: bool) -> None:
         self._pops.store(live.id, entry)

@@ -1,12 +1,24 @@
 """Call persistence: every ended call (legs, timeline, IVR context, customer,
-disposition) is stored in ``cti_calls`` by an owned background task — the AMI
-read loop never waits on the database. Failed writes are retried with the one
-retry policy (:mod:`callcore.retry`) and counted in :attr:`failures`."""
+disposition) is stored in ``cti_calls`` in the background — the AMI read loop never
+waits on the database. Failed writes are retried with the one retry policy
+(:mod:`callcore.retry`) and counted in :attr:`failures`.
+
+Write-behind (issue 18, round three): an ended call is appended to a queue and at most
+``writers`` (4) owned writer tasks store the queued calls, oldest first, instead of one
+task (and one database session) per ended call started at once. At ~60 ended calls a
+second the per-call tasks piled up by the hundred (730 pending at the end of a pop
+benchmark run), all competing for the connection pool with the pops' preloads and all
+walked by the garbage collector. A writer exits when the queue is empty and is started
+again by the next ended call, so shutdown (``TaskOwner.stop(flush_timeout)`` of the CTI
+service) waits for the queue to drain; calls still queued when the flush times out are
+logged and counted in :attr:`failures`. The queue is bounded (``max_queue``): past it an
+ended call gets its own task as before (never dropped)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from callcore.retry import retrying
 from cti.customers import CustomerService
@@ -31,6 +43,8 @@ class CallPersistence:
         *,
         attempts: int = 3,
         backoff: float = 0.2,
+        writers: int = 4,
+        max_queue: int = 10_000,
     ) -> None:
         self._state = state
         self._repo = repository
@@ -39,18 +53,88 @@ class CallPersistence:
         self._tasks = tasks
         self.attempts = attempts
         self.backoff = backoff
+        self.writers = writers
+        self.max_queue = max_queue
         self.failures = 0
+        self.overflowed = 0  # ended calls that found the queue full (stored by their own task)
+        self._queue: deque[Call] = deque()
+        #: call id -> done when its record is stored (or its writes gave up)
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._running = 0
+        self._next_writer = 0
+        #: calls ended again while their record was being written: written once more by the same writer
+        self._again: dict[str, Call] = {}
 
     def __call__(self, change: Change, now: float) -> None:
         call = self._state.ended.get(change.call_id or "")
-        if call is not None:
-            self._tasks.spawn(self._persist(call), f"cti-persist-{call.id}", key=f"persist:{call.id}")
+        if call is None:
+            return
+        if call.id in self._pending:  # ended again (a resync, a late event): store the newest picture once more
+            self._again[call.id] = call
+            for i, queued in enumerate(self._queue):
+                if queued.id == call.id:  # not being written yet: the queued picture is replaced
+                    self._queue[i] = call
+                    del self._again[call.id]
+                    break
+            return  # else the writer writing it now writes it again after (one writer per call: no racing saves)
+        self._pending[call.id] = asyncio.get_running_loop().create_future()
+        if len(self._queue) >= self.max_queue:
+            self.overflowed += 1
+            self._tasks.spawn(self._store(call), f"cti-persist-{call.id}", key=f"persist:{call.id}")
+            return
+        self._queue.append(call)
+        if self._running < self.writers:
+            self._running += 1
+            self._next_writer += 1
+            self._tasks.spawn(self._writer(), f"cti-persist-writer-{self._next_writer}", key=f"persist-writer:{self._next_writer}")
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def pending(self) -> "dict[str, asyncio.Future[None]]":
+        """Ended calls whose record is not stored yet (queued or being written), by call id."""
+        return self._pending
 
     async def landed(self, call_id: str, timeout: float = 10.0) -> None:
         """Wait (bounded) until the ended call's record is stored (or its writes gave up)."""
-        task = self._tasks.get(f"persist:{call_id}")
-        if task is not None:
-            await asyncio.wait({task}, timeout=timeout)
+        fut = self._pending.get(call_id)
+        if fut is not None:
+            await asyncio.wait({fut}, timeout=timeout)
+
+    async def _writer(self) -> None:
+        current: Call | None = None
+        try:
+            while self._queue:
+                current = self._queue.popleft()
+                await self._store(current)
+                current = None
+        except asyncio.CancelledError:  # the shutdown flush timed out
+            lost = len(self._queue) + (current is not None)
+            if lost:
+                self.failures += lost
+                log.error("call persistence stopped with %d ended call(s) not stored", lost)
+                for call in self._queue:
+                    self._settle(call.id)
+                self._queue.clear()
+            raise
+        finally:
+            self._running -= 1
+
+    def _settle(self, call_id: str) -> None:
+        fut = self._pending.pop(call_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _store(self, call: Call) -> None:
+        try:
+            await self._persist(call)
+            while (newer := self._again.pop(call.id, None)) is not None:
+                await self._persist(newer)
+        finally:
+            self._again.pop(call.id, None)
+            self._settle(call.id)
 
     async def _persist(self, call: Call) -> None:
         # a short call may end before its preload ran: complete the record now
@@ -66,5 +150,6 @@ class CallPersistence:
         except Exception:
             self.failures += 1
             return
+        self._preload.forget_previous(call.caller_num)  # its previous calls now include this one
         if call.customer and isinstance(call.customer.get("id"), int) and call.caller_num:
             self._customers.forget(call.caller_num)  # previous calls changed

@@ -73,3 +73,18 @@ async def test_the_task_thaws_every_thaw_interval_instead_of_freezing() -> None:
     never = GcFreezer(0.01, thaw_interval=0)
     await _run_for(never, 0.15)
     assert never.thaws == 0 and never.freezes >= 2
+
+
+async def test_the_young_threshold_holds_while_the_freezer_runs_and_is_restored_after() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    freezer = GcFreezer(10, young_threshold=12_345)
+    task = asyncio.get_running_loop().create_task(freezer.run())
+    await asyncio.sleep(0)
+    assert gc.get_threshold() == (12_345, *before[1:])
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert gc.get_threshold() == before
+    await asyncio.wait_for(GcFreezer(0, young_threshold=12_345).run(), 1)  # off: untouched
+    assert gc.get_threshold() == before
