@@ -40,6 +40,24 @@ def _opt(value: str | None) -> str | None:
     return value
 
 
+#: what :func:`_opt` maps to ``None`` (a set: one hash lookup instead of three comparisons)
+_ABSENT = frozenset({None, "", "<unknown>"})
+#: the Asterisk header names of a channel snapshot, in :class:`ChannelInfo` field order
+_CHANNEL_FIELDS = (
+    "Channel", "Uniqueid", "Linkedid", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
+    "ConnectedLineNum", "ConnectedLineName", "Context", "Exten", "Priority", "Language", "AccountCode",
+)
+#: prefix (``""``, ``"Dest"``, ``"Transferer"``...) → its 14 header names, built once
+_CHANNEL_KEYS: dict[str, tuple[str, ...]] = {}
+
+
+def _channel_keys(prefix: str) -> tuple[str, ...]:
+    keys = tuple(prefix + name for name in _CHANNEL_FIELDS)
+    if len(_CHANNEL_KEYS) < 64:  # the prefixes are the few literals of this module; never grows unbounded
+        _CHANNEL_KEYS[prefix] = keys
+    return keys
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
     """The channel snapshot Asterisk attaches to most events (prefix ``""`` or ``"Dest"``)."""
@@ -61,22 +79,35 @@ class ChannelInfo:
 
     @classmethod
     def parse(cls, h: Headers, prefix: str = "") -> "ChannelInfo":
+        # hot path (issue 18): header names built once per prefix, ``_int``/``_opt`` inlined for
+        # the common values (plain digits; ``<unknown>``), positional construction
+        keys = _CHANNEL_KEYS.get(prefix)
+        if keys is None:
+            keys = _channel_keys(prefix)
+        k_chan, k_uid, k_lid, k_state, k_desc, k_cnum, k_cname, k_lnum, k_lname, k_ctx, k_exten, k_prio, k_lang, k_acct = keys
         g = h.get
+        uniqueid = g(k_uid, "")
+        state = g(k_state)
+        prio = g(k_prio)
+        cnum = g(k_cnum)
+        cname = g(k_cname)
+        lnum = g(k_lnum)
+        lname = g(k_lname)
         return cls(
-            channel=g(prefix + "Channel", ""),
-            uniqueid=g(prefix + "Uniqueid", ""),
-            linkedid=g(prefix + "Linkedid", "") or g(prefix + "Uniqueid", ""),
-            state=_int(g(prefix + "ChannelState")),
-            state_desc=g(prefix + "ChannelStateDesc", ""),
-            caller_num=_opt(g(prefix + "CallerIDNum")),
-            caller_name=_opt(g(prefix + "CallerIDName")),
-            connected_num=_opt(g(prefix + "ConnectedLineNum")),
-            connected_name=_opt(g(prefix + "ConnectedLineName")),
-            context=g(prefix + "Context", ""),
-            exten=g(prefix + "Exten", ""),
-            priority=_int(g(prefix + "Priority")),
-            language=g(prefix + "Language", ""),
-            accountcode=g(prefix + "AccountCode", ""),
+            g(k_chan, ""),
+            uniqueid,
+            g(k_lid, "") or uniqueid,
+            int(state) if state and state.isdecimal() else _int(state),
+            g(k_desc, ""),
+            None if cnum in _ABSENT else cnum,
+            None if cname in _ABSENT else cname,
+            None if lnum in _ABSENT else lnum,
+            None if lname in _ABSENT else lname,
+            g(k_ctx, ""),
+            g(k_exten, ""),
+            int(prio) if prio and prio.isdecimal() else _int(prio),
+            g(k_lang, ""),
+            g(k_acct, ""),
         )
 
     @classmethod
