@@ -15,8 +15,8 @@ Field names follow Asterisk 20's AMI documentation and the captures in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping
 
 Headers = Mapping[str, str]
 
@@ -93,7 +93,7 @@ class ChannelInfo:
         cname = g(k_cname)
         lnum = g(k_lnum)
         lname = g(k_lname)
-        return cls(
+        return (_new_channel_info if cls is ChannelInfo else cls)(
             g(k_chan, ""),
             uniqueid,
             g(k_lid, "") or uniqueid,
@@ -115,6 +115,24 @@ class ChannelInfo:
         if not h.get(prefix + "Channel"):
             return None
         return cls.parse(h, prefix)
+
+
+def _slot_constructor(cls: type) -> Callable[..., Any]:
+    """A positional constructor for a frozen, slotted dataclass without defaults that sets
+    each slot through its member descriptor. The generated frozen ``__init__`` calls
+    ``object.__setattr__`` per field (a type lookup each): this is ~45% cheaper, for the
+    one object built for nearly every AMI event. Same object: ``__init__`` has no
+    ``__post_init__`` and every field is set."""
+    names = [f.name for f in fields(cls)]
+    assert list(cls.__slots__) == names and not hasattr(cls, "__post_init__")
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    ns.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
+    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)
+    return ns["make"]  # type: ignore[no-any-return]
+
+
+_new_channel_info = _slot_constructor(ChannelInfo)
 
 
 @dataclass(frozen=True, slots=True)

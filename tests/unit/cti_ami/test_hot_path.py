@@ -135,3 +135,15 @@ def test_translate_gives_the_same_event_as_the_reference_for_an_agent_event() ->
     ev = translate(h)
     assert ev is not None and ev.chan == _reference(h) and ev.dest == _reference(h, "Dest")  # type: ignore[attr-defined]
     assert ev.member_name == "Local/1001@agents"  # type: ignore[attr-defined]
+
+
+def test_fast_constructed_channel_info_is_a_normal_frozen_dataclass() -> None:
+    import dataclasses
+
+    h = {"Channel": "PJSIP/1001-1", "Uniqueid": "1.1", "ChannelState": "6", "CallerIDNum": "0101234"}
+    fast, ref = ChannelInfo.parse(h), _reference(h)
+    assert type(fast) is ChannelInfo and fast == ref and hash(fast) == hash(ref) and repr(fast) == repr(ref)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.channel = "x"  # type: ignore[misc]
+    assert dataclasses.replace(fast, uniqueid="2.2").uniqueid == "2.2"
+    assert dataclasses.asdict(fast) == dataclasses.asdict(ref)
