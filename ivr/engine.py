@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 import time as _time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
@@ -69,7 +69,12 @@ class Step:
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # the fields are scalars: a plain dict is what ``dataclasses.asdict`` returns, without its
+        # recursive deep copy (it was 14% of an IVR session's own CPU in the FastAGI benchmark)
+        return {
+            "seq": self.seq, "flow": self.flow, "node": self.node, "type": self.type, "started_ms": self.started_ms,
+            "duration_ms": self.duration_ms, "input": self.input, "result": self.result, "detail": self.detail,
+        }
 
 
 @dataclass
