@@ -540,7 +540,10 @@ class Engine:
             status, reason = "error", "no lookup client configured"
         else:
             try:
-                body = await asyncio.wait_for(self.lookup.lookup(a["method"], path, query, a["timeout"]), a["timeout"])
+                # asyncio.timeout, not wait_for: the lookup runs in this task (wait_for wrapped it in a
+                # task of its own per call: one more task and loop hop per lookup); same TimeoutError
+                async with asyncio.timeout(a["timeout"]):
+                    body = await self.lookup.lookup(a["method"], path, query, a["timeout"])
                 if not isinstance(body, dict):
                     raise ValueError(f"expected a JSON object, got {type(body).__name__}")
                 for var, field_path in a["map"].items():
