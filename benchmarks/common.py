@@ -91,6 +91,7 @@ def _child_main(target: Callable[..., Any], cpus: set[int] | None, conn: Any, ar
                 import pstats
 
                 profiler.disable()
+                profiler.dump_stats(str(out.with_suffix(".prof")))  # for pstats / snakeviz
                 buf = io.StringIO()
                 stats = pstats.Stats(profiler, stream=buf).sort_stats("cumulative")
                 stats.print_stats(80)

@@ -122,7 +122,7 @@ class ChangeDispatcher:
                 except Exception:
                     self._failed(sub, change)
                     continue
-                if inspect.isawaitable(result):  # a plain callable that returned a coroutine
+                if result is not None and inspect.isawaitable(result):  # a plain callable that returned a coroutine
                     self._enqueue(sub, change, now, result)
                 else:
                     sub.handled += 1

@@ -155,6 +155,20 @@ class AgiTimeout(AgiError):
 def parse_response_line(line: str) -> AgiResult:
     """Parse one complete status line (not ``HANGUP``, not a ``520-`` block)."""
     line = line.rstrip("\r\n")
+    if line.startswith("200 result="):
+        # fast path for the answers of nearly every command: ``200 result=N`` and
+        # ``200 result=N endpos=M`` (N an optional minus and digits); anything else takes the regexes
+        rest = line[11:]
+        result, sep, tail = rest.partition(" endpos=")
+        if _is_int(result) and (not sep or tail.isdigit() and tail.isascii()):
+            return AgiResult(code=200, result=result, endpos=int(tail) if sep else None, raw=line)
+    return _parse_response_regex(line)
+
+
+def _parse_response_regex(line: str) -> AgiResult:
+    """The general parser (every line :func:`parse_response_line` accepts; the fast path
+    must give the same result for the lines it takes)."""
+    line = line.rstrip("\r\n")
     m = _STATUS_RE.fullmatch(line)
     if m is None:
         raise AgiProtocolError(f"not an AGI response: {line[:200]!r}")
@@ -189,6 +203,12 @@ def parse_response_line(line: str) -> AgiResult:
         except ValueError:
             raise AgiProtocolError(f"bad endpos in {line[:200]!r}") from None
     return AgiResult(code=code, result=result, data=data, endpos=endpos, extra=extra, raw=line)
+
+
+def _is_int(text: str) -> bool:
+    """``0``, ``49``, ``-1``: ASCII digits with an optional leading minus."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isdigit() and digits.isascii()
 
 
 class ResponseParser:
@@ -283,10 +303,20 @@ def format_command(name: str, *args: Any) -> str:
     """``format_command("SET VARIABLE", "X", 'a "b"')`` → ``SET VARIABLE "X" "a \\"b\\""`` + newline.
 
     Every argument is quoted; CR, LF and NUL are refused with ValueError."""
-    if not _COMMAND_NAME_RE.fullmatch(name):
-        raise ValueError(f"not an AGI command name: {name[:80]!r}")
-    parts = [name.upper(), *(quote(a) for a in args)]
-    return " ".join(parts) + "\n"
+    upper = _COMMAND_NAMES.get(name)
+    if upper is None:
+        if not _COMMAND_NAME_RE.fullmatch(name):
+            raise ValueError(f"not an AGI command name: {name[:80]!r}")
+        upper = name.upper()
+        if len(_COMMAND_NAMES) < 256:  # the names are the literals of the callers: a handful
+            _COMMAND_NAMES[name] = upper
+    if not args:
+        return upper + "\n"
+    return upper + " " + " ".join([quote(a) for a in args]) + "\n"
+
+
+#: command name as written by a caller → validated, upper-cased (saves a regex per command)
+_COMMAND_NAMES: dict[str, str] = {}
 
 
 def validate_digits(digits: str, what: str = "digits") -> str:
