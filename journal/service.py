@@ -20,6 +20,15 @@ journal holds. The database write itself is idempotent (``save_call`` replaces a
 stored call), so a crash between the database commit and the journal delete only
 writes the call again.
 
+One write of a call at a time (issue 18): the direct write and the drainer never write the
+same call concurrently (two overlapping saves collided on the primary key — the 1–3
+``sqlite IntegrityError UNIQUE`` per pop benchmark run: a direct write in flight, another
+call's failed write woke the drainer, which read the in-flight call's row and wrote it too).
+The drainer waits for a call being written directly; a call saved again while the drainer
+writes its previous picture is left to the drainer. Each journaled version has its own
+``at``, and a row is removed only if it still holds the version that was written, so a
+newer picture saved meanwhile is never dropped.
+
 Bounded and monitored: at most ``max_entries`` rows (setting
 ``journal_max_entries``); past that, new records are refused (counted in
 ``refused``, logged) rather than filling the disk. ``depth`` feeds ``/readyz``
@@ -148,20 +157,39 @@ class CallJournal:
         assert self._db is not None
         return self._db.execute("SELECT seq, call_id, record FROM call_records ORDER BY seq LIMIT ?", (limit,)).fetchall()
 
-    async def remove(self, seq: int) -> None:
-        await self._run(self._remove, seq)
+    async def oldest_records(self, limit: int) -> list[tuple[int, str, float, Any]]:
+        """Like :meth:`oldest`, with each record's ``at`` (to remove exactly that version)."""
+        rows = await self._run(self._oldest_at_rows, limit)
+        return [(seq, call_id, at, pickle.loads(blob)) for seq, call_id, at, blob in rows]
 
-    def _remove(self, seq: int) -> None:
+    def _oldest_at_rows(self, limit: int) -> list[tuple[int, str, float, bytes]]:
         assert self._db is not None
-        self._db.execute("DELETE FROM call_records WHERE seq = ?", (seq,))
+        return self._db.execute(
+            "SELECT seq, call_id, at, record FROM call_records ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+
+    async def remove(self, seq: int, at: float | None = None) -> None:
+        """Remove a row; with ``at``, only if it still holds that version (not replaced since)."""
+        await self._run(self._remove, seq, at)
+
+    def _remove(self, seq: int, at: float | None = None) -> None:
+        assert self._db is not None
+        if at is None:
+            self._db.execute("DELETE FROM call_records WHERE seq = ?", (seq,))
+        else:
+            self._db.execute("DELETE FROM call_records WHERE seq = ? AND at = ?", (seq, at))
         self._refresh()
 
-    async def remove_call(self, call_id: str) -> None:
-        await self._run(self._remove_call, call_id)
+    async def remove_call(self, call_id: str, at: float | None = None) -> None:
+        """Remove a call's row; with ``at``, only if it still holds that version."""
+        await self._run(self._remove_call, call_id, at)
 
-    def _remove_call(self, call_id: str) -> None:
+    def _remove_call(self, call_id: str, at: float | None = None) -> None:
         assert self._db is not None
-        self._db.execute("DELETE FROM call_records WHERE call_id = ?", (call_id,))
+        if at is None:
+            self._db.execute("DELETE FROM call_records WHERE call_id = ?", (call_id,))
+        else:
+            self._db.execute("DELETE FROM call_records WHERE call_id = ? AND at = ?", (call_id, at))
         self._refresh()
 
     # ------------------------------------------------------------ calls in progress
@@ -234,6 +262,10 @@ class JournaledCalls:
         self.refused = 0  # journal full: not made durable (the write is still tried once)
         self.db_failures = 0
         self._inflight: set[str] = set()  # written directly right now: not a backlog
+        #: call id -> done when the database write of that call now under way (direct or drainer) ends:
+        #: one write of a call at a time (two racing saves of one call hit the primary key: issue 18)
+        self._busy: dict[str, asyncio.Future[None]] = {}
+        self._last_at = 0.0  # every journaled version gets its own ``at``: rows are removed by version
 
     async def start(self) -> None:
         await self.journal.open()
@@ -252,17 +284,22 @@ class JournaledCalls:
 
     async def save_call(self, call: Any) -> None:
         try:
-            older = await self.journal.append(call.id, call, self._clock(), self._inflight)
+            at = self._last_at = max(self._clock(), self._last_at + 1e-6)
+            older = await self.journal.append(call.id, call, at, self._inflight)
         except JournalFull as exc:
             self.refused += 1
             log.error("%s: call %s is not journaled; writing it directly", exc, call.id)
             await self._repo.save_call(call)  # raises to the subscriber's own retries
             self.direct += 1
             return
+        if call.id in self._busy:  # its previous picture is being written: the drainer writes this one after
+            self._wake.set()
+            return
         if older:  # a backlog: keep the order, the drainer writes it
             self._wake.set()
             return
         self._inflight.add(call.id)
+        done = self._begin(call.id)
         try:
             await self._repo.save_call(call)
         except Exception as exc:
@@ -272,8 +309,22 @@ class JournaledCalls:
             return
         finally:
             self._inflight.discard(call.id)
+            self._end(call.id, done)
         self.direct += 1
-        await self.journal.remove_call(call.id)
+        await self.journal.remove_call(call.id, at)  # unless saved again meanwhile: that newer row stays
+        if self.journal.depth:
+            self._wake.set()
+
+    def _begin(self, call_id: str) -> "asyncio.Future[None]":
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._busy[call_id] = done
+        return done
+
+    def _end(self, call_id: str, done: "asyncio.Future[None]") -> None:
+        if self._busy.get(call_id) is done:
+            del self._busy[call_id]
+        if not done.done():
+            done.set_result(None)
 
     async def _drain(self) -> None:
         failures = 0
@@ -283,10 +334,18 @@ class JournaledCalls:
                 await self._wake.wait()
                 continue
             try:
-                for seq, call_id, call in await self.journal.oldest(self.batch):
-                    await self._repo.save_call(call)
-                    await self.journal.remove(seq)
+                for seq, call_id, at, call in await self.journal.oldest_records(self.batch):
+                    busy = self._busy.get(call_id)
+                    if busy is not None:  # written directly right now: wait for it, then read the journal again
+                        await asyncio.shield(busy)
+                        break
+                    done = self._begin(call_id)
+                    try:
+                        await self._repo.save_call(call)
+                    finally:
+                        self._end(call_id, done)
                     self.drained += 1
+                    await self.journal.remove(seq, at)  # a newer version saved meanwhile stays, written next
                 failures = 0
                 if self.journal.depth == 0:
                     log.info("call journal drained (%d record(s) written after an outage or restart so far)", self.drained)

@@ -125,3 +125,75 @@ async def test_kill_9_loses_nothing_journaled(tmp_path):
         await eventually(lambda: store.journal.depth == 0, 5, "journal empty")
     finally:
         await store.stop()
+
+
+class RacingRepo(FlakyRepo):
+    """Like the database: two overlapping saves of one call collide on the primary key
+    (``sqlite IntegrityError UNIQUE`` in the pop benchmark, issue 18). ``gates`` hold a
+    call's write open; ``fail_once`` fails a call's next write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: set[str] = set()
+        self.collisions = 0
+        self.gates: dict[str, asyncio.Event] = {}
+        self.fail_once: set[str] = set()
+
+    async def save_call(self, call: Call) -> None:
+        if call.id in self.active:
+            self.collisions += 1
+            raise RuntimeError(f"UNIQUE constraint failed: cti_calls.id ({call.id})")
+        self.active.add(call.id)
+        try:
+            if call.id in self.fail_once:
+                self.fail_once.discard(call.id)
+                raise ConnectionRefusedError("database busy")
+            gate = self.gates.get(call.id)
+            if gate is not None:
+                await gate.wait()
+            await super().save_call(call)
+        finally:
+            self.active.discard(call.id)
+
+
+async def test_the_drainer_never_writes_a_call_being_written_directly(tmp_path, caplog):
+    repo = RacingRepo()
+    store = JournaledCalls(CallJournal(tmp_path / "j.sqlite3"), repo, first_wait=0.01, max_wait=0.05)
+    await store.start()
+    try:
+        d, b = _call(1), _call(2)
+        repo.gates[d.id] = asyncio.Event()
+        direct = asyncio.create_task(store.save_call(d))  # its direct write is held open
+        await eventually(lambda: d.id in repo.active, 5, "direct write under way")
+        repo.fail_once.add(b.id)
+        await store.save_call(b)  # fails: kept in the journal, the drainer wakes and finds d's row too
+        await asyncio.sleep(0.1)  # the drainer's retries run meanwhile
+        repo.gates[d.id].set()
+        await direct
+        await eventually(lambda: store.journal.depth == 0, 5, "journal drained")
+        assert repo.collisions == 0
+        assert set(repo.rows) == {d.id, b.id}
+        assert "UNIQUE" not in caplog.text
+    finally:
+        await store.stop()
+
+
+async def test_a_call_saved_again_while_the_drainer_writes_it_keeps_the_newest_picture(tmp_path):
+    repo = RacingRepo()
+    store = JournaledCalls(CallJournal(tmp_path / "j.sqlite3"), repo, first_wait=0.01, max_wait=0.05)
+    await store.start()
+    try:
+        x = _call(3)
+        repo.fail_once.add(x.id)
+        repo.gates[x.id] = asyncio.Event()
+        await store.save_call(x)  # fails directly: the drainer's retry is then held open
+        await eventually(lambda: x.id in repo.active, 5, "drainer writing the call")
+        newer = _call(3)
+        newer.disposition = "sale"  # the call ended again (a resync, a late event): a newer picture
+        await store.save_call(newer)  # must not race the drainer's write, nor be dropped after it
+        repo.gates[x.id].set()
+        await eventually(lambda: store.journal.depth == 0 and repo.rows.get(x.id) is not None
+                         and repo.rows[x.id].disposition == "sale", 5, "newest picture stored")
+        assert repo.collisions == 0
+    finally:
+        await store.stop()
