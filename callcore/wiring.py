@@ -217,6 +217,9 @@ async def build_recording(c: "Container") -> None:
         bus=c.bus, audit=getattr(c, "audit", None),  # the security package's audit log, once it is built
     )
     c.recording.call_lookup = lambda call_id: c.cti.state.calls.get(call_id)
+    resyncer = getattr(c.cti, "resyncer", None)
+    if resyncer is not None:  # calls created after the first resync are known from their start (issue 18)
+        c.recording.synced = lambda: resyncer.resyncs > 0
     c.cti.outbound.recording_variables = c.recording.originate_variables  # click-to-call / callback recorded per policy
     c.recording.leader = _leader(c)  # scale-out (issue 19): purge + orphan recovery on the AMI holder only
     if getattr(c, "reports", None) is not None:  # reports (issue 16): recording coverage

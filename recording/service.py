@@ -211,6 +211,15 @@ class RecordingService:
         self.live: dict[str, Live] = {}
         #: call id -> the live CTI call (set by the wiring from the CTI state; routes use it)
         self.call_lookup: Callable[[str], Any] | None = None
+        #: whether this process's CTI state has been rebuilt from Asterisk at least once (set by the
+        #: wiring: the resyncer's count). Until then a call that looks new may be one that began before
+        #: this process (a restart, a take-over) and may have a recording row: None = never trust it
+        self.synced: Callable[[], bool] | None = None
+        #: calls this process saw from their first channel, after its first resync, not recorded so far:
+        #: at their end there is no row from a previous process to look for (issue 18)
+        self._fresh: set[str] = set()
+        self.unrecorded_lookups = 0  # ended calls never recorded here whose row was looked up (restart/take-over)
+        self.unrecorded_skipped = 0  # ... and those known from their start: no lookup
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self._wake = asyncio.Event()
@@ -326,6 +335,11 @@ class RecordingService:
     def call_changed(self, kind: str, call: Any, agent_id: str | None, now: float, ast: float | None = None) -> None:
         """Cheap and synchronous: follow one call's recording from a CTI change. ``ast`` is
         Asterisk's time of the event behind the change (``Timestamp``), or None."""
+        if kind == "call.created":
+            if self.synced is not None and self.synced() and _born_here(call):
+                if len(self._fresh) >= 100_000:  # calls that never ended here (cannot happen in normal runs):
+                    self._fresh.clear()  # forget them, their end is looked up as before (never wrong, only slower)
+                self._fresh.add(call.id)
         live = self.live.get(call.id)
         if live is None and getattr(call, "recording", False) and kind != "call.ended":
             live = self._begin(call, now)
@@ -333,8 +347,14 @@ class RecordingService:
             self._follow_asterisk_clock(live, call, ast)
         if live is None:
             if kind == "call.ended":
-                self._spawn(self._finish_unrecorded(call), f"recording-end-{call.id}")
+                if call.id in self._fresh:  # seen from its start and never recorded: no row can exist
+                    self._fresh.discard(call.id)
+                    self.unrecorded_skipped += 1
+                else:  # began before this process (restart, take-over): a row may be left open
+                    self.unrecorded_lookups += 1
+                    self._spawn(self._finish_unrecorded(call), f"recording-end-{call.id}")
             return
+        self._fresh.discard(call.id)  # recorded: followed through ``live`` from now on
         if call.queue and call.queue not in live.queues:
             live.queues.append(call.queue)
         if kind == "call.queued" and live.decision is None:
@@ -1021,6 +1041,13 @@ def _agent_spans(call: Any, live: Live, now: float) -> list[dict[str, Any]]:
 
 class _Retry(Exception):
     """Try the job again later (the file may still be closing)."""
+
+
+def _born_here(call: Any) -> bool:
+    """The CTI call was created by a live AMI event of this process (its timeline starts with
+    ``created``), not rebuilt by a resync (``rebuilt``) nor restored from the live-call journal."""
+    events = getattr(call, "events", None) or ()
+    return bool(events) and isinstance(events[0], dict) and events[0].get("event") == "created"
 
 
 def _wait(call: Any) -> float | None:

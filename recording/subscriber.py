@@ -13,6 +13,7 @@ from typing import Any
 
 class RecordingSubscriber:
     KINDS = (
+        "call.created",  # the service notes calls seen from their start (no row lookup at their end)
         "call.updated", "call.queued", "call.answered", "call.transferred", "call.held", "call.unheld", "call.ended",
     )
 
