@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -158,6 +158,58 @@ def _callback(row: CallbackRow) -> dict[str, Any]:
         "dialed_at": _iso(row.dialed_at),
         "dial_call_id": row.dial_call_id,
     }
+
+
+def _call_row(call: Call) -> CallRow:
+    """The ``cti_calls`` row (with its legs and timeline) of an ended call."""
+    customer_id = (call.customer or {}).get("id") if isinstance((call.customer or {}).get("id"), int) else None
+    row = CallRow(
+        id=call.id,
+        direction=call.direction,
+        origin=call.origin,
+        caller_num=call.caller_num,
+        caller_name=call.caller_name,
+        dialed=call.dialed,
+        queue=call.queue,
+        priority=call.priority,
+        agent_id=call.agent_id,
+        customer_id=customer_id,
+        started_at=_ts(call.started_at),
+        queued_at=_ts(call.queued_at),
+        answered_at=_ts(call.answered_at),
+        ended_at=_ts(call.ended_at),
+        hold_time=call.hold_time,
+        talk_time=call.talk_time,
+        on_hold_seconds=round(call.on_hold_seconds, 3),
+        outcome=call.outcome,
+        end_cause=call.end_cause,
+        end_cause_txt=call.end_cause_txt or None,
+        recording=call.recording,
+        disposition=call.disposition,
+        notes=call.notes,
+        agents_rung=list(call.agents_rung),
+        transfers=[dict(t) for t in call.transfers],
+        ivr_context=call.ivr_context,
+    )
+    row.legs = [
+        CallLegRow(
+            uniqueid=l.uniqueid,
+            channel=l.channel,
+            role=l.role,
+            agent_id=l.agent_id,
+            created_at=_ts(l.created_at),
+            answered_at=_ts(l.answered_at),
+            ended_at=_ts(l.ended_at),
+            cause=l.cause,
+            cause_txt=l.cause_txt or None,
+        )
+        for l in call.legs.values()
+    ]
+    row.events = [
+        CallEventRow(at=e["at"], event=e["event"], data={k: v for k, v in e.items() if k not in ("at", "event")})
+        for e in call.events
+    ]
+    return row
 
 
 class CtiRepository:
@@ -375,54 +427,24 @@ class CtiRepository:
             if existing is not None:
                 await s.delete(existing)
                 await s.flush()
-            customer_id = (call.customer or {}).get("id") if isinstance((call.customer or {}).get("id"), int) else None
-            row = CallRow(
-                id=call.id,
-                direction=call.direction,
-                origin=call.origin,
-                caller_num=call.caller_num,
-                caller_name=call.caller_name,
-                dialed=call.dialed,
-                queue=call.queue,
-                priority=call.priority,
-                agent_id=call.agent_id,
-                customer_id=customer_id,
-                started_at=_ts(call.started_at),
-                queued_at=_ts(call.queued_at),
-                answered_at=_ts(call.answered_at),
-                ended_at=_ts(call.ended_at),
-                hold_time=call.hold_time,
-                talk_time=call.talk_time,
-                on_hold_seconds=round(call.on_hold_seconds, 3),
-                outcome=call.outcome,
-                end_cause=call.end_cause,
-                end_cause_txt=call.end_cause_txt or None,
-                recording=call.recording,
-                disposition=call.disposition,
-                notes=call.notes,
-                agents_rung=list(call.agents_rung),
-                transfers=[dict(t) for t in call.transfers],
-                ivr_context=call.ivr_context,
-            )
-            row.legs = [
-                CallLegRow(
-                    uniqueid=l.uniqueid,
-                    channel=l.channel,
-                    role=l.role,
-                    agent_id=l.agent_id,
-                    created_at=_ts(l.created_at),
-                    answered_at=_ts(l.answered_at),
-                    ended_at=_ts(l.ended_at),
-                    cause=l.cause,
-                    cause_txt=l.cause_txt or None,
-                )
-                for l in call.legs.values()
-            ]
-            row.events = [
-                CallEventRow(at=e["at"], event=e["event"], data={k: v for k, v in e.items() if k not in ("at", "event")})
-                for e in call.events
-            ]
-            s.add(row)
+            s.add(_call_row(call))
+            await s.commit()
+
+    async def save_calls(self, calls: "Sequence[Call]") -> None:
+        """Persist a batch of ended calls in one transaction (issue 18: a burst of N ended calls
+        costs one commit, not N). Idempotent like :meth:`save_call`; a call given twice is stored
+        once, its last picture. All or nothing: on an error nothing of the batch is stored, and
+        the caller falls back to :meth:`save_call` per call (one bad row never loses the others)."""
+        by_id = {c.id: c for c in calls}
+        if not by_id:
+            return
+        async with self._sm() as s:
+            existing = (await s.scalars(select(CallRow).where(CallRow.id.in_(list(by_id))))).all()
+            for row in existing:
+                await s.delete(row)
+            if existing:
+                await s.flush()
+            s.add_all([_call_row(c) for c in by_id.values()])
             await s.commit()
 
     async def get_call(self, call_id: str) -> dict[str, Any] | None:

@@ -149,6 +149,59 @@ class CallJournal:
         ).fetchall()
         return sum(1 for (cid,) in older if cid not in ignore)
 
+    async def append_many(self, records: list[tuple[str, Any, float]], ignore: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+        """Store (or replace) several records durably in one transaction (one fsync); returns how
+        many rows older than the newest of them wait, not counting ``ignore`` nor the batch itself."""
+        rows = [(call_id, pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL), at) for call_id, record, at in records]
+        return await self._run(self._append_many, rows, frozenset(ignore))
+
+    def _append_many(self, rows: list[tuple[str, bytes, float]], ignore: frozenset[str]) -> int:
+        assert self._db is not None
+        db = self._db
+        ids = [call_id for call_id, _, _ in rows]
+        known = {cid for (cid,) in db.execute(
+            f"SELECT call_id FROM call_records WHERE call_id IN ({','.join('?' * len(ids))})", ids).fetchall()}
+        new = len(set(ids) - known)
+        if new and self.depth + new > self.max_entries:
+            raise JournalFull(f"call journal full ({self.depth} records, journal_max_entries={self.max_entries})")
+        db.execute("BEGIN")
+        try:
+            for call_id, blob, at in rows:
+                if call_id in known:  # the same call again: replace in place, keep its position in the order
+                    db.execute("UPDATE call_records SET record = ?, at = ? WHERE call_id = ?", (blob, at, call_id))
+                else:
+                    db.execute("INSERT INTO call_records (call_id, at, record) VALUES (?, ?, ?)", (call_id, at, blob))
+                    known.add(call_id)
+            db.executemany("DELETE FROM live_calls WHERE call_id = ?", [(c,) for c in ids])  # ended: no longer live
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._refresh()
+        skip = ignore | set(ids)
+        newest = db.execute(
+            f"SELECT max(seq) FROM call_records WHERE call_id IN ({','.join('?' * len(ids))})", ids).fetchone()[0]
+        older = db.execute(
+            "SELECT call_id FROM call_records WHERE seq < ? ORDER BY seq LIMIT ?", (newest, len(skip) + 1)
+        ).fetchall()
+        return sum(1 for (cid,) in older if cid not in skip)
+
+    async def remove_versions(self, versions: list[tuple[str, float]]) -> None:
+        """Remove these calls' rows in one transaction, each only if it still holds that version (``at``)."""
+        await self._run(self._remove_versions, versions)
+
+    def _remove_versions(self, versions: list[tuple[str, float]]) -> None:
+        assert self._db is not None
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("DELETE FROM call_records WHERE call_id = ? AND at = ?", versions)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._refresh()
+
     async def oldest(self, limit: int) -> list[tuple[int, str, Any]]:
         rows = await self._run(self._oldest, limit)
         return [(seq, call_id, pickle.loads(blob)) for seq, call_id, blob in rows]
@@ -284,7 +337,7 @@ class JournaledCalls:
 
     async def save_call(self, call: Any) -> None:
         try:
-            at = self._last_at = max(self._clock(), self._last_at + 1e-6)
+            at = self._version()
             older = await self.journal.append(call.id, call, at, self._inflight)
         except JournalFull as exc:
             self.refused += 1
@@ -312,6 +365,59 @@ class JournaledCalls:
             self._end(call.id, done)
         self.direct += 1
         await self.journal.remove_call(call.id, at)  # unless saved again meanwhile: that newer row stays
+        if self.journal.depth:
+            self._wake.set()
+
+    def _version(self) -> float:
+        self._last_at = max(self._clock(), self._last_at + 1e-6)
+        return self._last_at
+
+    async def save_calls(self, calls: list[Any]) -> None:
+        """A batch of ended calls (the write-behind's burst): one journal transaction, then one
+        database transaction (``repository.save_calls``) for all of them. A failed batch falls
+        back to one database write per call, so one bad row never holds back the others; what
+        still fails stays in the journal for the drainer, as with :meth:`save_call`."""
+        latest = list({c.id: c for c in calls}.values())  # a call given twice: its last picture
+        if len(latest) <= 1 or not hasattr(self._repo, "save_calls"):
+            for call in latest:
+                await self.save_call(call)
+            return
+        versions = [(call.id, call, self._version()) for call in latest]
+        try:
+            older = await self.journal.append_many(versions, self._inflight)
+        except JournalFull:
+            for call in latest:  # each refused (or fitted) on its own, as before
+                await self.save_call(call)
+            return
+        if older or any(call.id in self._busy for call in latest):  # a backlog, or a picture being written
+            self._wake.set()
+            return
+        ids = [call.id for call in latest]
+        self._inflight.update(ids)
+        done = {call_id: self._begin(call_id) for call_id in ids}
+        try:
+            try:
+                await self._repo.save_calls(latest)
+                written = versions
+            except Exception as exc:
+                self.db_failures += 1
+                log.warning("%d calls: batched database write failed (%s); writing them one by one", len(latest), exc)
+                written = []
+                for call_id, call, at in versions:
+                    try:
+                        await self._repo.save_call(call)
+                        written.append((call_id, call, at))
+                    except Exception as exc1:
+                        self.db_failures += 1
+                        log.warning("call %s: database write failed (%s); kept in the journal, retried in order",
+                                    call_id, exc1)
+        finally:
+            self._inflight.difference_update(ids)
+            for call_id, fut in done.items():
+                self._end(call_id, fut)
+        self.direct += len(written)
+        if written:  # unless saved again meanwhile: those newer rows stay
+            await self.journal.remove_versions([(call_id, at) for call_id, _, at in written])
         if self.journal.depth:
             self._wake.set()
 
