@@ -314,6 +314,25 @@ def server_process(conn: Any, kind: str, ami_port: int) -> None:
     asyncio.run(_server_main(conn, kind, ami_port))
 
 
+_BOOKKEEPING: dict[str, Any] = {}
+
+
+def _bookkeeping() -> dict[str, Any]:
+    """Per-call database bookkeeping of the server (issue 18): counts, independent of the load."""
+    c = _BOOKKEEPING.get("container")
+    out: dict[str, Any] = {}
+    if c is None:
+        return out
+    for name, obj, attrs in (
+        ("persistence", getattr(getattr(c, "cti", None), "persistence", None), ("batches", "batch_fallbacks", "failures")),
+        ("journal", getattr(c, "journal", None), ("direct", "drained", "db_failures", "refused")),
+        ("recording", getattr(c, "recording", None), ("unrecorded_lookups", "unrecorded_skipped")),
+    ):
+        if obj is not None:
+            out[name] = {a: getattr(obj, a) for a in attrs if hasattr(obj, a)}
+    return out
+
+
 async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
     stop_server: Any
     info: dict[str, Any] = {"kind": kind}
@@ -362,7 +381,8 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             tasks = Counter((getattr(t.get_coro(), "__qualname__", "?"), id(t) in unfrozen) for t in asyncio.all_tasks())
             task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
-                                 "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes()}})
+                                 "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
+                                 "bookkeeping": _bookkeeping()}})
     await hb.stop()
     if sampler is not None:
         await sampler.stop()
@@ -394,6 +414,7 @@ async def _start_callcore(ami_port: int) -> tuple[int, Any, str]:
         await container.start()
         await container.ami.wait_connected(10)
         assert container.http_port
+        _BOOKKEEPING["container"] = container
         return container.http_port, container.stop, "container"
     except Exception as exc:  # the composition root is still being wired: build the same pieces
         logging.getLogger("bench").warning("Container failed (%s: %s); building the CTI pieces directly", type(exc).__name__, exc)

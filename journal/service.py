@@ -351,20 +351,22 @@ class JournaledCalls:
         if older:  # a backlog: keep the order, the drainer writes it
             self._wake.set()
             return
-        self._inflight.add(call.id)
+        self._inflight.add(call.id)  # until its row is gone: a call appended meanwhile is no backlog
         done = self._begin(call.id)
         try:
-            await self._repo.save_call(call)
-        except Exception as exc:
-            self.db_failures += 1
-            log.warning("call %s: database write failed (%s); kept in the journal, retried in order", call.id, exc)
-            self._wake.set()
-            return
+            try:
+                await self._repo.save_call(call)
+            except Exception as exc:
+                self.db_failures += 1
+                log.warning("call %s: database write failed (%s); kept in the journal, retried in order", call.id, exc)
+                self._wake.set()
+                return
+            finally:
+                self._end(call.id, done)
+            self.direct += 1
+            await self.journal.remove_call(call.id, at)  # unless saved again meanwhile: that newer row stays
         finally:
             self._inflight.discard(call.id)
-            self._end(call.id, done)
-        self.direct += 1
-        await self.journal.remove_call(call.id, at)  # unless saved again meanwhile: that newer row stays
         if self.journal.depth:
             self._wake.set()
 
@@ -412,12 +414,14 @@ class JournaledCalls:
                         log.warning("call %s: database write failed (%s); kept in the journal, retried in order",
                                     call_id, exc1)
         finally:
-            self._inflight.difference_update(ids)
             for call_id, fut in done.items():
                 self._end(call_id, fut)
-        self.direct += len(written)
-        if written:  # unless saved again meanwhile: those newer rows stay
-            await self.journal.remove_versions([(call_id, at) for call_id, _, at in written])
+        try:
+            self.direct += len(written)
+            if written:  # unless saved again meanwhile: those newer rows stay
+                await self.journal.remove_versions([(call_id, at) for call_id, _, at in written])
+        finally:
+            self._inflight.difference_update(ids)  # until their rows are gone (see save_call)
         if self.journal.depth:
             self._wake.set()
 
@@ -432,6 +436,34 @@ class JournaledCalls:
         if not done.done():
             done.set_result(None)
 
+    async def _drain_run(self, run: list[tuple[int, str, float, Any]]) -> None:
+        """Write journaled records, oldest first: one database transaction for the run when the
+        repository has ``save_calls`` (else, or when that fails, one write per record, stopping at
+        the first failure so the order holds); each written row removed by version, together."""
+        done = {call_id: self._begin(call_id) for _, call_id, _, _ in run}
+        written: list[tuple[str, float]] = []
+        try:
+            batched = False
+            if len(run) > 1 and hasattr(self._repo, "save_calls"):
+                try:
+                    await self._repo.save_calls([call for _, _, _, call in run])
+                    batched = True
+                except Exception as exc:
+                    log.warning("call journal: batched write of %d record(s) failed (%s); writing them one by one",
+                                len(run), exc)
+            if batched:
+                written = [(call_id, at) for _, call_id, at, _ in run]
+            else:
+                for _, call_id, at, call in run:
+                    await self._repo.save_call(call)  # a failure goes to the drainer's backoff
+                    written.append((call_id, at))
+        finally:
+            for call_id, fut in done.items():
+                self._end(call_id, fut)
+            if written:
+                self.drained += len(written)
+                await self.journal.remove_versions(written)  # a newer version saved meanwhile stays, written next
+
     async def _drain(self) -> None:
         failures = 0
         while True:
@@ -440,18 +472,17 @@ class JournaledCalls:
                 await self._wake.wait()
                 continue
             try:
-                for seq, call_id, at, call in await self.journal.oldest_records(self.batch):
-                    busy = self._busy.get(call_id)
-                    if busy is not None:  # written directly right now: wait for it, then read the journal again
-                        await asyncio.shield(busy)
+                run: list[tuple[int, str, float, Any]] = []
+                wait_for: asyncio.Future[None] | None = None
+                for row in await self.journal.oldest_records(self.batch):
+                    wait_for = self._busy.get(row[1])
+                    if wait_for is not None:  # written directly right now: wait for it, then read the journal again
                         break
-                    done = self._begin(call_id)
-                    try:
-                        await self._repo.save_call(call)
-                    finally:
-                        self._end(call_id, done)
-                    self.drained += 1
-                    await self.journal.remove(seq, at)  # a newer version saved meanwhile stays, written next
+                    run.append(row)
+                if run:
+                    await self._drain_run(run)
+                if wait_for is not None:
+                    await asyncio.shield(wait_for)
                 failures = 0
                 if self.journal.depth == 0:
                     log.info("call journal drained (%d record(s) written after an outage or restart so far)", self.drained)

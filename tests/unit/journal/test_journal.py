@@ -197,3 +197,32 @@ async def test_a_call_saved_again_while_the_drainer_writes_it_keeps_the_newest_p
         assert repo.collisions == 0
     finally:
         await store.stop()
+
+
+class BatchRepo(FlakyRepo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def save_calls(self, calls: list[Call]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("database down")
+        self.batches.append(len(calls))
+        for call in calls:
+            await FlakyRepo.save_call(self, call)
+
+
+async def test_the_drainer_writes_a_backlog_in_batches_in_order(tmp_path):
+    repo = BatchRepo()
+    store = JournaledCalls(CallJournal(tmp_path / "j.sqlite3"), repo, first_wait=0.02, max_wait=0.05, batch=10)
+    await store.start()
+    try:
+        repo.down = True
+        for n in range(25):
+            await store.save_call(_call(n))
+        repo.down = False
+        await eventually(lambda: store.journal.depth == 0, 10, "journal drained")
+        assert repo.batches == [10, 10, 5]  # one transaction per 10 records, not one per record
+        assert repo.order == [_call(n).id for n in range(25)] and store.drained == 25
+    finally:
+        await store.stop()
