@@ -29,7 +29,16 @@ async def test_calls_ending_during_a_db_outage_are_all_recorded_once(server):
             raise ConnectionRefusedError("database down (injected)")
         await real_save(call)
 
+    real_save_many = store._repo.save_calls
+
+    async def save_calls(calls):  # the batched write of the same port (issue 18)
+        if outage["on"]:
+            outage["refused"] += 1
+            raise ConnectionRefusedError("database down (injected)")
+        await real_save_many(calls)
+
     store._repo.save_call = save_call
+    store._repo.save_calls = save_calls
     ids = []
     for n in range(CALLS):
         call = await pbx.dial(f"0105555{n:04d}", exten="15881234", context="ivr-in")
