@@ -1014,9 +1014,11 @@ class CtiState:
             "waiting": len(q.waiting),
             "longest_wait": max(waits, default=0),
             "callers": [
-                {"call_id": cid, "waited": max(0, int(now - t)), "caller_num": getattr(self.calls.get(cid), "caller_num", None)}
+                {"call_id": cid, "waited": max(0, int(now - t)), "caller_num": getattr(self.calls.get(cid), "caller_num", None),
+                 "server": getattr(self.calls.get(cid), "server", None)}
                 for cid, t in sorted(q.waiting.items(), key=lambda kv: kv[1])
             ],
+            "servers": sorted(q.servers),  # issue 19: the Asterisk servers whose app_queue has this queue
             "members": sorted(q.members),
             "agents": by_state,
             "logged_in": sum(n for s, n in by_state.items() if s != "logged_out"),
