@@ -219,6 +219,18 @@ async def test_two_servers_separate_state_routed_control_and_one_down(two):
     await s.api("POST", "/api/agents/1001/unpause", token=tok, expect=200)
     await eventually(lambda: s.cti.state.agents["1001"].status == "ready", 5, "ready again")
 
+    # click-to-call goes to the agent's server (agent_servers: 1002 → ast2; others: the first server)
+    tok2 = await s.create_agent("1002", "이상담", ["sales"])
+    ast2.agent("1002", manual=True)
+    await s.api("POST", "/api/calls/click-to-call", token=tok2, json={"number": "0109990000"}, expect=202)
+    await eventually(lambda: len(_actions(ast2, "Originate")) == 1, 5, "Originate on ast2")
+    assert _actions(ast1, "Originate") == []
+    await eventually(lambda: any(c.origin == "click-to-call" and c.server == "ast2" for c in s.cti.state.calls.values()),
+                     5, "the click-to-call on ast2")
+    for c in [c for c in s.cti.state.calls.values() if c.server == "ast2"]:
+        await s.api("POST", f"/api/calls/{c.id}/hangup", expect=202)
+    await eventually(lambda: not s.cti.state.calls, 5, "no call left")
+
     # ast1 goes away for good: ast2's calls still pop, readiness names ast1
     await ast1.ami.stop_listening()
     await ast1.ami.drop_sessions()
