@@ -280,3 +280,12 @@ async def test_restart_of_one_server_readds_agents_there_only_and_keeps_the_othe
     assert call is not None and call.status == "talking" and call.server == "ast2"  # ast1's restart left it alone
     assert set(s.cti.state.agents["1001"].memberships) == {"ast1", "ast2"}
     await call2.hangup()
+
+
+def test_recording_file_names_accept_systemname_ids_only():
+    from recording.service import source_name
+
+    assert source_name("ast1-1796311642.17") == "ast1-1796311642.17.wav"
+    for bad in ("../x-1.1", "ast/1-1.1", "a b-1.1", "ast1-1.1.wav"):
+        with pytest.raises(ValueError):
+            source_name(bad)
