@@ -135,11 +135,16 @@ class ResyncService:
 
     async def _restore_members(self, ami: AmiPort, now: float, server: str = "") -> list[str]:
         readded: list[str] = []
-        serves: Callable[[str], bool] = getattr(ami, "serves_queue", None) or (lambda queue: True)
+        several = getattr(ami, "serves_queue", None)  # one of several Asterisk servers (issue 19)
+        serves: Callable[[str], bool] = several or (lambda queue: True)
         for rec in self.directory.records():
-            if not rec.logged_in:
-                continue
             live = self.state.agents.get(rec.id)
+            if not rec.logged_in:
+                if several is not None and live is not None:
+                    # logged out while this server was away: it still has the agent in its queues
+                    for queue in [q for q in live.memberships.get(server, {}) if q in rec.skills]:
+                        await _try(ami, act.queue_remove(queue, rec.interface))
+                continue
             # an agent still in wrap-up (e.g. across an Asterisk restart, which forgets every
             # dynamic member and its pause) is re-added paused with reason "wrapup", so Asterisk
             # does not ring it; the end of the wrap-up lifts that pause as usual (WrapupTimer)

@@ -358,7 +358,7 @@ class Agent:
             "status": self.status,
             "logged_in": self.logged_in,
             "queues": dict(self.queues),
-            "servers": {srv: sorted(qs) for srv, qs in self.memberships.items() if qs},
+            "servers": {srv: sorted(qs) for srv, qs in self.memberships.items() if qs and srv},
             "paused": self.paused,
             "pause_reason": self.pause_reason,
             "ringing_call": self.ringing_call,
@@ -1018,7 +1018,7 @@ class CtiState:
                  "server": getattr(self.calls.get(cid), "server", None)}
                 for cid, t in sorted(q.waiting.items(), key=lambda kv: kv[1])
             ],
-            "servers": sorted(q.servers),  # issue 19: the Asterisk servers whose app_queue has this queue
+            "servers": sorted(srv for srv in q.servers if srv),  # issue 19: the Asterisk servers whose app_queue has this queue
             "members": sorted(q.members),
             "agents": by_state,
             "logged_in": sum(n for s, n in by_state.items() if s != "logged_out"),

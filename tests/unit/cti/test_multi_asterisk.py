@@ -258,6 +258,14 @@ async def test_two_servers_separate_state_routed_control_and_one_down(two):
     assert rows and rows[0]["server"] == "ast2"
     assert phone1 is not None
 
+    # logged out while ast1 is away: ast1 still has the member; its resync removes it there
+    await s.api("POST", "/api/agents/1001/logout", token=tok, expect=200)
+    assert "Local/1001@agents/n" not in ast2.queues["sales"].members
+    assert "Local/1001@agents/n" in ast1.queues["sales"].members
+    await ast1.ami.start(ast1.cfg.ami_host, ast1.ami.port)
+    await eventually(lambda: "Local/1001@agents/n" not in ast1.queues["sales"].members, 10, "removed on ast1 at its resync")
+    await eventually(lambda: not s.cti.state.agents["1001"].logged_in, 5, "1001 logged out everywhere")
+
 
 async def test_restart_of_one_server_readds_agents_there_only_and_keeps_the_others_calls(two):
     s, (ast1, ast2) = two
