@@ -687,7 +687,7 @@ class CtiState:
     def _foreign(self, call: Call) -> bool:
         """The event being applied comes from another server than ``call``'s: the same
         uniqueid/Linkedid on two servers (Asterisk's ``systemname`` is not set on them,
-        asterisk-config/asterisk.conf). Counted, and never merged into the other server's call.
+        asterisk-config/README.md). Counted, and never merged into the other server's call.
         A call with no server yet (restored from an older journal) is adopted."""
         if not call.server:
             call.server = self.server
