@@ -247,6 +247,8 @@ async def test_two_servers_separate_state_routed_control_and_one_down(two):
     metrics = (await s.http.get("/metrics")).text
     assert 'callcore_ami_server_connected{server="ast1"} 0.0' in metrics
     assert 'callcore_ami_server_connected{server="ast2"} 1.0' in metrics
+    assert f'callcore_ami_endpoint_up{{endpoint="127.0.0.1:{ast1.ami_port}"}} 0.0' in metrics
+    assert f'callcore_ami_endpoint_up{{endpoint="127.0.0.1:{ast2.ami_port}"}} 1.0' in metrics
     # the stored record carries its server
     rows: list = []
     for _ in range(100):
