@@ -190,6 +190,7 @@ def _actions(pbx: Pbx, name: str) -> list:
     return [f for n, f in pbx.ami.actions if n == name]
 
 
+@pytest.mark.slow  # ≈2.6 s on a loaded 2-core machine (five calls, a server dropped and back)
 async def test_two_servers_separate_state_routed_control_and_one_down(two):
     s, (ast1, ast2) = two
     tok = await s.create_agent("1001", "김상담", ["sales"])
