@@ -46,7 +46,9 @@ from recording.storage import NotFound, Storage, StorageError
 log = logging.getLogger("callcore.recording")
 
 _TAG = re.compile(r"^[\w-]{1,40}$")
-_CALL_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk Uniqueid/Linkedid
+#: an Asterisk Uniqueid/Linkedid: ``<epoch>.<seq>``, or ``<systemname>-<epoch>.<seq>`` when asterisk.conf
+#: ``systemname`` is set (several Asterisk servers, issue 19; the name is restricted to [A-Za-z0-9_-])
+_CALL_ID = re.compile(r"^(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,20}\.[0-9]{1,10}$")
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 MISSING_RETRIES = 3  # the PBX closes the file just after the hangup: look again a few times
 
