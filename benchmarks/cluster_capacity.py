@@ -169,6 +169,9 @@ async def _cluster_server_main(conn: Any, name: str, ami_port: int, db_url: str,
         msg = await pipe_recv(conn)
         if msg.get("cmd") == "stop":
             break
+        if msg.get("cmd") == "status":  # after the run: did the lease move (epoch), is AMI still here
+            r = await asyncio.to_thread(_readyz, container.http_port)
+            conn.send({"status": {"cluster": r.get("cluster"), "ami_state": (r.get("ami") or {}).get("state")}})
     await container.stop()
 
 
@@ -205,7 +208,8 @@ def _pop_measure(n_instances: int, cfg: dict[str, Any], db_url: str) -> dict[str
             connected.append(load.expect("connected", 600))
         load.send({"cmd": "run", **cfg, "agents": agents})
         res = load.expect("result", 1800)["result"]
-        res.update(instances=n_instances, roles=[x["role"] for x in infos], connect=connected)
+        res.update(instances=n_instances, roles=[x["role"] for x in infos], connect=connected,
+                   after=[_ask(s, {"cmd": "status"}, "status", 30) for s in servers])
         return res
     finally:
         load.stop()
