@@ -42,7 +42,7 @@ import uuid
 from typing import Any
 
 from benchmarks import fastagi, pop_latency
-from benchmarks.common import LOAD_CPUS, SERVER_CPUS, Child, Figure, pipe_recv, quiet_logs, summarize
+from benchmarks.common import LOAD_CPUS, LOG_COUNTER, SERVER_CPUS, Child, Figure, pipe_recv, quiet_logs, summarize
 
 SIZES = {
     "full": {"agi": {"concurrency": 50, "seconds": 6.0}, "reps": 3,
@@ -171,7 +171,8 @@ async def _cluster_server_main(conn: Any, name: str, ami_port: int, db_url: str,
             break
         if msg.get("cmd") == "status":  # after the run: did the lease move (epoch), is AMI still here
             r = await asyncio.to_thread(_readyz, container.http_port)
-            conn.send({"status": {"cluster": r.get("cluster"), "ami_state": (r.get("ami") or {}).get("state")}})
+            conn.send({"status": {"cluster": r.get("cluster"), "ami_state": (r.get("ami") or {}).get("state"),
+                                  "logged": LOG_COUNTER.top()}})  # e.g. "lease … beat failed" warnings
     await container.stop()
 
 
