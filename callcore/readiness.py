@@ -54,9 +54,11 @@ def server_states(container: Any, ami_state: str) -> dict[str, dict[str, Any]]:
     ports = getattr(ami, "ports", None)
     clients = {n: p.client for n, p in ports.items()} if ports else {getattr(ami, "server", "") or container.settings.ami_name: ami}
     out: dict[str, dict[str, Any]] = {}
+    s = container.settings
     for name, client in clients.items():
-        state = "standby" if ami_state == "standby" else getattr(client, "state", ami_state)
-        out[name] = {"state": state, "address": f"{getattr(client, 'host', '?')}:{getattr(client, 'port', '?')}"}
+        # one server: the state readiness was given (the lease's or the client's); several: each client's
+        state = ami_state if ami_state == "standby" or not ports else getattr(client, "state", ami_state)
+        out[name] = {"state": state, "address": f"{getattr(client, 'host', s.ami_host)}:{getattr(client, 'port', s.ami_port)}"}
     return out
 
 

@@ -247,6 +247,8 @@ async def test_two_servers_separate_state_routed_control_and_one_down(two):
     metrics = (await s.http.get("/metrics")).text
     assert 'callcore_ami_server_connected{server="ast1"} 0.0' in metrics
     assert 'callcore_ami_server_connected{server="ast2"} 1.0' in metrics
+    assert f'callcore_ami_endpoint_up{{endpoint="127.0.0.1:{ast1.ami_port}"}} 0.0' in metrics
+    assert f'callcore_ami_endpoint_up{{endpoint="127.0.0.1:{ast2.ami_port}"}} 1.0' in metrics
     # the stored record carries its server
     rows: list = []
     for _ in range(100):
@@ -297,3 +299,20 @@ def test_recording_file_names_accept_systemname_ids_only():
     for bad in ("../x-1.1", "ast/1-1.1", "a b-1.1", "ast1-1.1.wav"):
         with pytest.raises(ValueError):
             source_name(bad)
+
+
+def test_readiness_names_every_server_when_none_is_up():
+    from types import SimpleNamespace
+
+    from callcore.readiness import readiness_reasons, server_states
+    from cti.ami import AmiClient
+    from cti.ami.multi import MultiAmi, ServerPort
+
+    smap = ServerMap([("ast1", None), ("ast2", None)])
+    multi = MultiAmi([ServerPort(n, AmiClient("127.0.0.1", p, "u", "s", server=n), smap)
+                      for n, p in (("ast1", 5038), ("ast2", 5039))], smap)
+    c = SimpleNamespace(ami=multi, settings=Settings(), cti=SimpleNamespace(), relay=None)
+    (reason,) = readiness_reasons(c, True, multi.state)
+    assert reason == "no Asterisk server connected: ast1 (127.0.0.1:5038) disconnected, ast2 (127.0.0.1:5039) disconnected"
+    assert {n: v["state"] for n, v in server_states(c, "standby").items()} == {"ast1": "standby", "ast2": "standby"}
+    assert readiness_reasons(c, True, "standby") == []
