@@ -24,6 +24,7 @@ from outbox.service import OutboxSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from callcore.app import Container
+    from callcore.settings import Settings
 
 log = logging.getLogger("callcore.wiring")
 
@@ -384,13 +385,25 @@ async def build_security(c: "Container") -> None:
 # --- end security ---------------------------------------------------------------------------
 
 
+def ami_lease(s: "Settings", instance: str) -> tuple[Any, Any]:
+    """The cluster's AMI lease and the engine it beats on: a connection of its own. On the shared
+    pool, a burst of per-call writes made renewals wait for a connection past their timeout, and a
+    healthy holder gave the lease up (benchmarks/README.md §10: the lease moved between two live
+    instances under load, with pops lost and duplicated at each take-over)."""
+    from callcore.db import create_engine, session_factory
+    from callcore.lease import Lease
+
+    engine = create_engine(s.effective_database_url, pool_size=1, max_overflow=1)
+    return Lease(session_factory(engine), f"ami:{s.ami_name}", instance, ttl=s.ami_lease_ttl,
+                 interval=s.ami_lease_interval), engine
+
+
 async def start_ami(c: "Container") -> None:
     if c.relay is None:  # one instance: always the AMI consumer
         await c.ami.start()
         return
     # scale-out (issue 19): with a broker, the AMI consumer is leased (callcore/cluster.py)
     from callcore.cluster import AmiDuty
-    from callcore.lease import Lease
 
     s = c.settings
 
@@ -402,7 +415,8 @@ async def start_ami(c: "Container") -> None:
             return _reply(503, {"detail": "the AMI holder's HTTP part is not running"})
         return await replay(request)
 
-    lease = Lease(c.sessionmaker, f"ami:{s.ami_name}", c.relay.instance, ttl=s.ami_lease_ttl, interval=s.ami_lease_interval)
+    lease, lease_engine = ami_lease(s, c.relay.instance)
+    c.add_closer(lease_engine.dispose)  # closers run in reverse: after the duty has released the lease
     # live calls handed from the holder to the standbys (callcore/handoff.py), sealed with the cluster's signing key
     from callcore.handoff import HandoffPublisher, HandoffReceiver
 
