@@ -103,6 +103,7 @@ class _WallLoad(_Load):
         missing = 0
         agents = cfg["agents"]
         for n in range(cfg["events"]):
+            self.writer = self.fake.writers[-1]  # callcore's AMI client may have reconnected (counted: ami_connections)
             call = PopCall(900_000 + n, rng.choice(agents))
             self.pending[call.uid] = (time.perf_counter(), set(range(len(self.sups))))
             self.writer.write(call.setup())

@@ -265,8 +265,8 @@ class WebService:
     def _snapshot(self, parts: set[str], queue_stats: list[dict[str, Any]] | None, at: float) -> dict[str, Any]:
         """The parts of the board that may have changed ("agents": the grid and the abandoned
         list; "queues": the tiles and the waiting list; "kpis"), the others left out."""
-        if "agents" in parts:
-            self._seed_agents(only_new=True)
+        if "agents" in parts and (queue_stats is not None or "kpis" in parts):
+            self._seed_agents(only_new=True)  # the directory (2,000 views): at a tick or a full push, not per change
         if "queues" in parts and queue_stats is None:
             queue_stats = self._queue_stats()
         snap = self.book.snapshot(queue_stats or [], at, agents="agents" in parts)
