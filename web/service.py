@@ -284,9 +284,16 @@ class WebService:
 
     def wallboard(self) -> dict[str, Any]:
         """The full wallboard with its ``seq`` (the page's resync after a (re)connect or a gap):
-        whatever changed is pushed first, so the snapshot is now's and the next delta follows it."""
-        self._dirty.update(("agents", "queues", "kpis"))
-        self.push()
+        whatever changed since the last push (the directory too) is pushed first, so the snapshot
+        is now's and the next delta follows it; when nothing did, the last push's board — 50
+        supervisors reloading at once after a restart cause one push, not 50."""
+        known = set(self.book.agents)
+        self._seed_agents(only_new=True)
+        if set(self.book.agents) != known:
+            self._dirty.add("agents")
+        if self._dirty or self.feed.seq == 0:
+            self._dirty.update(("agents", "queues"))
+            self.push()
         return self.feed.full()
 
     def public_config(self) -> dict[str, Any]:
