@@ -291,6 +291,8 @@ class WebService:
         self._seed_agents(only_new=True)
         if set(self.book.agents) != known:
             self._dirty.add("agents")
+        if {q["queue"] for q in self._queue_stats()} != set(self.feed.queues):  # a queue configured since
+            self._dirty.add("queues")
         if self._dirty or self.feed.seq == 0:
             self._dirty.update(("agents", "queues"))
             self.push()
