@@ -217,6 +217,8 @@ async def build_reports(c: "Container") -> None:
         )
         await c.web.start()
         c.add_closer(c.web.stop)
+        # a caller joining/leaving a queue pushes the waiting tile now, not at the next tick (issue 18)
+        cti.dispatcher.subscribe("web-wallboard", c.web.on_change, kinds=c.web.CHANGE_KINDS)
     # --- end web UI
 
 

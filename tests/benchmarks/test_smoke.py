@@ -216,6 +216,7 @@ def test_wallboard_freshness_smoke() -> None:
     # every event reached every supervisor's tile exactly once (or is counted as missing)
     assert len(d["samples_ms"]) + d["missing"] == d["sizes"]["events"] * d["sizes"]["supervisors"]
     assert d["updates"] > 0
+    assert d["updates"] > d["full_updates"]  # deltas, not a full snapshot every time (issue 18)
 
 
 @pytest.mark.slow
