@@ -1,4 +1,9 @@
-"""What every benchmark smoke run checks of its figures (no timing: see test_smoke.py)."""
+"""What every benchmark smoke run (tests/benchmarks/test_smoke*.py) checks of its figures.
+
+These check that each benchmark runs end to end (child processes, fake Asterisk,
+websocket clients, AGI emulator) and that its counts add up. They assert NOTHING
+about timing: figures at these sizes mean nothing, and the machine is shared.
+"""
 
 from __future__ import annotations
 

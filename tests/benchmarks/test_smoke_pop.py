@@ -1,8 +1,6 @@
 """Smoke run of the screen-pop benchmark (benchmarks/pop_latency.py).
-
-These check that each benchmark runs end to end (child processes, fake Asterisk,
-websocket clients, AGI emulator) and that its counts add up. They assert NOTHING
-about timing: figures at these sizes mean nothing, and the machine is shared.
+What every smoke run checks, and what it never does
+(timing): tests/benchmarks/figures.py.
 """
 
 from __future__ import annotations

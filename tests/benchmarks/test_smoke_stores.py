@@ -1,8 +1,7 @@
-"""Smoke runs of the benchmarks on big stores: reports and recording search.
-
-These check that each benchmark runs end to end (child processes, fake Asterisk,
-websocket clients, AGI emulator) and that its counts add up. They assert NOTHING
-about timing: figures at these sizes mean nothing, and the machine is shared.
+"""Smoke runs of the reports and recording benchmarks: reports and recording search on big
+stores, recording post-processing.
+What every smoke run checks, and what it never does
+(timing): tests/benchmarks/figures.py.
 """
 
 from __future__ import annotations
@@ -63,3 +62,18 @@ def test_recording_search_smoke() -> None:
     rows = list(rs.generate(300))
     assert len(rows) == 300 and [r[0][0] for r in rows] == list(range(1, 301))
     assert all(f[0] == r[0][0] for r in rows for f in r[1]) and sum(len(r[1]) for r in rows) > 300
+
+
+@pytest.mark.slow
+def test_recording_processing_smoke() -> None:
+    from benchmarks import recording_processing
+
+    res = recording_processing.run("smoke")
+    _figures_ok(res)
+    d = res["details"]
+    for target in ("mp3", "opus"):
+        for base, cc in d["runs"][target]:
+            # both sides processed the same audio, and both wrote something
+            assert base["audio_seconds"] == pytest.approx(cc["audio_seconds"], abs=0.01)
+            assert base["bytes_out"] > 0 and cc["bytes_out"] > 0
+    assert d["memory"]["long"]["callcore"]["audio_seconds"] == pytest.approx(d["memory"]["long"]["seconds"], abs=0.01)

@@ -26,16 +26,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 
 from callcore import migrate
 from tests.broker import broker_url, fresh_prefix
-from tests.e2e.test_cluster import ADMIN, _get, _lease, _post, _until
-from tests.fault.test_sigterm import ROOT, free_port, reap
+from tests.e2e.test_cluster import ADMIN, _get, _lease, _post, _until, stop_instances
+from tests.fault.test_sigterm import ROOT, free_port
 from tests.pbxsim import Pbx, PbxConfig
 from tests.pbxsim.__main__ import parse_agent
 
@@ -44,16 +42,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.db]
 SECRETS = {"ast1": "cluster-ast1-ami-secret", "ast2": "cluster-ast2-ami-secret"}  # one per server
 TOKENS = {f"cluster-agent-{a}-token-0123456789": f"agent:{a}" for a in ("1001", "1002", "1003")}
 TOKEN = {v.split(":")[1]: k for k, v in TOKENS.items()}
-
-
-def _post_as(port: int, path: str, body: dict, token: str):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def _consumers(pbx: Pbx) -> int:
@@ -168,7 +156,7 @@ async def test_two_servers_two_instances_pops_across_and_kill9_hands_both_server
             assert actions(n, "QueueAdd")[0].get("Interface") == "Local/1003@agents/n"
 
         # a click-to-call through b: one Originate, on the server that reaches 1003's phone
-        status, body = await asyncio.to_thread(_post_as, ports["b"], "/api/calls/click-to-call", {"number": "01055556666"},
+        status, body = await asyncio.to_thread(_post, ports["b"], "/api/calls/click-to-call", {"number": "01055556666"},
                                                TOKEN["1003"])
         assert status == 202, (status, body)
         await _until(lambda: sum(len(actions(n, "Originate")) for n in pbxs), 5, "the Originate")
@@ -231,16 +219,6 @@ async def test_two_servers_two_instances_pops_across_and_kill9_hands_both_server
     finally:
         for ws in desks:
             await ws.close()
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        reap(*procs.values())
-        for f in logs.values():
-            f.close()
+        stop_instances(procs, logs)
         for pbx in pbxs.values():
             await pbx.close()
