@@ -75,9 +75,15 @@ def problems(settings: Any) -> list[str]:
         why = weak_key(_secret(key))
         if why:
             out.append(f"the previous signing key {kid!r} in CALLCORE_JWT_PREVIOUS_KEYS {why}")
-    if (settings.runs("ami") if hasattr(settings, "runs") else True) and (_secret(settings.ami_secret) or "").lower().startswith("change-me"):
+    runs_ami = settings.runs("ami") if hasattr(settings, "runs") else True
+    servers = getattr(settings, "ami_servers", None) or []  # several Asterisk servers (issue 19): each secret
+    if runs_ami and not servers and (_secret(settings.ami_secret) or "").lower().startswith("change-me"):
         out.append("the AMI secret CALLCORE_AMI_SECRET is a `change-me…` placeholder: set the same new secret in "
                    "asterisk-config/manager.conf ([callcore] secret) and CALLCORE_AMI_SECRET")
+    for srv in servers if runs_ami else []:
+        if (_secret(srv.secret) or "").lower().startswith("change-me"):
+            out.append(f"the AMI secret of server {srv.name!r} in CALLCORE_AMI_SERVERS is a `change-me…` placeholder: set "
+                       "the same new secret in that server's manager.conf ([callcore] secret) and its `secret`")
     short = [t for t in (settings.api_tokens or {}) if len(t) < MIN_STATIC_TOKEN_LENGTH]
     if short:
         out.append(f"{len(short)} static API token(s) in CALLCORE_API_TOKENS are shorter than {MIN_STATIC_TOKEN_LENGTH} "

@@ -96,12 +96,15 @@ def wallboard_in_scope(p: Principal, board: dict[str, Any], directory: Iterable[
         return board
     out = dict(board)
     if p.queues:
-        out["queues"] = [q for q in board.get("queues") or [] if q.get("queue") in p.queues]
-        out["waiting"] = [c for c in board.get("waiting") or [] if c.get("queue") in p.queues]
-        out["abandoned"] = [c for c in board.get("abandoned") or [] if c.get("queue") in p.queues]
+        # a wallboard.update delta (web.wallboard.WallboardFeed) leaves unchanged parts out: kept out
+        for part in ("queues", "waiting", "abandoned"):
+            if part in board:
+                out[part] = [x for x in board.get(part) or [] if x.get("queue") in p.queues]
         kpis = board.get("kpis")
         if isinstance(kpis, dict):
             out["kpis"] = {**kpis, "queues": {q: v for q, v in (kpis.get("queues") or {}).items() if q in p.queues}}
+    if "agents" not in board:
+        return out
     mine = {a["id"] for a in directory if supervises(p, a)}
     agents = []
     for a in board.get("agents") or []:

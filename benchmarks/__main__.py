@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, Figure, machine_info, table, write_json
 
-BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch", "broker", "rec", "wall")
+BENCHES = ("ami", "pop", "agi", "kb", "reports", "recsearch", "broker", "rec", "wall", "cluster")
 
 
 def _run_one(name: str, size: str) -> dict[str, Any]:
@@ -56,13 +56,17 @@ def _run_one(name: str, size: str) -> dict[str, Any]:
         from benchmarks import wallboard_freshness
 
         return wallboard_freshness.run(size)
+    if name == "cluster":  # two instances vs one: IVR sessions/s, pops delivered/s across NATS (issue 19)
+        from benchmarks import cluster_capacity
+
+        return cluster_capacity.run(size)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds, for a smoke run); figures not meaningful")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch,broker,rec,wall")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of: ami,pop,agi,kb,reports,recsearch,broker,rec,wall,cluster")
     ap.add_argument("--json", type=Path, default=None, help="where to write the results (default benchmarks/results/latest.json)")
     ap.add_argument("--profile", action="store_true",
                     help="run the server processes under pyinstrument; text reports in benchmarks/results/profiles/")

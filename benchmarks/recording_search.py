@@ -327,42 +327,94 @@ async def _measure(url: str, rows: int, rounds: int) -> dict[str, Any]:
     return out
 
 
+#: ``CALLCORE_BENCH_REC_CACHE=1``: keep the generated databases between runs and reuse them (the
+#: 1 M-row PostgreSQL load takes minutes): PostgreSQL database ``callcore_bench_recsearch_cache_<rows>``,
+#: SQLite file ``callcore-bench-recsearch-<rows>.db`` in ``CALLCORE_BENCH_REC_CACHE_DIR`` (default: the
+#: temp dir). A reused database is migrated to head first (a new migration's indexes are built on it)
+#: and analysed; ``load_s`` is then null and ``cached`` true. Drop the database to regenerate.
+CACHE = os.environ.get("CALLCORE_BENCH_REC_CACHE") == "1"
+
+
 async def _with_pg(rows: int, rounds: int) -> dict[str, Any]:
     import asyncpg
 
     from callcore import migrate
 
-    name = f"callcore_bench_recsearch_{os.getpid()}"
+    name = f"callcore_bench_recsearch_cache_{rows}" if CACHE else f"callcore_bench_recsearch_{os.getpid()}"
     admin = await asyncio.wait_for(asyncpg.connect(PG_DSN), 5)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    await admin.execute(f'CREATE DATABASE "{name}"')
     dsn = f"{PG_DSN.rsplit('/', 1)[0]}/{name}"
     url = dsn.replace("postgresql:", "postgresql+asyncpg:", 1)
+    cached = False
+    if CACHE and await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        conn = await asyncpg.connect(dsn)
+        try:
+            cached = await conn.fetchval("SELECT count(*) FROM recording_recordings") == rows
+        except asyncpg.PostgresError:
+            cached = False
+        finally:
+            await conn.close()
+    if not cached:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         await asyncio.to_thread(migrate.upgrade, url)
-        load_s = await _load_pg(dsn, rows)
+        if cached:
+            load_s = None
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("ANALYZE recording_recordings")
+                await conn.execute("ANALYZE recording_facets")
+            finally:
+                await conn.close()
+        else:
+            load_s = await _load_pg(dsn, rows)
         conn = await asyncpg.connect(dsn)
         try:
             size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('recording_recordings') "
                                        "+ pg_total_relation_size('recording_facets'))")
         finally:
             await conn.close()
-        return {"rows": rows, "load_s": round(load_s, 1), "size": size, "combos": await _measure(url, rows, rounds)}
+        return {"rows": rows, "load_s": None if load_s is None else round(load_s, 1), "cached": cached, "size": size,
+                "combos": await _measure(url, rows, rounds)}
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not CACHE:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
 async def _with_sqlite(rows: int, rounds: int) -> dict[str, Any]:
+    if CACHE:
+        path = Path(os.environ.get("CALLCORE_BENCH_REC_CACHE_DIR") or tempfile.gettempdir()) / f"callcore-bench-recsearch-{rows}.db"
+        cached = False
+        if path.exists():
+            try:
+                db = sqlite3.connect(path)
+                cached = db.execute("SELECT count(*) FROM recording_recordings").fetchone()[0] == rows
+                db.close()
+            except sqlite3.Error:
+                cached = False
+            if not cached:
+                path.unlink()
+        return await _sqlite_at(path, rows, rounds, cached)
+    with tempfile.TemporaryDirectory(prefix="callcore-bench-rec-") as tmp:
+        return await _sqlite_at(Path(tmp) / "rec.db", rows, rounds, False)
+
+
+async def _sqlite_at(path: Path, rows: int, rounds: int, cached: bool) -> dict[str, Any]:
     from callcore import migrate
 
-    with tempfile.TemporaryDirectory(prefix="callcore-bench-rec-") as tmp:
-        path = Path(tmp) / "rec.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        await asyncio.to_thread(migrate.upgrade, url)
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    if cached:
+        db = sqlite3.connect(path)
+        db.execute("ANALYZE")
+        db.commit()
+        db.close()
+        load_s = None
+    else:
         load_s = await asyncio.to_thread(_load_sqlite, path, rows)
-        return {"rows": rows, "load_s": round(load_s, 1), "size": f"{path.stat().st_size / 2**20:.0f} MB",
-                "combos": await _measure(url, rows, rounds)}
+    return {"rows": rows, "load_s": None if load_s is None else round(load_s, 1), "cached": cached,
+            "size": f"{path.stat().st_size / 2**20:.0f} MB", "combos": await _measure(url, rows, rounds)}
 
 
 async def _pg_reachable() -> bool:
@@ -404,8 +456,12 @@ def run(size: str = "full") -> dict[str, Any]:
                      + (f"; server {c['server_ms']:.2f} ms" if c.get("server_ms") is not None else "")
                      + f"; index: {', '.join(c['indexes']) or 'NONE'}"
                      + (f"; UNINDEXED: {c['unindexed_scans']}" if c["unindexed_scans"] else "")))
-        figures.append(Figure("recsearch", f"{store}: load {rows:,} recordings", rows / max(m["load_s"], 1e-9), "rows/s",
-                              target="info", note=f"{m['load_s']} s, {m['size']}"))
+        if m["load_s"] is not None:
+            figures.append(Figure("recsearch", f"{store}: load {rows:,} recordings", rows / max(m["load_s"], 1e-9), "rows/s",
+                                  target="info", note=f"{m['load_s']} s, {m['size']}"))
+        else:
+            figures.append(Figure("recsearch", f"{store}: {rows:,} recordings reused (CALLCORE_BENCH_REC_CACHE)", None,
+                                  target="info", note=m["size"]))
     return {"name": "recsearch", "figures": figures, "details": details}
 
 

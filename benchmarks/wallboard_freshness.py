@@ -9,10 +9,12 @@ written to the AMI socket — timestamp), and every supervisor socket is watched
 is the time from the AMI write to that tile on *each* supervisor socket (events × supervisors
 samples), both clocks in the load process.
 
-Baseline in the same run: the same caller's ``call.*``/``agent.*`` push is not a tile, so the
-reference is the design's own floor — ``wallboard.update`` is sent at CTI's ``queue.stats``
-tick (``stats_interval``, 1 s): a change waits for the next tick, U(0, 1 s) on average, plus
-building and sending the snapshot (2,000 agents) to 50 sockets. Target: p99 ≤ 1 s, goal 250 ms.
+Reference: the design's own floor. ``wallboard.update`` is pushed on change, at most one every
+``coalesce_seconds`` (0.2 s, ``web/service.py``), as a delta (only what changed, ``seq``-numbered;
+a full snapshot every 60 s): a change waits at most the rest of the window, so 200 ms is the
+reference the p99 is compared with (before issue 18's round two the push was the 1 s tick's and
+the whole 2,000-agent snapshot: U(0, 1 s)). Also reported: the bytes each supervisor socket
+receives per second (the deltas against the snapshots). Target: p99 ≤ 1 s, goal 250 ms.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class _WallLoad(_Load):
         self.pending: dict[str, tuple[float, set[int]]] = {}  # call id -> (t0, supervisors still to see it)
         self.samples: list[float] = []
         self.updates = 0
+        self.full_updates = 0
+        self.bytes = 0  # wallboard.update text received over every supervisor socket
         self.sups: list[Any] = []
 
     async def command(self, cmd: str | None, msg: dict[str, Any]) -> None:
@@ -78,6 +82,9 @@ class _WallLoad(_Load):
                 if not raw.startswith('{"event": "wallboard.update"'):
                     continue
                 self.updates += 1
+                self.bytes += len(raw)
+                if '"full": true' in raw[:200]:
+                    self.full_updates += 1
                 for call_id, (t0, left) in list(self.pending.items()):
                     if i in left and f'"call_id": "{call_id}"' in raw:  # the waiting tile lists it
                         left.discard(i)
@@ -92,9 +99,11 @@ class _WallLoad(_Load):
         loop = asyncio.get_running_loop()
         bg = loop.create_task(self.background(cfg["bg_fps"]))
         await asyncio.sleep(1.0)
+        t_start, bytes0, updates0 = time.perf_counter(), self.bytes, self.updates
         missing = 0
         agents = cfg["agents"]
         for n in range(cfg["events"]):
+            self.writer = self.fake.writers[-1]  # callcore's AMI client may have reconnected (counted: ami_connections)
             call = PopCall(900_000 + n, rng.choice(agents))
             self.pending[call.uid] = (time.perf_counter(), set(range(len(self.sups))))
             self.writer.write(call.setup())
@@ -105,7 +114,12 @@ class _WallLoad(_Load):
             self.writer.write(call.teardown())
             await asyncio.sleep(rng.uniform(0.2, 0.7))  # events land anywhere between two ticks
         bg.cancel()
+        took = time.perf_counter() - t_start
+        per_sup = max(1, len(self.sups)) * took
         return {"samples": self.samples, "missing": missing, "updates": self.updates, "supervisors": len(self.sups),
+                "full_updates": self.full_updates, "seconds": round(took, 1),
+                "bytes_per_s_per_supervisor": round((self.bytes - bytes0) / per_sup),
+                "updates_per_s_per_supervisor": round((self.updates - updates0) / per_sup, 2),
                 "ami_connections": len(self.fake.writers),
                 "ws_clients": len(self.clients), "bg_frames": self.bg_frames}
 
@@ -141,11 +155,15 @@ def run(size: str = "full") -> dict[str, Any]:
     s = summarize(res["samples"], 1000)
     tag = f"{res['ws_clients']} desks, {res['supervisors']} supervisors"
     figures = [
-        Figure("wall", f"AMI event → wallboard tile, p50 ({tag})", s.get("p50"), "ms", 500.0,
-               target="info", lower_is_better=True, note="baseline: half the 1 s stats tick (the push's floor)"),
-        Figure("wall", "AMI event → wallboard tile, p99", s.get("p99"), "ms", 1000.0,
+        Figure("wall", f"AMI event → wallboard tile, p50 ({tag})", s.get("p50"), "ms", 200.0,
+               target="info", lower_is_better=True, note="baseline: the 200 ms coalescing window (the push's floor)"),
+        Figure("wall", "AMI event → wallboard tile, p99", s.get("p99"), "ms", 200.0,
                target=f"<= {P99_S * 1000:g} ms (goal {GOAL_S * 1000:g})",
-               verdict=check(s.get("p99", 1e9) <= P99_S * 1000), lower_is_better=True),
+               verdict=check(s.get("p99", 1e9) <= P99_S * 1000), lower_is_better=True,
+               note=f"goal {'met' if s.get('p99', 1e9) <= GOAL_S * 1000 else 'missed'}"),
+        Figure("wall", "wallboard.update received per supervisor", res["bytes_per_s_per_supervisor"] / 1024, "KiB/s", None,
+               target="info", lower_is_better=True,
+               note=f"{res['updates_per_s_per_supervisor']} updates/s per supervisor, {res['full_updates']} full snapshots in all"),
         Figure("wall", f"tiles missed (of {cfg['events'] * res['supervisors']})", float(res["missing"]), "", 0.0,
                target="0", verdict=check(res["missing"] == 0)),
         Figure("wall", "server loop: longest stall during the run", stats["loop_max_stall_ms"], "ms", None,

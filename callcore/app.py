@@ -206,7 +206,9 @@ class Container:
         if self.agi is not None:
             out.append(f"FastAGI agi://{s.agi_host}:{getattr(self.agi, 'port', s.agi_port)}")
         if self.ami is not None:
-            out.append(f"AMI client → {s.ami_host}:{s.ami_port}")
+            servers = s.effective_ami_servers  # issue 19: one client per Asterisk server
+            for srv in servers:
+                out.append(f"AMI client {srv.name} → {srv.host}:{srv.port}" if len(servers) > 1 else f"AMI client → {srv.host}:{srv.port}")
         return out
 
     # --------------------------------------------------------------- http glue
@@ -253,6 +255,14 @@ class Container:
         }
         if ami_state not in ("connected", "disabled"):
             report["ami"]["detail"] = "disconnected, retrying" if ami_state != "auth_failed" else "login refused"
+        from callcore.readiness import server_states  # several Asterisk servers (issue 19)
+
+        servers = server_states(self, ami_state)
+        if servers:
+            report["ami"]["servers"] = servers
+            report["ami"]["down"] = sorted(n for n, v in servers.items() if v["state"] not in ("connected", "standby"))
+            if len(servers) > 1:
+                report["ami"]["address"] = ", ".join(v["address"] for v in servers.values())
         report["ami"]["required"] = self.ami is not None
         if self.ami is None:
             report["ami"]["detail"] = "this process does not run the AMI part (--only), so AMI does not affect readiness"
@@ -272,6 +282,20 @@ class Container:
     def _register_metrics(self) -> None:
         c = self.metrics.collector
         c.ami_state = lambda: self.ami.state if self.ami is not None else "disabled"
+
+        from callcore.wiring import ami_servers
+
+        def per_server() -> list[tuple[tuple[str, ...], float]]:  # issue 19: one sample per Asterisk server
+            held = self.ami_duty is None or self.ami_duty.lease.held
+            return [((name,), 1 if held and client.state == "connected" else 0) for name, client in ami_servers(self).items()]
+
+        c.labelled("callcore_ami_server_connected", "1 when this instance is logged in to that Asterisk server", "gauge",
+                   ("server",), per_server)
+        c.labelled("callcore_ami_server_events_total", "AMI events delivered, by Asterisk server", "counter", ("server",),
+                   lambda: [((name,), getattr(client, "events_delivered", 0)) for name, client in ami_servers(self).items()])
+        c.gauge("callcore_ami_uniqueid_collisions_total",
+                "AMI events whose call id belonged to a call of another Asterisk server (set systemname in asterisk.conf)",
+                lambda: getattr(getattr(self.cti, "state", None), "collisions", 0))
         c.gauge("callcore_agi_sessions_active", "FastAGI sessions in progress", self._agi_active)
         c.counter(
             "callcore_agi_sessions_total",

@@ -184,6 +184,8 @@ class Lease:
         else:
             self.lost += 1
             self.state = "standby"
+            if self.holder == self.instance:  # given up, not taken: who holds it now is read at the next beat
+                self.holder = None
             log.warning("lease %s given up by %s", self.name, self.instance)
             if self.on_lost is not None:
                 await self.on_lost()

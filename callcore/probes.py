@@ -59,28 +59,37 @@ def register(c: "Container") -> None:
         lambda: per_queue("service_level_seconds"),
     )
 
-    # --- AMI, per endpoint (one client per process: the label is its host:port)
-    endpoint = f"{c.settings.ami_host}:{c.settings.ami_port}"
+    # --- AMI, per endpoint: one client per Asterisk server (issue 19), the label is its host:port
+    from callcore.wiring import ami_servers
+
+    def clients() -> list[tuple[str, Any]]:
+        return [(f"{getattr(cl, 'host', c.settings.ami_host)}:{getattr(cl, 'port', c.settings.ami_port)}", cl)
+                for cl in ami_servers(c).values()]
 
     def ami(attr: str) -> Samples:
-        return [((endpoint,), getattr(c.ami, attr))] if c.ami is not None else []
+        return [((endpoint,), getattr(cl, attr, 0)) for endpoint, cl in clients()]
 
     col.labelled(
         "callcore_ami_endpoint_up", "1 when this AMI endpoint is logged in", "gauge", ("endpoint",),
-        lambda: [((endpoint,), 1 if c.ami.state == "connected" else 0)] if c.ami is not None else [],
+        lambda: [((endpoint,), 1 if cl.state == "connected" else 0) for endpoint, cl in clients()],
     )
     col.labelled("callcore_ami_reconnects", "AMI re-logins after a lost link", "counter", ("endpoint",), lambda: ami("reconnects"))
     col.labelled(
         "callcore_ami_connect_failures", "AMI connection attempts that failed", "counter", ("endpoint",), lambda: ami("connect_failures"),
     )
     col.labelled("callcore_ami_auth_failures", "AMI logins refused", "counter", ("endpoint",), lambda: ami("auth_failures"))
+
+    def all_endpoints() -> str:  # events by type are counted over every server (per server: callcore_ami_server_events)
+        names = [endpoint for endpoint, _ in clients()]
+        return names[0] if len(names) == 1 else "all"
+
     col.labelled(
         "callcore_ami_events_by_type", "AMI events delivered to the CTI state, by event type", "counter", ("endpoint", "type"),
-        lambda: [((endpoint, name), n) for name, n in sorted(c.metrics.ami_events.items())],
+        lambda: [((all_endpoints(), name), n) for name, n in sorted(c.metrics.ami_events.items())],
     )
     col.labelled(
         "callcore_ami_last_resync_timestamp_seconds", "When the CTI state was last resynchronised from AMI", "gauge", ("endpoint",),
-        lambda: [((endpoint,), c.cti.last_resync)] if c.cti is not None and getattr(c.cti, "last_resync", None) else [],
+        lambda: [((all_endpoints(),), c.cti.last_resync)] if c.cti is not None and getattr(c.cti, "last_resync", None) else [],
     )
 
     # --- FastAGI refusals by reason (the total is callcore_agi_refused_total)

@@ -5,6 +5,9 @@
   logged in and resynced: calls are not being tracked, pops would be wrong. A
   process started with ``--only http`` (or ``agi``) has no AMI link of its own, so
   AMI is reported as ``"required": false`` and is never a reason;
+* several Asterisk servers (issue 19): ready while at least one server is connected; the
+  report's ``ami.servers`` gives each one's state and ``ami.down`` names those that are not
+  (a server down never stops the others' pops, so it is not a reason on its own);
 * scale-out (issue 19): this instance runs with a broker (``broker_url``) and is not connected
   to it: pops from the AMI holder would not reach its websockets. A standby (another
   instance holds the AMI lease, ``"ami": {"state": "standby"}``) is ready;
@@ -43,13 +46,35 @@ def backlog_report(container: Any) -> dict[str, Any]:
     return {name: {"depth": depth, "limit": limit} for name, depth in backlogs(container).items()}
 
 
+def server_states(container: Any, ami_state: str) -> dict[str, dict[str, Any]]:
+    """Server name → ``{"state", "address"}``; every server is ``standby`` on a standby instance."""
+    ami = container.ami
+    if ami is None:
+        return {}
+    ports = getattr(ami, "ports", None)
+    clients = {n: p.client for n, p in ports.items()} if ports else {getattr(ami, "server", "") or container.settings.ami_name: ami}
+    out: dict[str, dict[str, Any]] = {}
+    s = container.settings
+    for name, client in clients.items():
+        # one server: the state readiness was given (the lease's or the client's); several: each client's
+        state = ami_state if ami_state == "standby" or not ports else getattr(client, "state", ami_state)
+        out[name] = {"state": state, "address": f"{getattr(client, 'host', s.ami_host)}:{getattr(client, 'port', s.ami_port)}"}
+    return out
+
+
 def readiness_reasons(container: Any, db_ok: bool, ami_state: str) -> list[str]:
     reasons: list[str] = []
     if not db_ok:
         reasons.append("database not reachable")
     # scale-out (issue 19): a standby (another instance holds this AMI's lease) is ready
     if container.ami is not None and ami_state not in ("connected", "standby"):
-        reasons.append(f"AMI {container.settings.ami_host}:{container.settings.ami_port} {ami_state}")
+        servers = server_states(container, ami_state)
+        if len(servers) > 1:
+            reasons.append("no Asterisk server connected: " + ", ".join(
+                f"{n} ({v['address']}) {v['state']}" for n, v in servers.items()))
+        else:
+            addr = next(iter(servers.values()))["address"] if servers else f"{container.settings.ami_host}:{container.settings.ami_port}"
+            reasons.append(f"AMI {addr} {ami_state}")
     relay = getattr(container, "relay", None)
     if relay is not None and relay.state != "connected":  # scale-out: no pops from/to other instances
         reasons.append(f"broker {relay.state}")

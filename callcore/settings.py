@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 Part = Literal["agi", "ami", "http"]
@@ -43,6 +43,25 @@ class ReportQueueSettings(BaseModel):
         if v not in SL_FORMULAS:
             raise ValueError(f"service_level_formula must be one of {', '.join(SL_FORMULAS)}")
         return v
+# --- several Asterisk servers (issue 19; docs/multi-asterisk.md)
+AMI_SERVER_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+
+
+class AmiServerSettings(BaseModel):
+    """One Asterisk server's AMI endpoint. Its ``name`` tags every call, channel, agent
+    membership and queue callcore learns from it (``Call.server``, ``/api/calls``)."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(pattern=AMI_SERVER_NAME)
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "callcore"
+    secret: SecretStr = SecretStr("change-me-callcore-secret")
+    #: the app_queue queues this server has (login = QueueAdd here for these); None: every queue
+    queues: list[str] | None = None
+
+
 class RecordingS3Settings(BaseModel):
     """An S3-compatible bucket for recordings (AWS S3, MinIO, SeaweedFS)."""
 
@@ -132,6 +151,12 @@ class Settings(BaseSettings):
     ami_action_timeout: float = 5.0
     ami_reconnect_min: float = 0.5
     ami_reconnect_max: float = 30.0
+    #: several Asterisk servers (issue 19): YAML ``ami_servers:`` or ``CALLCORE_AMI_SERVERS`` (a JSON list
+    #: of objects: name, host, port, username, secret[, queues]); empty: one server from ami_host/… and ami_name
+    ami_servers: list[AmiServerSettings] = Field(default_factory=list)
+    #: agent id -> the server whose dialplan reaches the agent's phone (click-to-call, callbacks);
+    #: an agent not listed: the first server
+    agent_servers: dict[str, str] = Field(default_factory=dict)
 
     # --- scale-out (issue 19; ARCHITECTURE.md "Scale-out"): None = one process, in-process bus only
     broker_url: str | None = None  # e.g. nats://127.0.0.1:4222: bus messages cross instances (callcore/broker.py)
@@ -236,6 +261,26 @@ class Settings(BaseSettings):
     qa_worklist_every: float = 300.0  # seconds between the scheduler's checks
     # --- web UI (issue 14): dispositions, pause-reason labels, wallboard thresholds; default web/config.yaml
     web_config: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_servers(self) -> "Settings":
+        names = [srv.name for srv in self.ami_servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"ami_servers: the name(s) {', '.join(dupes)} appear more than once (names must be unique)")
+        known = set(names) or {self.ami_name}
+        unknown = sorted({srv for srv in self.agent_servers.values() if srv not in known})
+        if unknown:
+            raise ValueError(f"agent_servers names unknown server(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return self
+
+    @property
+    def effective_ami_servers(self) -> list[AmiServerSettings]:
+        """The servers callcore attaches to: ``ami_servers``, else the legacy single endpoint."""
+        if self.ami_servers:
+            return list(self.ami_servers)
+        return [AmiServerSettings(name=self.ami_name, host=self.ami_host, port=self.ami_port,
+                                  username=self.ami_username, secret=self.ami_secret)]
 
     @field_validator("only", mode="before")
     @classmethod

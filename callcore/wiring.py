@@ -24,6 +24,7 @@ from outbox.service import OutboxSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from callcore.app import Container
+    from callcore.settings import Settings
 
 log = logging.getLogger("callcore.wiring")
 
@@ -45,21 +46,7 @@ async def build_services(c: "Container") -> None:
     s = c.settings
     await build_broker(c)  # scale-out (issue 19): before anything publishes
     if s.runs("ami"):
-        from cti.ami import AmiClient
-
-        c.ami = AmiClient(
-            s.ami_host,
-            s.ami_port,
-            s.ami_username,
-            s.ami_secret.get_secret_value(),
-            action_timeout=s.ami_action_timeout,
-            reconnect_min=s.ami_reconnect_min,
-            reconnect_max=s.ami_reconnect_max,
-            max_frame_bytes=s.ami_max_frame_bytes,  # reliability: bounded AMI framing
-            max_headers=s.ami_max_headers,
-            on_event=lambda event: _counted_event(c, event),  # ops: counted by type, then CTI
-            on_connect=lambda: _timed_resync(c),
-        )
+        c.ami = build_ami(c)
     ivr_holder: dict[str, Any] = {}
 
     class _IvrContext:  # late-bound: the IVR service is built after CTI (it needs CTI's router)
@@ -92,6 +79,8 @@ async def build_services(c: "Container") -> None:
 
     live = LiveCallJournal(c.journal.journal, c.cti.state, interval=s.journal_live_interval)
     await live.start()
+    if hasattr(c.ami, "server_of_channel"):  # several servers: call control goes to the call's server
+        c.ami.server_of_channel = c.cti.state.server_of_channel
     c.cti.dispatcher.subscribe("live-call-journal", live)
     c.cti.resyncer.before_first_rebuild = live.before_rebuild
     c.live_journal = live
@@ -114,6 +103,54 @@ async def build_services(c: "Container") -> None:
     if s.runs("http") or s.runs("ami"):
         await build_kb(c)
     await build_qa(c)
+
+
+# --- several Asterisk servers (issue 19; docs/multi-asterisk.md)
+def build_ami(c: "Container") -> Any:
+    """One :class:`~cti.ami.AmiClient` per Asterisk server (``settings.effective_ami_servers``), each
+    tagging its events with the server's name and resyncing THAT server on (re)login. One
+    server: the client itself is the AMI port (as before); several: a
+    :class:`~cti.ami.multi.MultiAmi` routes each action to its server(s) (cti/servers.py)."""
+    from cti.ami import AmiClient
+    from cti.ami.multi import MultiAmi, ServerPort
+    from cti.servers import ServerMap
+
+    s = c.settings
+    servers = s.effective_ami_servers
+    smap = ServerMap([(srv.name, srv.queues) for srv in servers], s.agent_servers)
+    ports: list[ServerPort] = []
+    for srv in servers:
+        holder: dict[str, Any] = {}
+        client = AmiClient(
+            srv.host,
+            srv.port,
+            srv.username,
+            srv.secret.get_secret_value(),
+            action_timeout=s.ami_action_timeout,
+            reconnect_min=s.ami_reconnect_min,
+            reconnect_max=s.ami_reconnect_max,
+            max_frame_bytes=s.ami_max_frame_bytes,  # reliability: bounded AMI framing
+            max_headers=s.ami_max_headers,
+            on_event=lambda event: _counted_event(c, event),  # ops: counted by type, then CTI
+            on_connect=lambda holder=holder: _timed_resync(c, holder["port"]),
+            server=srv.name,
+        )
+        port = ServerPort(srv.name, client, smap)
+        holder["port"] = port if len(servers) > 1 else client
+        ports.append(port)
+    if len(ports) == 1:
+        return ports[0].client
+    return MultiAmi(ports, smap)
+
+
+def ami_servers(c: "Container") -> dict[str, Any]:
+    """Server name → its AMI client (one entry for a single server)."""
+    ami = c.ami
+    if ami is None:
+        return {}
+    if hasattr(ami, "ports"):
+        return {name: p.client for name, p in ami.ports.items()}
+    return {getattr(ami, "server", "") or c.settings.ami_name: ami}
 
 
 # --- scale-out (issue 19): the cross-instance bus relay (callcore/broker.py)
@@ -180,6 +217,8 @@ async def build_reports(c: "Container") -> None:
         )
         await c.web.start()
         c.add_closer(c.web.stop)
+        # a caller joining/leaving a queue pushes the waiting tile now, not at the next tick (issue 18)
+        cti.dispatcher.subscribe("web-wallboard", c.web.on_change, kinds=c.web.CHANGE_KINDS)
     # --- end web UI
 
 
@@ -190,15 +229,18 @@ def _counted_event(c: "Container", event: Any) -> None:
     c.cti.handle_event(event)
 
 
-async def _timed_resync(c: "Container") -> Any:
-    """The AMI client's ``on_connect``: CTI's resync, timed into ``callcore_ami_resync_duration_seconds``."""
+async def _timed_resync(c: "Container", port: Any = None) -> Any:
+    """An AMI client's ``on_connect``: CTI's resync of that server (``port``), timed into
+    ``callcore_ami_resync_duration_seconds`` (labelled by the server's endpoint)."""
     import time
 
+    port = port if port is not None else c.ami
     started = time.perf_counter()
     try:
-        return await c.cti.resync(c.ami)
+        return await c.cti.resync(port)
     finally:
-        endpoint = f"{c.settings.ami_host}:{c.settings.ami_port}"
+        client = getattr(port, "client", port)
+        endpoint = f"{getattr(client, 'host', c.settings.ami_host)}:{getattr(client, 'port', c.settings.ami_port)}"
         c.metrics.ami_resync_duration.labels(endpoint).observe(time.perf_counter() - started)
 # --- end ops --------------------------------------------------------------------------------
 
@@ -348,13 +390,25 @@ async def build_security(c: "Container") -> None:
 # --- end security ---------------------------------------------------------------------------
 
 
+def ami_lease(s: "Settings", instance: str) -> tuple[Any, Any]:
+    """The cluster's AMI lease and the engine it beats on: a connection of its own. On the shared
+    pool, a burst of per-call writes made renewals wait for a connection past their timeout, and a
+    healthy holder gave the lease up (benchmarks/README.md §10: the lease moved between two live
+    instances under load, with pops lost and duplicated at each take-over)."""
+    from callcore.db import create_engine, session_factory
+    from callcore.lease import Lease
+
+    engine = create_engine(s.effective_database_url, pool_size=1, max_overflow=1)
+    return Lease(session_factory(engine), f"ami:{s.ami_name}", instance, ttl=s.ami_lease_ttl,
+                 interval=s.ami_lease_interval), engine
+
+
 async def start_ami(c: "Container") -> None:
     if c.relay is None:  # one instance: always the AMI consumer
         await c.ami.start()
         return
     # scale-out (issue 19): with a broker, the AMI consumer is leased (callcore/cluster.py)
     from callcore.cluster import AmiDuty
-    from callcore.lease import Lease
 
     s = c.settings
 
@@ -366,7 +420,8 @@ async def start_ami(c: "Container") -> None:
             return _reply(503, {"detail": "the AMI holder's HTTP part is not running"})
         return await replay(request)
 
-    lease = Lease(c.sessionmaker, f"ami:{s.ami_name}", c.relay.instance, ttl=s.ami_lease_ttl, interval=s.ami_lease_interval)
+    lease, lease_engine = ami_lease(s, c.relay.instance)
+    c.add_closer(lease_engine.dispose)  # closers run in reverse: after the duty has released the lease
     # live calls handed from the holder to the standbys (callcore/handoff.py), sealed with the cluster's signing key
     from callcore.handoff import HandoffPublisher, HandoffReceiver
 

@@ -90,6 +90,8 @@ class CallRow(Base):
     __tablename__ = "cti_calls"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Linkedid
+    #: the Asterisk server the call lived on (issue 19; settings ami_servers / ami_name); None: stored before 0022
+    server: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     direction: Mapped[str] = mapped_column(String(16))
     origin: Mapped[str | None] = mapped_column(String(40), nullable=True)
     caller_num: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

@@ -84,6 +84,7 @@ class PopBuilder:
             waited = max(0, int((call.answered_at or call.ended_at or now) - call.queued_at))
         out = {
             "call_id": call.id,
+            "server": call.server,  # issue 19: the Asterisk server of the call
             "direction": call.direction,
             "origin": call.origin,
             "caller_num": call.caller_num,

@@ -122,6 +122,7 @@ def _customer(row: CustomerRow, *, with_notes: bool = True) -> dict[str, Any]:
 def _call_summary(row: CallRow) -> dict[str, Any]:
     return {
         "call_id": row.id,
+        "server": row.server,
         "direction": row.direction,
         "caller_num": row.caller_num,
         "queue": row.queue,
@@ -165,6 +166,7 @@ def _call_row(call: Call) -> CallRow:
     customer_id = (call.customer or {}).get("id") if isinstance((call.customer or {}).get("id"), int) else None
     row = CallRow(
         id=call.id,
+        server=call.server or None,
         direction=call.direction,
         origin=call.origin,
         caller_num=call.caller_num,

@@ -27,7 +27,8 @@ log = logging.getLogger("callcore.cti")
 
 
 def confirmed_member(
-    queue: str, rec: AgentRecord, penalty: int, now: float, *, paused: bool | None = None, reason: str | None = None
+    queue: str, rec: AgentRecord, penalty: int, now: float, *, paused: bool | None = None, reason: str | None = None,
+    server: str = "",
 ) -> ev.QueueMemberAdded:
     """The QueueMemberAdded Asterisk emits for a successful ``QueueAdd`` of ``rec``
     (``paused``/``reason``: what the QueueAdd asked for, when not the agent's own pause)."""
@@ -50,7 +51,8 @@ def confirmed_member(
             paused=paused,
             paused_reason=(reason or "") if paused else "",
             wrapuptime=0,
-        )
+        ),
+        server=server,
     )
 
 
@@ -85,7 +87,11 @@ class ResyncService:
         self.before_first_rebuild: Callable[[], None] | None = None
 
     async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
+        """Resync of ONE Asterisk server (issue 19): ``ami`` is that server's port (its
+        ``server`` name; ``serves_queue``: the queues that live there). The calls, memberships
+        and waiting callers of the other servers are left alone."""
         ami = ami or self._ami
+        server = getattr(ami, "server", "") or ""
         channels = await ami.send(act.core_show_channels())
         queues = await ami.send(act.queue_status())
         summary = await ami.send(act.queue_summary())
@@ -95,9 +101,9 @@ class ResyncService:
         if hook is not None:
             hook()
         before_calls = set(self.state.calls)
-        changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now)
+        changes = self.state.rebuild([*channels.events, *queues.events, *summary.events], now, server)
         self._dispatcher.dispatch(changes, now)
-        readded = await self._restore_members(ami, now)
+        readded = await self._restore_members(ami, now, server)
         for call in self.state.calls.values():
             if call.id not in before_calls and call.queue and not self._pops.has(call.id):
                 self._preload.start(call.id)
@@ -110,8 +116,12 @@ class ResyncService:
         self.resyncs += 1
         self.last_resync = now
         report = {"at": now, "calls": len(self.state.calls), "agents_readded": readded, "calls_lost": lost}
+        if server:
+            report["server"] = server
+            report["server_calls"] = sum(1 for c in self.state.calls.values() if c.server == server)
         self._notifier.resynced(report)
-        log.info("CTI resynced: %d live calls, %d agents re-added, %d calls lost", len(self.state.calls), len(readded), lost)
+        log.info("CTI resynced%s: %d live calls, %d agents re-added, %d calls lost", f" (server {server})" if server else "",
+                 len(self.state.calls), len(readded), lost)
         return report
 
     async def _reload_directory(self) -> None:
@@ -123,12 +133,18 @@ class ResyncService:
             log.warning("resync: agent directory not reloaded (%s); using the %d agents in memory",
                         exc.__class__.__name__, len(list(self.directory.records())))
 
-    async def _restore_members(self, ami: AmiPort, now: float) -> list[str]:
+    async def _restore_members(self, ami: AmiPort, now: float, server: str = "") -> list[str]:
         readded: list[str] = []
+        several = getattr(ami, "serves_queue", None)  # one of several Asterisk servers (issue 19)
+        serves: Callable[[str], bool] = several or (lambda queue: True)
         for rec in self.directory.records():
-            if not rec.logged_in:
-                continue
             live = self.state.agents.get(rec.id)
+            if not rec.logged_in:
+                if several is not None and live is not None:
+                    # logged out while this server was away: it still has the agent in its queues
+                    for queue in [q for q in live.memberships.get(server, {}) if q in rec.skills]:
+                        await _try(ami, act.queue_remove(queue, rec.interface))
+                continue
             # an agent still in wrap-up (e.g. across an Asterisk restart, which forgets every
             # dynamic member and its pause) is re-added paused with reason "wrapup", so Asterisk
             # does not ring it; the end of the wrap-up lifts that pause as usual (WrapupTimer)
@@ -137,8 +153,11 @@ class ResyncService:
             )
             paused = rec.paused or in_wrapup
             reason = rec.pause_reason if rec.paused else ("wrapup" if in_wrapup else None)
+            on_server = live.memberships.get(server, {}) if live is not None else {}
             for queue, penalty in rec.skills.items():
-                if live is not None and queue in live.queues:
+                if not serves(queue):  # this queue does not live on this server
+                    continue
+                if live is not None and queue in on_server:
                     if in_wrapup and not live.paused:
                         if await _try(ami, act.queue_pause(rec.interface, True, queue=queue, reason="wrapup")):
                             self._wrapup.paused.add(rec.id)
@@ -162,7 +181,7 @@ class ResyncService:
                     # Asterisk confirmed the QueueAdd; its QueueMemberAdded event is held until
                     # this resync returns, so apply the confirmed membership now: the desks are
                     # told below where they really stand (the held event repeats it harmlessly).
-                    member = confirmed_member(queue, rec, penalty, now, paused=paused, reason=reason)
+                    member = confirmed_member(queue, rec, penalty, now, paused=paused, reason=reason, server=server)
                     self._dispatcher.dispatch(self.state.apply(member, now), now)
                     if rec.id not in readded:
                         readded.append(rec.id)

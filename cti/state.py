@@ -153,6 +153,7 @@ class AgentPart:
 class Call:
     id: str  # the Linkedid
     started_at: float
+    server: str = ""  # the Asterisk server it lives on (issue 19: AmiEvent.server of its first event)
     direction: str = "inbound"  # inbound | outbound
     origin: str | None = None  # e.g. "click-to-call"
     caller_num: str | None = None
@@ -246,6 +247,7 @@ class Call:
             waited = max(0, int(end - self.queued_at))
         return {
             "call_id": self.id,
+            "server": self.server,
             "direction": self.direction,
             "origin": self.origin,
             "caller_num": self.caller_num,
@@ -287,7 +289,10 @@ class Agent:
     id: str
     interface: str | None = None
     name: str | None = None
-    queues: dict[str, int] = field(default_factory=dict)  # queue -> penalty (live membership)
+    queues: dict[str, int] = field(default_factory=dict)  # queue -> penalty (live membership, on any server)
+    #: issue 19: server -> queue -> penalty, the app_queue membership on each Asterisk server;
+    #: ``queues`` is their union (a queue's identity is (server, name); desks see the name)
+    memberships: dict[str, dict[str, int]] = field(default_factory=dict)
     paused: bool = False
     pause_reason: str | None = None
     device_status: int = 0
@@ -318,7 +323,32 @@ class Agent:
         return "ready"
 
     def signature(self) -> tuple[Any, ...]:
-        return (self.status, self.paused, self.pause_reason, tuple(sorted(self.queues.items())), self.current_call)
+        return (self.status, self.paused, self.pause_reason, tuple(sorted(self.queues.items())), self.current_call,
+                tuple(sorted((srv, tuple(sorted(qs))) for srv, qs in self.memberships.items())))
+
+    def set_member(self, server: str, queue: str, penalty: int | None) -> None:
+        """A membership on one server (``penalty`` None: removed); ``queues`` follows."""
+        on = self.memberships.setdefault(server, {})
+        if penalty is None:
+            on.pop(queue, None)
+            if not on:
+                del self.memberships[server]
+            if not any(queue in qs for qs in self.memberships.values()):
+                self.queues.pop(queue, None)
+            return
+        on[queue] = penalty
+        self.queues[queue] = penalty
+
+    def drop_server(self, server: str, queues: Any = None) -> list[str]:
+        """Forget the memberships on ``server`` (only of ``queues`` if given); returns the
+        queues the agent is no longer a member of on any server."""
+        on = self.memberships.get(server)
+        if not on:
+            return []
+        gone = [q for q in on if queues is None or q in queues]
+        for q in gone:
+            self.set_member(server, q, None)
+        return [q for q in gone if q not in self.queues]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -328,6 +358,7 @@ class Agent:
             "status": self.status,
             "logged_in": self.logged_in,
             "queues": dict(self.queues),
+            "servers": {srv: sorted(qs) for srv, qs in self.memberships.items() if qs and srv},
             "paused": self.paused,
             "pause_reason": self.pause_reason,
             "ringing_call": self.ringing_call,
@@ -341,7 +372,9 @@ class Agent:
 class QueueState:
     name: str
     waiting: dict[str, float] = field(default_factory=dict)  # call id -> entered at
-    members: set[str] = field(default_factory=set)  # agent ids
+    members: set[str] = field(default_factory=set)  # agent ids (members on any server)
+    #: issue 19: the servers whose app_queue has reported this queue (its identities (server, name))
+    servers: set[str] = field(default_factory=set)
     strategy: str = ""
     day: str = ""
     answered: int = 0
@@ -385,6 +418,10 @@ class CtiState:
         self._recent_ended = recent_ended
         self.unhandled: int = 0
         self.stale: int = 0
+        #: issue 19: the server of the event being applied (``AmiEvent.server``) and the events whose
+        #: channel belonged to a call of another server (a uniqueid collision: set ``systemname``)
+        self.server = ""
+        self.collisions: int = 0
         #: today's queue counters from the reports fact store (``reports.service.LiveCounters.queue_today``):
         #: when set, the ``*_today``/service-level/average figures of :meth:`queue_stats` come from it
         self.counters: Any = None
@@ -468,11 +505,20 @@ class CtiState:
     def get_call(self, call_id: str) -> Call | None:
         return self.calls.get(call_id) or self.ended.get(call_id)
 
+    def server_of_channel(self, channel: str) -> str | None:
+        """The server of the live call that has the channel ``channel`` (call control routing)."""
+        for call in self.calls.values():
+            for leg in call.legs.values():
+                if leg.channel == channel and leg.ended_at is None:
+                    return call.server
+        return None
+
     # ------------------------------------------------------------- apply
     def apply(self, event: ev.AmiEvent, now: float) -> list[Change]:
         #: Asterisk's clock of the event being applied (``timestampevents``; None without the header) and
         #: the ``now`` it was applied at: a subscriber called with that same ``now`` is in this event's dispatch
         self.event_time, self.event_now = event.timestamp, now
+        self.server = event.server
         handler = _HANDLERS.get(type(event))
         if handler is None:
             self.unhandled += 1
@@ -629,10 +675,33 @@ class CtiState:
         if call is None:
             if call_id in self.ended:
                 raise _Stale(call_id)
-            call = Call(id=call_id, started_at=now)
+            call = Call(id=call_id, started_at=now, server=self.server)
             self.calls[call_id] = call
             call.log(now, "created", channel=chan.channel)
             out.append(Change("call.created", call_id=call_id))
+        if call.server != self.server:
+            if self._foreign(call):
+                raise _Stale(call_id)
+        return call
+
+    def _foreign(self, call: Call) -> bool:
+        """The event being applied comes from another server than ``call``'s: the same
+        uniqueid/Linkedid on two servers (Asterisk's ``systemname`` is not set on them,
+        asterisk-config/README.md). Counted, and never merged into the other server's call.
+        A call with no server yet (restored from an older journal) is adopted."""
+        if not call.server:
+            call.server = self.server
+            return False
+        if not self.server:
+            return False
+        self.collisions += 1
+        return True
+
+    def _live(self, call_id: str | None) -> Call | None:
+        """The live call ``call_id`` if it is on the server of the event being applied."""
+        call = self.calls.get(call_id or "")
+        if call is not None and call.server != self.server and self._foreign(call):
+            return None
         return call
 
     def _leg(self, call: Call, chan: ev.ChannelInfo, now: float) -> Leg:
@@ -733,10 +802,13 @@ class CtiState:
         out.append(Change("call.ended", call_id=call.id, agent_id=call.agent_id, queue=call.queue))
 
     # ---------------------------------------------------------- rebuild
-    def rebuild(self, snapshot: Iterable[ev.AmiEvent], now: float) -> list[Change]:
-        """Replace the live picture by a resync snapshot (CoreShowChannel, QueueParams,
-        QueueMember, QueueEntry, QueueSummary events, any order)."""
+    def rebuild(self, snapshot: Iterable[ev.AmiEvent], now: float, server: str = "") -> list[Change]:
+        """Replace the live picture of Asterisk server ``server`` by its resync snapshot
+        (CoreShowChannel, QueueParams, QueueMember, QueueEntry, QueueSummary events, any order).
+        Issue 19: the calls, memberships and waiting callers of other servers are left alone
+        (a call with no server, from an older journal, is reconciled by the first server's)."""
         out: list[Change] = []
+        self.server = server
         events = list(snapshot)
         channels = [e for e in events if isinstance(e, ev.CoreShowChannel)]
         members = [e for e in events if isinstance(e, ev.QueueMember)]
@@ -754,20 +826,21 @@ class CtiState:
 
         # members: QueueStatus is the whole truth for the queues it lists
         listed = {p.queue for p in params} | {m.member.queue for m in members}
+        mine = {cid for cid, call in self.calls.items() if call.server in (server, "")}
         for agent in self.agents.values():
-            for qn in list(agent.queues):
-                if qn in listed:
-                    del agent.queues[qn]
-            agent.ringing_call = None
-            agent.current_call = None
-        for q in self.queues.values():
-            if q.name in listed:
-                q.members.clear()
+            for qn in agent.drop_server(server, listed):
+                self.queue(qn).members.discard(agent.id)
+            if agent.ringing_call in mine:
+                agent.ringing_call = None
+            if agent.current_call in mine:
+                agent.current_call = None
+        for qn in listed:
+            self.queue(qn).servers.add(server)
         member_in_call: dict[str, bool] = {}
         for m in members:
             info = m.member
             agent = self.agent_for_interface(info.interface, info.name)
-            agent.queues[info.queue] = info.penalty
+            agent.set_member(server, info.queue, info.penalty)
             agent.paused = info.paused
             agent.pause_reason = (info.paused_reason or None) if info.paused else None
             agent.device_status = info.status
@@ -775,19 +848,23 @@ class CtiState:
             member_in_call[agent.id] = member_in_call.get(agent.id, False) or info.in_call
             self.queue(info.queue).members.add(agent.id)
 
-        # calls: group channels by Linkedid, keep what we already knew about them
-        old_calls = self.calls
-        self.calls = {}
-        self._chan_to_call = {}
+        # calls: group channels by Linkedid, keep what we already knew about them (this server's)
+        old_calls = {cid: self.calls.pop(cid) for cid in mine}
+        for call in old_calls.values():
+            for uid in call.legs:
+                self._chan_to_call.pop(uid, None)
         by_call: dict[str, list[ev.CoreShowChannel]] = {}
         for c in channels:
             by_call.setdefault(c.chan.linkedid or c.chan.uniqueid, []).append(c)
         for call_id, chans in by_call.items():
             call = old_calls.pop(call_id, None)
+            if call is None and call_id in self.calls:  # another server's call has this Linkedid
+                self.collisions += 1
+                continue
             self.ended.pop(call_id, None)  # Asterisk still has it: it did not end
             if call is None:
                 started = now - max((_duration(c.duration) for c in chans), default=0)
-                call = Call(id=call_id, started_at=started)
+                call = Call(id=call_id, started_at=started, server=server)
                 call.log(now, "rebuilt")
                 out.append(Change("call.created", call_id=call_id))
             else:
@@ -795,6 +872,7 @@ class CtiState:
                     if uid not in {c.chan.uniqueid for c in chans}:
                         leg = call.legs.pop(uid)
                         leg.ended_at = leg.ended_at or now
+            call.server = server
             self.calls[call_id] = call
             chans.sort(key=lambda c: (c.chan.uniqueid != call_id, c.chan.uniqueid))
             for c in chans:
@@ -846,12 +924,16 @@ class CtiState:
         # queue entries: waiting callers and their wait
         for q in self.queues.values():
             if q.name in listed:
-                q.waiting.clear()
+                for cid in [cid for cid in q.waiting if cid in mine or cid in self.calls and self.calls[cid].server == server]:
+                    del q.waiting[cid]
         for e in entries.values():
             call_id = self._chan_to_call.get(e.uniqueid, e.uniqueid)
             call = self.calls.get(call_id)
+            if call is not None and call.server != server:
+                self.collisions += 1
+                continue
             if call is None:
-                call = Call(id=call_id, started_at=now - e.wait)
+                call = Call(id=call_id, started_at=now - e.wait, server=server)
                 self.calls[call_id] = call
                 out.append(Change("call.created", call_id=call_id))
             call.queue = e.queue
@@ -932,9 +1014,11 @@ class CtiState:
             "waiting": len(q.waiting),
             "longest_wait": max(waits, default=0),
             "callers": [
-                {"call_id": cid, "waited": max(0, int(now - t)), "caller_num": getattr(self.calls.get(cid), "caller_num", None)}
+                {"call_id": cid, "waited": max(0, int(now - t)), "caller_num": getattr(self.calls.get(cid), "caller_num", None),
+                 "server": getattr(self.calls.get(cid), "server", None)}
                 for cid, t in sorted(q.waiting.items(), key=lambda kv: kv[1])
             ],
+            "servers": sorted(srv for srv in q.servers if srv),  # issue 19: the Asterisk servers whose app_queue has this queue
             "members": sorted(q.members),
             "agents": by_state,
             "logged_in": sum(n for s, n in by_state.items() if s != "logged_out"),
@@ -998,7 +1082,7 @@ def _on_newstate(s: CtiState, e: ev.Newstate, now: float, out: list[Change]) -> 
 
 def _on_hangup(s: CtiState, e: ev.Hangup, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     if call is None:
         return
     leg = call.legs.get(e.chan.uniqueid)
@@ -1087,7 +1171,7 @@ def _on_bridge_enter(s: CtiState, e: ev.BridgeEnter, now: float, out: list[Chang
 
 def _on_bridge_leave(s: CtiState, e: ev.BridgeLeave, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.chan.uniqueid)
-    call = s.calls.get(call_id or "")
+    call = s._live(call_id or "")
     if call is None:
         return
     leg = call.legs.get(e.chan.uniqueid)
@@ -1114,7 +1198,7 @@ def _on_caller_leave(s: CtiState, e: ev.QueueCallerLeave, now: float, out: list[
     q = s.queue(e.queue, now)
     if q.waiting.pop(call_id, None) is not None:
         s._queue_changed(e.queue, out)
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     if call is not None:
         call.position = None
         call.log(now, "left_queue", queue=e.queue)
@@ -1125,7 +1209,7 @@ def _on_caller_abandon(s: CtiState, e: ev.QueueCallerAbandon, now: float, out: l
     q = s.queue(e.queue, now)
     q.abandoned += 1
     q.waiting.pop(call_id, None)
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     if call is not None:
         call.outcome = "abandoned"
         call.hold_time = e.hold_time
@@ -1165,7 +1249,7 @@ def _on_agent_called(s: CtiState, e: ev.AgentCalled, now: float, out: list[Chang
 
 def _on_agent_ring_no_answer(s: CtiState, e: ev.AgentRingNoAnswer, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     agent = s.agent_for_interface(e.interface, e.member_name)
     if call is None:
         return
@@ -1177,7 +1261,7 @@ def _on_agent_ring_no_answer(s: CtiState, e: ev.AgentRingNoAnswer, now: float, o
 
 def _on_agent_dump(s: CtiState, e: ev.AgentDump, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.chan.uniqueid) or e.chan.linkedid
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     agent = s.agent_for_interface(e.interface, e.member_name)
     if call is not None:
         call.log(now, "agent_dump", agent_id=agent.id)
@@ -1221,7 +1305,7 @@ def _on_agent_complete(s: CtiState, e: ev.AgentComplete, now: float, out: list[C
         or agent.wrapup_call
         or ""
     )
-    call = s.calls.get(call_id) or s.ended.get(call_id)
+    call = s._live(call_id) or s.ended.get(call_id)
     if call is None:
         return
     candidates = [p for p in call.parts if p.agent_id == agent.id and p.queue == e.queue and not p.confirmed]
@@ -1245,11 +1329,13 @@ def _member_update(s: CtiState, info: ev.MemberInfo, now: float, out: list[Chang
     agent = s.agent_for_interface(info.interface, info.name)
     before = agent.signature()
     q = s.queue(info.queue, now)
+    q.servers.add(s.server)
     if removed:
-        agent.queues.pop(info.queue, None)
-        q.members.discard(agent.id)
+        agent.set_member(s.server, info.queue, None)
+        if info.queue not in agent.queues:  # still a member on another server: still a member
+            q.members.discard(agent.id)
     else:
-        agent.queues[info.queue] = info.penalty
+        agent.set_member(s.server, info.queue, info.penalty)
         q.members.add(agent.id)
         agent.paused = info.paused
         agent.pause_reason = (info.paused_reason or None) if info.paused else None
@@ -1292,7 +1378,7 @@ def _on_mixmonitor_mute(s: CtiState, e: ev.MixMonitorMute, now: float, out: list
 
 def _on_dtmf(s: CtiState, e: ev.DTMFEnd, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.chan.uniqueid)
-    call = s.calls.get(call_id or "")
+    call = s._live(call_id or "")
     if call is not None and e.direction == "Received" and call.status in ("ivr", "new"):
         leg = call.legs.get(e.chan.uniqueid)
         if leg is not None and leg.role == "caller":
@@ -1308,7 +1394,7 @@ def _on_hold(s: CtiState, e: Any, now: float, out: list[Change]) -> None:
 
 def _on_blind_transfer(s: CtiState, e: ev.BlindTransfer, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.transferer.uniqueid) or e.transferer.linkedid
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     if call is None:
         return
     t = {"type": "blind", "result": e.result, "to": f"{e.extension}@{e.context}", "at": now,
@@ -1320,7 +1406,7 @@ def _on_blind_transfer(s: CtiState, e: ev.BlindTransfer, now: float, out: list[C
 
 def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: list[Change]) -> None:
     call_id = s._chan_to_call.get(e.orig_transferer.uniqueid) or e.orig_transferer.linkedid
-    call = s.calls.get(call_id)
+    call = s._live(call_id)
     if call is None:
         return
     target = e.transfer_target.channel if e.transfer_target else None
@@ -1366,19 +1452,35 @@ def _on_attended_transfer(s: CtiState, e: ev.AttendedTransfer, now: float, out: 
 
 
 def _on_shutdown(s: CtiState, e: ev.Shutdown, now: float, out: list[Change]) -> None:
-    for call in list(s.calls.values()):
+    # issue 19: only this server's calls and memberships (the other servers carry on); an
+    # untagged event (one server, or a test) is every server's
+    mine = (lambda call: True) if not e.server else (lambda call: call.server in (e.server, ""))
+    for call in [c for c in s.calls.values() if mine(c)]:
         call.log(now, "asterisk_shutdown", restart=e.restart)
         s._end_call(call, now, out, cause=0, cause_txt="Asterisk shutdown")
     for agent in s.agents.values():
         before = agent.signature()
-        agent.queues.clear()
-        agent.ringing_call = agent.current_call = None
-        agent.paused, agent.pause_reason = False, None
+        if e.server:
+            gone = agent.drop_server(e.server)
+        else:
+            gone = list(agent.queues)
+            agent.queues.clear()
+            agent.memberships.clear()
+        for qn in gone:
+            s.queue(qn).members.discard(agent.id)
+        if agent.ringing_call not in s.calls:
+            agent.ringing_call = None
+        if agent.current_call not in s.calls:
+            agent.current_call = None
+        if not agent.queues:
+            agent.paused, agent.pause_reason = False, None
         s._agent_changed(agent, before, now, out, reason="asterisk_shutdown")
     for q in s.queues.values():
-        q.members.clear()
-        q.waiting.clear()
-    out.append(Change("asterisk.shutdown", data={"restart": e.restart}))
+        if not e.server:
+            q.members.clear()
+            q.waiting.clear()
+        q.servers.discard(e.server)
+    out.append(Change("asterisk.shutdown", data={"restart": e.restart, "server": e.server}))
 
 
 def _on_queue_member_listed(s: CtiState, e: ev.QueueMember, now: float, out: list[Change]) -> None:

@@ -84,15 +84,22 @@ def _aad(index: int, last: bool) -> bytes:
     return struct.pack(">IB", index, 1 if last else 0)
 
 
-def encrypt(data_key: bytes, plaintext: bytes, chunk: int = CHUNK) -> bytes:
+def encrypt(data_key: bytes, plaintext: bytes, chunk: int = CHUNK) -> bytearray:
+    """The envelope of ``plaintext``, written into one buffer of its final size (issue 18: a list of
+    chunks and their join held a 4-hour recording's output three times over, not twice)."""
     prefix = os.urandom(8)
     aes = AESGCM(data_key)
-    out = [HEADER.pack(MAGIC, prefix, chunk, len(plaintext))]
     n = max(1, -(-len(plaintext) // chunk))
+    out = bytearray(HEADER.size + len(plaintext) + TAG * n)
+    HEADER.pack_into(out, 0, MAGIC, prefix, chunk, len(plaintext))
+    pos = HEADER.size
+    view = memoryview(plaintext)
     for i in range(n):
-        part = plaintext[i * chunk:(i + 1) * chunk]
-        out.append(aes.encrypt(prefix + struct.pack(">I", i), part, _aad(i, i == n - 1)))
-    return b"".join(out)
+        sealed = aes.encrypt(prefix + struct.pack(">I", i), view[i * chunk:(i + 1) * chunk], _aad(i, i == n - 1))
+        out[pos:pos + len(sealed)] = sealed
+        pos += len(sealed)
+    assert pos == len(out)
+    return out
 
 
 def plaintext_length(header: bytes) -> int:

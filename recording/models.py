@@ -49,6 +49,10 @@ class RecordingRow(Base):
         Index("ix_recording_recordings_disposition_started", "disposition", "started_at", "id"),
         Index("ix_recording_recordings_muted_started", "muted", "started_at", "id"),
         Index("ix_recording_recordings_qa_started", "qa_sample", "started_at", "id"),
+        # migration 0024 (issue 18): a duration filter + newest first, and longest first in a time range,
+        # check the other column in the index entry instead of fetching every skipped row
+        Index("ix_recording_recordings_started_duration", "started_at", "id", "duration"),
+        Index("ix_recording_recordings_duration_started", "duration", "id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -39,14 +39,16 @@ from recording import crypto
 from recording.notifier import RecordingNotifier
 from recording.models import DELETED, DISCARDED, FAILED, PENDING, PURGED, READY, RECORDING
 from recording.policy import CallFacts, Decision, PolicySet, decide
-from recording.processing import BadAudio, analyse, analyse_bytes, convert, stereo_from_legs
+from recording.processing import BadAudio, analyse_bytes, analyse_file, convert, convert_file, stereo_from_legs
 from recording.repository import RecordingRepository, SearchFilters, aware
 from recording.storage import NotFound, Storage, StorageError
 
 log = logging.getLogger("callcore.recording")
 
 _TAG = re.compile(r"^[\w-]{1,40}$")
-_CALL_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk Uniqueid/Linkedid
+#: an Asterisk Uniqueid/Linkedid: ``<epoch>.<seq>``, or ``<systemname>-<epoch>.<seq>`` when asterisk.conf
+#: ``systemname`` is set (several Asterisk servers, issue 19; the name is restricted to [A-Za-z0-9_-])
+_CALL_ID = re.compile(r"^(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,20}\.[0-9]{1,10}$")
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 MISSING_RETRIES = 3  # the PBX closes the file just after the hangup: look again a few times
 
@@ -831,28 +833,36 @@ class RecordingService:
             return
         src = self.monitor_dir / source_name(row["call_id"])
         try:
-            analysis, data = await asyncio.to_thread(analyse, src)
+            # streamed: a 4-hour recording is read a minute at a time (processing.analyse_file)
+            analysis = await asyncio.to_thread(analyse_file, src)
         except BadAudio as exc:
             if exc.kind == "missing" and attempts < MISSING_RETRIES:
                 raise _Retry(exc.reason) from exc
             await self.repo.update(recording_id, status=FAILED, status_reason=exc.reason)
             return
-        fmt, blob = "wav", data
+        fmt = "wav"
+        stereo: bytes | None = None  # built in memory from the legs (pydub), when there are legs
         notes = [row["status_reason"], *analysis.notes] if row["status_reason"] else list(analysis.notes)
         legs = leg_files(self.monitor_dir, row["call_id"])
         if all(p.exists() for p in legs):  # policy channels: stereo — caller left, agent right
             try:
-                stereo = await asyncio.to_thread(stereo_from_legs, legs[0].read_bytes(), legs[1].read_bytes())
-                analysis = await asyncio.to_thread(analyse_bytes, stereo)
-                blob = data = stereo
+                built = await asyncio.to_thread(stereo_from_legs, legs[0].read_bytes(), legs[1].read_bytes())
+                analysis = await asyncio.to_thread(analyse_bytes, built)
+                stereo = built
             except BadAudio as exc:
                 notes.append(f"stereo legs unusable, kept the mixed file: {exc.reason}")
+        blob: bytes | None = None
         if self.convert_to != "wav":
             try:
-                blob = await asyncio.to_thread(convert, data, "wav", self.convert_to)
+                if stereo is None:  # ffmpeg reads the PBX's file itself: the WAV is never in memory
+                    blob = await asyncio.to_thread(convert_file, src, self.convert_to)
+                else:
+                    blob = await asyncio.to_thread(convert, stereo, "wav", self.convert_to)
                 fmt = self.convert_to
             except Exception as exc:  # noqa: BLE001 - keep the original
                 notes.append(f"conversion to {self.convert_to} failed, kept WAV: {type(exc).__name__}: {str(exc)[:200]}")
+        if blob is None:  # kept as WAV (the storage backends take whole objects)
+            blob = stereo if stereo is not None else await asyncio.to_thread(src.read_bytes)
         key = storage_key(row["call_id"], aware(row["started_at"]), fmt)
         plain_size = len(blob)
         if self.encrypt:

@@ -1,9 +1,24 @@
 """The web package's running part: the wallboard feed.
 
 One owned task reads every bus message (a wildcard subscription, like the webhook
-sender), feeds ``call.*`` / ``agent.status`` into the :class:`~web.wallboard.WallboardBook`
-and, right after each CTI ``queue.stats`` tick, pushes ``wallboard.update`` to supervisors
-(:mod:`web.notifier`). Nothing is polled: the tick is CTI's own push.
+sender) and feeds ``call.*`` / ``agent.status`` into the :class:`~web.wallboard.WallboardBook`;
+a second one pushes ``wallboard.update`` to supervisors (:mod:`web.notifier`) **on change,
+coalesced, as deltas** (issue 18: 2,000 agents in every snapshot, 50 supervisors, once a
+second, was ~30 MB/s of JSON for the supervisors' browsers to parse):
+
+* what changes it: a ``call.*`` / ``agent.status`` message or a KPI fact (the agents grid,
+  the abandoned list), a queue change of CTI (``on_change``, a sync CTI dispatcher
+  subscriber: a caller joined or left — the queue tiles and the waiting list), CTI's 1 s
+  ``queue.stats`` tick (everything; it is also the heartbeat the page's "data age" reads),
+  the KPI tiles' refresh;
+* at most one push every ``coalesce_seconds`` (0.2 s): a change right after a push waits
+  for the rest of the window, and every change in it goes out in the one push;
+* each push is a delta of :class:`~web.wallboard.WallboardFeed` (``seq`` + only the changed
+  agents, queues, lists); every ``full_every_seconds`` (60 s) a full snapshot goes out
+  instead (a scope change, anything a delta cannot express, is repaired by then);
+  ``GET /api/web/wallboard`` answers the full snapshot with its ``seq``: the page loads it
+  after every (re)connect and whenever it sees a gap in ``seq``, then applies the deltas.
+  Nothing is polled.
 
 With the report service (``reports``, issue 16) the wallboard's figures are the report
 store's:
@@ -30,7 +45,7 @@ from typing import Any, Callable
 from callcore.bus import Bus, Subscription
 from web.models import WebConfig
 from web.notifier import WebNotifier
-from web.wallboard import FACT_KINDS, WallboardBook
+from web.wallboard import FACT_KINDS, WallboardBook, WallboardFeed
 
 log = logging.getLogger("callcore.web")
 
@@ -51,6 +66,8 @@ class WebService:
         clock: Callable[[], float] = time.time,
         book: WallboardBook | None = None,
         reports: Any = None,
+        coalesce_seconds: float = 0.2,
+        full_every_seconds: float = 60.0,
     ) -> None:
         self.bus = bus
         self.config = config
@@ -71,7 +88,18 @@ class WebService:
         self.kpis: dict[str, Any] | None = None
         self.kpi_runs = 0
         self.updates = 0
+        self.full_updates = 0
         self.overflows = 0
+        self.feed = WallboardFeed()
+        self.coalesce = float(coalesce_seconds)
+        self.full_every = float(full_every_seconds)
+        #: what changed since the last push: parts of the board to rebuild ("agents", "queues", "kpis")
+        self._dirty: set[str] = set()
+        self._tick: tuple[list[dict[str, Any]], float] | None = None  # the last CTI tick not pushed yet
+        self._wake = asyncio.Event()
+        self._push_task: asyncio.Task[None] | None = None
+        self._last_push = float("-inf")  # time.monotonic()
+        self._last_full = float("-inf")
 
     # -------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -86,13 +114,14 @@ class WebService:
             self._kpi_task = loop.create_task(self._kpi_loop(), name="web-wallboard-kpis")
         self._sub = self.bus.subscribe(None)
         self._task = loop.create_task(self._run(self._sub), name="web-wallboard")
+        self._push_task = loop.create_task(self._pusher(), name="web-wallboard-push")
 
     async def stop(self) -> None:
-        for task in (self._task, self._kpi_task):
+        for task in (self._task, self._kpi_task, self._push_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._task = self._kpi_task = None
+        self._task = self._kpi_task = self._push_task = None
         if self.reports is not None and self._facts in self.reports.observers:
             self.reports.observers.remove(self._facts)
         if self._sub is not None:
@@ -128,16 +157,64 @@ class WebService:
             try:
                 if msg.name == "queue.stats":
                     if "queue.stats" in msg.audience:  # the all-queues tick (per-queue copies go to queue:<name>)
-                        self.publish(msg.payload.get("queues") or [], float(msg.payload.get("at") or self._clock()))
+                        self._tick = (msg.payload.get("queues") or [], float(msg.payload.get("at") or self._clock()))
+                        self.changed("agents", "queues", "kpis")
                 elif msg.name != "wallboard.update":
                     self.book.observe(msg.name, msg.payload, self._clock())
+                    if msg.name == "agent.status" or msg.name.startswith("call."):
+                        self.changed("agents", "queues")  # the grid, and the tiles' agents by state
             except Exception:
                 log.exception("wallboard feed failed on %s", msg.name)
+
+    # ------------------------------------------------------------ push
+    def changed(self, *parts: str) -> None:
+        """Something in these parts of the board changed: a push is due (coalesced)."""
+        self._dirty.update(parts)
+        self._wake.set()
+
+    #: the CTI changes :meth:`on_change` is subscribed to (``cti.dispatcher``; wiring)
+    CHANGE_KINDS = ("queue.updated", "call.queued")
+
+    def on_change(self, change: Any, now: float) -> None:
+        """CTI dispatcher subscriber (sync, cheap): a caller joined or left a queue — no bus
+        message says so until the next ``queue.stats`` tick, the waiting tile is pushed now."""
+        self.changed("queues")
+
+    async def _pusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            wait = self._last_push + self.coalesce - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # every change until then goes out in this one push
+            self._wake.clear()
+            try:
+                self.push()
+            except Exception:
+                log.exception("wallboard push failed")
+
+    def push(self) -> int:
+        """Publish what changed since the last push (a delta), or the full board when due."""
+        loop_now = time.monotonic()
+        parts, self._dirty = self._dirty, set()
+        tick, self._tick = self._tick, None
+        stats, at = tick if tick is not None else (None, self._clock())
+        full = loop_now - self._last_full >= self.full_every
+        if full:
+            parts = {"agents", "queues", "kpis"}
+        self._last_push = loop_now
+        payload = self.feed.delta(self._snapshot(parts, stats, at))
+        if full:
+            self._last_full = loop_now
+            self.full_updates += 1
+            payload = self.feed.full()
+        self.updates += 1
+        return self.notifier.wallboard_update(payload)
 
     # -------------------------------------------------- the report store
     def _facts(self, facts: list[Any]) -> None:
         """``ReportService.observers``: new facts, as they are recorded."""
-        self.book.observe_facts(facts, self._clock())
+        if self.book.observe_facts(facts, self._clock()):
+            self.changed("agents")
 
     async def seed_from_store(self) -> int:
         """Read today's facts back into the book (start-up, the day's roll); returns how many were new."""
@@ -181,21 +258,45 @@ class WebService:
             queues.setdefault(q, {k: None for k in KPI_FIELDS} | {"staffing": st})
         self.kpis = {"at": at, "interval_start": slot, "queues": queues}
         self.kpi_runs += 1
+        self.changed("kpis")
         return self.kpis
 
     # ------------------------------------------------------------ views
-    def _snapshot(self, queue_stats: list[dict[str, Any]], at: float) -> dict[str, Any]:
-        return {**self.book.snapshot(queue_stats, at), "kpis": self.kpis}
+    def _snapshot(self, parts: set[str], queue_stats: list[dict[str, Any]] | None, at: float) -> dict[str, Any]:
+        """The parts of the board that may have changed ("agents": the grid and the abandoned
+        list; "queues": the tiles and the waiting list; "kpis"), the others left out."""
+        if "agents" in parts and (queue_stats is not None or "kpis" in parts):
+            self._seed_agents(only_new=True)  # the directory (2,000 views): at a tick or a full push, not per change
+        if "queues" in parts and queue_stats is None:
+            queue_stats = self._queue_stats()
+        snap = self.book.snapshot(queue_stats or [], at, agents="agents" in parts)
+        if "queues" not in parts:
+            del snap["queues"], snap["waiting"]
+        if "kpis" in parts:
+            snap["kpis"] = self.kpis
+        return snap
 
     def publish(self, queue_stats: list[dict[str, Any]], at: float) -> int:
-        self._seed_agents(only_new=True)
-        self.updates += 1
-        return self.notifier.wallboard_update(self._snapshot(queue_stats, at))
+        """Push the board now with these CTI queue stats (as after a tick), not coalesced."""
+        self._tick = (queue_stats, at)
+        self._dirty.update(("agents", "queues", "kpis"))
+        return self.push()
 
     def wallboard(self) -> dict[str, Any]:
-        """The current wallboard (the page's resync after a (re)connect)."""
+        """The full wallboard with its ``seq`` (the page's resync after a (re)connect or a gap):
+        whatever changed since the last push (the directory too) is pushed first, so the snapshot
+        is now's and the next delta follows it; when nothing did, the last push's board — 50
+        supervisors reloading at once after a restart cause one push, not 50."""
+        known = set(self.book.agents)
         self._seed_agents(only_new=True)
-        return self._snapshot(self._queue_stats(), self._clock())
+        if set(self.book.agents) != known:
+            self._dirty.add("agents")
+        if {q["queue"] for q in self._queue_stats()} != set(self.feed.queues):  # a queue configured since
+            self._dirty.add("queues")
+        if self._dirty or self.feed.seq == 0:
+            self._dirty.update(("agents", "queues"))
+            self.push()
+        return self.feed.full()
 
     def public_config(self) -> dict[str, Any]:
         queues = [q["queue"] for q in self._queue_stats()]

@@ -170,8 +170,9 @@ class WallboardBook:
             return None, 0
         return round(100.0 * (sample.within - base.within) / offered, 1), offered
 
-    def snapshot(self, queue_stats: list[dict[str, Any]], now: float) -> dict[str, Any]:
-        """CTI's queue stats plus this book's numbers: the ``wallboard.update`` payload."""
+    def snapshot(self, queue_stats: list[dict[str, Any]], now: float, agents: bool = True) -> dict[str, Any]:
+        """CTI's queue stats plus this book's numbers: the wallboard (``agents=False``: without
+        the agents grid and the abandoned list, for a push where only the queues changed)."""
         self._roll_day(now)
         queues = []
         waiting: list[dict[str, Any]] = []
@@ -181,16 +182,108 @@ class WallboardBook:
             for c in q.get("callers") or []:
                 waiting.append({**c, "queue": q["queue"]})
         waiting.sort(key=lambda c: -(c.get("waited") or 0))
-        agents = []
+        if not agents:
+            return {"at": now, "queues": queues, "waiting": waiting}
+        grid = []
         for agent_id, a in sorted(self.agents.items()):
             call_id = a.get("current_call") or a.get("ringing_call")
             call = self.calls.get(call_id) if call_id else None
-            agents.append({
+            grid.append({
                 **a,
                 "handled_today": self.handled.get(agent_id, 0),
                 "missed_today": self.missed.get(agent_id, 0),
                 "call": call,
             })
         abandoned = sorted(self.abandoned.values(), key=lambda c: -c["ended_at"])[:MAX_ABANDONED]
-        return {"at": now, "queues": queues, "waiting": waiting, "agents": agents, "abandoned": abandoned}
+        return {"at": now, "queues": queues, "waiting": waiting, "agents": grid, "abandoned": abandoned}
 
+
+
+# ------------------------------------------------------------ the feed
+#: the parts of a wallboard a delta can carry; a part absent from a delta did not change
+DELTA_LISTS = ("waiting", "abandoned")
+
+
+@dataclass
+class WallboardFeed:
+    """Successive wallboard snapshots → numbered ``wallboard.update`` payloads (pure).
+
+    :meth:`delta` compares a snapshot (:meth:`WallboardBook.snapshot` plus ``kpis``; a part
+    left out of it — ``agents``, ``queues``, ``waiting``, ``abandoned``, ``kpis`` — is taken as
+    unchanged) with the last one sent (the *baseline*) and returns only what changed:
+
+    * ``seq`` (one more than the previous payload's), ``at``, ``full: false``;
+    * ``agents`` / ``queues``: the changed or new entries, whole (an upsert by ``agent_id`` /
+      ``queue``), ``agents_removed`` / ``queues_removed``: the ids gone;
+    * ``waiting``, ``abandoned``, ``kpis``: the whole part, only when it changed.
+
+    :meth:`full` is the baseline itself with the same ``seq`` (``full: true``): what a page
+    loads after it connected or saw a gap in the numbers (``GET /api/web/wallboard``), then
+    applies every delta with a higher ``seq`` to it.
+    """
+
+    seq: int = 0
+    at: float | None = None
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    abandoned: list[dict[str, Any]] = field(default_factory=list)
+    kpis: Any = None
+
+    def delta(self, snap: dict[str, Any]) -> dict[str, Any]:
+        self.seq += 1
+        self.at = snap["at"]
+        out: dict[str, Any] = {"seq": self.seq, "at": self.at, "full": False}
+        for part, key in (("agents", "agent_id"), ("queues", "queue")):
+            if part not in snap:
+                continue
+            base: dict[str, dict[str, Any]] = getattr(self, part)
+            now = {e[key]: e for e in snap[part]}
+            changed = [e for k, e in now.items() if base.get(k) != e]
+            removed = [k for k in base if k not in now]
+            if changed:
+                out[part] = changed
+            if removed:
+                out[f"{part}_removed"] = removed
+            setattr(self, part, now)
+        for part in DELTA_LISTS:
+            if part in snap and snap[part] != getattr(self, part):
+                out[part] = snap[part]
+                setattr(self, part, snap[part])
+        if "kpis" in snap and snap["kpis"] != self.kpis:
+            out["kpis"] = self.kpis = snap["kpis"]
+        return out
+
+    def full(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "full": True,
+                "queues": list(self.queues.values()), "waiting": self.waiting,
+                "agents": [self.agents[k] for k in sorted(self.agents)],
+                "abandoned": self.abandoned, "kpis": self.kpis}
+
+
+def apply_update(board: dict[str, Any] | None, update: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """What the page does with a ``wallboard.update`` (``web/static/wallboard/wallboard.js``
+    ``applyUpdate``, kept in step with it; the tests use this one): returns (the board after it,
+    whether a full snapshot must be fetched because a delta was missed)."""
+    if update.get("full"):
+        return {**update, "agents": list(update["agents"]), "queues": list(update["queues"])}, False
+    if board is None:
+        return None, True
+    if update["seq"] <= board["seq"]:
+        return board, False  # already in the snapshot
+    if update["seq"] != board["seq"] + 1:
+        return board, True  # a gap: the numbers in between are lost
+    out = dict(board, seq=update["seq"], at=update["at"])
+    for part, key in (("agents", "agent_id"), ("queues", "queue")):
+        if part not in update and f"{part}_removed" not in update:
+            continue
+        rows = {e[key]: e for e in board[part]}
+        for k in update.get(f"{part}_removed") or ():
+            rows.pop(k, None)
+        for e in update.get(part) or ():
+            rows[e[key]] = e
+        out[part] = [rows[k] for k in sorted(rows)]
+    for part in (*DELTA_LISTS, "kpis"):
+        if part in update:
+            out[part] = update[part]
+    return out, False

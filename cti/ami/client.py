@@ -114,11 +114,14 @@ class AmiClient:
         rng: random.Random | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         max_headers: int = MAX_HEADERS,
+        server: str = "",
     ) -> None:
         if reconnect_min <= 0 or reconnect_max < reconnect_min:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
         self.host = host
         self.port = port
+        #: this Asterisk server's name (issue 19): every event read is tagged with it (``AmiEvent.server``)
+        self.server = server
         self.username = username
         self._secret = secret  # never logged, never in repr
         self.action_timeout = action_timeout
@@ -507,6 +510,8 @@ class AmiClient:
         if event is None:
             self.stats.unknown_events += 1
             return
+        if self.server:  # frozen dataclass: tagged once, here, before anyone sees it
+            object.__setattr__(event, "server", self.server)
         if isinstance(event, OriginateResponse):
             waiter = self._originate_waiters.get(event.action_id)
             if waiter is not None and not waiter.done():
@@ -572,6 +577,8 @@ class AmiClient:
         if event is None:
             pending.raw_events.append(headers)
         else:
+            if self.server:
+                object.__setattr__(event, "server", self.server)
             pending.events.append(event)
 
     def _dispatch(self, event: AmiEvent) -> None:

@@ -188,6 +188,9 @@ class AmiEvent:
     after ``Privilege`` (manager.c: ``"Timestamp: %ld.%06lu"``); ``None`` without it."""
 
     timestamp: float | None = field(default=None, kw_only=True, compare=False)
+    #: the name of the Asterisk server it came from (issue 19): set by the :class:`AmiClient` of that
+    #: server (``server=``) as it reads the event, before CTI sees it; ``""``: not tagged
+    server: str = field(default="", kw_only=True, compare=False)
 
     @property
     def name(self) -> str:

@@ -54,3 +54,23 @@ def test_forged_pictures_are_never_unpickled() -> None:
 def test_nothing_heard_leaves_the_state_to_the_local_journal() -> None:
     state = SimpleNamespace(calls={"mine": object()})
     assert HandoffReceiver(KEY).before_rebuild(state) is False and set(state.calls) == {"mine"}
+
+
+def test_the_hand_off_carries_each_calls_server_and_each_server_reconciles_its_own() -> None:
+    """Several Asterisk servers (issue 19): one holder runs every server's client; a take-over
+    gets each call with its server, and the first server's resync does not end the others'."""
+    from cti.state import CtiState
+
+    old = CtiState()
+    old.calls = {"ast1-1.1": Call(id="ast1-1.1", started_at=100.0, server="ast1"),
+                 "ast2-1.1": Call(id="ast2-1.1", started_at=100.0, server="ast2")}
+    pub = HandoffPublisher(old, send=None, key=KEY, held=lambda: True)
+    for cid in old.calls:
+        pub(_change("call.created", cid), 100.0)
+    recv = HandoffReceiver(KEY)
+    recv.receive(pub.message())
+    new = CtiState()
+    assert recv.before_rebuild(new)
+    assert {c.id: c.server for c in new.calls.values()} == {"ast1-1.1": "ast1", "ast2-1.1": "ast2"}
+    ended = [c.call_id for c in new.rebuild([], 110.0, "ast1") if c.kind == "call.ended"]
+    assert ended == ["ast1-1.1"] and "ast2-1.1" in new.calls

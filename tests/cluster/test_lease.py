@@ -108,3 +108,46 @@ async def test_a_graceful_stop_releases_at_once(db_sessionmaker) -> None:
     await a.stop()
     assert await b.wait_held(8.0)  # well before the 20 s expiry: the release, not the expiry
     await b.stop()
+
+
+async def test_the_lease_beats_on_a_connection_of_its_own_while_the_shared_pool_is_exhausted(migrated_database_url) -> None:
+    """A burst of per-call writes holding every connection of the server's pool must not stall the
+    heartbeat (it did: a healthy holder gave the lease up under load, benchmarks/README.md §10)."""
+    if not migrated_database_url.startswith("postgresql"):
+        pytest.skip("the cluster lease lives on PostgreSQL (a SQLite server is one instance, AlwaysHeld)")
+    from sqlalchemy import text
+
+    from callcore.db import create_engine
+    from callcore.settings import Settings
+    from callcore.wiring import ami_lease
+
+    shared = create_engine(migrated_database_url)  # the server's pool: 10 + 10 connections
+    held = [await shared.connect() for _ in range(20)]
+    try:
+        for conn in held:
+            await conn.execute(text("SELECT 1"))
+        lease, engine = ami_lease(Settings(database_url=migrated_database_url, ami_lease_ttl=3, ami_lease_interval=0.5), "a")
+        try:
+            assert await lease.beat() and lease.holder == "a"
+            assert await lease.beat()  # renewed, with no connection of the shared pool free
+        finally:
+            await lease._release()
+            await engine.dispose()
+    finally:
+        for conn in held:
+            await conn.close()
+        await shared.dispose()
+
+
+async def test_a_holder_that_gave_the_lease_up_does_not_report_itself_as_the_holder(db_sessionmaker) -> None:
+    clock = Clock()
+    a = Lease(db_sessionmaker, "ami:pbx1", "a", ttl=3, interval=0.5, clock=clock)
+    assert await a.beat() and a.holder == "a"
+
+    class Broken:
+        def __call__(self):
+            raise ConnectionRefusedError("database away")
+
+    a._sm = Broken()
+    clock.t += 2.6
+    assert not await a.beat() and a.holder is None  # readiness: holder unknown, not "a" at its old epoch

@@ -52,9 +52,9 @@ def _get(port: int, path: str, token: str | None = ADMIN):
         return None, None
 
 
-def _post(port: int, path: str, body: dict):
+def _post(port: int, path: str, body: dict, token: str = ADMIN):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -104,6 +104,21 @@ class DbProxy:
         self.cut()
         if self.server is not None:
             self.server.close()
+
+
+def stop_instances(procs: dict, logs: dict) -> None:
+    """SIGTERM every instance still running, wait for each (then kill what is left), close the logs."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs.values():
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    reap(*procs.values())
+    for f in logs.values():
+        f.close()
 
 
 def _lease(port: int):
@@ -283,16 +298,6 @@ async def test_two_instances_one_ami_consumer_pops_across_and_kill9_take_over(tm
     finally:
         if desk is not None:
             await desk.close()
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        reap(*procs.values())
-        for f in logs.values():
-            f.close()
+        stop_instances(procs, logs)
         await proxy.close()
         await pbx.close()

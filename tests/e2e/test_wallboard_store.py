@@ -76,9 +76,12 @@ async def test_handled_missed_and_abandoned_survive_a_restart_and_follow_the_que
     n = len(scoped.named("wallboard.update"))
     await eventually(lambda: len(scoped.named("wallboard.update")) > n, 5, "a wallboard.update after the calls")
     ups = [m["payload"] for m in scoped.named("wallboard.update")]
+    # each is a delta (only the changed parts) or a full board (web.wallboard.WallboardFeed)
     for board in ups:
-        assert {q["queue"] for q in board["queues"]} == {"sales"}
-        assert {a["agent_id"] for a in board["agents"]} == {"1001"}
-        assert all(c["queue"] == "sales" for c in board["abandoned"] + board["waiting"])
+        assert {q["queue"] for q in board.get("queues", [])} <= {"sales"}
+        assert {a["agent_id"] for a in board.get("agents", [])} <= {"1001"}
+        assert all(c["queue"] == "sales" for c in board.get("abandoned", []) + board.get("waiting", []))
         assert set((board.get("kpis") or {}).get("queues") or {}) <= {"sales"}
-    assert [c["caller_num"] for c in ups[-1]["abandoned"]] == [CALLER]
+    assert any(q["queue"] == "sales" for board in ups for q in board.get("queues", []))
+    assert any(a["agent_id"] == "1001" for board in ups for a in board.get("agents", []))
+    assert [c["caller_num"] for c in [b for b in ups if "abandoned" in b][-1]["abandoned"]] == [CALLER]

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--monitor-dir", type=Path, default=None)
     p.add_argument("--dialplan", choices=("callcore", "capture"), default="callcore")
+    p.add_argument("--system-name", default="", help="asterisk.conf systemname: Uniqueids <name>-<epoch>.<seq> (several servers)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every event")
     return p
 
@@ -89,7 +90,7 @@ async def amain(args: argparse.Namespace) -> int:
     cfg = PbxConfig(
         ami_host=args.ami_host, ami_port=args.ami_port, secret=args.secret, agi_host=host or "127.0.0.1",
         agi_port=int(port), queues=queues, time_scale=args.time_scale, default_prompt_seconds=args.prompt_seconds, seed=args.seed,
-        monitor_dir=args.monitor_dir, dialplan=args.dialplan,
+        monitor_dir=args.monitor_dir, dialplan=args.dialplan, system_name=args.system_name,
     )
     pbx = Pbx(cfg)
     await pbx.start()

@@ -136,6 +136,10 @@ class PbxConfig:
     #: default): the real clock when ``start()`` runs, so Uniqueids (``<epoch>.<sequence>``, also the
     #: MixMonitor file names) differ between runs, as with Asterisk
     epoch: float | None = None
+    #: asterisk.conf ``systemname``: Uniqueids (and so Linkedids) become ``<systemname>-<epoch>.<seq>``
+    #: as Asterisk's channel.c makes them when it is set, so two servers never share an id (issue 19;
+    #: from Asterisk's source, not yet captured: tests/pbxsim/README.md); ``""``: Asterisk's default
+    system_name: str = ""
     #: Uptime reported in FullyBooted at start (seconds)
     uptime: float = 50.0
     monitor_dir: Path | None = None  # where MixMonitor writes (Asterisk's spool/monitor)

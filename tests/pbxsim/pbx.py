@@ -583,6 +583,8 @@ class Pbx:
     # ------------------------------------------------------------- ids
     def _uniqueid(self) -> str:
         self._seq += 1
+        if self.cfg.system_name:  # channel.c: "%s-%li.%d" with asterisk.conf systemname set
+            return f"{self.cfg.system_name}-{int(self.now())}.{self._seq}"
         return f"{int(self.now())}.{self._seq}"
 
     def _bridge_id(self) -> str:

@@ -8,7 +8,7 @@ article (a seq scan of the wide ``kb_articles`` rows). Written by the repository
 vector; back-filled here for the existing rows. On SQLite the table stays empty.
 
 Revision ID: 0023
-Revises: 0019
+Revises: 0022
 """
 
 from alembic import op
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0023'
-down_revision = '0019'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 

@@ -55,3 +55,89 @@ def test_conversion_to_mp3_through_ffmpeg():
     assert mp3[:3] == b"ID3" or mp3[0] == 0xFF
     with pytest.raises(ValueError):
         processing.convert(wav([(0.1, False)]), "wav", "flac")
+
+
+def _speechlike(seconds: float, seed: int, channels: int = 1, rate: int = 8000) -> bytes:
+    """Talk bursts of tones and noise, quiet pauses of every length (some under the 250 ms window),
+    near the −45 dBFS threshold too; channels differ."""
+    import array
+    import io
+    import math
+    import random
+    import wave
+
+    rng = random.Random(seed)
+    n = int(seconds * rate)
+    chans = []
+    for c in range(channels):
+        out = array.array("h")
+        while len(out) < n:
+            talk = rng.randint(int(0.05 * rate), int(1.5 * rate))
+            amp = rng.choice([6000, 1500, 300, 250])  # RMS 212 and 177: either side of the threshold (184)
+            f = rng.uniform(150, 1800)
+            out.extend(int(amp * math.sin(2 * math.pi * f * i / rate) + rng.uniform(-30, 30)) for i in range(talk))
+            pause = rng.randint(int(0.02 * rate), int(0.9 * rate))
+            out.extend(rng.randint(-15, 15) for _ in range(pause))
+        chans.append(out[:n])
+    inter = array.array("h", [0] * (n * channels))
+    for c, ch in enumerate(chans):
+        inter[c::channels] = ch
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(inter.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("numpy", [True, False], ids=["numpy", "audioop"])
+@pytest.mark.parametrize("seconds, channels, truncate", [(7.0, 1, False), (5.437, 2, False), (6.0, 1, True), (0.2, 1, False)])
+def test_the_streamed_analysis_gives_what_pydub_gave_on_the_whole_file(monkeypatch, numpy, seconds, channels, truncate):
+    """Issue 18: block energies in chunks (here 1 s, so the windows cross chunk boundaries)
+    instead of one AudioSegment and detect_nonsilent — the same spans, levels and waveform."""
+    data = _speechlike(seconds, seed=int(seconds * 1000) + channels, channels=channels)
+    if truncate:
+        data = data[: len(data) * 2 // 3 + 1]  # the header still announces the whole
+    before = processing._analyse_whole(data)  # the pydub way (the code before issue 18)
+    monkeypatch.setattr(processing, "CHUNK_SECONDS", 1)
+    if not numpy:
+        monkeypatch.setattr(processing, "_np", None)
+    after = processing.analyse_bytes(data)
+    assert (after.duration, after.channels, after.truncated, after.frame_rate) == (before.duration, before.channels, before.truncated, 8000)
+    assert after.peak_dbfs == before.peak_dbfs
+    assert after.rms_dbfs == pytest.approx(before.rms_dbfs, abs=0.05)
+    assert after.waveform == before.waveform
+    for a, b in zip(after.per_channel, before.per_channel, strict=True):
+        assert a["peak_dbfs"] == b["peak_dbfs"] and a["rms_dbfs"] == pytest.approx(b["rms_dbfs"], abs=0.05)
+        if numpy:  # exact energies: the very same talk spans
+            assert a["talk_seconds"] == b["talk_seconds"]
+        else:  # audioop's integer block RMS: within a few windows
+            assert a["talk_seconds"] == pytest.approx(b["talk_seconds"], abs=0.05)
+        assert a["talk_ratio"] == pytest.approx(b["talk_ratio"], abs=0.01)
+    assert 0 < before.per_channel[0]["talk_ratio"] < 1 or seconds < 0.25
+
+
+def test_a_non_pcm_wav_and_other_formats_take_the_whole_file_way(tmp_path):
+    import subprocess
+
+    src = tmp_path / "a.wav"
+    src.write_bytes(wav([(1.0, False), (0.5, True)]))
+    alaw = tmp_path / "b.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(src), "-c:a", "pcm_alaw", str(alaw)], check=True)
+    assert processing._analyse_wav_stream(alaw.open("rb"), alaw.stat().st_size, 10) is None  # wave cannot read A-law
+    a = processing.analyse_file(alaw)
+    assert a.duration == pytest.approx(1.5, abs=0.01) and a.per_channel[0]["talk_ratio"] == pytest.approx(0.67, abs=0.05)
+
+
+def test_conversion_reads_the_source_file(tmp_path):
+    src = tmp_path / "c.wav"
+    src.write_bytes(wav([(1.0, False)]))
+    mp3 = processing.convert_file(src, "mp3")
+    opus = processing.convert_file(src, "opus")
+    assert (mp3[:3] == b"ID3" or mp3[0] == 0xFF) and opus[:4] == b"OggS"
+    with pytest.raises(ValueError):
+        processing.convert_file(src, "flac")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(RuntimeError, match="ffmpeg failed"):
+        processing.convert_file(tmp_path / "bad.wav", "mp3")

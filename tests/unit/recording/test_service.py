@@ -413,7 +413,7 @@ async def test_conversion_to_mp3_or_the_original_kept(db_sessionmaker, tmp_path,
         def broken(*a, **kw):
             raise RuntimeError("ffmpeg: Unknown encoder")
 
-        monkeypatch.setattr(service_mod, "convert", broken)
+        monkeypatch.setattr(service_mod, "convert_file", broken)  # ffmpeg on the source file (issue 18)
     clock, storage = Clock(), MemoryStorage()
     svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, convert_to="mp3")
     await recorded_call(svc, clock, make_call(), pause=None)

@@ -15,7 +15,7 @@ from web.notifier import EVENTS_FILE
 from web.service import WebService
 from reports.facts import Fact, ring_missed_fact, visit_facts
 from reports.formulas import Visit
-from web.wallboard import FACT_KINDS, WallboardBook
+from web.wallboard import FACT_KINDS, WallboardBook, WallboardFeed, apply_update
 
 DAY = lambda now: "d2" if now >= 100_000 else "d1"  # noqa: E731  (a day boundary at t=100000)
 
@@ -113,10 +113,12 @@ def test_a_fresh_book_seeded_with_the_same_facts_shows_the_same_figures():
     assert fresh.seed(facts, "d0") == 0  # a seed read for a day that is over is dropped
 
 
-async def test_the_service_pushes_wallboard_update_after_each_cti_tick_and_never_on_its_own():
+async def test_the_service_pushes_on_change_coalesced_and_at_each_cti_tick():
     bus = Bus()
     agents = [{"id": "1001", "name": "김상담", "skills": [{"queue": "sales", "penalty": 0}], "state": None}]
-    web = WebService(bus=bus, config=load_config(), agents=lambda: agents, queue_stats=lambda: [], pause_reasons=lambda: ["break"])
+    live = [stats("sales", 0, 1, 0)]
+    web = WebService(bus=bus, config=load_config(), agents=lambda: agents, queue_stats=lambda: live,
+                     pause_reasons=lambda: ["break"], coalesce_seconds=0.05)
     await web.start()
     desk = bus.subscribe({"supervisor"})
     now = time.time()
@@ -124,14 +126,77 @@ async def test_the_service_pushes_wallboard_update_after_each_cti_tick_and_never
         bus.publish(Message("call.ringing", {"call_id": "c9", "queue": "sales", "agent_id": "1001", "caller_num": "0103"}, frozenset({"queue:sales"})))
         bus.publish(Message("queue.stats", {"at": now, "queues": [stats("sales", 0, 1, 0)]}, frozenset({"queue:sales"})))  # per-queue copy: ignored
         bus.publish(Message("queue.stats", {"at": now + 1, "queues": [stats("sales", 0, 1, 0)]}, frozenset({"queue.stats"})))
-        msg = await asyncio.wait_for(desk.get(), 2)
-        assert msg.name == "wallboard.update" and msg.payload["at"] == now + 1
-        assert "c9" in web.book.calls and msg.payload["kpis"] is None  # no report service: no KPI tiles
+        msg = await asyncio.wait_for(desk.get(), 2)  # the three in one push: the first is the full board
+        assert msg.name == "wallboard.update" and msg.payload["at"] == now + 1 and msg.payload["full"]
+        assert msg.payload["seq"] == 1 and "c9" in web.book.calls and msg.payload["kpis"] is None  # no report service: no KPI tiles
         assert msg.payload["agents"][0]["agent_id"] == "1001" and msg.payload["agents"][0]["status"] == "logged_out"
         assert desk.queue.empty() and web.updates == 1
+        # a caller joins (a CTI change, no bus message): the waiting tile is pushed without a tick, as a delta
+        live[0] = stats("sales", 0, 1, 0, waiting=1, callers=[{"call_id": "c10", "waited": 0}])
+        web.on_change(None, now + 2)
+        web.on_change(None, now + 2)  # coalesced with the first
+        msg = await asyncio.wait_for(desk.get(), 2)
+        assert msg.payload["seq"] == 2 and not msg.payload["full"] and "agents" not in msg.payload
+        assert msg.payload["waiting"] == [{"call_id": "c10", "waited": 0, "queue": "sales"}]
+        assert [q["waiting"] for q in msg.payload["queues"]] == [1]
+        board = web.wallboard()  # the resync of a page: the full board at the last seq
+        assert board["full"] and board["seq"] == web.feed.seq and board["waiting"][0]["call_id"] == "c10"
     finally:
         await web.stop()
     assert bus.subscriber_count == 1  # only the desk: the feed unsubscribed
+
+
+def _board(agents: dict[str, str], waiting: list[str], at: float, **kw) -> dict:
+    return {"at": at, "queues": [{"queue": "sales", "waiting": len(waiting)}, {"queue": "vip", "waiting": 0}],
+            "waiting": [{"call_id": c, "queue": "sales"} for c in waiting],
+            "agents": [{"agent_id": a, "status": st} for a, st in sorted(agents.items())], "abandoned": [], "kpis": None, **kw}
+
+
+def test_the_delta_builder_sends_only_what_changed_and_the_page_rebuilds_the_board():
+    feed = WallboardFeed()
+    agents = {f"{1000 + i}": "ready" for i in range(2000)}
+    first = feed.delta(_board(agents, [], 1.0))
+    assert first["seq"] == 1 and len(first["agents"]) == 2000 and "waiting" not in first and "kpis" not in first  # still empty
+    page, gap = apply_update(None, feed.full())
+    assert not gap and page["seq"] == 1 and len(page["agents"]) == 2000
+    # one agent answers, a caller waits, an agent leaves the directory, the KPIs arrive
+    agents["1005"] = "on_call"
+    del agents["1999"]
+    d = feed.delta(_board(agents, ["c1"], 2.0, kpis={"at": 2.0, "queues": {}}))
+    assert d == {"seq": 2, "at": 2.0, "full": False, "agents": [{"agent_id": "1005", "status": "on_call"}],
+                 "agents_removed": ["1999"], "queues": [{"queue": "sales", "waiting": 1}],
+                 "waiting": [{"call_id": "c1", "queue": "sales"}], "kpis": {"at": 2.0, "queues": {}}}
+    # a push where only the queues may have changed leaves the agents out: unchanged
+    d3 = feed.delta({"at": 3.0, "queues": _board({}, [], 3.0)["queues"], "waiting": []})
+    assert d3 == {"seq": 3, "at": 3.0, "full": False, "queues": [{"queue": "sales", "waiting": 0}], "waiting": []}
+    assert feed.delta(_board(agents, [], 4.0, kpis={"at": 2.0, "queues": {}})) == {"seq": 4, "at": 4.0, "full": False}  # nothing changed: a heartbeat
+    for u in (d, d3):
+        page, gap = apply_update(page, u)
+        assert not gap
+    page, gap = apply_update(page, {"seq": 4, "at": 4.0, "full": False})
+    full = feed.full()
+    assert not gap and page == full and len(full["agents"]) == 1999 and full["kpis"] == {"at": 2.0, "queues": {}}
+    assert full["agents"][5] == {"agent_id": "1005", "status": "on_call"}
+    assert apply_update(page, d)[0] is page  # a delta already in the board (a late one after a resync): ignored
+
+
+def test_a_gap_in_seq_asks_for_the_full_snapshot_and_the_board_continues_from_it():
+    feed = WallboardFeed()
+    agents = {"1001": "ready", "1002": "ready"}
+    page, _ = apply_update(None, {**feed.delta(_board(agents, [], 1.0)), "full": False})
+    assert page is None  # a delta before any snapshot: the page loads the full one first
+    page, gap = apply_update(None, feed.full())
+    assert not gap
+    agents["1001"] = "paused"
+    lost = feed.delta(_board(agents, [], 2.0))  # never reaches the page (a dropped frame, an overflow)
+    agents["1002"] = "on_call"
+    after = feed.delta(_board(agents, [], 3.0))
+    assert "1001" not in {a["agent_id"] for a in after["agents"]}  # the delta alone cannot repair the page
+    same, gap = apply_update(page, after)
+    assert gap and same is page  # seq 3 after 1: a gap → GET /api/web/wallboard
+    page, gap = apply_update(page, feed.full())
+    assert not gap and page["seq"] == 3 and [a["status"] for a in page["agents"]] == ["paused", "on_call"]
+    assert lost["seq"] == 2 and apply_update(page, lost) == (page, False)
 
 
 def test_events_file_documents_what_the_notifier_emits():

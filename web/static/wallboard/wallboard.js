@@ -1,6 +1,11 @@
 // The supervisor wallboard: queue tiles, the agents grid, waiting callers, abandoned calls.
-// Everything arrives as `wallboard.update` over the websocket (about once a second, CTI's
-// own tick) — nothing is polled. After a (re)connect the page reloads GET /api/web/wallboard.
+// Everything arrives as `wallboard.update` over the websocket — pushed on change (at most one
+// every ~200 ms) and at CTI's 1 s tick — nothing is polled. Each update is numbered (`seq`):
+// a full snapshot (`full: true`: GET /api/web/wallboard after every (re)connect, and every
+// minute over the socket) or a delta of it (only the changed agents and queues, upserted by
+// id, `*_removed` ids gone, and the waiting/abandoned lists and KPIs when they changed).
+// A delta whose seq does not follow the page's means one was lost: the page loads the full
+// snapshot again (web/wallboard.py `apply_update` is the same algorithm, unit-tested).
 // The KPI row of each tile (ASA, AHT, abandon rate, service level, agents needed by Erlang C)
 // is the report store's, computed by the server every kpi_refresh_seconds (`kpis`, with its
 // own time: the page shows its age); the page computes no figure itself.
@@ -11,7 +16,7 @@ import { label, notify, tileClass } from "../core/view.js";
 
 export async function mount(root, { live, me, config }) {
   const wb = config.wallboard;
-  const st = { data: null, receivedAt: null, skew: 0, choice: {} };
+  const st = { data: null, receivedAt: null, skew: 0, choice: {}, loading: false, early: [] };
 
   const tv = h("button", { id: "btn-tv", onclick: toggleTv, "aria-pressed": "false" }, t("tv_mode"));
   root.append(
@@ -160,15 +165,52 @@ export async function mount(root, { live, me, config }) {
     kel.classList.toggle("stale", !live.online || kage > 2 * (wb.kpi_refresh_seconds || 15) + wb.stale_after_seconds);
   }
 
-  function take(data) {
-    st.data = data;
+  // one wallboard.update onto the board: the board after it and what to redraw, or null (a gap)
+  function applyUpdate(board, u) {
+    if (u.full) return { board: u, parts: ["queues", "agents", "lists"] };
+    if (u.seq <= board.seq) return { board, parts: [] }; // already in the snapshot
+    if (u.seq !== board.seq + 1) return null;
+    const out = { ...board, seq: u.seq, at: u.at };
+    const parts = [];
+    for (const [part, key] of [["agents", "agent_id"], ["queues", "queue"]]) {
+      if (!(part in u) && !(`${part}_removed` in u)) continue;
+      const rows = new Map(board[part].map((e) => [e[key], e]));
+      for (const k of u[`${part}_removed`] || []) rows.delete(k);
+      for (const e of u[part] || []) rows.set(e[key], e);
+      out[part] = [...rows.keys()].sort().map((k) => rows.get(k));
+      parts.push(part);
+    }
+    for (const part of ["waiting", "abandoned"]) if (part in u) { out[part] = u[part]; parts.push("lists"); }
+    if ("kpis" in u) { out.kpis = u.kpis; parts.push("queues"); }
+    return { board: out, parts };
+  }
+
+  function take(u) {
+    if (!u.full && (st.loading || !st.data)) { st.early.push(u); return; } // applied after the snapshot
+    const next = applyUpdate(st.data, u);
+    if (!next) { resync(); st.early.push(u); return; } // a gap: reload the whole board
+    st.data = next.board;
     st.receivedAt = Date.now();
-    st.skew = Date.now() / 1000 - data.at; // server clock vs ours (includes the transit time)
-    renderTiles(); renderAgents(); renderLists(); renderAge();
+    st.skew = Date.now() / 1000 - st.data.at; // server clock vs ours (includes the transit time)
+    if (next.parts.includes("queues")) renderTiles();
+    if (next.parts.includes("agents")) renderAgents();
+    if (next.parts.includes("lists")) renderLists();
+    renderAge();
+  }
+
+  async function resync() {
+    if (st.loading) return;
+    st.loading = true;
+    let full;
+    try { full = await get("api/web/wallboard"); } finally { st.loading = false; }
+    const early = st.early.filter((u) => u.seq > full.seq).sort((a, b) => a.seq - b.seq);
+    st.early = [];
+    take(full);
+    for (const u of early) take(u);
   }
 
   live.on("wallboard.update", take);
-  live.onResync(async () => take(await get("api/web/wallboard")));
+  live.onResync(resync);
   const timer = setInterval(renderAge, 500);
   return () => { clearInterval(timer); document.body.classList.remove("tv"); document.documentElement.classList.remove("tv"); };
 }
