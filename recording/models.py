@@ -53,10 +53,15 @@ class RecordingRow(Base):
         # check the other column in the index entry instead of fetching every skipped row
         Index("ix_recording_recordings_started_duration", "started_at", "id", "duration"),
         Index("ix_recording_recordings_duration_started", "duration", "id", "started_at"),
+        # migration 0025 (issue 19): the Asterisk server of the call, an equality filter + newest first
+        Index("ix_recording_recordings_server_started", "server", "started_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(64), unique=True)  # the Linkedid
+    #: the Asterisk server the call lived on (issue 19, ``Call.server``; ``cti_calls.server``); NULL when
+    #: not known (one unnamed server in a test, or a call whose row never reached cti_calls before 0025)
+    server: Mapped[str | None] = mapped_column(String(40), nullable=True)
     uniqueids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     caller_num: Mapped[str | None] = mapped_column(String(80), nullable=True)
     caller_name: Mapped[str | None] = mapped_column(String(200), nullable=True)

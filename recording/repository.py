@@ -25,7 +25,7 @@ SORTS = {"started_at": RecordingRow.started_at, "duration": RecordingRow.duratio
 #: SearchFilters fields that are plain equality filters, and their column
 EQUALS = {
     "caller": RecordingRow.caller_num, "called": RecordingRow.called, "direction": RecordingRow.direction,
-    "flow_version": RecordingRow.flow_version, "status": RecordingRow.status,
+    "flow_version": RecordingRow.flow_version, "status": RecordingRow.status, "server": RecordingRow.server,
 }
 
 
@@ -45,7 +45,7 @@ def aware(value: datetime | None) -> datetime | None:
 
 def to_dict(r: RecordingRow) -> dict[str, Any]:
     return {
-        "id": r.id, "call_id": r.call_id, "uniqueids": r.uniqueids, "caller_num": r.caller_num,
+        "id": r.id, "call_id": r.call_id, "server": r.server, "uniqueids": r.uniqueids, "caller_num": r.caller_num,
         "caller_name": r.caller_name, "called": r.called, "direction": r.direction, "queue": r.queue,
         "queues": r.queues, "agent_id": r.agent_id, "agents": r.agents, "started_at": _ts(r.started_at),
         "ended_at": _ts(r.ended_at), "recording_started_at": _ts(r.recording_started_at), "late_start": r.late_start,
@@ -83,6 +83,8 @@ class SearchFilters:
     #: access control (issue 11): a user scoped to queues sees the recordings of calls that
     #: passed through one of them (any of the recording's queues; auth/scope.py)
     only_queues: frozenset[str] | None = None
+    #: issue 19: the Asterisk server of the call (``ami_servers[].name``)
+    server: str | None = None
 
 
 def encode_cursor(sort_value: Any, row_id: int) -> str:

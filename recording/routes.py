@@ -142,6 +142,7 @@ async def search_recordings(
     flow_version: str | None = None,
     status: Literal["recording", "pending", "ready", "failed", "discarded", "purged", "deleted"] | None = None,
     qa_sample: bool | None = None,
+    server: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,40}$"),
     sort: Literal["started_at", "duration"] = "started_at",
     order: Literal["asc", "desc"] = "desc",
     limit: int = Query(50, ge=1, le=500),
@@ -156,7 +157,7 @@ async def search_recordings(
         only_agent = _agent(p)
     f = SearchFilters(start, end, agent, queue, caller, called, direction, disposition, min_duration, max_duration, muted,
                       list(tag), ivr_node, flow_version, status, qa_sample, only_agent,
-                      only_queues=scope.queue_filter(p) if only_agent is None else None)
+                      only_queues=scope.queue_filter(p) if only_agent is None else None, server=server)
     try:
         items, next_cursor = await service.search(f, sort=sort, order=order, limit=limit, cursor=cursor)
     except ValueError as exc:

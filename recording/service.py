@@ -66,6 +66,11 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
+def _server(call: Any) -> str | None:
+    """The Asterisk server of the call (issue 19, ``Call.server``); None when not known."""
+    return getattr(call, "server", None) or None
+
+
 def source_name(call_id: str) -> str:
     """The file the dialplan writes for a call. Only an Asterisk id is accepted: no caller
     text, no path separators (AST-2012-004 / AST-2014-006 class)."""
@@ -459,6 +464,7 @@ class RecordingService:
             call.id, started_at=_utc(call.started_at), recording_started_at=_utc(now), status=RECORDING,
             channel=live.channel, direction=call.direction, caller_num=call.caller_num, caller_name=call.caller_name,
             called=self.called_number(call), late_start=live.late_start, late_start_seconds=live.late_start_seconds,
+            server=_server(call),
         )), f"recording-row-{call.id}")
         return live
 
@@ -505,7 +511,7 @@ class RecordingService:
             live.row_task = self._spawn(self._write(f"start row {call_id}", lambda: self.repo.upsert(
                 call_id, started_at=_utc(started_at), recording_started_at=_utc(now), status=RECORDING,
                 channel=live.channel, direction=direction, caller_num=info.caller_num, caller_name=info.caller_name,
-                called=info.dialed or None, late_start=False, late_start_seconds=None,
+                called=info.dialed or None, late_start=False, late_start_seconds=None, server=_server(call),
             )), f"recording-row-{call_id}")
         live.call_decision = d
         live.called = info.dialed or live.called
@@ -732,6 +738,8 @@ class RecordingService:
             audio={"expected_seconds": live.ast.offset(live.ast_end) if live.clock["muted_spans"] == "asterisk"
                    and live.ast is not None and live.ast_end is not None else live.offset(now), "clock": live.clock},
         )
+        if _server(call):  # not known (a call restored from an older journal): the row keeps what its start wrote
+            fields["server"] = _server(call)
         facets = {"agent": [a["agent_id"] for a in live.agents], "queue": list(live.queues), "node": fields["ivr_path"]}
         if not answered or not decision.record:
             why = "call not answered: nothing is kept" if not answered else f"policy: {decision.reason}"

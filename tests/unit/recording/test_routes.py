@@ -155,3 +155,19 @@ async def test_queue_scoped_users_read_only_their_queues_recordings(stack):
         assert r.status_code == 403 and "scope" in r.json()["detail"], path
     unscoped = {"Authorization": "Bearer " + auth.issue("user:q2", "qa")}
     assert sorted(i["id"] for i in (await http.get("/api/recordings", headers=unscoped)).json()["items"]) == sorted([support, sales])
+
+
+async def test_recordings_carry_their_asterisk_server_and_filter_on_it(stack):
+    """Issue 19: the recording row has the call's server (migration 0025), in the API and as a filter."""
+    svc, clock, _, http = stack
+    for call_id, server in (("ast1-1795395000.1", "ast1"), ("ast2-1795395000.2", "ast2"), ("ast2-1795395000.3", "ast2")):
+        call = make_call(call_id)
+        call.server = server
+        await recorded_call(svc, clock, call, pause=None)
+    items = (await http.get("/api/recordings?server=ast2", headers=h("adm"))).json()["items"]
+    assert [(i["call_id"], i["server"]) for i in items] == [("ast2-1795395000.3", "ast2"), ("ast2-1795395000.2", "ast2")]
+    (one,) = (await http.get("/api/recordings?server=ast1", headers=h("adm"))).json()["items"]
+    assert (await http.get(f"/api/recordings/{one['id']}", headers=h("adm"))).json()["server"] == "ast1"
+    assert (await http.get("/api/recordings?server=ast9", headers=h("adm"))).json()["items"] == []
+    bad = await http.get("/api/recordings?server=a%20b", headers=h("adm"))
+    assert bad.status_code == 422 and "server" in bad.text

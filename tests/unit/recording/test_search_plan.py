@@ -61,3 +61,9 @@ def test_a_duration_filter_or_sort_finds_the_other_column_in_the_index(plan):
     # SQLite (no statistics here) searches the day's range on a time index and sorts it; PostgreSQL walks
     # (duration, id, started_at) (benchmarks/README.md §6): either way an index, never a scan of the table
     assert "SEARCH recording_recordings USING INDEX ix_recording_recordings_" in p or "duration_started" in p, p
+
+
+def test_a_server_filter_walks_its_index_newest_first(plan):
+    """Issue 19 (migration 0025): ``server=ast2`` newest first is one ordered range of (server, started_at, id)."""
+    p = plan(SearchFilters(server="ast2"))
+    assert "ix_recording_recordings_server_started" in p and "TEMP B-TREE" not in p, p
