@@ -83,6 +83,7 @@ class Container:
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)
         self.live_journal: Any = None  # reliability: calls in progress (journal/live.py)
+        self.server_watch: Any = None  # issue 19: servers lost for good (cti/server_watch.py)
         self.engine = None
         self.sessionmaker = None
         self.ami: Any = None
@@ -394,6 +395,8 @@ class Container:
         if self.agi is not None:
             with contextlib.suppress(Exception):
                 await self.agi.close(grace=s.agi_shutdown_grace)
+        if self.server_watch is not None:  # before the AMI closes: closing is not losing the servers
+            await self.server_watch.stop()
         if self.ami is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ami.close(), 2)

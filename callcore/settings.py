@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     #: agent id -> the server whose dialplan reaches the agent's phone (click-to-call, callbacks);
     #: an agent not listed: the first server
     agent_servers: dict[str, str] = Field(default_factory=dict)
+    #: a server not connected for this long (seconds; from start-up, or since it went away) is lost:
+    #: its live calls (journal-restored or not) are ended once as "server lost" (cti/server_watch.py);
+    #: 0: never (they wait for that server's resync)
+    ami_server_lost_grace: float = Field(300.0, ge=0, le=86400)
 
     # --- scale-out (issue 19; ARCHITECTURE.md "Scale-out"): None = one process, in-process bus only
     broker_url: str | None = None  # e.g. nats://127.0.0.1:4222: bus messages cross instances (callcore/broker.py)

@@ -403,7 +403,24 @@ def ami_lease(s: "Settings", instance: str) -> tuple[Any, Any]:
                  interval=s.ami_lease_interval), engine
 
 
+async def start_server_watch(c: "Container") -> None:
+    """Issue 19: a server not connected for ``ami_server_lost_grace`` has its live calls ended once
+    (cti/server_watch.py); only while this instance is the AMI consumer (a cluster's lease holder)."""
+    from cti.server_watch import ServerLossWatch
+
+    def active() -> bool:
+        duty = getattr(c, "ami_duty", None)
+        return duty is None or bool(duty.lease.held)
+
+    c.server_watch = ServerLossWatch(
+        states=lambda: {name: client.state for name, client in ami_servers(c).items()}, state=c.cti.state,
+        dispatcher=c.cti.dispatcher, grace=c.settings.ami_server_lost_grace, clock=c.cti._clock, active=active)
+    await c.server_watch.start()
+    c.add_closer(c.server_watch.stop)
+
+
 async def start_ami(c: "Container") -> None:
+    await start_server_watch(c)
     if c.relay is None:  # one instance: always the AMI consumer
         await c.ami.start()
         return

@@ -179,7 +179,7 @@ class Call:
     recording_muted: bool = False
     transfers: list[dict[str, Any]] = field(default_factory=list)
     digits: str = ""
-    outcome: str | None = None  # answered | abandoned | ivr_hangup | unanswered | lost
+    outcome: str | None = None  # answered | abandoned | ivr_hangup | unanswered | lost (its server lost: lose_server)
     end_cause: int | None = None
     end_cause_txt: str = ""
     ended_at: float | None = None
@@ -800,6 +800,23 @@ class CtiState:
         while len(self.ended) > self._recent_ended:
             self.ended.pop(next(iter(self.ended)))
         out.append(Change("call.ended", call_id=call.id, agent_id=call.agent_id, queue=call.queue))
+
+    # ---------------------------------------------------------- a server lost for good
+    def lose_server(self, server: str, now: float, *, unnamed: bool = False) -> list[Change]:
+        """Asterisk server ``server`` has stayed unreachable past ``ami_server_lost_grace``
+        (cti/server_watch.py): end each of its live calls — the ones a killed process's journal
+        restored, and those it had when it went away — with the end cause ``server lost``
+        (outcome ``answered`` if an agent had answered, else ``lost``), so the persistence
+        subscriber stores them and the agents and the wallboard are freed. ``unnamed``: also
+        the calls with no server (an older journal's), once no server is left to reconcile them.
+        Memberships stay: the server's resync reconciles them if it ever comes back."""
+        out: list[Change] = []
+        for call in [c for c in self.calls.values() if c.server == server or (unnamed and not c.server)]:
+            call.outcome = call.outcome or ("answered" if call.answered_at is not None else "lost")
+            call.log(now, "server_lost", server=server)
+            call.end_cause, call.end_cause_txt = None, "server lost"  # what ended it here, whatever a leg said
+            self._end_call(call, now, out, cause=None, cause_txt="server lost")
+        return out
 
     # ---------------------------------------------------------- rebuild
     def rebuild(self, snapshot: Iterable[ev.AmiEvent], now: float, server: str = "") -> list[Change]:

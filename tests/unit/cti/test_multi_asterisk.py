@@ -153,35 +153,51 @@ def test_actions_go_to_the_right_servers():
 
 
 # ------------------------------------------------------------------ two emulators, one server
-@pytest.fixture
-async def two(tmp_path: Path, migrated_database_url):
+async def _pbxs(tmp_path: Path) -> list[Pbx]:
     pbxs = []
     for name in ("ast1", "ast2"):
         pbx = Pbx(PbxConfig(agi_port=1, time_scale=0.02, monitor_dir=tmp_path / f"monitor-{name}", system_name=name,
                             restart_downtime=0.2 / 0.02))
         await pbx.start()
         pbxs.append(pbx)
-    settings = Settings(
-        data_dir=tmp_path / "data", database_url=migrated_database_url, http_port=0, agi_port=0,
+    return pbxs
+
+
+def _settings(tmp_path: Path, database_url: str, pbxs: list[Pbx], **kw) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, http_port=0, agi_port=0,
         ami_servers=[{"name": f"ast{i + 1}", "host": "127.0.0.1", "port": p.ami_port, "username": "callcore",
                       "secret": p.cfg.secret} for i, p in enumerate(pbxs)],
         agent_servers={"1002": "ast2"},
         ami_reconnect_min=0.05, ami_reconnect_max=0.2, dialplans_dir=ROOT / "dialplans", dialplan_watch=False,
-        api_tokens={ADMIN_TOKEN: "admin"}, default_wrapup_seconds=1, recording_enabled=False,
+        api_tokens={ADMIN_TOKEN: "admin"}, default_wrapup_seconds=1, recording_enabled=False, **kw,
     )
+
+
+async def _stack(settings: Settings, pbx: Pbx) -> Stack:
     container = Container(settings, clock=lambda: OPEN_HOURS)
     await container.start()
     base = f"http://127.0.0.1:{container.http_port}"
-    http = httpx.AsyncClient(base_url=base, timeout=10)
-    stack = Stack(container, pbxs[0], http, base)
+    return Stack(container, pbx, httpx.AsyncClient(base_url=base, timeout=10), base)
+
+
+async def _stop(stack: Stack) -> None:
+    for desk in stack.desks:
+        await desk.close()
+    await stack.http.aclose()
+    await stack.container.stop()
+
+
+@pytest.fixture
+async def two(tmp_path: Path, migrated_database_url):
+    pbxs = await _pbxs(tmp_path)
+    stack = await _stack(_settings(tmp_path, migrated_database_url, pbxs), pbxs[0])
     try:
-        await eventually(lambda: all(st == "connected" for st in container.ami.states.values()), 10, "both logged in")
+        await eventually(lambda: all(st == "connected" for st in stack.container.ami.states.values()), 10,
+                         "both logged in")
         yield stack, pbxs
     finally:
-        for desk in stack.desks:
-            await desk.close()
-        await http.aclose()
-        await container.stop()
+        await _stop(stack)
         for p in pbxs:
             await p.close()
 
@@ -317,3 +333,68 @@ def test_readiness_names_every_server_when_none_is_up():
     assert reason == "no Asterisk server connected: ast1 (127.0.0.1:5038) disconnected, ast2 (127.0.0.1:5039) disconnected"
     assert {n: v["state"] for n, v in server_states(c, "standby").items()} == {"ast1": "standby", "ast2": "standby"}
     assert readiness_reasons(c, True, "standby") == []
+
+
+async def test_journal_restored_calls_of_a_server_that_never_comes_back_end_once_as_server_lost(tmp_path,
+                                                                                               migrated_database_url):
+    """A killed (here: stopped) callcore restarts while ast2 stays down for good: ast1's resync
+    reconciles ast1's restored call; ast2's restored call stays live until ``ami_server_lost_grace``
+    is over, then it is ended once ("server lost"), stored, and its agent is free."""
+    pbxs = await _pbxs(tmp_path)
+    ast1, ast2 = pbxs
+    first = await _stack(_settings(tmp_path, migrated_database_url, pbxs), ast1)
+    second = None
+    try:
+        s = first
+        await eventually(lambda: all(st == "connected" for st in s.container.ami.states.values()), 10, "both up")
+        tok = await s.create_agent("1001", "김상담", ["sales"])
+        await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+        await eventually(lambda: all("Local/1001@agents/n" in p.queues["sales"].members for p in pbxs), 5, "members")
+        phone2 = ast2.agent("1001", manual=True)
+        call2 = await ast2.dial("01022220000", exten="sales", context="queue-direct")
+        await phone2.wait_ringing()
+        await phone2.answer()
+        call1 = await ast1.dial("01011110000", exten="billing", context="queue-direct")  # waits on ast1 (no member)
+        await eventually(lambda: getattr(s.cti.state.calls.get(call2.linkedid), "status", None) == "talking", 5, "talking")
+        await eventually(lambda: call1.linkedid in s.cti.state.calls, 5, "call 1 live")
+        await _stop(first)  # the live-call journal keeps both calls (they are still going on)
+        first = None
+        await ast2.ami.stop_listening()  # ast2 never comes back for the new process
+
+        # a grace no test waits for: the restored picture is observable first, then the grace is shortened
+        s = second = await _stack(_settings(tmp_path, migrated_database_url, pbxs, ami_server_lost_grace=3600), ast1)
+        await eventually(lambda: s.container.ami.states["ast1"] == "connected" and s.cti.resyncs >= 1, 10, "ast1 resynced")
+        assert s.container.ami.states["ast2"] != "connected"
+        assert s.container.live_journal.restored == 2
+        restored = s.cti.state.calls[call2.linkedid]
+        assert (restored.server, restored.agent_id, restored.status) == ("ast2", "1001", "talking")
+        assert call1.linkedid in s.cti.state.calls  # ast1 still has it: its resync kept it
+        desk = await s.desk(await s.token_for("1001", "4321"))
+        watch = s.container.server_watch
+        await watch.stop()  # the running task sleeps a tenth of the long grace: restart it with a short one
+        watch.grace, watch.interval = 0.05, 0.01
+        await watch.start()
+        ended = await desk.wait_for("call.ended", call_id=call2.linkedid)
+        assert ended is not None
+        await eventually(lambda: call2.linkedid not in s.cti.state.calls, 5, "ast2's call ended")
+        gone = s.cti.state.ended[call2.linkedid]
+        assert (gone.end_cause_txt, gone.outcome) == ("server lost", "answered")
+        assert s.cti.state.call_for_agent("1001") is None
+        assert call1.linkedid in s.cti.state.calls and watch.lost == {"ast2"} and watch.calls_ended == 1
+        stored = None
+        for _ in range(100):  # the persistence subscriber writes it
+            stored = await s.cti.repository.get_call(call2.linkedid)
+            if stored:
+                break
+            await asyncio.sleep(0.05)
+        assert stored is not None and (stored["server"], stored["end_cause_txt"]) == ("ast2", "server lost")
+        assert stored["outcome"] == "answered" and stored["agent_id"] == "1001"
+        watch.check()
+        assert watch.calls_ended == 1  # ended once
+        await call1.hangup()
+    finally:
+        for stack in (first, second):
+            if stack is not None:
+                await _stop(stack)
+        for p in pbxs:
+            await p.close()
