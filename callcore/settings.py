@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     #: its live calls (journal-restored or not) are ended once as "server lost" (cti/server_watch.py);
     #: 0: never (they wait for that server's resync)
     ami_server_lost_grace: float = Field(300.0, ge=0, le=86400)
+    #: at start-up the desks get one agent.resync after every server's first resync, or this many
+    #: seconds after the first one when a server is slow or down (0: one per server's resync)
+    ami_startup_resync_window: float = Field(2.0, ge=0, le=60)
 
     # --- scale-out (issue 19; ARCHITECTURE.md "Scale-out"): None = one process, in-process bus only
     broker_url: str | None = None  # e.g. nats://127.0.0.1:4222: bus messages cross instances (callcore/broker.py)

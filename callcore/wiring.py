@@ -83,6 +83,7 @@ async def build_services(c: "Container") -> None:
         c.ami.server_of_channel = c.cti.state.server_of_channel
     c.cti.dispatcher.subscribe("live-call-journal", live)
     c.cti.resyncer.before_first_rebuild = live.before_rebuild
+    c.cti.resyncer.startup_window = s.ami_startup_resync_window  # several servers: one agent.resync per start-up
     c.live_journal = live
     await c.cti.start()
     c.add_closer(c.cti.stop)
@@ -460,6 +461,7 @@ async def start_ami(c: "Container") -> None:
                 hook()
 
         c.cti.resyncer.before_first_rebuild = before_rebuild
+        c.cti.resyncer.coalesce_next()  # taking the lease is a start-up: one agent.resync for all servers
 
     c.handoff = receiver
     c.ami_duty = AmiDuty(s.ami_name, c.ami, lease, relay=c.relay, serve_http=serve_http, prepare=prepare)

@@ -1,7 +1,8 @@
 """Resync: the AMI ``on_connect`` hook. After every (re)login, rebuild the state
 from CoreShowChannels, QueueStatus and QueueSummary, re-add logged-in agents
 Asterisk lost (restart, ``persistentmembers=no``), re-apply pauses, preload the
-calls found, and tell every desk where it stands (``agent.resync``). The
+calls found, and tell every desk where it stands (``agent.resync``; with several servers,
+once per start-up after every server's first resync: :meth:`ResyncService._desks_after`). The
 directory reload is bounded: a database outage never keeps the queues unstaffed."""
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ class ResyncService:
         #: called once, right before the first rebuild (journal/live.py puts back the calls a
         #: previous process was following, so the rebuild reconciles them with Asterisk)
         self.before_first_rebuild: Callable[[], None] | None = None
+        #: issue 19, several servers: at start-up each server resyncs on its own, but the desks are
+        #: told where they stand (``agent.resync``) once, after every server's first resync — or
+        #: ``startup_window`` seconds after the first one, when a server is down (0: one per server)
+        ports = getattr(ami, "ports", None)
+        self.servers: tuple[str, ...] = tuple(ports) if isinstance(ports, dict) else ()
+        self.startup_window = 2.0
+        self.desk_resyncs = 0  # how many times every desk was sent its agent.resync
+        self._armed = True  # the next resyncs are a start-up's (coalesce_next: a cluster take-over too)
+        self._waiting: set[str] | None = None  # servers the start-up's agent.resync still waits for
+        self._window_task: asyncio.Task[None] | None = None
 
     async def resync(self, ami: AmiPort | None = None) -> dict[str, Any]:
         """Resync of ONE Asterisk server (issue 19): ``ami`` is that server's port (its
@@ -107,11 +118,7 @@ class ResyncService:
         for call in self.state.calls.values():
             if call.id not in before_calls and call.queue and not self._pops.has(call.id):
                 self._preload.start(call.id)
-        for agent in self.state.agents.values():
-            call = self.state.call_for_agent(agent.id)
-            self._notifier.agent_resync(
-                agent.id, {"agent": agent.to_dict(), "call": self._pops.pop(call, agent.id, now) if call else None}
-            )
+        self._desks_after(server, now)
         lost = sum(1 for c in changes if c.kind == "call.ended")
         self.resyncs += 1
         self.last_resync = now
@@ -123,6 +130,58 @@ class ResyncService:
         log.info("CTI resynced%s: %d live calls, %d agents re-added, %d calls lost", f" (server {server})" if server else "",
                  len(self.state.calls), len(readded), lost)
         return report
+
+    # ------------------------------------------------------------ agent.resync, once per start-up
+    def coalesce_next(self) -> None:
+        """The next resync of every server is one start-up (a cluster instance taking the AMI lease)."""
+        self._cancel_window()
+        self._armed, self._waiting = True, None
+
+    async def stop(self) -> None:
+        self._cancel_window()
+
+    def _cancel_window(self) -> None:
+        if self._window_task is not None:
+            self._window_task.cancel()
+            self._window_task = None
+
+    def _desks_after(self, server: str, now: float) -> None:
+        """Server ``server`` has resynced: tell the desks now, or — at start-up with several
+        servers — once the last server's first resync is done (at most ``startup_window`` after
+        the first one: a server that is down does not keep the desks waiting). Later per-server
+        reconnects tell them at once, as with one server."""
+        if self._armed:
+            self._armed = False
+            if len(self.servers) > 1 and self.startup_window > 0:
+                self._waiting = set(self.servers)
+        waiting = self._waiting
+        if waiting is None:
+            self._tell_desks(now)
+            return
+        waiting.discard(server)
+        if not waiting:
+            self._waiting = None
+            self._cancel_window()
+            self._tell_desks(now)
+        elif self._window_task is None:
+            self._window_task = asyncio.get_running_loop().create_task(self._window(), name="cti-startup-resync-window")
+
+    async def _window(self) -> None:
+        await asyncio.sleep(self.startup_window)
+        self._window_task = None
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            log.info("start-up: server(s) %s not resynced within %.1f s; desks told now (again at their resync)",
+                     ", ".join(sorted(waiting)), self.startup_window)
+            self._tell_desks(self._clock())
+
+    def _tell_desks(self, now: float) -> None:
+        for agent in self.state.agents.values():
+            call = self.state.call_for_agent(agent.id)
+            self._notifier.agent_resync(
+                agent.id, {"agent": agent.to_dict(), "call": self._pops.pop(call, agent.id, now) if call else None}
+            )
+        self.desk_resyncs += 1
 
     async def _reload_directory(self) -> None:
         """Telephony never waits on the database: with the database down (or slow) the

@@ -218,6 +218,7 @@ class CtiService:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        await self.resyncer.stop()  # the start-up's agent.resync window (several servers)
         await self.preload.tasks.stop()  # a pop nobody will see
         await self.tasks.stop(flush_timeout)  # let call persistence finish; cancel what does not
         await self.dispatcher.stop(flush_timeout)

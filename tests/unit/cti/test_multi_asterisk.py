@@ -398,3 +398,50 @@ async def test_journal_restored_calls_of_a_server_that_never_comes_back_end_once
                 await _stop(stack)
         for p in pbxs:
             await p.close()
+
+
+async def test_one_agent_resync_per_start_up_and_one_per_later_reconnect(two):
+    """Each server resyncs on its own; the desks get one ``agent.resync`` for the start-up (after
+    every server's first resync, or the window when one is down), then one per later reconnect."""
+    s, (ast1, ast2) = two
+    resyncer = s.cti.resyncer
+    assert (s.cti.resyncs, resyncer.desk_resyncs) == (2, 1)  # the real start-up: two resyncs, desks told once
+    tok = await s.create_agent("1001", "김상담", ["sales"])
+    await s.api("POST", "/api/agents/1001/login", token=tok, expect=200)
+    desk = await s.desk(tok)
+
+    async def told(expected: int, what: str) -> None:
+        # a pause after the resyncs: every agent.resync they sent is on the socket before its status
+        await s.api("POST", "/api/agents/1001/pause", token=tok, json={"reason": "lunch"}, expect=200)
+        await desk.wait_for("agent.status", status="paused")
+        await s.api("POST", "/api/agents/1001/unpause", token=tok, expect=200)
+        await desk.wait_for("agent.status", status="ready")
+        assert len(desk.named("agent.resync")) == expected, what
+        desk.messages.clear()
+
+    async def reconnect(*pbxs: Pbx) -> None:
+        before = s.cti.resyncs
+        for p in pbxs:
+            await p.ami.drop_sessions()
+        names = [n for n, port in s.container.ami.ports.items() if port.client.port in {p.ami_port for p in pbxs}]
+        await eventually(lambda: s.cti.resyncs >= before + len(pbxs)
+                         and all(s.container.ami.states[n] == "connected" for n in names), 10, "resynced")
+
+    # a start-up again (what a cluster instance taking the AMI lease does): both servers, one agent.resync
+    resyncer.coalesce_next()
+    await reconnect(ast1, ast2)
+    await told(1, "one agent.resync for a start-up with two servers")
+    # a later reconnect of one server: one
+    await reconnect(ast1)
+    await told(1, "one per later per-server reconnect")
+    # a start-up with ast2 down: the window ends the wait, ast2's own resync later sends its one
+    resyncer.coalesce_next()
+    resyncer.startup_window = 0.1
+    await ast2.ami.stop_listening()
+    await ast2.ami.drop_sessions()
+    await reconnect(ast1)
+    await desk.wait_for("agent.resync")
+    await told(1, "one agent.resync when the window ends")
+    await ast2.ami.start(ast2.cfg.ami_host, ast2.ami.port)
+    await eventually(lambda: s.container.ami.states["ast2"] == "connected", 10, "ast2 back")
+    await told(1, "ast2's own resync when it comes back")
