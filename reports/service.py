@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -303,7 +304,24 @@ def _staffing_executor() -> Any:
     if multiprocessing.current_process().daemon:
         log.warning("reports: a daemonic process cannot start the staffing process; computing in a thread")
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="staffing")
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Staffing-process initializer: end when the server that started it is gone. A server killed
+    with SIGKILL (or the OOM killer) runs no shutdown, and its idle worker, blocked on a queue
+    whose writer nobody closes, used to stay behind for ever (found as orphans after the
+    ``kill -9`` tests)."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _staffing_dict(args: dict[str, Any]) -> dict[str, Any]:
