@@ -191,16 +191,20 @@ class CallJournal:
         await self._run(self._remove_versions, versions)
 
     def _remove_versions(self, versions: list[tuple[str, float]]) -> None:
+        self._executemany_at_once("DELETE FROM call_records WHERE call_id = ? AND at = ?", versions)
+        self._refresh()
+
+    def _executemany_at_once(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """``sql`` for every row, in one transaction (one fsync): all of them or none."""
         assert self._db is not None
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany("DELETE FROM call_records WHERE call_id = ? AND at = ?", versions)
+            db.executemany(sql, rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._refresh()
 
     async def oldest(self, limit: int) -> list[tuple[int, str, Any]]:
         rows = await self._run(self._oldest, limit)
@@ -251,15 +255,7 @@ class CallJournal:
         await self._run(self._put_live, rows)
 
     def _put_live(self, rows: list[tuple[str, float, bytes]]) -> None:
-        assert self._db is not None
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            db.executemany("INSERT OR REPLACE INTO live_calls (call_id, at, record) VALUES (?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        self._executemany_at_once("INSERT OR REPLACE INTO live_calls (call_id, at, record) VALUES (?, ?, ?)", rows)
 
     async def live(self) -> list[tuple[str, float, Any]]:
         rows = await self._run(self._live)
