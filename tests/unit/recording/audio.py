@@ -16,6 +16,11 @@ def wav(segments: list[tuple[float, bool]], rate: int = 8000, channels: int = 1)
         for i in range(n):
             v = 0 if silent else int(6000 * math.sin(2 * math.pi * 440 * i / rate))
             samples.extend([v] * channels)
+    return wav_of(samples, rate, channels)
+
+
+def wav_of(samples: "array.array[int]", rate: int = 8000, channels: int = 1) -> bytes:
+    """Interleaved 16-bit samples → the bytes of a WAV file."""
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(channels)

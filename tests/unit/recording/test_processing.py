@@ -6,7 +6,7 @@ import pytest
 
 from recording import processing
 from recording.processing import BadAudio
-from tests.unit.recording.audio import wav
+from tests.unit.recording.audio import wav, wav_of
 
 
 def test_measures_duration_levels_talk_ratio_and_peaks(tmp_path):
@@ -61,10 +61,8 @@ def _speechlike(seconds: float, seed: int, channels: int = 1, rate: int = 8000) 
     """Talk bursts of tones and noise, quiet pauses of every length (some under the 250 ms window),
     near the −45 dBFS threshold too; channels differ."""
     import array
-    import io
     import math
     import random
-    import wave
 
     rng = random.Random(seed)
     n = int(seconds * rate)
@@ -82,13 +80,7 @@ def _speechlike(seconds: float, seed: int, channels: int = 1, rate: int = 8000) 
     inter = array.array("h", [0] * (n * channels))
     for c, ch in enumerate(chans):
         inter[c::channels] = ch
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(inter.tobytes())
-    return buf.getvalue()
+    return wav_of(inter, rate, channels)
 
 
 @pytest.mark.parametrize("numpy", [True, False], ids=["numpy", "audioop"])
