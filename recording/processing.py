@@ -457,29 +457,56 @@ def stereo_from_legs(caller: bytes, agent: bytes) -> bytes:
 CODECS = {"mp3": ["-b:a", "32k", "-f", "mp3"], "opus": ["-c:a", "libopus", "-b:a", "24k", "-f", "opus"]}
 
 
-def convert_file(path: Path, target: str) -> bytes:
-    """Re-encode the file at ``path`` to ``mp3`` or ``opus``: ffmpeg (pydub's configured
-    ``AudioSegment.converter``) reads the file itself — what pydub's ``export`` runs after
-    writing its in-memory segment back to a temporary WAV, without the segment or the copy.
-    Raises on failure."""
+def convert_to_file(path: Path, target: str, *, directory: Path | str | None = None) -> Path:
+    """Re-encode the file at ``path`` to ``mp3`` or ``opus`` into a new temporary file (in
+    ``directory``, default the system's) and return its path: the caller streams it to storage
+    and removes it. ffmpeg (pydub's configured ``AudioSegment.converter``) reads the source
+    itself — what pydub's ``export`` runs after writing its in-memory segment back to a temporary
+    WAV, without the segment or the copy — with the baseline's flags (``-b:a 32k``, or
+    ``-c:a libopus -b:a 24k``). Raises on failure (and leaves no file)."""
     if target not in CODECS:
         raise ValueError(f"unknown target format {target!r}")
-    # into a temporary file, read once: a pipe costs this process ~20 ms of CPU a 5-minute call
-    # (communicate's reads and join) and holds the output twice
-    fd, tmp = tempfile.mkstemp(prefix="callcore-convert-", suffix=f".{target}")
+    # into a file, not a pipe: the output is never in this process's memory, its length is
+    # known before the envelope's header is written, and a pipe cost this process ~20 ms of CPU
+    # a 5-minute call (communicate's reads and join)
+    fd, tmp = tempfile.mkstemp(prefix="callcore-convert-", suffix=f".{target}", dir=directory)
     os.close(fd)
     try:
         cmd = [AudioSegment.converter, "-nostdin", "-loglevel", "error", "-y", "-i", str(path), *CODECS[target], tmp]
         out = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"ffmpeg failed ({out.returncode}): {out.stderr.decode(errors='replace')[-300:]}")
-        blob = Path(tmp).read_bytes()
-    finally:
+        if not os.path.getsize(tmp):
+            raise RuntimeError(f"ffmpeg produced an empty {target} file")
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    if not blob:
-        raise RuntimeError(f"ffmpeg produced an empty {target} file")
-    return blob
+        raise
+    return Path(tmp)
+
+
+def convert_file(path: Path, target: str) -> bytes:
+    """:func:`convert_to_file`'s output as bytes (the whole file in memory: tests, small files)."""
+    out = convert_to_file(path, target)
+    try:
+        return out.read_bytes()
+    finally:
+        with contextlib.suppress(OSError):
+            out.unlink()
+
+
+def spill(data: bytes, suffix: str = ".wav", *, directory: Path | str | None = None) -> Path:
+    """``data`` written to a new temporary file (the caller removes it): the stereo WAV built
+    from the legs, so that it converts and stores the way the PBX's own file does."""
+    fd, tmp = tempfile.mkstemp(prefix="callcore-audio-", suffix=suffix, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
 
 
 def convert(data: bytes, src_fmt: str, target: str) -> bytes:
