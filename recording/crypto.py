@@ -10,6 +10,13 @@ authentication).
 File layout: ``CCR1`` | nonce prefix (8) | chunk size (4) | plaintext length (8) |
 chunk₀ ‖ tag₀ | chunk₁ ‖ tag₁ | …
 
+The format is chunked already, so it streams both ways without a new version: the header
+needs only the plaintext *length*, which is known before the first byte is sealed (the
+converted file is on disk), so :func:`encrypt_stream` writes exactly the bytes
+:func:`encrypt` would (same layout, same readers) holding one chunk at a time, and
+:func:`decrypt_stream` yields a byte range piece by piece for playback (issue 18: a 4-hour
+recording's output was held whole, twice, to be encrypted and stored).
+
 The data key is **wrapped** by a master key (AES-256-GCM, additional data = the
 master key id) and stored in ``recording_keys`` with that key id; master keys
 come from settings (``recording_master_keys``: id → base64 of 32 bytes) and the
@@ -25,7 +32,7 @@ import base64
 import os
 import struct
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Mapping
+from typing import AsyncIterator, Awaitable, BinaryIO, Callable, Iterator, Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -102,6 +109,31 @@ def encrypt(data_key: bytes, plaintext: bytes, chunk: int = CHUNK) -> bytearray:
     return out
 
 
+def sealed_length(length: int, chunk: int = CHUNK) -> int:
+    """Bytes of the envelope of ``length`` bytes of plaintext."""
+    return HEADER.size + length + TAG * max(1, -(-length // chunk))
+
+
+def encrypt_stream(data_key: bytes, src: BinaryIO, length: int, chunk: int = CHUNK,
+                   *, prefix: bytes | None = None) -> Iterator[bytes]:
+    """The envelope of the ``length`` bytes read from ``src``, as :func:`encrypt` lays it out,
+    yielded a piece at a time (the header, then each sealed chunk): one chunk in memory whatever
+    the length. Raises :class:`CryptoError` when ``src`` ends before ``length`` bytes (a file
+    that shrank while it was read): the consumer must not store what it got."""
+    prefix = os.urandom(8) if prefix is None else prefix
+    aes = AESGCM(data_key)
+    n = max(1, -(-length // chunk))
+    yield HEADER.pack(MAGIC, prefix, chunk, length)
+    for i in range(n):
+        want = min(chunk, length - i * chunk)
+        piece = src.read(want) if want else b""
+        if len(piece) != want:
+            raise CryptoError(f"source ended at {i * chunk + len(piece)} of {length} bytes")
+        yield aes.encrypt(prefix + struct.pack(">I", i), piece, _aad(i, i == n - 1))
+    if src.read(1):
+        raise CryptoError(f"source holds more than the {length} bytes announced")
+
+
 def plaintext_length(header: bytes) -> int:
     return _header(header)[3]
 
@@ -139,6 +171,35 @@ async def decrypt_range(
     plain = b"".join(out)
     base = first * chunk
     return plain[start - base:end - base + 1]
+
+
+async def decrypt_stream(
+    data_key: bytes, read: Callable[[int, int], Awaitable[bytes]], start: int, end: int, piece: int = 16 * CHUNK
+) -> AsyncIterator[bytes]:
+    """Plaintext bytes ``start..end`` (inclusive) in pieces of at most ``piece`` bytes (rounded to
+    whole chunks), the header read once: what playback streams without holding the range."""
+    _, prefix, chunk, length = _header(await read(0, HEADER.size))
+    if length == 0 or start > end:
+        return
+    end = min(end, length - 1)
+    n = max(1, -(-length // chunk))
+    per = max(1, piece // chunk)  # chunks per read
+    stride = chunk + TAG
+    aes = AESGCM(data_key)
+    i = start // chunk
+    while i <= end // chunk:
+        upto = min(end // chunk, i + per - 1)
+        raw = await read(HEADER.size + i * stride, (upto - i + 1) * stride)
+        out = []
+        for j, k in enumerate(range(i, upto + 1)):
+            try:
+                out.append(aes.decrypt(prefix + struct.pack(">I", k), raw[j * stride:(j + 1) * stride], _aad(k, k == n - 1)))
+            except InvalidTag as exc:
+                raise CryptoError(f"chunk {k} fails authentication (tampered or truncated)") from exc
+        plain = b"".join(out)
+        base = i * chunk
+        yield plain[max(start, base) - base:min(end, upto * chunk + chunk - 1) - base + 1]
+        i = upto + 1
 
 
 async def decrypt_all(data_key: bytes, blob: bytes) -> bytes:

@@ -216,6 +216,22 @@ class _Talk:
             self.range_start = i
         self.prev = i
 
+    def _silent_starts(self, starts: Any) -> None:
+        """:meth:`_silent_start` of each of ``starts`` (ascending ms, a numpy array) at once: a
+        range of silent windows breaks only where two starts are more than a window apart."""
+        if not len(starts):
+            return
+        if self.prev is None:
+            self.prev = self.range_start = int(starts[0])
+            starts = starts[1:]
+            if not len(starts):
+                return
+        full = _np.concatenate(([self.prev], starts))
+        for j in _np.flatnonzero(_np.diff(full) > MIN_SILENCE_MS).tolist():
+            self.silent_ms += int(full[j]) + MIN_SILENCE_MS - self.range_start
+            self.range_start = int(full[j + 1])
+        self.prev = int(full[-1])
+
     def feed(self, energies: list[float] | Any, final: bool = False) -> None:
         """Block energies in order (the last block of the file may be partial: ``final``)."""
         blocks = self.carry + list(energies) if _np is None else _np.concatenate((self.carry, energies))
@@ -234,8 +250,7 @@ class _Talk:
             if _np is not None:
                 c = _np.concatenate(([0.0], _np.cumsum(blocks)))
                 sums = c[self.win:self.win + n] - c[:n]
-                for j in _np.flatnonzero(sums < limit).tolist():
-                    self._silent_start((k0 + j) * SEEK_MS)
+                self._silent_starts((k0 + _np.flatnonzero(sums < limit)) * SEEK_MS)
             else:
                 run = sum(blocks[:self.win])
                 for j in range(n):
@@ -261,13 +276,14 @@ class _Talk:
 
 def _energies(raw: bytes, width: int, block: int) -> Any:
     """Sums of squared samples of each ``block``-frame block of mono ``raw`` (the last may be short)."""
-    if _np is not None:
-        x = _np.frombuffer(raw, dtype="<i2" if width == 2 else "<i4").astype(_np.float64)
-        sq = x * x
-        n = len(sq) // block
-        out = sq[:n * block].reshape(n, block).sum(axis=1)
-        if len(sq) > n * block:
-            out = _np.append(out, sq[n * block:].sum())
+    if _np is not None:  # exact: integer sums below 2**53 in float64, one pass (einsum, no squares array)
+        x = _np.frombuffer(raw, dtype="<i2" if width == 2 else "<i4")
+        n = len(x) // block
+        full = x[:n * block].reshape(n, block).astype(_np.float64)
+        out = _np.einsum("ij,ij->i", full, full)
+        if len(x) > n * block:
+            rest = x[n * block:].astype(_np.float64)
+            out = _np.append(out, rest @ rest)
         return out
     step = block * width
     out = []
@@ -299,7 +315,6 @@ def _analyse_wav_stream(f: Any, total: int, points: int) -> Analysis | None:
     for t in talk:
         t.width = width  # type: ignore[attr-defined]
     peaks = [[0] * points for _ in range(channels)]
-    ch_max = [0] * channels
     ch_sq = [0.0] * channels
     bounds = [((i * frames) // points, max(((i + 1) * frames) // points, min(frames, (i * frames) // points + 1)))
               for i in range(points)]
@@ -316,8 +331,7 @@ def _analyse_wav_stream(f: Any, total: int, points: int) -> Analysis | None:
         end = pos + n
         last_chunk = end >= frames
         for c, mono in enumerate(monos):
-            data = mono.raw_data
-            ch_max[c] = max(ch_max[c], mono.max)
+            data = memoryview(mono.raw_data)  # slices for audioop without copies
             e = _energies(data, width, talk[c].block)
             ch_sq[c] += float(e.sum()) if _np is not None else sum(e)
             talk[c].feed(e, final=last_chunk)
@@ -335,6 +349,7 @@ def _analyse_wav_stream(f: Any, total: int, points: int) -> Analysis | None:
     frames = min(frames, pos)
     if frames == 0:
         raise BadAudio("empty", "the file holds no audio frames")
+    ch_max = [max(p) for p in peaks]  # the waveform's buckets cover every frame read
 
     def last_window(c: int) -> bytes:
         t = talk[c]
@@ -442,29 +457,56 @@ def stereo_from_legs(caller: bytes, agent: bytes) -> bytes:
 CODECS = {"mp3": ["-b:a", "32k", "-f", "mp3"], "opus": ["-c:a", "libopus", "-b:a", "24k", "-f", "opus"]}
 
 
-def convert_file(path: Path, target: str) -> bytes:
-    """Re-encode the file at ``path`` to ``mp3`` or ``opus``: ffmpeg (pydub's configured
-    ``AudioSegment.converter``) reads the file itself — what pydub's ``export`` runs after
-    writing its in-memory segment back to a temporary WAV, without the segment or the copy.
-    Raises on failure."""
+def convert_to_file(path: Path, target: str, *, directory: Path | str | None = None) -> Path:
+    """Re-encode the file at ``path`` to ``mp3`` or ``opus`` into a new temporary file (in
+    ``directory``, default the system's) and return its path: the caller streams it to storage
+    and removes it. ffmpeg (pydub's configured ``AudioSegment.converter``) reads the source
+    itself — what pydub's ``export`` runs after writing its in-memory segment back to a temporary
+    WAV, without the segment or the copy — with the baseline's flags (``-b:a 32k``, or
+    ``-c:a libopus -b:a 24k``). Raises on failure (and leaves no file)."""
     if target not in CODECS:
         raise ValueError(f"unknown target format {target!r}")
-    # into a temporary file, read once: a pipe costs this process ~20 ms of CPU a 5-minute call
-    # (communicate's reads and join) and holds the output twice
-    fd, tmp = tempfile.mkstemp(prefix="callcore-convert-", suffix=f".{target}")
+    # into a file, not a pipe: the output is never in this process's memory, its length is
+    # known before the envelope's header is written, and a pipe cost this process ~20 ms of CPU
+    # a 5-minute call (communicate's reads and join)
+    fd, tmp = tempfile.mkstemp(prefix="callcore-convert-", suffix=f".{target}", dir=directory)
     os.close(fd)
     try:
         cmd = [AudioSegment.converter, "-nostdin", "-loglevel", "error", "-y", "-i", str(path), *CODECS[target], tmp]
         out = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"ffmpeg failed ({out.returncode}): {out.stderr.decode(errors='replace')[-300:]}")
-        blob = Path(tmp).read_bytes()
-    finally:
+        if not os.path.getsize(tmp):
+            raise RuntimeError(f"ffmpeg produced an empty {target} file")
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    if not blob:
-        raise RuntimeError(f"ffmpeg produced an empty {target} file")
-    return blob
+        raise
+    return Path(tmp)
+
+
+def convert_file(path: Path, target: str) -> bytes:
+    """:func:`convert_to_file`'s output as bytes (the whole file in memory: tests, small files)."""
+    out = convert_to_file(path, target)
+    try:
+        return out.read_bytes()
+    finally:
+        with contextlib.suppress(OSError):
+            out.unlink()
+
+
+def spill(data: bytes, suffix: str = ".wav", *, directory: Path | str | None = None) -> Path:
+    """``data`` written to a new temporary file (the caller removes it): the stereo WAV built
+    from the legs, so that it converts and stores the way the PBX's own file does."""
+    fd, tmp = tempfile.mkstemp(prefix="callcore-audio-", suffix=suffix, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
 
 
 def convert(data: bytes, src_fmt: str, target: str) -> bytes:

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+import logging
+from typing import Any, AsyncIterator, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, require
@@ -33,6 +35,7 @@ from recording.repository import SearchFilters
 from recording.service import CONTENT_TYPES, RecordingError, RecordingService
 
 router = APIRouter(tags=["recording"])
+log = logging.getLogger(__name__)
 
 def need(permission: str) -> Any:
     """The route's permission: ``recordings.read|play|pci|hold|delete`` (or ``audit.read``)."""
@@ -231,7 +234,10 @@ async def audio(recording_id: int, request: Request, download: bool = False,
         except ValueError as exc:
             raise HTTPException(416, str(exc), headers={"Content-Range": f"bytes */{size}"}) from None
         start, end = rng if rng is not None else (0, size - 1)
-        body = await service.read_audio(rec, start, end) if size else b""
+        # streamed a piece (1 MiB) at a time; the first piece is read here, so that a missing
+        # object or key still answers 410/503 before any byte of the response is sent
+        pieces = service.stream_audio(rec, start, end) if size else None
+        first = await anext(pieces, b"") if pieces is not None else b""
     except RecordingError as exc:
         raise _fail(exc) from None
     await service.log_access(recording_id, p.subject, p.role, "download" if download else "play", _client(request), header)
@@ -239,10 +245,28 @@ async def audio(recording_id: int, request: Request, download: bool = False,
     if download:
         headers["Content-Disposition"] = f'attachment; filename="recording-{recording_id}.{rec["format"]}"'
     media = CONTENT_TYPES.get(rec["format"] or "wav", "application/octet-stream")
-    if rng is None:
-        return Response(body, 200, headers=headers, media_type=media)
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return Response(body, 206, headers=headers, media_type=media)
+    status = 200 if rng is None else 206
+    if rng is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if pieces is None or len(first) >= end - start + 1:  # all of it in one piece
+        if pieces is not None:
+            await pieces.aclose()
+        return Response(first, status, headers=headers, media_type=media)
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(_rest(recording_id, first, pieces), status, headers=headers, media_type=media)
+
+
+async def _rest(recording_id: int, first: bytes, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The response body: the piece already read, then the others as the client takes them. A
+    storage failure after the headers went out can only cut the response short (the client sees
+    fewer bytes than Content-Length): it is logged."""
+    yield first
+    try:
+        async for piece in pieces:
+            yield piece
+    except RecordingError as exc:
+        log.warning("recording %s: playback cut short: %s", recording_id, exc)
+        raise
 
 
 @router.put("/api/recordings/{recording_id}/tags")

@@ -21,14 +21,13 @@ while the call is talking and not on hold — which is what a player seeks to.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
@@ -39,9 +38,9 @@ from recording import crypto
 from recording.notifier import RecordingNotifier
 from recording.models import DELETED, DISCARDED, FAILED, PENDING, PURGED, READY, RECORDING
 from recording.policy import CallFacts, Decision, PolicySet, decide
-from recording.processing import BadAudio, analyse_bytes, analyse_file, convert, convert_file, stereo_from_legs
+from recording.processing import BadAudio, analyse_bytes, analyse_file, convert_to_file, spill, stereo_from_legs
 from recording.repository import RecordingRepository, SearchFilters, aware
-from recording.storage import NotFound, Storage, StorageError
+from recording.storage import NotFound, Storage, StorageError, put_file
 
 log = logging.getLogger("callcore.recording")
 
@@ -51,6 +50,7 @@ _TAG = re.compile(r"^[\w-]{1,40}$")
 _CALL_ID = re.compile(r"^(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,20}\.[0-9]{1,10}$")
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 MISSING_RETRIES = 3  # the PBX closes the file just after the hangup: look again a few times
+AUDIO_PIECE = 1 << 20  # playback reads (and decrypts) at most this much at a time
 
 
 # the shared domain errors (callcore/errors.py): the routes catch RecordingError, the common base
@@ -193,6 +193,7 @@ class RecordingService:
             raise ValueError("recording_encrypt needs recording_master_keys and recording_master_key_id")
         self.repo = RecordingRepository(sessionmaker)
         self.storage = storage
+        self.audio_piece = AUDIO_PIECE  # playback: bytes read (and decrypted) at a time
         self.policy = policy
         self.ami = ami
         self.monitor_dir = Path(monitor_dir)
@@ -849,42 +850,44 @@ class RecordingService:
             await self.repo.update(recording_id, status=FAILED, status_reason=exc.reason)
             return
         fmt = "wav"
-        stereo: bytes | None = None  # built in memory from the legs (pydub), when there are legs
+        source = src  # the file to store: the PBX's, the stereo one built from the legs, or converted
+        work: list[Path] = []  # this job's temporary files, removed at the end
         notes = [row["status_reason"], *analysis.notes] if row["status_reason"] else list(analysis.notes)
         legs = leg_files(self.monitor_dir, row["call_id"])
-        if all(p.exists() for p in legs):  # policy channels: stereo — caller left, agent right
-            try:
-                built = await asyncio.to_thread(stereo_from_legs, legs[0].read_bytes(), legs[1].read_bytes())
-                analysis = await asyncio.to_thread(analyse_bytes, built)
-                stereo = built
-            except BadAudio as exc:
-                notes.append(f"stereo legs unusable, kept the mixed file: {exc.reason}")
-        blob: bytes | None = None
-        if self.convert_to != "wav":
-            try:
-                if stereo is None:  # ffmpeg reads the PBX's file itself: the WAV is never in memory
-                    blob = await asyncio.to_thread(convert_file, src, self.convert_to)
-                else:
-                    blob = await asyncio.to_thread(convert, stereo, "wav", self.convert_to)
-                fmt = self.convert_to
-            except Exception as exc:  # noqa: BLE001 - keep the original
-                notes.append(f"conversion to {self.convert_to} failed, kept WAV: {type(exc).__name__}: {str(exc)[:200]}")
-        if blob is None:  # kept as WAV (the storage backends take whole objects)
-            blob = stereo if stereo is not None else await asyncio.to_thread(src.read_bytes)
-        key = storage_key(row["call_id"], aware(row["started_at"]), fmt)
-        plain_size = len(blob)
-        if self.encrypt:
-            assert self.keyring is not None
-            data_key = crypto.new_data_key()
-            key_id, wrapped = self.keyring.wrap(data_key)
-            await self.repo.put_key(recording_id, key_id, wrapped)  # the key lands before the object
-            blob = await asyncio.to_thread(crypto.encrypt, data_key, blob)
-        await self.storage.put(key, blob)
+        try:
+            if all(p.exists() for p in legs):  # policy channels: stereo — caller left, agent right
+                try:  # pydub, whole legs in memory (no streaming API); spilled to a file to convert and store
+                    built = await asyncio.to_thread(stereo_from_legs, legs[0].read_bytes(), legs[1].read_bytes())
+                    analysis = await asyncio.to_thread(analyse_bytes, built)
+                    source = await asyncio.to_thread(spill, built)
+                    work.append(source)
+                    del built
+                except BadAudio as exc:
+                    notes.append(f"stereo legs unusable, kept the mixed file: {exc.reason}")
+            if self.convert_to != "wav":
+                try:  # ffmpeg reads the file and writes a temporary one: the audio is never in memory
+                    converted = await asyncio.to_thread(convert_to_file, source, self.convert_to)
+                    work.append(converted)
+                    source, fmt = converted, self.convert_to
+                except Exception as exc:  # noqa: BLE001 - keep the original
+                    notes.append(f"conversion to {self.convert_to} failed, kept WAV: {type(exc).__name__}: {str(exc)[:200]}")
+            key = storage_key(row["call_id"], aware(row["started_at"]), fmt)
+            data_key = None
+            if self.encrypt:
+                assert self.keyring is not None
+                data_key = crypto.new_data_key()
+                key_id, wrapped = self.keyring.wrap(data_key)
+                await self.repo.put_key(recording_id, key_id, wrapped)  # the key lands before the object
+            # streamed: read, sealed, hashed and uploaded a piece at a time (S3: multipart)
+            stored = await put_file(self.storage, key, source, data_key=data_key)
+        finally:
+            for path in work:
+                await asyncio.to_thread(path.unlink, True)
         audio = {**(row["audio"] or {}), **analysis.to_dict(), "notes": notes}
         await self.repo.put_waveform(recording_id, analysis.waveform)
         await self.repo.update(
             recording_id, status=READY, status_reason="; ".join(notes) or None, duration=analysis.duration,
-            audio=audio, format=fmt, size=plain_size, sha256=hashlib.sha256(blob).hexdigest(),
+            audio=audio, format=fmt, size=stored.size, sha256=stored.sha256,
             storage_backend=self.storage.name, storage_key=key, encrypted=self.encrypt,
         )
         for path in (src, *legs):  # the storage backend keeps it now
@@ -902,14 +905,32 @@ class RecordingService:
         return rec, int(rec["size"] or 0)
 
     async def read_audio(self, rec: dict[str, Any], start: int, end: int) -> bytes:
-        """Plaintext bytes ``start..end`` (inclusive) of a ready recording."""
+        """Plaintext bytes ``start..end`` (inclusive) of a ready recording, in memory (a small range;
+        playback streams with :meth:`stream_audio`)."""
+        return b"".join([piece async for piece in self.stream_audio(rec, start, end)])
+
+    async def stream_audio(self, rec: dict[str, Any], start: int, end: int,
+                           piece: int | None = None) -> AsyncIterator[bytes]:
+        """Plaintext bytes ``start..end`` (inclusive) of a ready recording in pieces of at most
+        ``piece`` bytes, each read (and decrypted) from storage when the consumer asks for it:
+        a whole 4-hour recording is never in memory. Storage and key errors are raised as the
+        domain's errors (Gone, Unavailable) from whichever piece meets them."""
+        piece = piece or self.audio_piece
         row = await self.repo.get_row_fields(rec["id"], "storage_key")
         key = row["storage_key"] if row else None
         if not key:
             raise Conflict("recording has no stored audio")
         try:
             if not rec["encrypted"]:
-                return await self.storage.read(key, start, end - start + 1)
+                pos = start
+                while pos <= end:
+                    n = min(piece, end - pos + 1)
+                    data = await self.storage.read(key, pos, n)
+                    if not data:
+                        raise Unavailable(f"the stored audio of recording {rec['id']} ends at byte {pos}")
+                    yield data
+                    pos += len(data)
+                return
             wrapped = await self.repo.get_key(rec["id"])
             if wrapped is None:
                 raise Gone("the data key of this recording was erased (crypto-erase): the audio is unrecoverable")
@@ -920,7 +941,8 @@ class RecordingService:
             async def read(offset: int, length: int) -> bytes:
                 return await self.storage.read(key, offset, length)
 
-            return await crypto.decrypt_range(data_key, read, start, end)
+            async for data in crypto.decrypt_stream(data_key, read, start, end, piece):
+                yield data
         except NotFound as exc:
             raise Gone(f"the stored audio of recording {rec['id']} is missing") from exc
         except StorageError as exc:

@@ -171,3 +171,42 @@ async def test_recordings_carry_their_asterisk_server_and_filter_on_it(stack):
     assert (await http.get("/api/recordings?server=ast9", headers=h("adm"))).json()["items"] == []
     bad = await http.get("/api/recordings?server=a%20b", headers=h("adm"))
     assert bad.status_code == 422 and "server" in bad.text
+
+
+async def test_audio_is_streamed_in_pieces_and_a_missing_object_is_still_410(stack):
+    """Issue 18: playback streams (a piece at a time, Content-Length set) instead of reading the
+    whole file; the first piece is read before the response starts, so a missing object or a
+    storage outage still answers 410 / 503 rather than a cut 200."""
+    svc, clock, storage, http = stack
+    svc.audio_piece = 4096
+    await recorded_call(svc, clock, make_call(), pause=None)  # 4 s: 64 kB, 16 pieces
+    await svc.run_due_jobs()
+    rid = (await svc.repo.by_call("1795395000.1"))["id"]
+    (key, blob), = storage.objects.items()
+    reads = []
+    real = storage.read
+
+    async def counted(k, start=0, length=None):
+        reads.append(length)
+        return await real(k, start, length)
+
+    storage.read = counted
+    r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm"))
+    assert r.status_code == 200 and r.content == blob and r.headers["content-length"] == str(len(blob))
+    assert len(reads) == -(-len(blob) // 4096) and max(reads) == 4096
+    r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm", Range="bytes=5000-20000"))
+    assert r.status_code == 206 and r.content == blob[5000:20001] and r.headers["content-length"] == "15001"
+    assert r.headers["content-range"] == f"bytes 5000-20000/{len(blob)}"
+
+    async def down(k, start=0, length=None):
+        from recording.storage import StorageError
+
+        raise StorageError("s3 read: connection refused")
+
+    storage.read = down
+    r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm"))
+    assert r.status_code == 503 and "connection refused" in r.json()["detail"]
+    del storage.objects[key]
+    storage.read = real
+    r = await http.get(f"/api/recordings/{rid}/audio", headers=h("adm"))
+    assert r.status_code == 410 and "missing" in r.json()["detail"]

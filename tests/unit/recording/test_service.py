@@ -13,7 +13,7 @@ import pytest
 from recording import crypto
 from recording.processing import silent_spans
 from recording.repository import SearchFilters
-from recording.service import Conflict, Gone
+from recording.service import Conflict, Gone, leg_files
 from recording.storage import MemoryStorage
 from tests.unit.recording.audio import wav
 from tests.unit.recording.helpers import T0, Clock, FakeAmi, answered, end, make_call, make_service, start
@@ -413,7 +413,7 @@ async def test_conversion_to_mp3_or_the_original_kept(db_sessionmaker, tmp_path,
         def broken(*a, **kw):
             raise RuntimeError("ffmpeg: Unknown encoder")
 
-        monkeypatch.setattr(service_mod, "convert_file", broken)  # ffmpeg on the source file (issue 18)
+        monkeypatch.setattr(service_mod, "convert_to_file", broken)  # ffmpeg on the source file (issue 18)
     clock, storage = Clock(), MemoryStorage()
     svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, convert_to="mp3")
     await recorded_call(svc, clock, make_call(), pause=None)
@@ -473,3 +473,69 @@ async def test_holds_span_the_file_when_it_records_from_queue_entry(db_sessionma
     await svc.idle()
     rec = await svc.repo.by_call(call.id)
     assert rec["hold_spans"] == [{"start": 8.0, "end": 10.0, "seconds": 2.0, "at": T0 + 8}]
+
+
+@pytest.mark.parametrize("legs", [False, True])
+async def test_processing_streams_the_output_and_leaves_no_temporary_file(db_sessionmaker, tmp_path, monkeypatch, legs):
+    """Issue 18: the converted file (and the stereo file built from the legs) goes to storage
+    through ``put_stream`` — sealed, hashed and uploaded a piece at a time — and every temporary
+    file of the job is removed, as is the spool."""
+    import tempfile
+
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    clock, storage = Clock(), MemoryStorage()
+    ring = crypto.Keyring({"k1": os.urandom(32)}, "k1")
+    svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, keyring=ring, encrypt=True,
+                       convert_to="mp3")
+    call = make_call()
+    if legs:  # MixMonitor's r()/t() files: caller 4 s of tone, agent 3 s then silence
+        caller, agent = leg_files(svc.monitor_dir, call.id)
+        caller.write_bytes(wav([(4.0, False)]))
+        agent.write_bytes(wav([(3.0, False), (1.0, True)]))
+    await recorded_call(svc, clock, call, pause=None)
+    assert await svc.run_due_jobs() == 1
+    rec = await svc.repo.by_call(call.id)
+    assert rec["status"] == "ready" and rec["format"] == "mp3" and rec["encrypted"], rec["status_reason"]
+    assert rec["audio"]["channels"] == (2 if legs else 1)
+    (key, blob), = storage.objects.items()
+    assert storage.streamed == 1 and key.endswith(".mp3") and rec["sha256"] == hashlib.sha256(blob).hexdigest()
+    r, size = await svc.open_audio(rec["id"])
+    mp3 = await svc.read_audio(r, 0, size - 1)
+    assert size == len(mp3) and len(blob) == crypto.sealed_length(size)
+    assert mp3[:3] == b"ID3" or mp3[0] == 0xFF
+    assert list(work.iterdir()) == [] and list(svc.monitor_dir.iterdir()) == []
+
+
+async def test_stream_audio_reads_bounded_pieces(db_sessionmaker, tmp_path):
+    """Playback never reads the whole file: each storage read is at most a piece (plus, when
+    encrypted, the chunks' tags), and the pieces join to the bytes asked for."""
+    clock, storage = Clock(), MemoryStorage()
+    ring = crypto.Keyring({"k1": os.urandom(32)}, "k1")
+    for encrypt in (False, True):
+        storage.objects.clear()
+        svc = make_service(db_sessionmaker, tmp_path, clock=clock, storage=storage, keyring=ring, encrypt=encrypt)
+        svc.audio_piece = 2 * crypto.CHUNK
+        call = make_call(f"1795395000.{2 + encrypt}")
+        await recorded_call(svc, clock, call, pause=None, talk=9.0)  # 144 kB: several pieces
+        assert await svc.run_due_jobs() == 1
+        plain = wav([(9.0, False)])
+        r, size = await svc.open_audio((await svc.repo.by_call(call.id))["id"])
+        reads = []
+        real = storage.read
+
+        async def counted(key, start=0, length=None, real=real):
+            reads.append(length)
+            return await real(key, start, length)
+
+        storage.read = counted
+        try:
+            for start, end in [(0, size - 1), (1000, 140000), (size - 5, size - 1)]:
+                reads.clear()
+                pieces = [p async for p in svc.stream_audio(r, start, end)]
+                assert b"".join(pieces) == plain[start:end + 1]
+                assert max(len(p) for p in pieces) <= svc.audio_piece
+                assert max(reads) <= svc.audio_piece + 2 * crypto.TAG
+        finally:
+            storage.read = real
