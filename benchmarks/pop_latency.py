@@ -376,7 +376,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
     if stall_out:
         from benchmarks.stallsampler import StallSampler
 
-        sampler = StallSampler().start()
+        sampler = StallSampler(float(os.environ.get("CALLCORE_BENCH_STALL_THRESHOLD_MS", "50")) / 1000).start()
     hb = Heartbeat(0.005).start()
     gcp = GcPauses()
     conn.send({"ready": info})

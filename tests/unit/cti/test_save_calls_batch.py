@@ -186,3 +186,23 @@ async def test_stored_calls_leave_no_reference_cycles(db_sessionmaker):
         gc.enable()
     assert rows == []
     assert per_call < 5  # statement-level leftovers only (44 per call with the back-references)
+
+
+async def test_a_batch_is_flushed_a_few_calls_at_a_time_in_one_transaction(db_engine, db_sessionmaker):
+    """The ORM's unit of work runs on the event loop: a batch is flushed FLUSH_CALLS calls at a time
+    (an await between two, so no single step holds the loop for the whole batch), still one
+    transaction and one commit."""
+    from cti.repository import FLUSH_CALLS
+
+    repo = CtiRepository(db_sessionmaker)
+    commits = _commits(db_engine)
+    inserts: list[str] = []
+    event.listen(
+        db_engine.sync_engine, "before_cursor_execute",
+        lambda conn, cursor, statement, *a: inserts.append(statement) if statement.lstrip().upper().startswith("INSERT INTO CTI_CALLS ") else None,
+    )
+    n = 2 * FLUSH_CALLS + 3
+    await repo.save_calls([_call(i) for i in range(n)])
+    assert len(commits) == 1
+    assert len(inserts) == 3  # ceil(n / FLUSH_CALLS) flushes
+    assert await _count(db_sessionmaker, CallRow) == n
