@@ -241,25 +241,40 @@ class GcPauses:
 
         self.max_ms = [0.0, 0.0, 0.0]
         self.count = [0, 0, 0]
+        #: every full collection: [seconds since reset, pause ms, objects it walked, collected]
+        #: (issue 18 round four: what a gen-2 pause is made of; ``walked`` is counted before the
+        #: timer starts, so it does not inflate the pause)
+        self.full: list[list[float]] = []
         self._t = 0.0
+        self._t0 = time.perf_counter()
+        self._walked = 0
         gc.callbacks.append(self._cb)
 
     def _cb(self, phase: str, info: dict[str, Any]) -> None:
+        g = info["generation"]
         if phase == "start":
+            if g == 2:
+                import gc
+
+                self._walked = sum(len(gc.get_objects(i)) for i in range(3))
             self._t = time.perf_counter()
             return
-        g = info["generation"]
         d = (time.perf_counter() - self._t) * 1000
         self.count[g] += 1
         if d > self.max_ms[g]:
             self.max_ms[g] = d
+        if g == 2 and len(self.full) < 50:
+            self.full.append([round(self._t - self._t0, 2), round(d, 2), self._walked, info.get("collected", 0)])
 
     def summary(self) -> dict[str, Any]:
-        return {"max_pause_ms_by_generation": [round(x, 2) for x in self.max_ms], "collections": list(self.count)}
+        return {"max_pause_ms_by_generation": [round(x, 2) for x in self.max_ms], "collections": list(self.count),
+                "full_collections": list(self.full)}
 
     def reset(self) -> None:
         self.max_ms = [0.0, 0.0, 0.0]
         self.count = [0, 0, 0]
+        self.full = []
+        self._t0 = time.perf_counter()
 
 
 #: CALLCORE_BENCH_GC overrides what a server process does with the collector after start-up:

@@ -327,10 +327,35 @@ def _bookkeeping() -> dict[str, Any]:
         ("persistence", getattr(getattr(c, "cti", None), "persistence", None), ("batches", "batch_fallbacks", "failures")),
         ("journal", getattr(c, "journal", None), ("direct", "drained", "db_failures", "refused")),
         ("recording", getattr(c, "recording", None), ("unrecorded_lookups", "unrecorded_skipped")),
+        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "thaws")),
     ):
         if obj is not None:
             out[name] = {a: getattr(obj, a) for a in attrs if hasattr(obj, a)}
     return out
+
+
+def _frozen_garbage() -> dict[str, Any]:
+    """The reference cycles that became garbage after the collector froze them (issue 18 round
+    four): what the freezer's price was in this run. Last thing before the server stops: the
+    young garbage is collected first, then the frozen objects are handed back and collected with
+    ``DEBUG_SAVEALL``, so what is counted is only cyclic garbage that was frozen."""
+    import gc
+    from collections import Counter
+
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.unfreeze()
+        t = time.perf_counter()
+        gc.collect()
+        ms = (time.perf_counter() - t) * 1000
+        top = Counter(type(o).__qualname__ for o in gc.garbage).most_common(15)
+        n = len(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return {"frozen": frozen, "garbage": n, "full_collection_ms": round(ms, 1), "top_types": top}
 
 
 async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
@@ -351,7 +376,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
     if stall_out:
         from benchmarks.stallsampler import StallSampler
 
-        sampler = StallSampler().start()
+        sampler = StallSampler(float(os.environ.get("CALLCORE_BENCH_STALL_THRESHOLD_MS", "50")) / 1000).start()
     hb = Heartbeat(0.005).start()
     gcp = GcPauses()
     conn.send({"ready": info})
@@ -382,7 +407,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
                                  "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
-                                 "bookkeeping": _bookkeeping()}})
+                                 "bookkeeping": _bookkeeping(), "frozen_garbage": _frozen_garbage()}})
     await hb.stop()
     if sampler is not None:
         await sampler.stop()

@@ -79,7 +79,10 @@ class Container:
         )
         # issue 18: loop stalls measured in production (callcore/loopwatch.py), started in start()
         self.loop_watch = LoopWatch(self.metrics.loop_lag.observe, debug=settings.loop_debug)
-        self.gc_freezer = GcFreezer(settings.gc_freeze_interval, settings.gc_thaw_interval, settings.gc_young_threshold)
+        self.gc_freezer = GcFreezer(
+            settings.gc_freeze_interval, settings.gc_thaw_interval, settings.gc_young_threshold,
+            burst_blocks=settings.gc_freeze_burst_blocks,
+        )
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)
         self.live_journal: Any = None  # reliability: calls in progress (journal/live.py)

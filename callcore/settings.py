@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     gc_thaw_interval: float = Field(3600.0, ge=0)
     #: young-generation GC threshold while the server runs; 0 keeps the interpreter's (700; callcore/gctune.py)
     gc_young_threshold: int = Field(0, ge=0)
+    #: freeze at once (checked every second) when the heap grew by this many allocator blocks since
+    #: the last freeze, e.g. a burst of desks logging in (callcore/gctune.py); 0: the timer only
+    gc_freeze_burst_blocks: int = Field(200_000, ge=0)
     ready_max_backlog: int = Field(1000, ge=1)  # /readyz is 503 while more facts than this wait to be written
     webhook_retry_first_wait: float = Field(1.0, gt=0)  # outbox backoff: first retry after this, doubling ...
     webhook_retry_max_wait: float = Field(300.0, gt=0)  # ... up to this (then dead after the hook's max_attempts)

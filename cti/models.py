@@ -119,10 +119,10 @@ class CallRow(Base):
     ivr_context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     legs: Mapped[list["CallLegRow"]] = relationship(
-        back_populates="call", cascade="all, delete-orphan", lazy="selectin", order_by="CallLegRow.id"
+        cascade="all, delete-orphan", lazy="selectin", order_by="CallLegRow.id"
     )
     events: Mapped[list["CallEventRow"]] = relationship(
-        back_populates="call", cascade="all, delete-orphan", lazy="selectin", order_by="CallEventRow.id"
+        cascade="all, delete-orphan", lazy="selectin", order_by="CallEventRow.id"
     )
 
 
@@ -141,8 +141,6 @@ class CallLegRow(Base):
     cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cause_txt: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
-    call: Mapped[CallRow] = relationship(back_populates="legs")
-
 
 class CallEventRow(Base):
     __tablename__ = "cti_call_events"
@@ -152,8 +150,6 @@ class CallEventRow(Base):
     at: Mapped[float] = mapped_column(Float)
     event: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    call: Mapped[CallRow] = relationship(back_populates="events")
 
 
 class CustomerRow(Base):

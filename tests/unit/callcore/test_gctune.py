@@ -88,3 +88,67 @@ async def test_the_young_threshold_holds_while_the_freezer_runs_and_is_restored_
     assert gc.get_threshold() == before
     await asyncio.wait_for(GcFreezer(0, young_threshold=12_345).run(), 1)  # off: untouched
     assert gc.get_threshold() == before
+
+
+async def test_a_burst_of_allocation_is_frozen_before_the_timer_is_due() -> None:
+    """Round four: 2,000 desks logging in within seconds must not wait for the 10 s timer, or a
+    full collection in between walks all of them. The task freezes as soon as the heap grew."""
+    freezer = GcFreezer(3600, thaw_interval=0, burst_blocks=50_000, check_interval=0.01)
+    task = asyncio.create_task(freezer.run())
+    burst: list[dict[str, list[int]]] = []
+    try:
+        await _ticks(freezer, 3)
+        assert freezer.freezes == 0  # nothing grew, the timer is an hour away
+        burst.extend({"desk": [i]} for i in range(60_000))  # ~120 k blocks
+        for _ in range(300):
+            if freezer.freezes:
+                break
+            await asyncio.sleep(0.01)
+        assert freezer.freezes == 1 and freezer.burst_freezes == 1
+        assert not gc.is_tracked(burst[0]) or all(burst[0] is not o for o in gc.get_objects(2))
+        await _ticks(freezer, 3)
+        assert freezer.freezes == 1  # measured from the last freeze: no growth since, no freeze
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
+
+
+def test_no_burst_trigger_when_it_is_turned_off() -> None:
+    on, off = GcFreezer(burst_blocks=50_000), GcFreezer(burst_blocks=0)
+    burst = [{"desk": [i]} for i in range(60_000)]
+    assert on.grew() and not off.grew() and len(burst) == 60_000
+
+
+async def _ticks(freezer: GcFreezer, n: int) -> None:
+    """Wait until the freezer's task ran ``n`` more rounds (with a deadline)."""
+    target = freezer.ticks + n
+    for _ in range(1000):
+        if freezer.ticks >= target:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the freezer's task did not run")
+
+
+async def test_after_a_thaw_nothing_is_frozen_until_a_full_collection_ran() -> None:
+    """A burst right after a thaw must not freeze the thawed heap again before the collector
+    walked it (the thaw would reclaim nothing)."""
+    freezer = GcFreezer(3600, thaw_interval=0, burst_blocks=1, check_interval=0.005)
+    gc.disable()  # no full collection happens by itself in this test
+    task = asyncio.create_task(freezer.run())
+    try:
+        await _ticks(freezer, 1)
+        freezer.thaw()
+        frozen_before = freezer.freezes
+        grow = [{"x": [i]} for i in range(5_000)]  # a burst: would be frozen at the next round
+        await _ticks(freezer, 3)
+        assert freezer.freezes == frozen_before and len(grow) == 5_000
+        gc.collect()  # the full collection the thaw was for
+        grow.extend({"x": [i]} for i in range(5_000))
+        await _ticks(freezer, 3)
+        assert freezer.freezes > frozen_before
+    finally:
+        gc.enable()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
