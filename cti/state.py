@@ -66,8 +66,20 @@ def default_agent_id(interface: str) -> str:
     return m.group(1) if m else interface
 
 
+#: (UTC day number, its ``YYYY-MM-DD``) of the last :func:`_day` call: every queue event asks
+#: for today's date, and ``strftime`` per event was ~1 µs (issue 18)
+_LAST_DAY: tuple[float, str] = (float("nan"), "")
+
+
 def _day(now: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now))
+    global _LAST_DAY
+    number = now // 86400  # the UTC day (POSIX days are 86,400 s): same day, same string
+    last = _LAST_DAY
+    if last[0] == number:
+        return last[1]
+    text = time.strftime("%Y-%m-%d", time.gmtime(now))
+    _LAST_DAY = (number, text)
+    return text
 
 
 # ------------------------------------------------------------------- records
@@ -323,8 +335,11 @@ class Agent:
         return "ready"
 
     def signature(self) -> tuple[Any, ...]:
-        return (self.status, self.paused, self.pause_reason, tuple(sorted(self.queues.items())), self.current_call,
-                tuple(sorted((srv, tuple(sorted(qs))) for srv, qs in self.memberships.items())))
+        """What a desk or a supervisor sees of the agent (``[0]`` is the status): compared before
+        and after a change to tell whether the agent changed. Copies compared with ``==`` (dicts
+        and sets compare without order): sorting them on every agent event cost ~1.5 µs (issue 18)."""
+        return (self.status, self.paused, self.pause_reason, self.queues.copy(), self.current_call,
+                {srv: set(qs) for srv, qs in self.memberships.items()} if self.memberships else None)
 
     def set_member(self, server: str, queue: str, penalty: int | None) -> None:
         """A membership on one server (``penalty`` None: removed); ``queues`` follows."""
@@ -661,8 +676,9 @@ class CtiState:
     def _agent_changed(
         self, agent: Agent, before: tuple[Any, ...], now: float, out: list[Change], **data: Any
     ) -> None:
-        if agent.signature() != before:
-            if agent.status != before[0]:
+        after = agent.signature()
+        if after != before:
+            if after[0] != before[0]:
                 agent.status_since = now
             out.append(Change("agent.updated", agent_id=agent.id, call_id=agent.current_call, data=data or None))
 
