@@ -761,10 +761,18 @@ class CtiState:
                 call.caller_name = chan.caller_name
 
     def _touch(self, chan: ev.ChannelInfo, now: float, out: list[Change]) -> tuple[Call, Leg]:
-        call = self._call_for(chan, now, out)
-        leg = self._leg(call, chan, now)
+        # hot path (issue 18): nearly every channel event is for a known leg of a live call of this
+        # server whose caller id is known; the general helpers run only when that is not so
+        uid = chan.uniqueid
+        call = self.calls.get(self._chan_to_call.get(uid) or chan.linkedid or uid)
+        if call is None or call.server != self.server:
+            call = self._call_for(chan, now, out)
+        leg = call.legs.get(uid)
+        if leg is None:
+            leg = self._leg(call, chan, now)
         leg.state = chan.state_desc or leg.state
-        self._caller_info(call, chan)
+        if (chan.caller_num and not call.caller_num) or (chan.caller_name and not call.caller_name):
+            self._caller_info(call, chan)  # it sets nothing otherwise
         return call, leg
 
     def _end_call(self, call: Call, now: float, out: list[Change], *, cause: int | None, cause_txt: str) -> None:
