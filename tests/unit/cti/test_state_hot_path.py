@@ -68,3 +68,28 @@ def test_queue_counters_reset_at_utc_midnight_with_the_day_cache():
     q.answered = 3
     assert s.queue("sales", 86400.0 * 20000 - 0.5).answered == 3
     assert s.queue("sales", 86400.0 * 20000).answered == 0
+
+
+def test_new_message_is_the_message_the_dataclass_builds():
+    import dataclasses
+
+    from callcore.bus import Message, new_message
+
+    a, b = new_message("call.ringing", {"x": 1}, frozenset({"agent:1"}), 2.5), Message("call.ringing", {"x": 1}, frozenset({"agent:1"}), 2.5)
+    assert type(a) is Message and a == b and repr(a) == repr(b) and a.encoded == {} and a.encoded is not new_message("n", {}, frozenset()).encoded
+    assert new_message("n", {}, frozenset()) == Message("n", {}, frozenset())
+    with __import__("pytest").raises(dataclasses.FrozenInstanceError):
+        a.name = "y"  # type: ignore[misc]
+
+
+async def test_agent_status_audience_is_the_agent_supervisors_and_its_queues():
+    from callcore.bus import Bus
+    from cti.notifier import CtiNotifier, _aud
+
+    bus = Bus()
+    sub = bus.subscribe(None)
+    agent = Agent("1001", queues={"sales": 0, "vip": 1})
+    CtiNotifier(bus).agent_status(agent.to_dict())
+    msg = sub.queue.get_nowait()
+    assert msg.audience == _aud("agent:1001", "supervisor", extra=["queue:sales", "queue:vip"])
+    assert msg.name == "agent.status" and msg.payload["agent_id"] == "1001"
