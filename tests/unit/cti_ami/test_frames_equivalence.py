@@ -82,3 +82,21 @@ def test_stray_line_end_before_noise_and_before_a_kept_list_event() -> None:
     frames, n, dropped = _parse(stream, len(stream), {b"42"})
     assert frames == [{"Event": "QueueStatusComplete", "ActionID": "42"}, {"Event": "Hangup", "Uniqueid": "1.1"}]
     assert (n, dropped) == (4, 2)
+
+
+def test_a_failing_on_event_is_logged_and_the_next_events_still_flow(caplog) -> None:
+    from cti.ami.client import AmiClient
+
+    seen: list[str] = []
+
+    def on_event(e) -> None:
+        seen.append(e.name)
+        if e.name == "Newchannel":
+            raise RuntimeError("subscriber bug")
+
+    client = AmiClient("127.0.0.1", 1, "u", "p", on_event=on_event)
+    client._gate_open = True
+    client._on_frame({"Event": "Newchannel", "Channel": "PJSIP/a-1", "Uniqueid": "1.1"})
+    client._on_frame({"Event": "Hangup", "Channel": "PJSIP/a-1", "Uniqueid": "1.1", "Cause": "16"})
+    assert seen == ["Newchannel", "Hangup"] and client.events_delivered == 2
+    assert "AMI on_event callback failed for Newchannel" in caplog.text
