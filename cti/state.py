@@ -1385,9 +1385,8 @@ def _member_update(s: CtiState, info: ev.MemberInfo, now: float, out: list[Chang
     if not agent.queues:
         agent.paused = False
         agent.pause_reason = None
-    changed = agent.signature() != before
-    s._agent_changed(agent, before, now, out)
-    if changed:
+    if agent.signature() != before:  # (_agent_changed does nothing otherwise: one signature less per member event)
+        s._agent_changed(agent, before, now, out)
         s._queue_changed(info.queue, out)
 
 
