@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("root_b")
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--mb", type=float, default=20.0)
+    ap.add_argument("--json", help="also write the raw figures (per run, with the load average) to this file")
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()
     a: list[float] = []
     b: list[float] = []
     pano: list[float] = []
@@ -92,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median B / median panoramisk {statistics.median(b) / statistics.median(pano):.2f}; "
           f"median A / median panoramisk {statistics.median(a) / statistics.median(pano):.2f}")
     print(f"load average {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"root_a": args.root_a, "root_b": args.root_b, "mb": args.mb, "pairs": args.pairs,
+                       "a_fps_cpu": a, "b_fps_cpu": b, "panoramisk_fps_cpu": pano, "ratios_b_a": ratios,
+                       "median_ratio": statistics.median(ratios),
+                       "median_b_over_panoramisk": statistics.median(b) / statistics.median(pano),
+                       "median_a_over_panoramisk": statistics.median(a) / statistics.median(pano),
+                       "load_before": load_before, "load_after": os.getloadavg()}, f, indent=1)
     return 0
 
 

@@ -10,7 +10,7 @@ disconnected by its owner rather than stalling everyone else.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 
@@ -26,6 +26,31 @@ class Message:
     #: wire texts already made of this message, by encoder name: a message going to many
     #: sockets (every supervisor, a queue's wallboards) is encoded once, not once per socket
     encoded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _message_maker() -> Callable[[str, dict[str, Any], frozenset[str], float], Message]:
+    """``new_message(name, payload, audience, origin)``: a :class:`Message` built by setting its
+    slots through their member descriptors, without the frozen ``__init__``'s
+    ``object.__setattr__`` per field (issue 18: one message per notification on the AMI read
+    loop). The same object ``Message(name, payload, audience, origin)`` builds."""
+    new = object.__new__
+    set_name, set_payload, set_audience, set_origin, set_encoded = (
+        getattr(Message, n).__set__ for n in ("name", "payload", "audience", "origin", "encoded"))
+    assert [f.name for f in fields(Message)] == ["name", "payload", "audience", "origin", "encoded"]
+
+    def new_message(name: str, payload: dict[str, Any], audience: frozenset[str], origin: float = 0.0) -> Message:
+        msg = new(Message)
+        set_name(msg, name)
+        set_payload(msg, payload)
+        set_audience(msg, audience)
+        set_origin(msg, origin)
+        set_encoded(msg, {})
+        return msg
+
+    return new_message
+
+
+new_message = _message_maker()
 
 
 @dataclass(eq=False)
@@ -85,7 +110,13 @@ class Bus:
     def publish(self, msg: Message) -> int:
         """Deliver to every matching subscriber without awaiting. Returns how many got it."""
         self.published += 1
-        return self._deliver(msg, self._keyed(msg, set(self._wildcard)))
+        targets = set(self._wildcard)
+        by_key = self._by_key
+        for key in msg.audience:  # _keyed, inlined (once per notification, issue 18)
+            subs = by_key.get(key)
+            if subs:
+                targets |= subs
+        return self._deliver(msg, targets)
 
     def _keyed(self, msg: Message, targets: set[Subscription]) -> set[Subscription]:
         """``targets`` plus the subscribers of the message's audience keys."""

@@ -111,9 +111,13 @@ class ChangeDispatcher:
     # ------------------------------------------------------------ dispatch
     def dispatch(self, changes: Iterable[Change], now: float) -> None:
         """Hand every change to its subscribers. Never raises, never awaits."""
+        by_kind = self._by_kind
         for change in changes:
             self.dispatched += 1
-            for sub in self._for(change.kind):
+            subs = by_kind.get(change.kind)
+            if subs is None:
+                subs = self._for(change.kind)
+            for sub in subs:
                 if sub.is_async:
                     self._enqueue(sub, change, now)
                     continue

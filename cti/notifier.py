@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from callcore.bus import Bus, Message
+from callcore.bus import Bus, new_message
 from callcore.loopwatch import FRAME_CLOCK
 
 EVENTS_FILE = Path(__file__).with_name("events.yml")
@@ -31,7 +31,7 @@ class CtiNotifier:
         self._bus = bus
 
     def _emit(self, name: str, payload: dict[str, Any], audience: frozenset[str]) -> int:
-        return self._bus.publish(Message(name, payload, audience, FRAME_CLOCK.at))
+        return self._bus.publish(new_message(name, payload, audience, FRAME_CLOCK.at))
 
     # ------------------------------------------------------------- pops
     def call_ringing(self, agent_id: str, pop: dict[str, Any]) -> int:
@@ -70,11 +70,8 @@ class CtiNotifier:
     # ----------------------------------------------------------- agents
     def agent_status(self, agent: dict[str, Any]) -> int:
         queues = agent.get("queues") or {}
-        return self._emit(
-            "agent.status",
-            agent,
-            _aud(f"agent:{agent['agent_id']}", "supervisor", extra=[f"queue:{q}" for q in queues]),
-        )
+        # _aud(f"agent:{id}", "supervisor", extra=[f"queue:{q}" ...]) without its lists (every agent change)
+        return self._emit("agent.status", agent, frozenset([f"agent:{agent['agent_id']}", "supervisor", *[f"queue:{q}" for q in queues]]))
 
     def agent_resync(self, agent_id: str, payload: dict[str, Any]) -> int:
         return self._emit("agent.resync", payload, _aud(f"agent:{agent_id}"))

@@ -517,7 +517,14 @@ class AmiClient:
             if waiter is not None and not waiter.done():
                 waiter.set_result(event)
         if self._gate_open:
-            self._dispatch(event)
+            # _dispatch, inlined: once per event on the read loop (issue 18)
+            self.events_delivered += 1
+            on_event = self._on_event
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception:
+                    log.exception("AMI on_event callback failed for %s", event.name)
         else:
             self._held.append(event)
         if isinstance(event, Shutdown):

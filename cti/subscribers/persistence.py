@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections import deque
 
-from callcore.retry import retrying
+from callcore.retry import retry_call
 from cti.customers import CustomerService
 from cti.repository import CtiRepository
 from cti.state import Call, Change, CtiState
@@ -192,9 +192,9 @@ class CallPersistence:
     async def _persist(self, call: Call) -> None:
         await self._complete(call)
         try:
-            async for attempt in retrying(f"persisting call {call.id}", attempts=self.attempts, first_wait=self.backoff):
-                with attempt:
-                    await self._repo.save_call(call)
+            # the first attempt outside tenacity: its set-up is paid only after a failure (issue 18)
+            await retry_call(lambda: f"persisting call {call.id}", lambda: self._repo.save_call(call),
+                             attempts=self.attempts, first_wait=self.backoff)
         except Exception:
             self.failures += 1
             return
