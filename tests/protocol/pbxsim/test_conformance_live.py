@@ -282,7 +282,10 @@ async def test_pjsip_call(live, ivr_agi):
     await hangup_of(ami, "PJSIP/trunk", "")
     await finish(cc, ami, cap)
     complete = next(f for f in ami.frames if get(f, "Event") == "AgentComplete")
-    assert (get(complete, "Reason"), get(complete, "TalkTime"), get(complete, "HoldTime")) == ("agent", "8", "2")
+    # The capture says TalkTime 8, HoldTime 2; the emulator counts wall-clock seconds, which a
+    # loaded CI machine stretches by a second or so (HoldTime 3 seen in CI), so whole seconds with that slack.
+    assert get(complete, "Reason") == "agent"
+    assert 8 <= int(get(complete, "TalkTime")) <= 9 and 2 <= int(get(complete, "HoldTime")) <= 4
     dtmf = [f for f in ami.frames if get(f, "Event") == "DTMFEnd"]
     assert [(get(f, "Channel"), get(f, "Digit"), get(f, "Direction")) for f in dtmf] == [("PJSIP/trunk-00000000", "3", "Received")]
 
