@@ -181,9 +181,22 @@ class AgentHandle:
     async def answer(self, timeout: float = 5.0) -> Channel:
         """Answer the call that is ringing (waits until one rings) and wait until connected."""
         leg = await self.wait_ringing(timeout)
-        self._cmd.put_nowait("answer")
-        await self.pbx.wait_for(lambda: self.talking and self.current is not None and self.current.connected.is_set(), timeout, f"agent {self.exten} connected")
-        return leg
+        for _ in range(3):
+            ring = self.current
+            self._cmd.put_nowait("answer")
+            await self.pbx.wait_for(
+                lambda: self._connected() or not (self.ringing and self.current is ring), timeout, f"agent {self.exten} connected"
+            )
+            if self._connected():
+                return leg
+            # The ring ended before the answer reached it: its member timeout (app_queue's `timeout`,
+            # 15 s) ran out while a test on a loaded machine took that long between wait_ringing()
+            # and answer(); the next ring starts with a new command queue. Answer that one.
+            leg = await self.wait_ringing(timeout)
+        raise TimeoutError(f"pbxsim: agent {self.exten} rang three times without connecting")
+
+    def _connected(self) -> bool:
+        return self.talking and self.current is not None and self.current.connected.is_set()
 
     async def hangup(self, timeout: float = 5.0) -> None:
         await self.pbx.wait_for(lambda: self.talking, timeout, f"agent {self.exten} on a call")
