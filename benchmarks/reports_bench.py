@@ -39,7 +39,7 @@ SIZES = {
     "full": {"days": int(os.environ.get("CALLCORE_BENCH_REPORT_DAYS", "60")), "calls_per_day": 27_400, "agents": 500,
              "queues": 20, "rounds": 5},
     "quick": {"days": 3, "calls_per_day": 3000, "agents": 100, "queues": 4, "rounds": 2},
-    "smoke": {"days": 2, "calls_per_day": 150, "agents": 20, "queues": 2, "rounds": 1},
+    "smoke": {"days": 2, "calls_per_day": 150, "agents": 20, "queues": 2, "rounds": 1, "old_days": 1},
 }
 DAY_TARGET_S, MONTH_TARGET_S = 1.0, 2.0
 TZ = ZoneInfo("Asia/Seoul")
@@ -310,6 +310,36 @@ async def _load_pg(dsn: str, cfg: dict[str, Any], gen: str = "server") -> tuple[
         await conn.close()
 
 
+async def _day_rollups(dsn: str, day: float) -> Any:
+    """The rollup rows of one day (queue slots and day, agents, FCR), comparable across builds."""
+    import asyncpg
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)):
+            return round(float(v), 4)
+        return {k: norm(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        q = await conn.fetch("SELECT span, interval_start, queue, config::text AS config, counts::text AS counts FROM report_rollups "
+                             "WHERE interval_start >= $1 AND interval_start < $2", day, day + 86400)
+        a = await conn.fetch("SELECT interval_start, agent_id, counts::text AS counts FROM report_agent_rollups "
+                             "WHERE interval_start >= $1 AND interval_start < $2", day, day + 86400)
+    finally:
+        await conn.close()
+    out = {}
+    for r in q:
+        counts = norm(json.loads(r["counts"]))
+        if r["span"] == "fcr_day" and counts:
+            counts.setdefault("callbacks_requested", 0.0)
+            counts.setdefault("callbacks_completed", 0.0)
+        out[(r["span"], r["interval_start"], r["queue"])] = (json.loads(r["config"]), counts)
+    out.update({("agent", r["interval_start"], r["agent_id"]): norm(json.loads(r["counts"])) for r in a})
+    return out
+
+
 async def _table_size(dsn: str) -> str:
     import asyncpg
 
@@ -330,11 +360,34 @@ async def _measure(url: str, dsn: str, cfg: dict[str, Any], n_facts: int, load_s
     svc = ReportService(ReportRepository(session_factory(engine)), ReportConfig(timezone="Asia/Seoul"),
                         clock=lambda: end_all + 7 * 86400, rollup_every=None)
     try:
+        # paired, before the year's build: the Python fold (main's build) and the set-based build of
+        # the same days, alternating; the rollups each gives are compared
+        pairs: list[dict[str, Any]] = []
+        n_old = min(cfg["days"], int(os.environ.get("CALLCORE_BENCH_REPORT_OLD_DAYS", str(cfg.get("old_days", 3)))))
+        for i, d in enumerate(random.Random(5).sample(range(cfg["days"]), n_old)):
+            pair: dict[str, Any] = {"day": d}
+            for set_based in ((False, True) if i % 2 == 0 else (True, False)):
+                svc.set_based = set_based
+                t0 = time.perf_counter()
+                await svc.rebuild_rollups(_day_start(d), _day_start(d + 1))
+                pair["set_based_s" if set_based else "python_s"] = time.perf_counter() - t0
+                pair["rollups_sql" if set_based else "rollups_py"] = await _day_rollups(dsn, _day_start(d))
+            pair["equal"] = pair.pop("rollups_sql") == pair.pop("rollups_py")
+            pair["load"] = os.getloadavg()[0]
+            pairs.append(pair)
+            print(f"reports: day {d}: python build {pair['python_s']:.1f} s, set-based {pair['set_based_s']:.2f} s, "
+                  f"equal {pair['equal']}, load {pair['load']:.1f}", flush=True)
+        svc.set_based = True
         build = []
+        t_all = time.perf_counter()
         for d in range(cfg["days"]):
             t0 = time.perf_counter()
             await svc.rebuild_rollups(_day_start(d), _day_start(d + 1))
             build.append(time.perf_counter() - t0)
+            if d % 30 == 29:
+                print(f"reports: {d + 1} days rolled up in {time.perf_counter() - t_all:.0f} s (load {os.getloadavg()[0]:.1f})",
+                      flush=True)
+        build_total = time.perf_counter() - t_all
         rng = random.Random(7)
         days = [rng.randrange(cfg["days"]) for _ in range(cfg["rounds"])]
         month = min(30, cfg["days"])
@@ -372,8 +425,14 @@ async def _measure(url: str, dsn: str, cfg: dict[str, Any], n_facts: int, load_s
         rows["month_agent_facts_equal"] = int(_strip(r) == _strip(r2))
     finally:
         await engine.dispose()
-    return {"facts": n_facts, "load_s": None if load_s is None else round(load_s, 1), "table": await _table_size(dsn), "build_s": build,
+    return {"facts": n_facts, "load_s": None if load_s is None else round(load_s, 1), "table": await _table_size(dsn),
+            "build_s": build, "build_total_s": round(build_total, 1), "build_pairs": pairs,
             "latency": out, "rows": rows, "month_days": month}
+
+
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
 def _strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -448,8 +507,14 @@ def run(size: str = "full", gen: str | None = None) -> dict[str, Any]:
                lower_is_better=True, note=f"baseline: from the facts; {cfg['agents']} agents"),
         Figure("reports", f"month ({m['month_days']} days) per queue by day (max)", by_day.get("max"), "s",
                target="info"),
-        Figure("reports", "rollup build per day of the center (mean)", build.get("mean"), "s", target="info",
-               note=f"a year: ~{(build.get('mean') or 0) * 365 / 60:.0f} min"),
+        Figure("reports", "rollup build per day of the center (mean, set-based)", build.get("mean"), "s", target="info",
+               note=f"{cfg['days']} days built in {m['build_total_s']:.0f} s; a year: ~{(build.get('mean') or 0) * 365 / 60:.0f} min"),
+        Figure("reports", "rollup build of one day: set-based vs the Python fold (paired, median)",
+               _median([p["set_based_s"] for p in m["build_pairs"]]), "s",
+               _median([p["python_s"] for p in m["build_pairs"]]), target="info", lower_is_better=True,
+               verdict="info" if all(p["equal"] for p in m["build_pairs"]) else "MISS",
+               note=f"{len(m['build_pairs'])} days, alternating; rollups equal: "
+                    f"{all(p['equal'] for p in m['build_pairs'])}"),
         Figure("reports", f"fact load ({gen})", m["facts"] / max(m["load_s"], 1e-3) if m["load_s"] is not None else None,
                "facts/s", target="info", note="database reused: not loaded in this run" if m["load_s"] is None else
                f"{m['load_s']:.0f} s for {m['facts']:,} facts"),
