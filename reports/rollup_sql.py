@@ -68,6 +68,20 @@ class Dialect:
         return f"({col} -> '{key}' IS NULL OR json_typeof({col} -> '{key}') = 'null')" if self.pg else \
             f"(json_type({col}, '$.{key}') IS NULL OR json_type({col}, '$.{key}') = 'null')"
 
+    def fields(self, spec: Mapping[str, str], col: str = "data", alias: str = "x") -> tuple[str, dict[str, str]]:
+        """Several JSON fields of ``col`` read at once: (a FROM suffix, {name: typed SQL}); ``spec``
+        maps a field to f(loat) | i(nteger) | s(tring) | b(oolean 0/1). PostgreSQL parses the
+        document once (``json_to_record``: a ``json`` column is re-parsed by every ``->>``)."""
+        if not self.pg:
+            return "", {k: getattr(self, t)(k, col) for k, t in spec.items()}
+        lateral = f" CROSS JOIN LATERAL json_to_record({col}) AS {alias}(" + ", ".join(f'"{k}" text' for k in spec) + ")"
+        out = {}
+        for k, t in spec.items():
+            v = f'{alias}."{k}"'
+            out[k] = {"f": f"CAST({v} AS DOUBLE PRECISION)", "i": f"CAST({v} AS INTEGER)", "s": v,
+                      "b": f"CASE WHEN {v} IS NULL OR {v} IN ('false', '0', '0.0', '', 'null') THEN 0 ELSE 1 END"}[t]
+        return lateral, out
+
     def obj(self, pairs: Iterable[tuple[str, str]]) -> str:
         fn = "json_build_object" if self.pg else "json_object"
         return f"{fn}(" + ", ".join(f"'{k}', {v}" for k, v in pairs) + ")"
@@ -121,19 +135,20 @@ def visits_cte(d: Dialect, lo: str = ":lo", hi: str = ":hi") -> str:
     entered_at, agent_id, answered, completed, talk, hold, transferred, outcome, wait, rang,
     wrapup) — the visits :func:`reports.facts.fold_visits` gives for the facts anchored in
     [lo, hi)."""
-    seq = f"COALESCE({d.i('seq')}, 0)"
+    lat, x = d.fields({"seq": "i", "wait": "f", "talk": "f", "hold": "f", "transferred": "b", "outcome": "s",
+                       "rang_agent": "b", "seconds": "f"})
     return f"""
 vf AS (
-  SELECT id, kind, at, anchor_at, COALESCE(call_id, '') AS call_id, queue, agent_id, data
-  FROM report_facts WHERE anchor_at >= {lo} AND anchor_at < {hi} AND kind IN {_in(VISIT_KINDS)}
+  SELECT id, kind, at, anchor_at, COALESCE(call_id, '') AS call_id, queue, agent_id, COALESCE({x['seq']}, 0) AS seq,
+         {x['wait']} AS wait, {x['talk']} AS talk, {x['hold']} AS hold, {x['transferred']} AS transferred,
+         {x['outcome']} AS outcome, {x['rang_agent']} AS rang, {x['seconds']} AS seconds
+  FROM report_facts{lat} WHERE anchor_at >= {lo} AND anchor_at < {hi} AND kind IN {_in(VISIT_KINDS)}
 ),
-ve AS (SELECT id AS eid, anchor_at AS e_at, call_id, {seq} AS seq, COALESCE(queue, '') AS queue FROM vf WHERE kind = 'visit.entered'),
-va AS (SELECT id AS aid, anchor_at AS a_at, call_id, {seq} AS seq, at AS answered_at, agent_id, {d.f('wait')} AS wait
-       FROM vf WHERE kind = 'visit.answered'),
-vc AS (SELECT id AS cid, call_id, {seq} AS seq, COALESCE({d.f('talk')}, 0.0) AS talk, COALESCE({d.f('hold')}, 0.0) AS hold,
-              {d.b('transferred')} AS transferred FROM vf WHERE kind = 'visit.completed'),
-vl AS (SELECT id AS lid, call_id, {seq} AS seq, {d.s('outcome')} AS outcome, {d.f('wait')} AS wait, {d.b('rang_agent')} AS rang
-       FROM vf WHERE kind = 'visit.left'),
+ve AS (SELECT id AS eid, anchor_at AS e_at, call_id, seq, COALESCE(queue, '') AS queue FROM vf WHERE kind = 'visit.entered'),
+va AS (SELECT id AS aid, anchor_at AS a_at, call_id, seq, at AS answered_at, agent_id, wait FROM vf WHERE kind = 'visit.answered'),
+vc AS (SELECT id AS cid, call_id, seq, COALESCE(talk, 0.0) AS talk, COALESCE(hold, 0.0) AS hold, transferred
+       FROM vf WHERE kind = 'visit.completed'),
+vl AS (SELECT id AS lid, call_id, seq, outcome, wait, rang FROM vf WHERE kind = 'visit.left'),
 v0 AS (
   SELECT ve.call_id, ve.seq, ve.queue, ve.e_at AS entered_at, ve.eid, va.aid, va.a_at, va.agent_id,
          CASE WHEN va.aid IS NULL THEN 0 ELSE 1 END AS answered,
@@ -154,7 +169,7 @@ wev AS (
   FROM v0 WHERE aid IS NOT NULL AND agent_id IS NOT NULL AND agent_id <> ''
   UNION ALL
   SELECT call_id, COALESCE(agent_id, '') AS agent_id, NULL AS seq, 0 AS isv, anchor_at AS o1, id AS o2,
-         COALESCE({d.f('seconds')}, 0.0) AS secs
+         COALESCE(seconds, 0.0) AS secs
   FROM vf WHERE kind = 'wrapup'
 ),
 wseq AS (
@@ -325,32 +340,40 @@ ag_survey AS (
          SUM(CASE WHEN qk = 'resolved' AND value = 1 THEN 1 ELSE 0 END) AS resolved_yes
   FROM sva WHERE agent_id IS NOT NULL AND agent_id <> '' AND agent_id <> '(none)' GROUP BY agent_id
 )"""
+    rlat, rx = d.fields({"required": "b", "status": "s", "direction": "s"}, "qf.data", "rx")
     quality = f"""
 ans_calls AS (SELECT DISTINCT call_id FROM vis WHERE answered = 1),
 entered_of AS (SELECT call_id, MIN(entered_at) AS e_at FROM vis GROUP BY call_id),
-qf_ids AS (
-  SELECT id FROM report_facts WHERE anchor_at >= :lo AND anchor_at < :hi AND kind IN {_in(REC_QA_KINDS)}
-  UNION
-  SELECT r.id FROM report_facts r JOIN ans_calls c ON r.call_id = c.call_id WHERE r.kind IN {_in(REC_QA_KINDS)}
-),
 qf AS (
-  SELECT f.id, f.kind, f.anchor_at, COALESCE(f.call_id, '') AS call_id, f.queue, f.agent_id, f.data
-  FROM report_facts f JOIN qf_ids USING (id)
+  SELECT id, kind, anchor_at, COALESCE(call_id, '') AS call_id, queue, agent_id, data FROM report_facts
+  WHERE anchor_at >= :lo AND anchor_at < :hi AND kind IN {_in(REC_QA_KINDS)}
+  UNION ALL
+  SELECT r.id, r.kind, r.anchor_at, COALESCE(r.call_id, '') AS call_id, r.queue, r.agent_id, r.data
+  FROM report_facts r JOIN ans_calls c ON r.call_id = c.call_id
+  WHERE r.kind IN {_in(REC_QA_KINDS)} AND NOT (r.anchor_at >= :lo AND r.anchor_at < :hi)
 ),
-rd AS (SELECT call_id, MAX(id) AS id FROM qf WHERE kind = 'recording.decided' GROUP BY call_id),
-rp AS (SELECT call_id, MAX(id) AS id FROM qf WHERE kind = 'recording.processed' GROUP BY call_id),
+rq AS (
+  SELECT qf.call_id, qf.kind, qf.agent_id, qf.anchor_at, {rx['required']} AS required, {rx['status']} AS status,
+         {rx['direction']} AS direction
+  FROM qf{rlat} WHERE qf.kind IN ('recording.decided', 'recording.processed')
+),
 rec AS (
-  SELECT k.call_id,
-         CASE WHEN d.id IS NOT NULL THEN {d.b('required', 'd.data')} ELSE 1 END AS required,
-         CASE WHEN p.id IS NOT NULL THEN COALESCE(NULLIF({d.s('status', 'p.data')}, ''), 'pending')
-              ELSE COALESCE(NULLIF({d.s('status', 'd.data')}, ''), 'pending') END AS status,
-         COALESCE(NULLIF(CASE WHEN d.id IS NOT NULL THEN {d.s('direction', 'd.data')} ELSE {d.s('direction', 'p.data')} END, ''),
-                  'inbound') AS direction,
-         CASE WHEN d.id IS NOT NULL THEN d.agent_id ELSE p.agent_id END AS agent_id,
-         CASE WHEN d.id IS NOT NULL THEN d.anchor_at ELSE p.anchor_at END AS at
-  FROM (SELECT call_id FROM rd UNION SELECT call_id FROM rp) k
-       LEFT JOIN rd ON rd.call_id = k.call_id LEFT JOIN qf d ON d.id = rd.id
-       LEFT JOIN rp ON rp.call_id = k.call_id LEFT JOIN qf p ON p.id = rp.id
+  SELECT call_id,
+         COALESCE(MAX(CASE WHEN kind = 'recording.decided' THEN required END), 1) AS required,
+         CASE WHEN MAX(CASE WHEN kind = 'recording.processed' THEN 1 END) = 1
+              THEN COALESCE(NULLIF(MAX(CASE WHEN kind = 'recording.processed' THEN status END), ''), 'pending')
+              ELSE COALESCE(NULLIF(MAX(CASE WHEN kind = 'recording.decided' THEN status END), ''), 'pending') END AS status,
+         COALESCE(NULLIF(CASE WHEN MAX(CASE WHEN kind = 'recording.decided' THEN 1 END) = 1
+                              THEN MAX(CASE WHEN kind = 'recording.decided' THEN direction END)
+                              ELSE MAX(CASE WHEN kind = 'recording.processed' THEN direction END) END, ''), 'inbound')
+           AS direction,
+         CASE WHEN MAX(CASE WHEN kind = 'recording.decided' THEN 1 END) = 1
+              THEN MAX(CASE WHEN kind = 'recording.decided' THEN agent_id END)
+              ELSE MAX(CASE WHEN kind = 'recording.processed' THEN agent_id END) END AS agent_id,
+         CASE WHEN MAX(CASE WHEN kind = 'recording.decided' THEN 1 END) = 1
+              THEN MAX(CASE WHEN kind = 'recording.decided' THEN anchor_at END)
+              ELSE MAX(CASE WHEN kind = 'recording.processed' THEN anchor_at END) END AS at
+  FROM rq GROUP BY call_id
 ),
 recs AS (
   SELECT rec.* FROM rec LEFT JOIN entered_of e ON e.call_id = rec.call_id
@@ -431,7 +454,8 @@ def fcr_rollups_sql(d: Dialect, *, window: float, resolved_codes: Iterable[str],
     resolved_q = [q for q, k in survey_questions.items() if k == "resolved"]
     codes = list(resolved_codes) or ["\x00"]
     w = repr(float(window))
-    inbound = f"COALESCE({d.s('direction')}, 'inbound') = 'inbound'"
+    lat, x = d.fields({"direction": "s", "caller": "s", "customer": "s", "first_queued_at": "f"})
+    inbound = f"COALESCE({x['direction']}, 'inbound') = 'inbound'"
     counts = d.obj([(k, f"COALESCE({k}, 0)") for k in ("contacts", "repeat_resolved", "repeat_unresolved", "repeat_pending",
                                                       "repeat_unknown_caller", "disposition_resolved",
                                                       "disposition_total", "survey_resolved", "survey_total",
@@ -440,9 +464,9 @@ def fcr_rollups_sql(d: Dialect, *, window: float, resolved_codes: Iterable[str],
 INSERT INTO report_rollups (span, interval_start, queue, config, counts, built_at)
 WITH ce AS (
   SELECT COALESCE(call_id, '') AS call_id, queue, anchor_at,
-         CASE WHEN {d.isnull('customer')} THEN {d.s('caller')} ELSE 'customer:' || {d.s('customer')} END AS who,
-         COALESCE(NULLIF({d.f('first_queued_at')}, 0), anchor_at) AS c_at
-  FROM report_facts
+         CASE WHEN {x['customer']} IS NULL THEN {x['caller']} ELSE 'customer:' || {x['customer']} END AS who,
+         COALESCE(NULLIF({x['first_queued_at']}, 0), anchor_at) AS c_at
+  FROM report_facts{lat}
   WHERE anchor_at >= :lo AND anchor_at < :hi + {w} AND kind = 'call.ended' AND {inbound} AND queue IS NOT NULL AND queue <> ''
 ),
 disp AS (
