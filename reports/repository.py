@@ -154,8 +154,6 @@ class SetBasedRollups:
     def _stmt(sql: str, **types: Any) -> Any:
         from sqlalchemy import Float, String, bindparam, text
 
-        from callcore.db import utcnow  # noqa: F401 - the type below is the column's
-
         binds = [bindparam("now", type_=RollupRow.__table__.c.built_at.type)]
         for name in ("lo", "hi", "slot_before", "day_before", "fcr_now"):
             if f":{name}" in sql:
@@ -207,7 +205,7 @@ class SetBasedRollups:
     async def build_agent_rollups(self, first: float, last: float, days: list[tuple[float, float]],
                                   survey_questions: dict[str, str], open_spans: list[Any]) -> None:
         """Replace the agent day rollups of [first, last) by those of ``days`` (its settled days)."""
-        from sqlalchemy import String
+        from sqlalchemy import Float, String
 
         from callcore.db import utcnow
         from reports import rollup_sql as rs
@@ -222,8 +220,6 @@ class SetBasedRollups:
                 spans = [sp for sp in open_spans if sp.start < b]
                 params: dict[str, Any] = {"lo": a, "hi": b, "now": now}
                 types: dict[str, Any] = {}
-                from sqlalchemy import Float
-
                 for n, sp in enumerate(spans):
                     params.update({f"os_agent_{n}": sp.agent_id, f"os_state_{n}": sp.state, f"os_start_{n}": float(sp.start),
                                    f"os_end_{n}": None if sp.end is None else float(sp.end), f"os_reason_{n}": sp.reason})
