@@ -27,7 +27,7 @@ from reports.facts import (
     QA_KINDS, RECORDING_KINDS, SPAN_KINDS, Fact, VisitFolder, fold_contacts, fold_ivr, fold_recordings, fold_scores,
     fold_spans, fold_surveys, fold_visits, unique,
 )
-from reports.repository import ReportRepository
+from reports.repository import ReportRepository, SetBasedRollups
 from reports.staffing import staffing_for_interval
 
 log = logging.getLogger(__name__)
@@ -360,6 +360,9 @@ class ReportService:
         self.facts_written = 0
         #: False: every report from the facts alone (the benchmark's baseline; a check that both agree)
         self.use_rollups = True
+        #: rollups built inside the database (``reports.rollup_sql``); False: folded here from the
+        #: facts read as rows (the reference; the benchmark's "before")
+        self.set_based = True
         #: called with every batch of new facts, right after the live counters took them (sync, cheap:
         #: the web wallboard's per-agent and abandoned-call figures; wired in callcore/wiring.py)
         self.observers: list[Callable[[list[Fact]], None]] = []
@@ -553,8 +556,58 @@ class ReportService:
     async def rebuild_rollups(self, lo: float, hi: float, now: float | None = None) -> int:
         """(Re)build the rollups of [lo, hi): 15-minute slots, and the center's days that lie wholly
         inside. Slots and days with visits still going, or younger than ``settle_seconds``, are left
-        to be computed from the facts. Returns how many 15-minute slots were written."""
+        to be computed from the facts. Returns how many 15-minute slots were written.
+
+        Set-based (issue 18): each rollup table's rows are built inside the database in one
+        ``INSERT … SELECT`` (``reports.rollup_sql``) — unless :attr:`set_based` is off or the period
+        has a time-zone offset change (a DST day: 15-minute slots are then the Python ones)."""
         now = self.clock() if now is None else now
+        if self.set_based and self._steady_offset(lo, hi):
+            return await self._rebuild_rollups_sql(lo, hi, now)
+        return await self._rebuild_rollups_python(lo, hi, now)
+
+    def _steady_offset(self, lo: float, hi: float) -> bool:
+        """The zone's UTC offset is one whole number of quarter hours over [lo, hi] (so a 15-minute
+        slot is ``floor(t / 900) * 900``)."""
+        first = datetime.fromtimestamp(lo, self.tz).utcoffset()
+        if first is None or first.total_seconds() % SLOT:
+            return False
+        t = lo
+        while True:
+            if datetime.fromtimestamp(t, self.tz).utcoffset() != first:
+                return False
+            if t >= hi:
+                return True
+            t = min(hi, t + 6 * 3600)
+
+    def _days_inside(self, lo: float, hi: float) -> list[tuple[float, float]]:
+        out = []
+        day = bucket_start(lo, "day", self.tz)
+        if day < lo:
+            day = bucket_end(day, "day", self.tz)
+        while bucket_end(day, "day", self.tz) <= hi:
+            out.append((day, bucket_end(day, "day", self.tz)))
+            day = out[-1][1]
+        return out
+
+    async def _rebuild_rollups_sql(self, lo: float, hi: float, now: float) -> int:
+        lo = bucket_start(lo, "15min", self.tz)
+        db = SetBasedRollups(self.repository._sm)
+        days = self._days_inside(lo, hi)
+        configs = {q: self.config.for_queue(q) for q in await db.queues(lo, hi)}
+        settled = now - self.config.settle_seconds
+        slots, built = await db.build_queue_rollups(lo, hi, days, configs, self.config.default_queue,
+                                                    slot_before=settled, day_before=settled)
+        if days:
+            spans = self.open_spans(self.clock()) if self.open_spans is not None else []
+            await db.build_agent_rollups(days[0][0], days[-1][1], [d for d in days if d[0] in built],
+                                         dict(self.config.survey_questions), spans)
+            await self.rebuild_extras(days[0][0], days[-1][1], now)
+        return slots
+
+    async def _rebuild_rollups_python(self, lo: float, hi: float, now: float) -> int:
+        """The rollups of [lo, hi) computed here from the facts read as rows (the reference the
+        set-based build is tested against; DST days)."""
         lo = bucket_start(lo, "15min", self.tz)
         visits = fold_visits(await self.repository.facts(lo, hi, VISIT_KINDS))
         by_slot: dict[float, list[fm.Visit]] = {}
@@ -582,7 +635,7 @@ class ReportService:
         if day > first:
             await self.repository.replace_rollups(first, day, day_rows, spans=("day",))
             await self.repository.replace_agent_rollups(first, day, agent_rows)
-            await self.rebuild_extras(first, day, now)
+            await self._rebuild_extras_python(first, day, now)
         return len({r["interval_start"] for r in rows})
 
     @staticmethod
@@ -868,7 +921,21 @@ class ReportService:
 
     async def rebuild_extras(self, lo: float, hi: float, now: float | None = None) -> int:
         """(Re)build the FCR/callback rollups (``fcr_day``) of the days in [lo, hi) whose FCR
-        window is over; returns how many days were written."""
+        window is over; returns how many days were written. Set-based like :meth:`rebuild_rollups`."""
+        now = self.clock() if now is None else now
+        if not (self.set_based and self._steady_offset(lo, hi)):
+            return await self._rebuild_extras_python(lo, hi, now)
+        first, last = self._whole_days(lo, hi)
+        days = [(a, b) for a, b in self._days_inside(first, last)
+                if b + self.config.fcr_window_seconds + self.config.settle_seconds <= now]
+        if last > first:
+            await SetBasedRollups(self.repository._sm).build_fcr_rollups(
+                first, last, days, window=self.config.fcr_window_seconds,
+                resolved_codes=tuple(self.config.resolved_dispositions),
+                survey_questions=dict(self.config.survey_questions), config=self._extras_config(), fcr_now=self.clock())
+        return len(days)
+
+    async def _rebuild_extras_python(self, lo: float, hi: float, now: float | None = None) -> int:
         now = self.clock() if now is None else now
         first, last = self._whole_days(lo, hi)
         rows: list[dict[str, Any]] = []

@@ -11,9 +11,11 @@ import pytest
 from tests.benchmarks.figures import figures_ok as _figures_ok
 
 
-def test_reports_smoke() -> None:
-    """reports benchmark (issue 18): generates and COPYs a small center into a throwaway
-    PostgreSQL database, builds the rollups and reads the reports — rollups and facts agree."""
+@pytest.mark.parametrize("gen", ["server", "copy"])
+def test_reports_smoke(gen: str) -> None:
+    """reports benchmark (issue 18): generates a small center inside a throwaway PostgreSQL
+    database (``server``) or here and COPYs it (``copy``), builds the rollups (the Python fold and
+    the set-based build of one day: the same rows) and reads the reports — rollups and facts agree."""
     import asyncio
 
     import asyncpg
@@ -30,11 +32,16 @@ def test_reports_smoke() -> None:
 
     if not asyncio.run(reachable()):
         pytest.skip(f"no PostgreSQL at {reports_bench.PG_DSN} (CALLCORE_BENCH_PG_DSN)")
-    res = reports_bench.run("smoke")
+    res = reports_bench.run("smoke", gen)
     _figures_ok(res)
     d = res["details"]
     cfg = reports_bench.SIZES["smoke"]
-    assert d["facts"] == sum(1 for _ in reports_bench.generate(cfg["days"], cfg["calls_per_day"], cfg["agents"], cfg["queues"]))
+    if gen == "copy":
+        assert d["facts"] == sum(1 for _ in reports_bench.generate(cfg["days"], cfg["calls_per_day"], cfg["agents"],
+                                                                  cfg["queues"]))
+    else:  # the same draws inside PostgreSQL: about as many facts a call, every agent's day
+        assert 7 * cfg["days"] * cfg["calls_per_day"] < d["facts"] < 11 * cfg["days"] * cfg["calls_per_day"]
+    assert d["build_pairs"] and all(p["equal"] for p in d["build_pairs"])
     assert len(d["build_s"]) == cfg["days"]
     assert d["rows"]["day_queue"] == cfg["queues"] and d["rows"]["month_agent"] == cfg["agents"]
     # the rolled-up reports give the numbers the facts give
