@@ -181,6 +181,11 @@ export async function mount(root, { live, me, config }) {
       parts.push(part);
     }
     for (const part of ["waiting", "abandoned"]) if (part in u) { out[part] = u[part]; parts.push("lists"); }
+    if ("abandoned_added" in u) { // calls added on top; those that ended before abandoned_since fell off
+      const since = u.abandoned_since;
+      out.abandoned = [...u.abandoned_added, ...board.abandoned.filter((c) => since == null || c.ended_at >= since)];
+      parts.push("lists");
+    }
     if ("kpis" in u) { out.kpis = u.kpis; parts.push("queues"); }
     return { board: out, parts };
   }
