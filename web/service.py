@@ -66,7 +66,7 @@ class WebService:
         clock: Callable[[], float] = time.time,
         book: WallboardBook | None = None,
         reports: Any = None,
-        coalesce_seconds: float = 0.2,
+        coalesce_seconds: float | None = None,  # default: config.wallboard.push_window_seconds
         full_every_seconds: float = 60.0,
         agent_ids: Callable[[], Iterable[str]] | None = None,
         agent_view: Callable[[str], dict[str, Any]] | None = None,
@@ -97,7 +97,7 @@ class WebService:
         self.full_updates = 0
         self.overflows = 0
         self.feed = WallboardFeed()
-        self.coalesce = float(coalesce_seconds)
+        self.coalesce = float(config.wallboard.push_window_seconds if coalesce_seconds is None else coalesce_seconds)
         self.full_every = float(full_every_seconds)
         #: what changed since the last push: parts of the board to rebuild ("agents", "queues", "kpis")
         self._dirty: set[str] = set()

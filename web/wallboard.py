@@ -276,7 +276,12 @@ class WallboardBook:
 
     def _abandoned_list(self) -> list[dict[str, Any]]:
         # copies: a caller name filled in later changes the book's dict, the feed compares with the last list
-        return [dict(c) for c in sorted(self.abandoned.values(), key=lambda c: -c["ended_at"])[:MAX_ABANDONED]]
+        return [dict(c) for c in sorted(self.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED]]
+
+
+def abandoned_order(c: dict[str, Any]) -> tuple[float, str]:
+    """The abandoned list's order: newest first, then by call id (the page's too: wallboard.js)."""
+    return (-c["ended_at"], c["call_id"] or "")
 
 
 # ------------------------------------------------------------ the feed
@@ -295,11 +300,11 @@ class WallboardFeed:
     * ``seq`` (one more than the previous payload's), ``at``, ``full: false``;
     * ``agents`` / ``queues``: the changed or new entries, whole (an upsert by ``agent_id`` /
       ``queue``), ``agents_removed`` / ``queues_removed``: the ids gone;
-    * ``waiting``, ``abandoned``, ``kpis``: the whole part, only when it changed — but when
-      calls were only added on top of the abandoned list (newest first), ``abandoned_added``
-      (those, newest first) instead of the whole list, with ``abandoned_since`` when the oldest
-      fell off the end (the list is the newest 200: the page drops the entries that ended before
-      it). Both are exact for a scope's cut of the list too (``auth/scope.py``).
+    * ``waiting``, ``abandoned``, ``kpis``: the whole part, only when it changed — but the
+      abandoned list (newest first, the newest 200) goes out as ``abandoned_changed`` (the calls
+      added or changed, upserted by ``(call_id, ended_at)``) and ``abandoned_removed`` (the
+      ``[call_id, ended_at]`` of those gone) when that is shorter; the page sorts by
+      :func:`abandoned_order`. A scope's cut of it stays exact (``auth/scope.py``).
 
     :meth:`full` is the baseline itself with the same ``seq`` (``full: true``): what a page
     loads after it connected or saw a gap in the numbers (``GET /api/web/wallboard``), then
@@ -347,14 +352,17 @@ class WallboardFeed:
             out["waiting"] = self.waiting = snap["waiting"]
         if "abandoned" in snap and snap["abandoned"] != self.abandoned:
             new, old = snap["abandoned"], self.abandoned
-            # newest first: most often calls were only added on top (and the oldest fell off the
-            # 200): those go out alone (issue 18 round five: the whole list was 80 % of the bytes)
-            added = next((k for k, e in enumerate(new) if e == old[0]), len(new)) if old else 0
-            since = new[-1]["ended_at"] if len(new) >= MAX_ABANDONED else None
-            if 0 < added < len(new) and new[added:] == [e for e in old if since is None or e["ended_at"] >= since]:
-                out["abandoned_added"] = new[:added]
-                if since is not None:
-                    out["abandoned_since"] = since
+            # the calls added or changed, and those gone (fell off the newest 200), by their
+            # (call_id, ended_at): not the whole list (issue 18 round five: it was 80 % of the bytes)
+            before = {(e["call_id"], e["ended_at"]): e for e in old}
+            changed = [e for e in new if before.get((e["call_id"], e["ended_at"])) != e]
+            now_ids = {(e["call_id"], e["ended_at"]) for e in new}
+            removed = [[c, t] for (c, t) in before if (c, t) not in now_ids]
+            if new and len(changed) + len(removed) < len(new):
+                if changed:
+                    out["abandoned_changed"] = changed
+                if removed:
+                    out["abandoned_removed"] = removed
             else:
                 out["abandoned"] = new
             self.abandoned = new
@@ -394,8 +402,11 @@ def apply_update(board: dict[str, Any] | None, update: dict[str, Any]) -> tuple[
     for part in (*DELTA_LISTS, "kpis"):
         if part in update:
             out[part] = update[part]
-    if "abandoned_added" in update:
-        since = update.get("abandoned_since")
-        out["abandoned"] = [*update["abandoned_added"],
-                            *(e for e in board["abandoned"] if since is None or e["ended_at"] >= since)]
+    if "abandoned_changed" in update or "abandoned_removed" in update:
+        rows = {(e["call_id"], e["ended_at"]): e for e in board["abandoned"]}
+        for c, t in update.get("abandoned_removed") or ():
+            rows.pop((c, t), None)
+        for e in update.get("abandoned_changed") or ():
+            rows[(e["call_id"], e["ended_at"])] = e
+        out["abandoned"] = sorted(rows.values(), key=abandoned_order)
     return out, False

@@ -359,7 +359,7 @@ def test_a_caller_name_that_arrives_later_reaches_the_agents_row():
     assert "agents" not in feed.delta(book.changes(None, 5))  # nothing since
 
 
-def test_calls_added_on_top_of_the_abandoned_list_go_out_alone_and_a_scope_cut_stays_exact():
+def test_abandoned_calls_added_or_changed_go_out_alone_and_a_scope_cut_stays_exact():
     from auth.tokens import Principal
     from auth.scope import wallboard_in_scope
     from web.wallboard import MAX_ABANDONED
@@ -379,22 +379,23 @@ def test_calls_added_on_top_of_the_abandoned_list_go_out_alone_and_a_scope_cut_s
     steps = [
         newest([1]),
         newest([1, 2, 3]),  # two on top
-        newest([1, 2, 3], c3="강고객"),  # a name filled in: the whole list
-        newest(list(range(1, 200)), c3="강고객"),  # 196 on top
+        newest([1, 2, 3], c3="강고객"),  # a name filled in
+        newest([1, 2, 3, 5], c3="강고객"),
+        newest([1, 2, 3, 4, 5], c3="강고객"),  # one recorded late: in the middle of the list
+        newest(list(range(1, 200)), c3="강고객"),  # 194 more
         newest(list(range(1, 204)), c3="강고객"),  # four on top, the four oldest fall off the newest 200
-        newest(list(range(1, 205))),  # one more
         [],  # a new day
     ]
     kinds = []
     for i, lst in enumerate(steps):
         d = feed.delta({"at": float(i), "abandoned": lst})
-        kinds.append("added" if "abandoned_added" in d else "whole" if "abandoned" in d else "-")
+        kinds.append("delta" if "abandoned_changed" in d else "whole" if "abandoned" in d else "-")
         page, gap = apply_update(page, d)
         assert not gap and page["abandoned"] == lst == feed.full()["abandoned"]
         scoped, gap = apply_update(scoped, wallboard_in_scope(sales, d, []))  # the same cut as of the full list
         assert not gap and scoped["abandoned"] == [e for e in lst if e["queue"] == "sales"]
-    assert kinds == ["whole", "added", "whole", "added", "added", "added", "whole"]
-    assert feed.delta({"at": 9.0, "abandoned": []}) == {"seq": 8, "at": 9.0, "full": False}
+    assert kinds == ["whole", "delta", "delta", "delta", "delta", "delta", "delta", "whole"]
+    assert d["abandoned"] == [] and feed.delta({"at": 9.0, "abandoned": []}) == {"seq": 9, "at": 9.0, "full": False}
 
 
 async def test_a_tick_reads_only_the_new_agents_views_from_the_directory():

@@ -181,9 +181,14 @@ export async function mount(root, { live, me, config }) {
       parts.push(part);
     }
     for (const part of ["waiting", "abandoned"]) if (part in u) { out[part] = u[part]; parts.push("lists"); }
-    if ("abandoned_added" in u) { // calls added on top; those that ended before abandoned_since fell off
-      const since = u.abandoned_since;
-      out.abandoned = [...u.abandoned_added, ...board.abandoned.filter((c) => since == null || c.ended_at >= since)];
+    if ("abandoned_changed" in u || "abandoned_removed" in u) { // upserted by (call_id, ended_at)
+      const id = (c, t) => `${c}\u0000${t}`;
+      const rows = new Map(board.abandoned.map((e) => [id(e.call_id, e.ended_at), e]));
+      for (const [c, t] of u.abandoned_removed || []) rows.delete(id(c, t));
+      for (const e of u.abandoned_changed || []) rows.set(id(e.call_id, e.ended_at), e);
+      // newest first, then by call id (web/wallboard.py abandoned_order)
+      out.abandoned = [...rows.values()].sort((a, b) => b.ended_at - a.ended_at
+        || ((a.call_id || "") < (b.call_id || "") ? -1 : (a.call_id || "") > (b.call_id || "") ? 1 : 0));
       parts.push("lists");
     }
     if ("kpis" in u) { out.kpis = u.kpis; parts.push("queues"); }
