@@ -11,10 +11,13 @@ second, was ~30 MB/s of JSON for the supervisors' browsers to parse):
   subscriber: a caller joined or left — the queue tiles and the waiting list), CTI's 1 s
   ``queue.stats`` tick (everything; it is also the heartbeat the page's "data age" reads),
   the KPI tiles' refresh;
-* at most one push every ``coalesce_seconds`` (0.2 s): a change right after a push waits
-  for the rest of the window, and every change in it goes out in the one push;
+* at most one push every ``coalesce_seconds`` (``wallboard.push_window_seconds``, 0.1 s): a
+  change when no push went out for that long goes out at once, a change right after a push
+  waits for the rest of the window, and every change in it goes out in the one push;
 * each push is a delta of :class:`~web.wallboard.WallboardFeed` (``seq`` + only the changed
-  agents, queues, lists); every ``full_every_seconds`` (60 s) a full snapshot goes out
+  agents, queues, lists), built from what changed only: the book tracks which agents' rows
+  may differ (their state, their call, their counts), so a push costs those rows, not the
+  2,000 of a big center's grid (issue 18 round five: ~3-7 ms → ~0.02 ms a push); every ``full_every_seconds`` (60 s) a full snapshot goes out
   instead (a scope change, anything a delta cannot express, is repaired by then);
   ``GET /api/web/wallboard`` answers the full snapshot with its ``seq``: the page loads it
   after every (re)connect and whenever it sees a gap in ``seq``, then applies the deltas.

@@ -422,3 +422,19 @@ async def test_a_tick_reads_only_the_new_agents_views_from_the_directory():
     directory.pop("1002")
     d = web.feed.delta(web._snapshot({"agents", "queues", "kpis"}, [], 7.0))
     assert d["agents_removed"] == ["1002"] and "agents" not in d
+
+
+def test_the_push_window_is_the_configs(tmp_path: Path):
+    shipped = load_config()
+    assert shipped.wallboard.push_window_seconds == 0.1  # issue 18 round five (0.2 before)
+    assert WebService(bus=Bus(), config=shipped, agents=lambda: [], queue_stats=lambda: [], pause_reasons=lambda: []).coalesce == 0.1
+    raw = yaml.safe_load(Path("web/config.yaml").read_text(encoding="utf-8"))
+    raw["wallboard"]["push_window_seconds"] = 0.05
+    (tmp_path / "web.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    web = WebService(bus=Bus(), config=load_config(tmp_path / "web.yaml"), agents=lambda: [], queue_stats=lambda: [],
+                     pause_reasons=lambda: [])
+    assert web.coalesce == 0.05
+    raw["wallboard"]["push_window_seconds"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(WebConfigError):
+        load_config(tmp_path / "bad.yaml")

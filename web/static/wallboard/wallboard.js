@@ -1,6 +1,6 @@
 // The supervisor wallboard: queue tiles, the agents grid, waiting callers, abandoned calls.
 // Everything arrives as `wallboard.update` over the websocket — pushed on change (at most one
-// every ~200 ms) and at CTI's 1 s tick — nothing is polled. Each update is numbered (`seq`):
+// every ~100 ms) and at CTI's 1 s tick — nothing is polled. Each update is numbered (`seq`):
 // a full snapshot (`full: true`: GET /api/web/wallboard after every (re)connect, and every
 // minute over the socket) or a delta of it (only the changed agents and queues, upserted by
 // id, `*_removed` ids gone, and the waiting/abandoned lists and KPIs when they changed).
