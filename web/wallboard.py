@@ -74,6 +74,10 @@ class WallboardBook:
     _all_changed: bool = True
     _abandoned_changed: bool = True
     _agents_of_call: dict[str, set[str]] = field(default_factory=dict)  # call id -> agents whose row shows it
+    #: the abandoned list's keys as last sent (newest 200) and the keys added since: the next list
+    #: is merged from those, not sorted from every abandoned call of the day (issue 18 round five)
+    _abandoned_top: list[str] = field(default_factory=list)
+    _abandoned_new: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ input
     def observe(self, name: str, payload: dict[str, Any], now: float) -> None:
@@ -154,6 +158,7 @@ class WallboardBook:
                 self._changed.add(f.agent_id)
             elif f.kind == "visit.left" and data.get("outcome") == "abandoned" and f.queue:
                 self._abandoned_changed = True
+                self._abandoned_new.append(f.key)
                 live = self.calls.get(f.call_id or "") or {}
                 self.abandoned[f.key] = {
                     "call_id": f.call_id,
@@ -187,6 +192,8 @@ class WallboardBook:
             self.day = day
             self.seeded_day = None  # the new day's stored facts are read back (WebService)
             self.abandoned.clear()
+            self._abandoned_top.clear()
+            self._abandoned_new.clear()
             self.handled.clear()
             self.missed.clear()
             self.facts_seen.clear()
@@ -276,7 +283,14 @@ class WallboardBook:
 
     def _abandoned_list(self) -> list[dict[str, Any]]:
         # copies: a caller name filled in later changes the book's dict, the feed compares with the last list
-        return [dict(c) for c in sorted(self.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED]]
+        # the newest 200 are among those sent last time and those added since (an entry is never
+        # removed but by the day's roll, which clears both)
+        entries = self.abandoned
+        if self._abandoned_new:
+            keys = set(self._abandoned_top).union(self._abandoned_new)
+            self._abandoned_top = sorted(keys, key=lambda k: abandoned_order(entries[k]))[:MAX_ABANDONED]
+            self._abandoned_new.clear()
+        return [dict(entries[k]) for k in self._abandoned_top]
 
 
 def abandoned_order(c: dict[str, Any]) -> tuple[float, str]:

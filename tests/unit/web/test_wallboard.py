@@ -297,6 +297,8 @@ def test_the_incremental_push_carries_the_same_board_as_a_full_rebuild_at_every_
     page fed by those deltas equals the board rebuilt from scratch and compared whole."""
     import random
 
+    from web.wallboard import MAX_ABANDONED, abandoned_order
+
     rng = random.Random(5)
     inc, ref = WallboardBook(day_of=DAY), WallboardBook(day_of=DAY)
     inc_feed, ref_feed = WallboardFeed(), WallboardFeed()
@@ -344,6 +346,7 @@ def test_the_incremental_push_carries_the_same_board_as_a_full_rebuild_at_every_
             want = ref_feed.full()
             assert page["agents"] == want["agents"], step
             assert page["abandoned"] == want["abandoned"], step
+            assert page["abandoned"] == sorted(inc.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED], step
     assert max(sizes) < 40 and sum(sizes) > 0  # deltas, not the whole grid each time (but the day's roll)
 
 
@@ -438,3 +441,21 @@ def test_the_push_window_is_the_configs(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(WebConfigError):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_the_newest_200_abandoned_calls_whatever_order_they_are_recorded_in():
+    import random
+
+    from web.wallboard import MAX_ABANDONED, abandoned_order
+
+    rng = random.Random(7)
+    book = WallboardBook(day_of=DAY)
+    ends = list(range(1, 700))
+    rng.shuffle(ends)  # recorded out of order: older calls keep arriving after newer ones
+    for n, end in enumerate(ends):
+        book.observe_facts([Fact(f"v:c{end}:1:left", "visit.left", float(end), float(end), f"c{end}", "sales", None,
+                                 {"outcome": "abandoned", "wait": 3.0})], 10.0)
+        if n % 37 == 0 or n == len(ends) - 1:
+            got = book.snapshot([], 10.0)["abandoned"]
+            assert got == sorted(book.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED]
+    assert len(got) == MAX_ABANDONED and got[0]["ended_at"] == 699.0 and got[-1]["ended_at"] == 500.0
