@@ -97,7 +97,7 @@ def wallboard_in_scope(p: Principal, board: dict[str, Any], directory: Iterable[
     out = dict(board)
     if p.queues:
         # a wallboard.update delta (web.wallboard.WallboardFeed) leaves unchanged parts out: kept out
-        for part in ("queues", "waiting", "abandoned"):
+        for part in ("queues", "waiting", "abandoned", "abandoned_changed"):  # abandoned_removed: ids, kept
             if part in board:
                 out[part] = [x for x in board.get(part) or [] if x.get("queue") in p.queues]
         kpis = board.get("kpis")

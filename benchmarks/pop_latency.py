@@ -377,6 +377,13 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
         from benchmarks.stallsampler import StallSampler
 
         sampler = StallSampler(float(os.environ.get("CALLCORE_BENCH_STALL_THRESHOLD_MS", "50")) / 1000).start()
+    # CALLCORE_BENCH_SQL_COUNT=<file> (callcore only): which code issues the SQL, holds and waits for connections
+    sql_out = os.environ.get("CALLCORE_BENCH_SQL_COUNT") if kind != "floor" else None
+    sqlc: Any = None
+    if sql_out:
+        from benchmarks.sqlcount import SqlCounter
+
+        sqlc = SqlCounter().install()
     hb = Heartbeat(0.005).start()
     gcp = GcPauses()
     conn.send({"ready": info})
@@ -389,6 +396,8 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             gcp.reset()
             if sampler is not None:
                 sampler.reset()
+            if sqlc is not None:
+                sqlc.reset()
             if profile_out and profiler is None:
                 import cProfile
 
@@ -409,6 +418,9 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
                                  "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
                                  "bookkeeping": _bookkeeping(), "frozen_garbage": _frozen_garbage()}})
     await hb.stop()
+    if sqlc is not None:
+        with open(sql_out, "w") as fh:  # type: ignore[arg-type]
+            fh.write(sqlc.report())
     if sampler is not None:
         await sampler.stop()
         with open(stall_out, "w") as fh:  # type: ignore[arg-type]

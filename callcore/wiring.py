@@ -213,6 +213,7 @@ async def build_reports(c: "Container") -> None:
         cti = c.cti
         c.web = WebService(
             bus=c.bus, config=load_config(s.web_config), agents=cti.agents.list_agents,
+            agent_ids=cti.agents.directory.ids, agent_view=cti.agents.agent_view,  # a tick reads the new agents only
             queue_stats=cti.queues.queue_views, pause_reasons=lambda: list(cti.agents.pause_reasons),
             clock=clock, reports=c.reports,  # the wallboard's counts and KPI tiles are the report store's
         )

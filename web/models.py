@@ -49,6 +49,9 @@ class Wallboard(_Strict):
     #: how often the KPI tiles (ASA, AHT, abandon rate, service level, Erlang C staffing) are
     #: computed from the report store (an owned periodic task, never per event)
     kpi_refresh_seconds: float = Field(15.0, gt=0, le=600)
+    #: the push's coalescing window: a change goes out at once when no ``wallboard.update`` went
+    #: out in the last this-many seconds, else at the window's end with every change since
+    push_window_seconds: float = Field(0.1, gt=0, le=5)
 
     @field_validator("thresholds")
     @classmethod

@@ -289,3 +289,173 @@ async def eventually_async(predicate, timeout: float = 2.0) -> None:
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def test_the_incremental_push_carries_the_same_board_as_a_full_rebuild_at_every_step():
+    """Issue 18 round five: a push rebuilds only the rows of the agents whose state, call or
+    counts changed (the book tracks them). Random traffic on 40 agents: after every step the
+    page fed by those deltas equals the board rebuilt from scratch and compared whole."""
+    import random
+
+    from web.wallboard import MAX_ABANDONED, abandoned_order
+
+    rng = random.Random(5)
+    inc, ref = WallboardBook(day_of=DAY), WallboardBook(day_of=DAY)
+    inc_feed, ref_feed = WallboardFeed(), WallboardFeed()
+    page = apply_update(None, inc_feed.full())[0]
+    ids = [str(1000 + i) for i in range(40)]
+    calls: list[str] = []
+    now = 10.0
+    sizes = []
+    for step in range(600):
+        now += 1
+        r = rng.random()
+        agent = rng.choice(ids)
+        if r < 0.3:  # an agent's state, often with a call
+            call = rng.choice(calls) if calls and rng.random() < 0.6 else None
+            msg = ("agent.status", {"agent_id": agent, "status": rng.choice(["ready", "on_call", "paused"]),
+                                    "current_call": call if rng.random() < 0.5 else None,
+                                    "ringing_call": call if rng.random() < 0.3 else None})
+        elif r < 0.55:  # a call appears or changes (a caller name arrives later: the row shows it)
+            call = rng.choice(calls) if calls and rng.random() < 0.5 else f"c{step}"
+            calls.append(call)
+            msg = (rng.choice(["call.ringing", "call.updated", "call.answered"]),
+                   {"call_id": call, "queue": "sales", "caller_num": f"010{step}", "caller_name": rng.choice([None, f"n{step}"])})
+        elif r < 0.7 and calls:
+            msg = ("call.ended", {"call_id": calls.pop(rng.randrange(len(calls)))})
+        elif r < 0.85:  # facts: handled, missed, abandoned (a name afterwards, sometimes much later)
+            cid = rng.choice(calls) if calls else f"c{step}"
+            facts = _facts(cid, agent, now - 5, missed="no_answer" if rng.random() < 0.5 else None,
+                           answered=rng.random() < 0.6, abandoned_after=3, name=rng.choice([None, "강고객"]))
+            for book in (inc, ref):
+                book.observe_facts(facts, now)
+            msg = None
+        else:
+            msg = None
+        if msg is not None:
+            for book in (inc, ref):
+                book.observe(msg[0], msg[1], now)
+        if step == 300:
+            now = 100_000.0  # the day rolls: every row's counts go back to 0
+        if rng.random() < 0.5:  # a push (not after every change: changes pile up between pushes)
+            d = inc_feed.delta(inc.changes(None, now))
+            sizes.append(len(d.get("agents", ())))
+            page, gap = apply_update(page, d)
+            assert not gap
+            ref_feed.delta(ref.snapshot([], now))
+            want = ref_feed.full()
+            assert page["agents"] == want["agents"], step
+            assert page["abandoned"] == want["abandoned"], step
+            assert page["abandoned"] == sorted(inc.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED], step
+    assert max(sizes) < 40 and sum(sizes) > 0  # deltas, not the whole grid each time (but the day's roll)
+
+
+def test_a_caller_name_that_arrives_later_reaches_the_agents_row():
+    book, feed = WallboardBook(day_of=DAY), WallboardFeed()
+    book.observe("call.ringing", {"call_id": "c1", "queue": "sales", "caller_num": "0101"}, 1)
+    book.observe("agent.status", {"agent_id": "1001", "status": "on_call", "current_call": "c1"}, 1)
+    first = feed.delta(book.changes(None, 2))
+    assert first["agents"][0]["call"]["caller_name"] is None
+    book.observe("call.updated", {"call_id": "c1", "caller_name": "홍길동"}, 3)  # the CRM answered
+    second = feed.delta(book.changes(None, 4))
+    assert second["agents"][0]["call"]["caller_name"] == "홍길동"
+    assert "agents" not in feed.delta(book.changes(None, 5))  # nothing since
+
+
+def test_abandoned_calls_added_or_changed_go_out_alone_and_a_scope_cut_stays_exact():
+    from auth.tokens import Principal
+    from auth.scope import wallboard_in_scope
+    from web.wallboard import MAX_ABANDONED
+
+    feed = WallboardFeed()
+
+    def entry(i: int, name: str | None = None) -> dict:
+        return {"call_id": f"c{i}", "caller_num": "0101", "caller_name": name, "queue": ("sales", "vip")[i % 2],
+                "waited": 3.0, "ended_at": float(i)}
+
+    def newest(ids: list[int], **names: str) -> list[dict]:
+        return [entry(i, names.get(f"c{i}")) for i in sorted(ids, reverse=True)[:MAX_ABANDONED]]
+
+    sales = Principal("user:s", "supervisor", queues=frozenset({"sales"}))
+    page = apply_update(None, {**feed.full(), "agents": [], "queues": []})[0]
+    scoped = apply_update(None, {**wallboard_in_scope(sales, feed.full(), []), "agents": [], "queues": []})[0]
+    steps = [
+        newest([1]),
+        newest([1, 2, 3]),  # two on top
+        newest([1, 2, 3], c3="강고객"),  # a name filled in
+        newest([1, 2, 3, 5], c3="강고객"),
+        newest([1, 2, 3, 4, 5], c3="강고객"),  # one recorded late: in the middle of the list
+        newest(list(range(1, 200)), c3="강고객"),  # 194 more
+        newest(list(range(1, 204)), c3="강고객"),  # four on top, the four oldest fall off the newest 200
+        [],  # a new day
+    ]
+    kinds = []
+    for i, lst in enumerate(steps):
+        d = feed.delta({"at": float(i), "abandoned": lst})
+        kinds.append("delta" if "abandoned_changed" in d else "whole" if "abandoned" in d else "-")
+        page, gap = apply_update(page, d)
+        assert not gap and page["abandoned"] == lst == feed.full()["abandoned"]
+        scoped, gap = apply_update(scoped, wallboard_in_scope(sales, d, []))  # the same cut as of the full list
+        assert not gap and scoped["abandoned"] == [e for e in lst if e["queue"] == "sales"]
+    assert kinds == ["whole", "delta", "delta", "delta", "delta", "delta", "delta", "whole"]
+    assert d["abandoned"] == [] and feed.delta({"at": 9.0, "abandoned": []}) == {"seq": 9, "at": 9.0, "full": False}
+
+
+async def test_a_tick_reads_only_the_new_agents_views_from_the_directory():
+    directory = {"1001": "김상담", "1002": "이상담"}
+    viewed: list[str] = []
+
+    def view(agent_id: str) -> dict:
+        viewed.append(agent_id)
+        return {"id": agent_id, "name": directory[agent_id], "state": None}
+
+    web = WebService(bus=Bus(), config=load_config(), agents=lambda: [view(a) for a in sorted(directory)],
+                     queue_stats=lambda: [], pause_reasons=lambda: [], agent_ids=lambda: list(directory), agent_view=view)
+    web._seed_agents()
+    assert sorted(web.book.agents) == ["1001", "1002"] and sorted(viewed) == ["1001", "1002"]
+    viewed.clear()
+    directory["1003"] = "박상담"
+    del directory["1001"]
+    d = web.feed.delta(web._snapshot({"agents", "queues", "kpis"}, [], 5.0))
+    assert viewed == ["1003"]  # the others' views are not rebuilt
+    assert sorted(web.book.agents) == ["1002", "1003"]
+    assert [a["agent_id"] for a in d["agents"]] == ["1002", "1003"]  # the first push: every row
+    d = web.feed.delta(web._snapshot({"agents", "queues", "kpis"}, [], 6.0))
+    assert "agents" not in d and "agents_removed" not in d
+    directory.pop("1002")
+    d = web.feed.delta(web._snapshot({"agents", "queues", "kpis"}, [], 7.0))
+    assert d["agents_removed"] == ["1002"] and "agents" not in d
+
+
+def test_the_push_window_is_the_configs(tmp_path: Path):
+    shipped = load_config()
+    assert shipped.wallboard.push_window_seconds == 0.1  # issue 18 round five (0.2 before)
+    assert WebService(bus=Bus(), config=shipped, agents=lambda: [], queue_stats=lambda: [], pause_reasons=lambda: []).coalesce == 0.1
+    raw = yaml.safe_load(Path("web/config.yaml").read_text(encoding="utf-8"))
+    raw["wallboard"]["push_window_seconds"] = 0.05
+    (tmp_path / "web.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    web = WebService(bus=Bus(), config=load_config(tmp_path / "web.yaml"), agents=lambda: [], queue_stats=lambda: [],
+                     pause_reasons=lambda: [])
+    assert web.coalesce == 0.05
+    raw["wallboard"]["push_window_seconds"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(WebConfigError):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_the_newest_200_abandoned_calls_whatever_order_they_are_recorded_in():
+    import random
+
+    from web.wallboard import MAX_ABANDONED, abandoned_order
+
+    rng = random.Random(7)
+    book = WallboardBook(day_of=DAY)
+    ends = list(range(1, 700))
+    rng.shuffle(ends)  # recorded out of order: older calls keep arriving after newer ones
+    for n, end in enumerate(ends):
+        book.observe_facts([Fact(f"v:c{end}:1:left", "visit.left", float(end), float(end), f"c{end}", "sales", None,
+                                 {"outcome": "abandoned", "wait": 3.0})], 10.0)
+        if n % 37 == 0 or n == len(ends) - 1:
+            got = book.snapshot([], 10.0)["abandoned"]
+            assert got == sorted(book.abandoned.values(), key=abandoned_order)[:MAX_ABANDONED]
+    assert len(got) == MAX_ABANDONED and got[0]["ended_at"] == 699.0 and got[-1]["ended_at"] == 500.0

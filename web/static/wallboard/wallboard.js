@@ -1,6 +1,6 @@
 // The supervisor wallboard: queue tiles, the agents grid, waiting callers, abandoned calls.
 // Everything arrives as `wallboard.update` over the websocket — pushed on change (at most one
-// every ~200 ms) and at CTI's 1 s tick — nothing is polled. Each update is numbered (`seq`):
+// every ~100 ms) and at CTI's 1 s tick — nothing is polled. Each update is numbered (`seq`):
 // a full snapshot (`full: true`: GET /api/web/wallboard after every (re)connect, and every
 // minute over the socket) or a delta of it (only the changed agents and queues, upserted by
 // id, `*_removed` ids gone, and the waiting/abandoned lists and KPIs when they changed).
@@ -181,6 +181,16 @@ export async function mount(root, { live, me, config }) {
       parts.push(part);
     }
     for (const part of ["waiting", "abandoned"]) if (part in u) { out[part] = u[part]; parts.push("lists"); }
+    if ("abandoned_changed" in u || "abandoned_removed" in u) { // upserted by (call_id, ended_at)
+      const id = (c, t) => `${c}\u0000${t}`;
+      const rows = new Map(board.abandoned.map((e) => [id(e.call_id, e.ended_at), e]));
+      for (const [c, t] of u.abandoned_removed || []) rows.delete(id(c, t));
+      for (const e of u.abandoned_changed || []) rows.set(id(e.call_id, e.ended_at), e);
+      // newest first, then by call id (web/wallboard.py abandoned_order)
+      out.abandoned = [...rows.values()].sort((a, b) => b.ended_at - a.ended_at
+        || ((a.call_id || "") < (b.call_id || "") ? -1 : (a.call_id || "") > (b.call_id || "") ? 1 : 0));
+      parts.push("lists");
+    }
     if ("kpis" in u) { out.kpis = u.kpis; parts.push("queues"); }
     return { board: out, parts };
   }
