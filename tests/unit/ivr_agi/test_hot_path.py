@@ -52,3 +52,61 @@ def test_step_as_dict_is_dataclasses_asdict() -> None:
     step = Step(3, "main", "menu", "menu", 120, duration_ms=5, input="1", result="ok", detail="d")
     assert step.as_dict() == dataclasses.asdict(step)
     assert list(step.as_dict()) == [f.name for f in dataclasses.fields(Step)]  # a new field must be added there too
+
+
+# ---------------------------------------------------------------- round five (branch agi5)
+@pytest.mark.parametrize("line", LINES)
+def test_cached_results_are_what_the_parser_gives_every_time(line: str) -> None:
+    first = parse_response_line(line)
+    again = parse_response_line(line)  # a cache hit for "200 result=N"
+    assert first == again == _parse_response_regex(line)
+    assert not again.hangup_notice
+
+
+def test_a_hangup_notice_never_marks_the_cached_result() -> None:
+    from ivr.agi.protocol import ResponseParser
+
+    parser = ResponseParser()
+    assert parser.feed("200 result=1\n") is not None
+    parser.feed("HANGUP\n")
+    marked = parser.feed("200 result=1\n")
+    assert marked is not None and marked.hangup_notice
+    assert not parse_response_line("200 result=1").hangup_notice  # the cached one is untouched
+
+
+def _quote_reference(value) -> str:  # the round-three implementation
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError
+    text = str(value)
+    if "\r" in text or "\n" in text or "\0" in text:
+        raise ValueError
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize("value", ["", "sales", 'say "hi" \\o/', "\\", '"', "홍길동", 0, -12, 300, _Str("sub"),
+                                   "a\nb", "a\rb", "nul\0", True, 1.5, None, b"x"])
+def test_quote_matches_the_reference(value) -> None:
+    from ivr.agi.protocol import quote
+
+    try:
+        expected: object = _quote_reference(value)
+    except Exception as exc:  # noqa: BLE001
+        expected = type(exc)
+    try:
+        got: object = quote(value)
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == expected
+
+
+def test_script_cache_hands_out_fresh_params() -> None:
+    from ivr.agi.protocol import parse_script
+
+    path, params = parse_script("ivr?flow=main&lang=ko")
+    params["flow"] = "changed"
+    assert parse_script("ivr?flow=main&lang=ko") == ("ivr", {"flow": "main", "lang": "ko"})
+    assert parse_script("/ivr") == ("ivr", {})
