@@ -38,6 +38,7 @@ import ipaddress
 import logging
 import os
 import math
+import re
 import time
 from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable, Iterable
@@ -95,6 +96,27 @@ class _Routes(Application):
 
     async def handler(self, reader: Any, writer: Any) -> None:  # pragma: no cover - guard
         raise RuntimeError("panoramisk's Application.handler is unsafe; use FastAgiServer")
+
+
+#: one well-formed header line: what :func:`_parse_header_lines` takes without a second look
+_HEADER_LINE_RE = re.compile(r"^(agi_[A-Za-z0-9_]+): ([^\r\n]*)\r*$", re.MULTILINE)
+
+
+def _parse_header_lines(text: str) -> tuple[dict[str, str], int]:
+    """The general header parser: (headers, lines ignored). ``key: value`` or ``key:value``;
+    keys are ``agi_`` + ASCII letters, digits and ``_``; anything else is ignored."""
+    headers: dict[str, str] = {}
+    ignored = 0
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if not sep or not key.startswith("agi_") or not key.isascii() or not key.replace("_", "").isalnum():
+            ignored += 1
+            continue
+        headers[key] = value
+    return headers, ignored
 
 
 class _TimedOut:
@@ -594,6 +616,8 @@ class FastAgiServer:
         self.pending_grace = 0.5
         self.refused: dict[str, int] = {"not_allowed": 0, "peer_limit": 0, "pending_evicted": 0, "no_first_answer": 0}
         self._refusal_logged: dict[tuple[str, str], float] = {}
+        #: (the allow-list the answers are for, peer address → allowed): Asterisk is one or two addresses
+        self._allowed_cache: tuple[Any, dict[str, bool]] = (self.allowed_peers, {})
 
     # ------------------------------------------------------------ routes
     def add_route(self, script_name: str, handler: SessionHandler) -> None:
@@ -677,6 +701,19 @@ class FastAgiServer:
     def _allowed(self, host: str) -> bool:
         if self.allowed_peers is None:
             return True
+        cache = self._allowed_cache
+        if cache[0] is not self.allowed_peers:  # the list was replaced: forget the answers
+            cache = self._allowed_cache = (self.allowed_peers, {})
+        known = cache[1].get(host)
+        if known is None:
+            known = self._check_peer(host)
+            if len(cache[1]) >= 1024:
+                cache[1].clear()
+            cache[1][host] = known
+        return known
+
+    def _check_peer(self, host: str) -> bool:
+        assert self.allowed_peers is not None
         try:
             addr = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
@@ -832,20 +869,14 @@ class FastAgiServer:
             session.feed(rest)  # e.g. a HANGUP notice right behind the header
 
     def _parse_header(self, block: bytes) -> dict[str, str]:
-        """``agi_key: value`` lines (already checked for size), decoded once."""
+        """``agi_key: value`` lines (already checked for size), decoded once and matched in one
+        regex pass; a block with any other line takes the line-by-line parser."""
         text = block.decode(self.encoding, errors="replace")
-        headers: dict[str, str] = {}
-        ignored = 0
-        for line in text.split("\n"):
-            if line.endswith("\r"):
-                line = line.rstrip("\r")
-            key, sep, value = line.partition(": ")
-            if not sep:
-                key, sep, value = line.partition(":")
-            if not sep or not key.startswith("agi_") or not key.isascii() or not key.replace("_", "").isalnum():
-                ignored += 1
-                continue
-            headers[key] = value
+        matches = _HEADER_LINE_RE.findall(text)
+        if len(matches) == text.count("\n") + 1:
+            headers, ignored = dict(matches), 0
+        else:
+            headers, ignored = _parse_header_lines(text)
         if "\ufffd" in text:
             log.warning("FastAGI: non-UTF-8 bytes in the header of call %s (replaced)", headers.get("agi_uniqueid", "?"))
         if ignored:

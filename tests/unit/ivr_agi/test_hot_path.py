@@ -110,3 +110,27 @@ def test_script_cache_hands_out_fresh_params() -> None:
     params["flow"] = "changed"
     assert parse_script("ivr?flow=main&lang=ko") == ("ivr", {"flow": "main", "lang": "ko"})
     assert parse_script("/ivr") == ("ivr", {})
+
+
+HEADER_BLOCKS = [
+    "agi_network: yes\nagi_network_script: ivr?flow=main\nagi_uniqueid: 42.1\nagi_accountcode: \nagi_calleridname: 홍길동",
+    "agi_network_script: ivr\r\nagi_uniqueid: 1.2\r\r",
+    "agi_a: x: y\nagi_b:no-space\nagi_c:: z",
+    "agi_: empty key\nagi_x: 1",
+    "agi_x:a: b\nagi_y: 2",
+    "bogus line\nagi_x: 1\n",
+    "AGI_X: 1\nagi_x-y: 2\nagi_ü: 3\nagi_x: \r\nagi_x: last wins",
+    "agi_x: a\rb\nagi_y: \ufffd",
+    "",
+]
+
+
+@pytest.mark.parametrize("block", HEADER_BLOCKS)
+def test_header_fast_path_matches_the_line_parser(block: str, caplog) -> None:
+    from ivr.agi.server import FastAgiServer, _parse_header_lines
+
+    server = FastAgiServer("127.0.0.1", 0)
+    expected, ignored = _parse_header_lines(block)
+    caplog.set_level("WARNING")
+    assert server._parse_header(block.encode()) == expected
+    assert any("malformed header" in r.getMessage() for r in caplog.records) == bool(ignored)
