@@ -51,11 +51,7 @@ class HttpLookupClient:
             if method == "POST":
                 resp = await self._client.post(url, json=dict(query), timeout=timeout)
             else:
-                # httpx rebuilds the whole URL for any ``params``, even ``{}`` (then a query already in
-                # the path is replaced by the empty one): that costs more than the rest of building the
-                # request, so pass them only when they can change the URL — same URL either way
-                params = dict(query) if query or "?" in url else None
-                resp = await self._client.get(url, params=params, timeout=timeout)
+                resp = await self._client.get(url, params=dict(query), timeout=timeout)
         except httpx.TimeoutException:
             raise LookupFailed("timeout") from None
         except httpx.HTTPError as exc:

@@ -126,29 +126,3 @@ async def test_connection_refused_is_a_lookup_failure():
         await client.lookup("GET", "/x", {}, 1.0)
     await client.aclose()
     assert err.value.reason.startswith("http error")
-
-
-@pytest.mark.parametrize("path,query", [
-    ("/customers/by-phone/01012345678", {}),
-    ("/customers/by-phone/%2B8210%20x", {}),
-    ("/c?existing=1&b=%20x", {}),
-    ("/c", {"phone": "010 1234", "k": "홍"}),
-    ("/c?existing=1", {"phone": "x"}),
-    ("/", {}),
-])
-async def test_get_sends_the_url_it_always_sent(path, query):
-    """Round five: params are left out when empty (httpx's URL rebuild cost more than the rest of the
-    request); the URL on the wire must be what ``params=dict(query)`` gave."""
-    import httpx
-
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return httpx.Response(200, json={"ok": True})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        lookup = HttpLookupClient("http://crm.test", client=client)
-        assert await lookup.lookup("GET", path, query, 2.0) == {"ok": True}
-        expected = str(client.build_request("GET", "http://crm.test" + path, params=dict(query)).url)
-    assert seen == [expected]
