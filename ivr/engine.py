@@ -99,6 +99,8 @@ class IvrOutcome:
     error: str | None = None
 
 
+_PARAM_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+
 class _End(Exception):
     def __init__(self, kind: str, **info: Any) -> None:
         super().__init__(kind)
@@ -129,6 +131,8 @@ class _Call:
         self.flows_used: dict[str, str | None] = {}
         self.callback: dict[str, Any] | None = None
         self.queue: dict[str, Any] | None = None
+        self.env_fixed: dict[str, Any] | None = None  # Engine._env: what cannot change during the call
+        self.env_extra: dict[str, Any] | None = None
 
 
 class Engine:
@@ -160,6 +164,8 @@ class Engine:
         self.sounds_prefix = sounds_prefix
         self.trace = trace
         self.max_steps = max_steps
+        #: (local minute, the ``now_*`` expression fields): a cache, not per-call state
+        self._now_cache: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------ helpers
     def _why(self, text: str) -> None:
@@ -167,34 +173,52 @@ class Engine:
             self.trace(f"  ↪ {text}")
 
     def _env(self, call: _Call, flow: Flow) -> dict[str, Any]:
-        info = call.channel.info
-        now = self.clock().astimezone(flow.timezone)
+        """The names an expression sees: the call's variables, then the built-ins, then
+        ``argN`` / ``param_*`` (later ones win). The parts that cannot change during a call
+        are built once per call, the clock fields once per minute."""
+        fixed = call.env_fixed
+        if fixed is None:
+            info = call.channel.info
+            fixed = call.env_fixed = {
+                "caller": info.caller_num or "", "caller_name": info.caller_name or "", "dialed": info.dialed or "",
+                "uniqueid": info.uniqueid, "channel": info.channel,
+            }
+            extra: dict[str, Any] = {}
+            for i, arg in enumerate(info.args, 1):
+                extra[f"arg{i}"] = arg
+            for k, v in info.params.items():
+                if _PARAM_NAME_RE.fullmatch(k):
+                    extra[f"param_{k}"] = v
+            call.env_extra = extra
         env: dict[str, Any] = dict(call.vars)
-        env.update(
-            caller=info.caller_num or "",
-            caller_name=info.caller_name or "",
-            dialed=info.dialed or "",
-            lang=call.lang,
-            uniqueid=info.uniqueid,
-            channel=info.channel,
-            flow=flow.name,
-            now_date=now.strftime("%Y-%m-%d"),
-            now_time=now.strftime("%H:%M"),
-            now_hour=now.hour,
-            now_minute=now.minute,
-            now_weekday=("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()],
-            hours_status=call.hours or "",
-        )
-        for i, arg in enumerate(info.args, 1):
-            env[f"arg{i}"] = arg
-        for k, v in info.params.items():
-            if re.fullmatch(r"[A-Za-z0-9_]+", k):
-                env[f"param_{k}"] = v
+        env.update(fixed)
+        env["lang"] = call.lang
+        env["flow"] = flow.name
+        env.update(self._now_fields(flow))
+        env["hours_status"] = call.hours or ""
+        if call.env_extra:
+            env.update(call.env_extra)
         return env
 
-    def _eval(self, expr: expressions.Expr, call: _Call, flow: Flow, notes: list[str]) -> Any:
+    def _now_fields(self, flow: Flow) -> dict[str, Any]:
+        now = self.clock().astimezone(flow.timezone)
+        key = (now.year, now.month, now.day, now.hour, now.minute)
+        cached = self._now_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        fields = {
+            "now_date": now.strftime("%Y-%m-%d"),
+            "now_time": now.strftime("%H:%M"),
+            "now_hour": now.hour,
+            "now_minute": now.minute,
+            "now_weekday": ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()],
+        }
+        self._now_cache = (key, fields)
+        return fields
+
+    def _eval(self, expr: expressions.Expr, call: _Call, flow: Flow, notes: list[str], env: dict[str, Any] | None = None) -> Any:
         try:
-            return expr.evaluate(self._env(call, flow))
+            return expr.evaluate(self._env(call, flow) if env is None else env)
         except expressions.ExprError as exc:
             notes.append(f"expression {expr.source!r} failed: {exc}; using null")
             return None
@@ -531,7 +555,7 @@ class Engine:
             lambda m: quote(expressions.to_text(env.get(m.group(1))), safe=""),
             a["path"],
         )
-        query = {k: expressions.to_text(self._eval(e, call, flow, notes)) for k, e in (a["query"] or {}).items()}
+        query = {k: expressions.to_text(self._eval(e, call, flow, notes, env)) for k, e in (a["query"] or {}).items()}
         started = self.monotonic()
         status, reason, mapped = "ok", "", {}
         if a["wait_prompt"] is not None:
@@ -623,14 +647,15 @@ class Engine:
         a = n.args
         notes: list[str] = []
         priority = 0
+        env = self._env(call, flow)  # one environment for every expression of the node
         if a["priority"] is not None:
-            raw = self._eval(a["priority"], call, flow, notes)
+            raw = self._eval(a["priority"], call, flow, notes, env)
             try:
                 priority = int(expressions._num(raw)) if raw is not None else 0
             except expressions.ExprError:
                 notes.append(f"priority {raw!r} is not a number; using 0")
-        vip = expressions.truthy(self._eval(a["vip"], call, flow, notes)) if a["vip"] is not None else False
-        data = {k: expressions.to_text(self._eval(e, call, flow, notes)) for k, e in (a["data"] or {}).items()}
+        vip = expressions.truthy(self._eval(a["vip"], call, flow, notes, env)) if a["vip"] is not None else False
+        data = {k: expressions.to_text(self._eval(e, call, flow, notes, env)) for k, e in (a["data"] or {}).items()}
         request = RouteRequest(
             queue=a["queue"], priority=priority, caller_num=call.channel.info.caller_num, vip=vip,
             context={**self.context(call, flow), "data": data},

@@ -155,14 +155,28 @@ class AgiTimeout(AgiError):
 def parse_response_line(line: str) -> AgiResult:
     """Parse one complete status line (not ``HANGUP``, not a ``520-`` block)."""
     line = line.rstrip("\r\n")
+    cached = _COMMON_RESULTS.get(line)
+    if cached is not None:
+        return cached
     if line.startswith("200 result="):
         # fast path for the answers of nearly every command: ``200 result=N`` and
         # ``200 result=N endpos=M`` (N an optional minus and digits); anything else takes the regexes
         rest = line[11:]
         result, sep, tail = rest.partition(" endpos=")
         if _is_int(result) and (not sep or tail.isdigit() and tail.isascii()):
-            return AgiResult(code=200, result=result, endpos=int(tail) if sep else None, raw=line)
+            parsed = AgiResult(code=200, result=result, endpos=int(tail) if sep else None, raw=line)
+            if not sep and len(_COMMON_RESULTS) < _COMMON_RESULTS_MAX:
+                _COMMON_RESULTS[line] = parsed
+            return parsed
     return _parse_response_regex(line)
+
+
+#: ``200 result=N`` (no endpos: those vary with every playback) → its parsed, immutable result.
+#: A frozen dataclass costs more to build than the rest of an answer's handling; the handful of
+#: results Asterisk gives (0, 1, -1, 48..57 for digits, ...) are built once. ``extra`` of a fast-path
+#: result is empty and must not be mutated (nothing does; ``replace`` makes a copy).
+_COMMON_RESULTS: dict[str, AgiResult] = {}
+_COMMON_RESULTS_MAX = 512
 
 
 def _parse_response_regex(line: str) -> AgiResult:
@@ -293,10 +307,17 @@ def _check_arg(value: str) -> str:
 
 def quote(value: Any) -> str:
     """One AGI argument: double-quoted, ``"`` and ``\\`` backslash-escaped (res_agi parse_args)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if value.__class__ is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"AGI arguments are str or int, not {type(value).__name__}")
-    text = _check_arg(str(value))
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        text = str(value)
+    if "\n" in text or "\r" in text or "\0" in text:
+        _check_arg(text)  # raises
+    if '"' in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text + '"'
 
 
 def format_command(name: str, *args: Any) -> str:
@@ -328,10 +349,18 @@ def validate_digits(digits: str, what: str = "digits") -> str:
 
 # ------------------------------------------------------------------ headers
 def parse_script(script: str) -> tuple[str, dict[str, str]]:
-    """``ivr?flow=main&lang=ko`` → ("ivr", {"flow": "main", "lang": "ko"})."""
-    path, _, query = script.partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-    return path.strip("/"), params
+    """``ivr?flow=main&lang=ko`` → ("ivr", {"flow": "main", "lang": "ko"}) (a new dict each call)."""
+    cached = _SCRIPTS.get(script)
+    if cached is None:
+        path, _, query = script.partition("?")
+        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        cached = (path.strip("/"), params)
+        if len(_SCRIPTS) < 256:  # a dialplan has a handful of AGI(agi://…) lines
+            _SCRIPTS[script] = cached
+    return cached[0], dict(cached[1])
+
+
+_SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {}
 
 
 def _known(value: str | None) -> str | None:
@@ -350,10 +379,11 @@ def call_info_from_headers(headers: Mapping[str, str]) -> CallInfo:
         script = "?" + script if script else ""
     _, params = parse_script(script)
     args: list[str] = []
-    n = 1
-    while f"agi_arg_{n}" in headers:
-        args.append(headers[f"agi_arg_{n}"])
-        n += 1
+    if "agi_arg_1" in headers:
+        n = 1
+        while f"agi_arg_{n}" in headers:
+            args.append(headers[f"agi_arg_{n}"])
+            n += 1
     dialed = _known(headers.get("agi_dnid")) or _known(headers.get("agi_extension"))
     return CallInfo(
         uniqueid=headers.get("agi_uniqueid", ""),

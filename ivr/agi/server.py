@@ -14,9 +14,11 @@ connection handler, which is unsafe in panoramisk 1.4:
 * ``Request.send_command`` parses with ``parse_agi_result``, which returns an
   unsolicited ``HANGUP`` notice as the answer of the command in flight.
 
-So :class:`_Routes` keeps the routing table, :meth:`FastAgiServer._on_connect`
-replaces the handler (bounded header read with a deadline) and
-:class:`AgiSession` replaces ``Request`` (see ``ivr.agi.protocol``).
+So :class:`_Routes` keeps the routing table, :class:`_AgiConnection` (an
+``asyncio.Protocol``) replaces the handler (bounded header read with a deadline,
+parsed in one pass) and :class:`AgiSession` replaces ``Request`` (see
+``ivr.agi.protocol``): answers are read in the protocol's ``data_received`` and
+resolve the waiting command's future directly — no reader task per session.
 
 Usage::
 
@@ -36,8 +38,9 @@ import ipaddress
 import logging
 import os
 import math
+import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable, Iterable
 
 from panoramisk.fast_agi import Application
@@ -95,17 +98,57 @@ class _Routes(Application):
         raise RuntimeError("panoramisk's Application.handler is unsafe; use FastAgiServer")
 
 
+#: one well-formed header line: what :func:`_parse_header_lines` takes without a second look
+_HEADER_LINE_RE = re.compile(r"^(agi_[A-Za-z0-9_]+): ([^\r\n]*)\r*$", re.MULTILINE)
+
+
+def _parse_header_lines(text: str) -> tuple[dict[str, str], int]:
+    """The general header parser: (headers, lines ignored). ``key: value`` or ``key:value``;
+    keys are ``agi_`` + ASCII letters, digits and ``_``; anything else is ignored."""
+    headers: dict[str, str] = {}
+    ignored = 0
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if not sep or not key.startswith("agi_") or not key.isascii() or not key.replace("_", "").isalnum():
+            ignored += 1
+            continue
+        headers[key] = value
+    return headers, ignored
+
+
+class _TimedOut:
+    """The value a command's waiter gets when its timer fires first."""
+
+    __slots__ = ()
+
+
+_TIMED_OUT = _TimedOut()
+
+
 class AgiSession:
     """One FastAGI connection (one call). Commands are sent one at a time.
 
-    A background reader consumes every line Asterisk writes, so a ``HANGUP``
-    notice marks the session hung up even while no command is in flight.
+    Every line Asterisk writes is read by the connection's protocol callback
+    (:class:`_AgiConnection`, from ``data_received``) and handed here at once:
+    the answer resolves the waiting command's future directly (no reader task,
+    no queue), and a ``HANGUP`` notice marks the session hung up even while no
+    command is in flight. An answer that arrives while no command waits (the
+    late answer of a cancelled or timed-out command, or garbage) is never
+    paired with a later command: the session is unusable from then on.
     """
+
+    __slots__ = (
+        "headers", "first_answer_timeout", "_on_no_answer", "route", "info", "command_timeout", "on_command",
+        "commands_sent", "_conn", "_loop", "_encoding", "_parser", "_buf", "_max_line", "_waiter", "_busy",
+        "_turns", "_hung_up", "_hangup_waiters", "_failure", "_deadline", "_timer",
+    )
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        conn: "_AgiConnection",
         headers: dict[str, str],
         *,
         route: str,
@@ -114,27 +157,33 @@ class AgiSession:
         encoding: str = "utf-8",
         first_answer_timeout: float | None = None,
         on_no_answer: Callable[[], None] | None = None,
+        max_line_bytes: int = 8192,
+        info: CallInfo | None = None,
     ) -> None:
         self.headers = headers
         #: until the peer answered once, a command waits at most this long (a silent peer is dropped early)
         self.first_answer_timeout = first_answer_timeout
         self._on_no_answer = on_no_answer
         self.route = route
-        self.info: CallInfo = call_info_from_headers(headers)
+        self.info: CallInfo = info if info is not None else call_info_from_headers(headers)
         self.command_timeout = command_timeout
         self.on_command = on_command
         self.commands_sent = 0
-        self._reader = reader
-        self._writer = writer
+        self._conn = conn
+        self._loop = asyncio.get_running_loop()
         self._encoding = encoding
         self._parser = ResponseParser()
-        self._lock = asyncio.Lock()
-        self._responses: asyncio.Queue[AgiResult | BaseException] = asyncio.Queue()
-        self._waiting = False
+        self._buf = b""  # an incomplete line
+        self._max_line = max_line_bytes
+        #: the future of the command in flight (None: nothing may answer now)
+        self._waiter: asyncio.Future[Any] | None = None
+        self._busy = False  # a command is in flight (or handed its turn)
+        self._turns: deque[asyncio.Future[None]] | None = None  # sends waiting for their turn
         self._hung_up = False
-        self._hangup_event = asyncio.Event()
+        self._hangup_waiters: list[asyncio.Future[None]] | None = None
         self._failure: BaseException | None = None
-        self._read_task: asyncio.Task[None] | None = None
+        self._deadline = math.inf  # when the command in flight times out (loop time)
+        self._timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ state
     @property
@@ -152,15 +201,27 @@ class AgiSession:
 
     def mark_hung_up(self) -> None:
         self._hung_up = True
-        self._hangup_event.set()
+        waiters, self._hangup_waiters = self._hangup_waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
 
     async def wait_hangup(self, timeout: float | None = None) -> bool:
         """Wait until the caller hangs up; True if they did within ``timeout``."""
+        if self._hung_up:
+            return True
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if self._hangup_waiters is None:
+            self._hangup_waiters = []
+        self._hangup_waiters.append(fut)
         try:
             async with asyncio.timeout(timeout):
-                await self._hangup_event.wait()
+                await fut
         except TimeoutError:
             return False
+        finally:
+            if self._hangup_waiters is not None and fut in self._hangup_waiters:
+                self._hangup_waiters.remove(fut)
         return True
 
     # ------------------------------------------------------------ commands
@@ -172,53 +233,116 @@ class AgiSession:
         ``AgiProtocolError``; ``ValueError`` before sending if an argument holds CR/LF/NUL.
         """
         line = format_command(name, *args)  # validates before anything is written
-        command = line.rstrip("\n")
-        async with self._lock:
-            if self._failure is not None:
+        if self._busy:  # another command in flight: wait for our turn
+            await self._wait_turn()
+        else:
+            self._busy = True
+        try:
+            return await self._send(name, line, timeout)
+        finally:
+            self._pass_turn()
+
+    async def _wait_turn(self) -> None:
+        if self._turns is None:
+            self._turns = deque()
+        turn: asyncio.Future[None] = self._loop.create_future()
+        self._turns.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn()  # we were handed the turn but will not use it
+            raise
+
+    def _pass_turn(self) -> None:
+        turns = self._turns
+        while turns:
+            turn = turns.popleft()
+            if not turn.done():
+                turn.set_result(None)  # ``_busy`` stays True: the turn is that sender's
+                return
+        self._busy = False
+
+    async def _send(self, name: str, line: str, timeout: float | None) -> AgiResult:
+        command = line[:-1]
+        if self._failure is not None:
+            raise self._closed_error(command)
+        started = time.perf_counter() if self.on_command is not None else 0.0
+        try:
+            conn = self._conn
+            transport = conn.transport
+            if transport is None or transport.is_closing():
+                self._fail(AgiConnectionClosed(f"connection lost before sending {command!r}", command=command))
                 raise self._closed_error(command)
-            started = time.perf_counter()
+            waiter = self._waiter = self._loop.create_future()
             try:
-                self._waiting = True
-                try:
-                    self._writer.write(line.encode(self._encoding))
-                    await self._writer.drain()
-                except (ConnectionError, RuntimeError) as exc:
-                    self._fail(AgiConnectionClosed(f"connection lost while sending {command!r}: {exc}", command=command))
-                    raise self._closed_error(command) from exc
-                wait = self.command_timeout if timeout is None else timeout
-                first = self.commands_sent == 0 and self.first_answer_timeout is not None
-                if first and self.first_answer_timeout < wait:  # type: ignore[operator]
-                    wait = self.first_answer_timeout  # type: ignore[assignment]
-                try:
-                    async with asyncio.timeout(None if math.isinf(wait) else wait):
-                        item = await self._responses.get()
-                except TimeoutError:
-                    # a late answer would be paired with the next command: give up on the session
-                    err = AgiTimeout(f"no answer to {command!r} within {wait:g} s", command=command)
-                    self._fail(err)
-                    if first and self._on_no_answer is not None:
-                        self._on_no_answer()
-                    raise err from None
-                except asyncio.CancelledError:
-                    # the answer will still come and would be read as the next command's
-                    self._fail(AgiProtocolError(f"{command!r} cancelled while in flight", command=command))
-                    raise
-                finally:
-                    self._waiting = False
-                if isinstance(item, BaseException):
-                    raise self._closed_error(command) from item
-                self.commands_sent += 1
-                if item.code == 511 or (name.upper() == "HANGUP" and item.ok and item.result == "1"):
-                    self.mark_hung_up()
-                return check_result(item, command)
-            finally:
+                transport.write(line.encode(self._encoding))
+                if conn.write_paused:
+                    await conn.drain()
+            except (ConnectionError, RuntimeError) as exc:
+                self._waiter = None
+                self._fail(AgiConnectionClosed(f"connection lost while sending {command!r}: {exc}", command=command))
+                raise self._closed_error(command) from exc
+            wait = self.command_timeout if timeout is None else timeout
+            first = self.commands_sent == 0 and self.first_answer_timeout is not None
+            if first and self.first_answer_timeout < wait:  # type: ignore[operator]
+                wait = self.first_answer_timeout  # type: ignore[assignment]
+            self._arm(wait)
+            try:
+                item = await waiter
+            except asyncio.CancelledError:
+                # the answer will still come and would be read as the next command's
+                self._waiter = None
+                self._fail(AgiProtocolError(f"{command!r} cancelled while in flight", command=command))
+                raise
+            if item is _TIMED_OUT:
+                # a late answer would be paired with the next command: give up on the session
+                self._waiter = None
+                err = AgiTimeout(f"no answer to {command!r} within {wait:g} s", command=command)
+                self._fail(err)
+                if first and self._on_no_answer is not None:
+                    self._on_no_answer()
+                raise err
+            if isinstance(item, BaseException):
+                raise self._closed_error(command) from item
+            self.commands_sent += 1
+            if item.code == 511 or (item.result == "1" and item.code == 200 and name.upper() == "HANGUP"):
+                self.mark_hung_up()
+            return check_result(item, command)
+        finally:
+            if self.on_command is not None:
                 self._record(name, time.perf_counter() - started)
 
-    def _record(self, name: str, seconds: float) -> None:
-        if self.on_command is None:
+    def _arm(self, wait: float) -> None:
+        """The command in flight times out ``wait`` seconds from now.
+
+        One timer per session, not one per command: it stays armed while each new
+        deadline is later than the time it fires (the usual case: every command gets the
+        same timeout), and when it fires before the current deadline it re-arms itself."""
+        if math.isinf(wait):
+            self._deadline = math.inf
             return
+        loop = self._loop
+        deadline = self._deadline = loop.time() + wait
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or math.isinf(self._deadline):
+            return
+        if self._loop.time() + 0.001 >= self._deadline:  # the loop may run a timer up to its clock resolution early
+            waiter.set_result(_TIMED_OUT)
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def _record(self, name: str, seconds: float) -> None:
         try:
-            self.on_command(name.upper(), seconds)
+            self.on_command(name.upper(), seconds)  # type: ignore[misc]
         except Exception:  # a metrics hook must never break a call
             log.exception("on_command hook failed")
 
@@ -236,56 +360,194 @@ class AgiSession:
         if isinstance(exc, AgiConnectionClosed):
             self.mark_hung_up()
 
-    # ------------------------------------------------------------ reading
-    def start_reader(self) -> None:
-        self._read_task = asyncio.get_running_loop().create_task(
-            self._read_loop(), name=f"agi-read-{self.info.uniqueid}"
-        )
+    # ------------------------------------------------------------ reading (called by _AgiConnection)
+    def feed(self, data: bytes) -> None:
+        """Bytes from Asterisk: split into lines, each parsed and delivered at once."""
+        if self._failure is not None:
+            return  # nothing read after a failure can be trusted (or is needed)
+        buf = self._buf + data if self._buf else data
+        start = 0
+        find = buf.find
+        while True:
+            end = find(b"\n", start)
+            if end < 0:
+                break
+            if end - start > self._max_line:
+                self._buf = b""
+                return self._read_failed(AgiProtocolError("response line too long"))
+            self._line(buf[start:end])
+            start = end + 1
+            if self._failure is not None:
+                self._buf = b""
+                return None
+        rest = buf[start:] if start else buf
+        if len(rest) > self._max_line:
+            self._buf = b""
+            return self._read_failed(AgiProtocolError("response line too long"))
+        self._buf = rest
+        return None
 
-    async def _read_loop(self) -> None:
+    def _line(self, raw: bytes) -> None:
+        parser = self._parser
         try:
-            while True:
-                try:
-                    raw = await self._reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    raise AgiConnectionClosed(
-                        "Asterisk closed the connection" + (" mid-line" if exc.partial else "")
-                    ) from None
-                except asyncio.LimitOverrunError:
-                    raise AgiProtocolError("response line too long") from None
-                except ConnectionError as exc:
-                    raise AgiConnectionClosed(f"connection error: {exc}") from None
-                text = raw.decode(self._encoding, errors="replace")
-                result = self._parser.feed(text)
-                if self._parser.hung_up and not self._hung_up:
-                    log.info("AGI %s: HANGUP notice (caller hung up)", self.info.uniqueid)
-                    self.mark_hung_up()
-                if result is None:
-                    continue
-                if not self._waiting or not self._responses.empty():
-                    raise AgiProtocolError(f"unsolicited AGI response {result.raw!r}")
-                self._responses.put_nowait(result)
-        except asyncio.CancelledError:
-            raise
+            result = parser.feed(raw.decode(self._encoding, "replace"))
         except Exception as exc:
-            err = exc if isinstance(exc, AgiError) else AgiProtocolError(f"AGI reader failed: {exc!r}")
-            if not isinstance(err, AgiConnectionClosed):
-                log.warning("AGI %s: %s; closing the session", self.info.uniqueid, err)
-            self._fail(err)
-            self._responses.put_nowait(err)
+            return self._read_failed(exc if isinstance(exc, AgiError) else AgiProtocolError(f"AGI reader failed: {exc!r}"))
+        if parser.hung_up and not self._hung_up:
+            log.info("AGI %s: HANGUP notice (caller hung up)", self.info.uniqueid)
+            self.mark_hung_up()
+        if result is None:
+            return None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return self._read_failed(AgiProtocolError(f"unsolicited AGI response {result.raw!r}"))
+        self._waiter = None
+        waiter.set_result(result)
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            err: AgiError = AgiConnectionClosed(f"connection error: {exc}")
+        else:
+            err = AgiConnectionClosed("Asterisk closed the connection" + (" mid-line" if self._buf else ""))
+        self._buf = b""
+        self._read_failed(err)
+
+    def _read_failed(self, err: AgiError) -> None:
+        if not isinstance(err, AgiConnectionClosed) and self._failure is None:
+            log.warning("AGI %s: %s; closing the session", self.info.uniqueid, err)
+        self._fail(err)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(err)
 
     async def aclose(self) -> None:
         if self._failure is None:
             self._failure = AgiConnectionClosed("session closed")
-        task, self._read_task = self._read_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):  # not wait_for: no extra task per session
-                await self._writer.wait_closed()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._conn.close_and_wait(1.0)
+
+
+class _AgiConnection(asyncio.Protocol):
+    """One FastAGI connection, read by the event loop's protocol callbacks.
+
+    Header phase: the ``agi_*`` block is collected in ``data_received`` and parsed in one
+    pass when its blank line arrives (bounded in bytes, per line and in time); no task
+    exists until then. Session phase: every read goes straight to :meth:`AgiSession.feed`.
+    Writes go to the transport; ``drain`` waits only when the transport paused writing.
+    """
+
+    __slots__ = (
+        "server", "transport", "peer", "host", "since", "session", "task", "write_paused", "released",
+        "_buf", "_received", "_timer", "_drain_waiter", "_lost", "_lost_waiter",
+    )
+
+    def __init__(self, server: "FastAgiServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self.host = ""
+        self.since = 0.0
+        self.session: AgiSession | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.write_paused = False
+        self.released = False
+        self._buf = b""
+        self._received = 0  # header bytes so far
+        self._timer: asyncio.TimerHandle | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._lost = False
+        self._lost_waiter: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------ protocol callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        try:
+            self.server._accept(self)
+        except Exception:  # a bug here must cost one connection, never the listener
+            log.exception("FastAGI: internal error accepting %s", self.peer)
+            self.drop()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is not None:
+            session.feed(data)
+            return
+        if self.released:
+            return
+        try:
+            self.server._header_data(self, data)
+        except Exception:
+            log.exception("FastAGI: internal error serving %s", self.peer)
+            self.drop()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        self.write_paused = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for fut in (self._drain_waiter, self._lost_waiter):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self._drain_waiter = self._lost_waiter = None
+        session = self.session
+        if session is not None:
+            session.connection_lost(exc)
+        elif not self.released:
+            self.server._header_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------ helpers
+    def no_first_answer(self) -> None:
+        self.server._refuse("no_first_answer", self.host, "header sent, then no answer to the first command")
+
+    async def drain(self) -> None:
+        """Wait until the transport takes writes again (Asterisk reads slower than we write)."""
+        if not self.write_paused:
+            return
+        if self._drain_waiter is None:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+        await self._drain_waiter
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+
+    def drop(self) -> None:
+        """Release the connection's slot and close it."""
+        self.server._release(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    async def close_and_wait(self, timeout: float) -> None:
+        """Close; when unsent data is still buffered, wait up to ``timeout`` for it, then abort."""
+        transport = self.transport
+        if transport is None or self._lost:
+            return
+        if not transport.is_closing():
+            transport.close()
+        if self._lost or transport.get_write_buffer_size() == 0:
+            return  # closed at once: connection_lost is already scheduled
+        loop = asyncio.get_running_loop()
+        if self._lost_waiter is None:
+            self._lost_waiter = loop.create_future()
+        abort = loop.call_later(timeout, transport.abort)
+        try:
+            await self._lost_waiter
+        finally:
+            abort.cancel()
 
 
 class FastAgiServer:
@@ -332,7 +594,10 @@ class FastAgiServer:
         self.encoding = encoding
         self._routes = _Routes()
         self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
+        #: every connection holding a slot (header phase included)
+        self._connections: set[_AgiConnection] = set()
+        #: the task of every routed session (one per call; none during the header)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._active_sessions = 0
         self.sessions_total = 0  # routed sessions started
         self.sessions_failed = 0  # handler raised (hang-ups are not failures)
@@ -346,12 +611,13 @@ class FastAgiServer:
         self.first_answer_timeout = first_answer_timeout
         self._per_peer: dict[str, int] = {}
         #: per peer, the connections still sending their header (oldest first)
-        self._pending: dict[str, OrderedDict[asyncio.Task[Any], tuple[asyncio.StreamWriter, float]]] = {}
-        self._evicted: set[asyncio.Task[Any]] = set()
+        self._pending: dict[str, OrderedDict[_AgiConnection, None]] = {}
         #: a connection still in its header for less than this is never dropped for a newer one
         self.pending_grace = 0.5
         self.refused: dict[str, int] = {"not_allowed": 0, "peer_limit": 0, "pending_evicted": 0, "no_first_answer": 0}
         self._refusal_logged: dict[tuple[str, str], float] = {}
+        #: (the allow-list the answers are for, peer address → allowed): Asterisk is one or two addresses
+        self._allowed_cache: tuple[Any, dict[str, bool]] = (self.allowed_peers, {})
 
     # ------------------------------------------------------------ routes
     def add_route(self, script_name: str, handler: SessionHandler) -> None:
@@ -380,10 +646,9 @@ class FastAgiServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("FastAgiServer already started")
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(
-                self._on_connect, self.host, self._port, limit=self.max_line_bytes
-            )
+            self._server = await loop.create_server(lambda: _AgiConnection(self), self.host, self._port)
         except OSError as exc:  # one clear line for the operator (issue 20), not a traceback
             why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(exc.errno, f"FastAGI port {self.host}:{self._port} cannot be opened ({why}): stop the "
@@ -392,11 +657,16 @@ class FastAgiServer:
         log.info("FastAGI listening on agi://%s:%d (routes: %s)", self.host, self.port, ", ".join(self._routes._route) or "none")
 
     async def close(self, grace: float = 3.0) -> None:
-        """Stop accepting; give open sessions up to ``grace`` seconds, then cancel them."""
+        """Stop accepting; give open sessions up to ``grace`` seconds, then cancel them.
+
+        Connections still sending their header are closed at once (no call is running on them)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        pending = set(self._connections)
+        for conn in list(self._connections):
+            if conn.session is None:
+                conn.drop()
+        pending = set(self._tasks)
         if pending:
             log.info("FastAGI closing: waiting up to %.1f s for %d session(s)", grace, len(pending))
             _, still = await asyncio.wait(pending, timeout=grace) if grace > 0 else (set(), pending)
@@ -421,19 +691,29 @@ class FastAgiServer:
         pending = self._pending.get(host)
         if not pending:
             return False
-        stale_task, (stale, since) = next(iter(pending.items()))
-        if now - since < self.pending_grace:
+        stale = next(iter(pending))
+        if now - stale.since < self.pending_grace:
             return False
-        del pending[stale_task]
         self._refuse("pending_evicted", host, "connection without a complete header; dropping the oldest")
-        stale.close()
-        self._per_peer[host] = self._per_peer.get(host, 1) - 1  # its slot is free now (its task ends soon)
-        self._evicted.add(stale_task)
+        stale.drop()  # its slot is free now
         return True
 
     def _allowed(self, host: str) -> bool:
         if self.allowed_peers is None:
             return True
+        cache = self._allowed_cache
+        if cache[0] is not self.allowed_peers:  # the list was replaced: forget the answers
+            cache = self._allowed_cache = (self.allowed_peers, {})
+        known = cache[1].get(host)
+        if known is None:
+            known = self._check_peer(host)
+            if len(cache[1]) >= 1024:
+                cache[1].clear()
+            cache[1][host] = known
+        return known
+
+    def _check_peer(self, host: str) -> bool:
+        assert self.allowed_peers is not None
         try:
             addr = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
@@ -442,99 +722,186 @@ class FastAgiServer:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.allowed_peers)
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        peer = writer.get_extra_info("peername")
-        host = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+    def _accept(self, conn: _AgiConnection) -> None:
+        """A new connection (``connection_made``): allow-list, limits, eviction, header deadline."""
+        transport = conn.transport
+        assert transport is not None
+        peer = conn.peer = transport.get_extra_info("peername")
+        host = conn.host = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
         if not self._allowed(host):
             self._refuse("not_allowed", host, "address not in agi_allowed_peers")
-            writer.close()
+            conn.released = True
+            transport.close()
             return
         # connections that have not finished their header for a while (Asterisk sends it at once):
         # when a peer has too many, or the peer or the server is at its limit, the oldest go, so idle
         # sockets can never keep Asterisk's next call out
-        now = time.monotonic()
-        pending = self._pending.setdefault(host, OrderedDict())
-        while len(pending) >= self.max_pending_per_peer or self._per_peer.get(host, 0) >= self.max_sessions_per_peer:
+        now = conn.since = time.monotonic()
+        pending = self._pending.get(host)
+        while pending and (len(pending) >= self.max_pending_per_peer or self._per_peer.get(host, 0) >= self.max_sessions_per_peer):
             if not self._evict_stale(host, now):
                 break  # a burst of real calls still sending headers: nothing is stale yet
-        while len(self._connections) - len(self._evicted) >= self.max_sessions:
-            oldest = min(self._pending, key=lambda h: next(iter(self._pending[h].values()))[1] if self._pending[h] else now)
+            pending = self._pending.get(host)
+        while len(self._connections) >= self.max_sessions and self._pending:
+            oldest = min(self._pending, key=lambda h: next(iter(self._pending[h])).since)
             if not self._evict_stale(oldest, now):
                 break
-        if len(self._connections) - len(self._evicted) >= self.max_sessions:
+        if len(self._connections) >= self.max_sessions:
             self.sessions_rejected += 1
             log.warning("FastAGI: %d connections open (max_sessions); refusing %s", len(self._connections), peer)
-            writer.close()
+            conn.released = True
+            transport.close()
             return
         if self._per_peer.get(host, 0) >= self.max_sessions_per_peer:
             self._refuse("peer_limit", host, f"{self.max_sessions_per_peer} connections open (agi_max_sessions_per_peer)")
-            writer.close()
+            conn.released = True
+            transport.close()
             return
-        pending = self._pending.setdefault(host, pending)
-        pending[task] = (writer, now)
-        self._connections.add(task)
+        self._pending.setdefault(host, OrderedDict())[conn] = None
+        self._connections.add(conn)
         self._per_peer[host] = self._per_peer.get(host, 0) + 1
-        try:
-            await self._serve(reader, writer, peer, host)
-        except Exception:  # a bug here must cost one connection, never the listener
-            log.exception("FastAGI: internal error serving %s", peer)
-        finally:
-            self._connections.discard(task)
-            pending.pop(task, None)
-            if not pending:
-                self._pending.pop(host, None)
-            left = self._per_peer.get(host, 1) - (0 if task in self._evicted else 1)
-            self._evicted.discard(task)
-            if left > 0:
-                self._per_peer[host] = left
-            else:
-                self._per_peer.pop(host, None)
-            writer.close()
+        conn._timer = asyncio.get_running_loop().call_later(self.header_timeout, self._header_expired, conn)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Any, host: str = "") -> None:
-        try:
-            async with asyncio.timeout(self.header_timeout):
-                headers = await self._read_header(reader)
-        except TimeoutError:
-            self._bad_client(peer, f"no complete header within {self.header_timeout:g} s")
+    def _release(self, conn: _AgiConnection) -> None:
+        """Free the connection's slots (idempotent)."""
+        if conn.released:
             return
-        except _BadClient as exc:
-            self._bad_client(peer, str(exc))
-            return
-        finally:
-            pending = self._pending.get(host)
-            if pending is not None:
-                pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+        conn.released = True
+        if conn._timer is not None:
+            conn._timer.cancel()
+            conn._timer = None
+        self._connections.discard(conn)
+        self._unpend(conn)
+        host = conn.host
+        left = self._per_peer.get(host, 1) - 1
+        if left > 0:
+            self._per_peer[host] = left
+        else:
+            self._per_peer.pop(host, None)
+
+    def _unpend(self, conn: _AgiConnection) -> None:
+        pending = self._pending.get(conn.host)
+        if pending is not None:
+            pending.pop(conn, None)
+            if not pending:
+                del self._pending[conn.host]
+
+    def _header_expired(self, conn: _AgiConnection) -> None:
+        conn._timer = None
+        if conn.session is None and not conn.released:
+            self._bad_client(conn.peer, f"no complete header within {self.header_timeout:g} s")
+            conn.drop()
+
+    def _header_lost(self, conn: _AgiConnection, exc: BaseException | None) -> None:
+        """The peer went away before its header was complete."""
+        if exc is not None:
+            reason = f"connection error in header: {exc}"
+        elif not conn._buf:
+            reason = "connection closed before any header"
+        else:
+            reason = f"connection closed inside the header ({len(conn._buf)} bytes)"
+        self._bad_client(conn.peer, reason)
+        self._release(conn)
+
+    def _header_data(self, conn: _AgiConnection, data: bytes) -> None:
+        """Header bytes: checked line by line as they come (sizes), parsed in one pass at the blank line."""
+        buf = conn._buf + data if conn._buf else data
+        find = buf.find
+        max_line = self.max_line_bytes
+        # ``conn._received``: bytes of the complete (already checked) lines at the front of ``buf``
+        start = received = conn._received
+        while True:
+            end = find(b"\n", start)
+            if end < 0:
+                break
+            if end - start > max_line:
+                return self._header_refused(conn, f"header line longer than {max_line} bytes")
+            received = end + 1
+            if received > self.max_header_bytes:
+                return self._header_refused(conn, f"header larger than {self.max_header_bytes} bytes")
+            if end == start or (end == start + 1 and buf[start] == 13):  # the blank line: "\n" or "\r\n"
+                return self._header_complete(conn, buf[:start], buf[received:])
+            start = received
+        if len(buf) - start > max_line:
+            return self._header_refused(conn, f"header line longer than {max_line} bytes")
+        if len(buf) > self.max_header_bytes:
+            return self._header_refused(conn, f"header larger than {self.max_header_bytes} bytes")
+        conn._buf = buf
+        conn._received = received
+        return None
+
+    def _header_refused(self, conn: _AgiConnection, reason: str) -> None:
+        conn._buf = b""
+        self._bad_client(conn.peer, reason)
+        conn.drop()
+
+    def _header_complete(self, conn: _AgiConnection, block: bytes, rest: bytes) -> None:
+        conn._buf = b""
+        if conn._timer is not None:
+            conn._timer.cancel()
+            conn._timer = None
+        self._unpend(conn)
+        headers = self._parse_header(block)
         script = headers.get("agi_network_script")
         if script is None:
-            self._bad_client(peer, "header without agi_network_script")
+            self._bad_client(conn.peer, "header without agi_network_script")
+            conn.drop()
             return
+        info = call_info_from_headers(headers)
         route_name, _ = parse_script(script)
         handler = self._routes.get(route_name)
         session = AgiSession(
-            reader,
-            writer,
+            conn,
             headers,
             route=route_name,
             command_timeout=self.command_timeout,
             on_command=self.on_command,
             encoding=self.encoding,
             first_answer_timeout=self.first_answer_timeout,
-            on_no_answer=lambda: self._refuse("no_first_answer", host, "header sent, then no answer to the first command"),
+            on_no_answer=conn.no_first_answer,
+            max_line_bytes=self.max_line_bytes,
+            info=info,
         )
-        session.start_reader()
+        conn.session = session
+        task = conn.task = asyncio.get_running_loop().create_task(self._session_main(conn, session, handler))
+        self._tasks.add(task)
+        if rest:
+            session.feed(rest)  # e.g. a HANGUP notice right behind the header
+
+    def _parse_header(self, block: bytes) -> dict[str, str]:
+        """``agi_key: value`` lines (already checked for size), decoded once and matched in one
+        regex pass; a block with any other line takes the line-by-line parser."""
+        text = block.decode(self.encoding, errors="replace")
+        matches = _HEADER_LINE_RE.findall(text)
+        if len(matches) == text.count("\n") + 1:
+            headers, ignored = dict(matches), 0
+        else:
+            headers, ignored = _parse_header_lines(text)
+        if "\ufffd" in text:
+            log.warning("FastAGI: non-UTF-8 bytes in the header of call %s (replaced)", headers.get("agi_uniqueid", "?"))
+        if ignored:
+            log.warning("FastAGI: ignored %d malformed header line(s) (call %s)", ignored, headers.get("agi_uniqueid", "?"))
+        return headers
+
+    async def _session_main(self, conn: _AgiConnection, session: AgiSession, handler: SessionHandler | None) -> None:
         try:
             if handler is None:
                 self.unknown_routes += 1
-                log.error("FastAGI: no route for %r (call %s); closing without touching the call", script, session.uniqueid)
+                log.error("FastAGI: no route for %r (call %s); closing without touching the call",
+                          session.headers.get("agi_network_script"), session.uniqueid)
                 with contextlib.suppress(AgiError, ValueError):
-                    await session.send("VERBOSE", f"callcore: no FastAGI route {route_name!r}", 1, timeout=2.0)
+                    await session.send("VERBOSE", f"callcore: no FastAGI route {session.route!r}", 1, timeout=2.0)
                 return
             await self._run_handler(handler, session)
+        except Exception:  # a bug here must cost one connection, never the listener
+            log.exception("FastAGI: internal error serving %s", conn.peer)
         finally:
-            await session.aclose()
+            try:
+                await session.aclose()
+            finally:
+                self._release(conn)
+                self._tasks.discard(conn.task)  # type: ignore[arg-type]
+                conn.task = None
 
     async def _run_handler(self, handler: SessionHandler, session: AgiSession) -> None:
         self.sessions_total += 1
@@ -553,42 +920,6 @@ class FastAgiServer:
         finally:
             self._active_sessions -= 1
 
-    async def _read_header(self, reader: asyncio.StreamReader) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        total = 0
-        ignored = 0
-        replaced = False
-        while True:
-            try:
-                raw = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if not exc.partial and total == 0:
-                    raise _BadClient("connection closed before any header") from None
-                raise _BadClient(f"connection closed inside the header ({total + len(exc.partial)} bytes)") from None
-            except asyncio.LimitOverrunError:
-                raise _BadClient(f"header line longer than {self.max_line_bytes} bytes") from None
-            except ConnectionError as exc:
-                raise _BadClient(f"connection error in header: {exc}") from None
-            total += len(raw)
-            if total > self.max_header_bytes:
-                raise _BadClient(f"header larger than {self.max_header_bytes} bytes")
-            if raw in (b"\n", b"\r\n"):
-                break
-            text = raw.decode(self.encoding, errors="replace").rstrip("\r\n")
-            if "\ufffd" in text and not replaced:
-                replaced = True
-            key, sep, value = text.partition(": ")
-            if not sep:
-                key, sep, value = text.partition(":")
-            if not sep or not key.startswith("agi_") or not key.isascii() or not key.replace("_", "").isalnum():
-                ignored += 1
-                continue
-            headers[key] = value
-        if replaced:
-            log.warning("FastAGI: non-UTF-8 bytes in the header of call %s (replaced)", headers.get("agi_uniqueid", "?"))
-        if ignored:
-            log.warning("FastAGI: ignored %d malformed header line(s) (call %s)", ignored, headers.get("agi_uniqueid", "?"))
-        return headers
 
     def _bad_client(self, peer: Any, reason: str) -> None:
         self.bad_clients += 1

@@ -483,3 +483,47 @@ async def test_sensitive_collect_unmutes_even_when_the_caller_hangs_up():
     assert [active for _, active, _ in rec.calls] == [True, False]
     plain, _ = await run(flows(main=COLLECT), ["98765#"], recording=rec)
     assert len(rec.calls) == 2 and plain.variables["acct"] == "98765"  # not sensitive: nothing muted
+
+
+
+async def test_expression_environment_follows_the_clock_and_the_call_with_one_shared_engine():
+    """Engine._env caches what cannot change in a call and the clock fields per minute (issue 18,
+    round five): the clock moving within a call and between calls, each call its own names."""
+    from ivr.channel import CallInfo
+    from ivr.console import ConsoleChannel
+    from ivr.engine import Engine, _Call
+
+    fl = flows(main="""
+        languages: [ko]
+        timezone: Asia/Seoul
+        start: end
+        nodes:
+          end: {type: hangup}
+    """)
+    now = [datetime(2026, 12, 22, 10, 0, tzinfo=SEOUL)]
+    engine = Engine(fl, clock=lambda: now[0])
+    flow = fl["main"]
+
+    def call(caller: str, x: str) -> _Call:
+        info = CallInfo(uniqueid=f"u{caller}", channel="SIP/x", caller_num=caller, caller_name=None, dialed="1588",
+                        language="ko", params={"x": x, "bad-name": "no"}, args=(f"a{caller}",))
+        return _Call(ConsoleChannel(info, []), "ko")
+
+    one = call("0101", "p1")
+    env = engine._env(one, flow)
+    assert (env["now_date"], env["now_time"], env["now_weekday"], env["now_hour"]) == ("2026-12-22", "10:00", "tue", 10)
+    assert (env["caller"], env["param_x"], env["arg1"], env["lang"], env["flow"]) == ("0101", "p1", "a0101", "ko", "main")
+    assert "param_bad-name" not in env
+    env["caller"] = "mutated"  # a caller of _env may not poison the cache
+    one.vars["caller"] = "var"  # a flow variable never hides a built-in
+    one.vars["n"] = 3
+    one.lang = "en"
+    now[0] = datetime(2026, 12, 26, 23, 59, 59, tzinfo=SEOUL)
+    env = engine._env(one, flow)
+    assert (env["now_date"], env["now_time"], env["now_weekday"], env["now_minute"]) == ("2026-12-26", "23:59", "sat", 59)
+    assert (env["caller"], env["n"], env["lang"]) == ("0101", 3, "en")
+    two = call("0202", "p2")
+    now[0] = datetime(2026, 12, 27, 0, 0, tzinfo=SEOUL)
+    env = engine._env(two, flow)
+    assert (env["caller"], env["param_x"], env["arg1"], env["now_date"], env["now_weekday"]) == ("0202", "p2", "a0202", "2026-12-27", "sun")
+    assert "n" not in env
