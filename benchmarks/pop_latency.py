@@ -347,6 +347,11 @@ def _frozen_garbage() -> dict[str, Any]:
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.unfreeze()
+        kinds = None
+        if os.environ.get("CALLCORE_BENCH_GC_TYPES") == "1":  # diagnosis: what the hourly thaw walks
+            from benchmarks.common import _kind
+
+            kinds = Counter(_kind(o) for o in gc.get_objects(2)).most_common(40)
         t = time.perf_counter()
         gc.collect()
         ms = (time.perf_counter() - t) * 1000
@@ -355,7 +360,10 @@ def _frozen_garbage() -> dict[str, Any]:
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
-    return {"frozen": frozen, "garbage": n, "full_collection_ms": round(ms, 1), "top_types": top}
+    out = {"frozen": frozen, "garbage": n, "full_collection_ms": round(ms, 1), "top_types": top}
+    if kinds is not None:
+        out["frozen_kinds"] = kinds
+    return out
 
 
 async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
@@ -407,7 +415,9 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
                                  "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
-                                 "bookkeeping": _bookkeeping(), "frozen_garbage": _frozen_garbage()}})
+                                 "bookkeeping": _bookkeeping(),
+                                 "stall_episodes": sorted(sampler.episodes, key=lambda e: -e["ms"])[:20] if sampler is not None else None,
+                                 "frozen_garbage": _frozen_garbage()}})
     await hb.stop()
     if sampler is not None:
         await sampler.stop()
