@@ -279,7 +279,7 @@ class GcPauses:
                     from collections import Counter
 
                     c = Counter(_kind(o) for i in range(3) for o in gc.get_objects(i))
-                    self.types.append(c.most_common(25))
+                    self.types.append([round(time.perf_counter() - self._t0, 2), sum(c.values()), c.most_common(12)])
             self._t = time.perf_counter()
             return
         d = (time.perf_counter() - self._t) * 1000

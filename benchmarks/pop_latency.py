@@ -327,10 +327,12 @@ def _bookkeeping() -> dict[str, Any]:
         ("persistence", getattr(getattr(c, "cti", None), "persistence", None), ("batches", "batch_fallbacks", "failures")),
         ("journal", getattr(c, "journal", None), ("direct", "drained", "db_failures", "refused")),
         ("recording", getattr(c, "recording", None), ("unrecorded_lookups", "unrecorded_skipped")),
-        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "thaws")),
+        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "settle_freezes", "gc_freezes", "refreezes", "thaws")),
     ):
         if obj is not None:
             out[name] = {a: getattr(obj, a) for a in attrs if hasattr(obj, a)}
+    if "freeze_times" in _BOOKKEEPING:
+        out["freeze_times_since_measure"] = [round(t - _BOOKKEEPING.get("t0", 0), 2) for t in _BOOKKEEPING["freeze_times"]]
     return out
 
 
@@ -397,6 +399,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             gcp.reset()
             if sampler is not None:
                 sampler.reset()
+            _BOOKKEEPING["t0"] = time.perf_counter()
             if profile_out and profiler is None:
                 import cProfile
 
@@ -450,6 +453,15 @@ async def _start_callcore(ami_port: int) -> tuple[int, Any, str]:
         await container.ami.wait_connected(10)
         assert container.http_port
         _BOOKKEEPING["container"] = container
+        if os.environ.get("CALLCORE_BENCH_GC_TYPES") == "1":  # diagnosis: when the freezer froze
+            fz = container.gc_freezer
+            orig, times = fz.freeze, _BOOKKEEPING.setdefault("freeze_times", [])
+
+            def timed_freeze() -> None:
+                orig()
+                times.append(round(time.perf_counter(), 2))
+
+            fz.freeze = timed_freeze  # type: ignore[method-assign]
         return container.http_port, container.stop, "container"
     except Exception as exc:  # the composition root is still being wired: build the same pieces
         logging.getLogger("bench").warning("Container failed (%s: %s); building the CTI pieces directly", type(exc).__name__, exc)

@@ -36,6 +36,26 @@ measured too: no full collection at all in the run, but 4× the frozen cyclic ga
 objects in a 30 s run against 24 k: the ORM rows of calls being stored were frozen mid-flight).
 After a thaw no freeze happens until the collector has run its full collection (or one
 ``interval`` has passed), so a burst right after a thaw cannot undo it.
+**The tail of a burst** (round five): the growth trigger fires *during* a burst, each time the
+heap grew by ``burst_blocks``; what arrived after its last firing — up to ``burst_blocks`` of
+blocks, 650 of 2,000 desks in the pop benchmark — stayed unfrozen until the timer, and every
+full collection in between walked it (``CALLCORE_BENCH_GC_TYPES=1``: 25–73 k objects, two
+thirds of them websocket session state, 45–126 ms under load). So the task also freezes when
+a burst **settled**: the heap grew by more than half of ``burst_blocks`` since the last freeze
+and by less than a twentieth of it since the last round (the growth stopped). A heap that
+churns without growing still triggers nothing, and the check runs every half second.
+Even so a full collection can start within that half second (the benchmark measured one
+0.3 s after the last desk connected, 77 k objects walked, 144 ms under load 8). So, while the
+task runs, a ``gc.callbacks`` hook looks at the start of every **full** collection (a few per
+10 s; one integer compare for the young ones): when more than half of ``burst_blocks`` were
+allocated since the last freeze and no thaw is waiting to be walked, it freezes right there —
+the collection that follows walks what is left, i.e. nothing — the same freeze the round would
+have done half a second later (``gc_freezes`` counts them; an explicit ``gc.collect()`` during
+a burst is treated alike, so its young garbage waits for the thaw like any frozen garbage).
+The same hook ends a thaw: at the *end* of the full collection that walked the thawed heap it
+freezes the survivors at once (``refreezes``). Before, the timer froze them up to ``interval``
+seconds later, and a second full collection in between (they come every few seconds under
+call traffic) walked all 650 k objects again: a second 0.5–1.4 s stall in the same hour.
 ``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an operator sees it;
 ``gc_freeze_interval = 0`` turns the freezer off, ``gc_thaw_interval = 0`` never thaws.
 """
@@ -58,7 +78,7 @@ class GcFreezer:
         young_threshold: int = 0,
         *,
         burst_blocks: int = 200_000,
-        check_interval: float = 1.0,
+        check_interval: float = 0.5,
     ) -> None:
         self.interval = interval
         self.thaw_interval = thaw_interval
@@ -67,9 +87,13 @@ class GcFreezer:
         self.check_interval = check_interval
         self.freezes = 0
         self.burst_freezes = 0  # of ``freezes``: the ones a growth of the heap triggered
+        self.settle_freezes = 0  # of ``burst_freezes``: the ones the end of a burst triggered
+        self.gc_freezes = 0  # of ``burst_freezes``: done at the start of a full collection
+        self.refreezes = 0  # of ``freezes``: done at the end of the full collection after a thaw
         self.thaws = 0
         self.ticks = 0  # rounds of the task (tests wait for rounds, not for time)
         self._blocks = sys.getallocatedblocks()  # the heap's size at the last freeze
+        self._last = self._blocks  # ... and at the last round of the task
         self._thawed_at: int | None = None  # full collections counted at the last thaw, until one more ran
         self._thaw_time = 0.0
 
@@ -77,7 +101,7 @@ class GcFreezer:
         """Freeze what survived until now (constant time: the task calls it)."""
         gc.freeze()
         self.freezes += 1
-        self._blocks = sys.getallocatedblocks()
+        self._blocks = self._last = sys.getallocatedblocks()
 
     def thaw(self) -> None:
         """Hand the frozen objects back to the collector (constant time; the next full
@@ -91,22 +115,60 @@ class GcFreezer:
         """Did the heap grow by more than ``burst_blocks`` since the last freeze?"""
         return self.burst_blocks > 0 and sys.getallocatedblocks() - self._blocks > self.burst_blocks
 
+    def burst_trigger(self) -> str | None:
+        """One round's look at the heap (pure but for ``sys.getallocatedblocks``): ``"burst"``
+        when it grew by more than ``burst_blocks`` since the last freeze, ``"settled"`` when it
+        grew by more than half of that since the last freeze but by less than a twentieth of it
+        since the last round (a burst ended), else ``None``."""
+        if self.burst_blocks <= 0:
+            return None
+        now = sys.getallocatedblocks()
+        step, self._last = now - self._last, now
+        grown = now - self._blocks
+        if grown > self.burst_blocks:
+            return "burst"
+        if grown > self.burst_blocks // 2 and step < self.burst_blocks // 20:
+            return "settled"
+        return None
+
     async def run(self) -> None:
         if self.interval <= 0:  # the freezer off: the interpreter's threshold too
             return
         before = gc.get_threshold()
         if self.young_threshold > 0:
             gc.set_threshold(self.young_threshold, *before[1:])
+        gc.callbacks.append(self._on_collection)
         try:
             await self._run()
         finally:
+            if self._on_collection in gc.callbacks:
+                gc.callbacks.remove(self._on_collection)
             if self.young_threshold > 0:
                 gc.set_threshold(*before)
+
+    def _on_collection(self, phase: str, info: dict) -> None:
+        """``gc.callbacks`` hook: freeze a burst at the start of the full collection that would
+        walk it (see the module's docstring). ``gc.freeze`` splices the generations' lists
+        into the permanent one, so the collection that follows finds them empty."""
+        if info["generation"] != 2:
+            return
+        if phase == "stop":
+            if self._thawed_at is not None:  # the thaw's walk just ended: freeze its survivors now
+                self._thawed_at = None
+                self.refreezes += 1
+                self.freeze()
+            return
+        if self._thawed_at is not None or self.burst_blocks <= 0:
+            return
+        if sys.getallocatedblocks() - self._blocks > self.burst_blocks // 2:
+            self.burst_freezes += 1
+            self.gc_freezes += 1
+            self.freeze()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         last_thaw = last_freeze = loop.time()
-        self._blocks = sys.getallocatedblocks()
+        self._blocks = self._last = sys.getallocatedblocks()
         tick = min(self.interval, self.check_interval) if self.burst_blocks > 0 else self.interval
         while True:
             await asyncio.sleep(tick)
@@ -121,12 +183,14 @@ class GcFreezer:
                     continue  # the collector has not walked the thawed heap yet
                 self._thawed_at = None
                 last_freeze = self._thaw_time  # the timer counts from the thaw
+            trigger = self.burst_trigger()
             if now - last_freeze >= self.interval:
                 last_freeze = now
                 self.freeze()
-            elif self.grew():
+            elif trigger is not None:
                 last_freeze = now
                 self.burst_freezes += 1
+                self.settle_freezes += trigger == "settled"
                 self.freeze()
 
     @staticmethod
