@@ -78,7 +78,9 @@ class Container:
             SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued), on_written=self.metrics.observe_pop
         )
         # issue 18: loop stalls measured in production (callcore/loopwatch.py), started in start()
-        self.loop_watch = LoopWatch(self.metrics.loop_lag.observe, debug=settings.loop_debug)
+        self.loop_watch = LoopWatch(
+            self.metrics.loop_lag.observe, debug=settings.loop_debug, stack_threshold=settings.loop_stall_stacks_ms / 1000
+        )
         self.gc_freezer = GcFreezer(
             settings.gc_freeze_interval, settings.gc_thaw_interval, settings.gc_young_threshold,
             burst_blocks=settings.gc_freeze_burst_blocks,

@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
     # issue 18: asyncio debug mode, logging every callback that holds the loop over 20 ms (callcore/loopwatch.py)
     loop_debug: bool = False
+    #: issue 18: log every hold of the event loop over this many ms with its stack, the loop
+    #: thread's CPU and the collector's share (a watchdog thread, callcore/loopwatch.py); 0 = off
+    loop_stall_stacks_ms: float = Field(0.0, ge=0)
     # issue 18: every this many seconds, objects that survived so far leave the collector's reach
     # (gc.freeze: short gen-2 pauses with thousands of desks connected; callcore/gctune.py); 0 = off
     gc_freeze_interval: float = Field(10.0, ge=0)
