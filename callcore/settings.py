@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     gc_freeze_interval: float = Field(10.0, ge=0)
     #: seconds between two thaws of the frozen heap, so cycles that became garbage are reclaimed (0: never)
     gc_thaw_interval: float = Field(3600.0, ge=0)
+    #: ... a due thaw is skipped unless the heap grew by this many allocator blocks since the last
+    #: thaw (frozen garbage shows as growth; callcore/gctune.py); 0: thaw every interval
+    gc_thaw_growth_blocks: int = Field(200_000, ge=0)
+    #: ... but thaw at least this often (seconds; 0: no such bound)
+    gc_thaw_max_interval: float = Field(86_400.0, ge=0)
     #: young-generation GC threshold while the server runs; 0 keeps the interpreter's (700; callcore/gctune.py)
     gc_young_threshold: int = Field(0, ge=0)
     #: freeze at once (checked every second) when the heap grew by this many allocator blocks since

@@ -67,7 +67,7 @@ async def _run_for(freezer: GcFreezer, seconds: float, until=lambda f: False) ->
 
 
 async def test_the_task_thaws_every_thaw_interval_instead_of_freezing() -> None:
-    freezer = GcFreezer(0.01, thaw_interval=0.05)
+    freezer = GcFreezer(0.01, thaw_interval=0.05, thaw_growth_blocks=0)  # 0: every interval
     await _run_for(freezer, 3.0, until=lambda f: f.thaws >= 2)
     assert freezer.thaws >= 2 and freezer.freezes >= 2
     never = GcFreezer(0.01, thaw_interval=0)
@@ -261,3 +261,33 @@ async def test_the_survivors_of_a_thaw_are_frozen_when_its_collection_ends() -> 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         gc.unfreeze()
+
+
+async def test_a_due_thaw_is_skipped_while_the_heap_has_not_grown() -> None:
+    """Round five: the hourly thaw walks the whole session heap (0.5-1.4 s); frozen garbage
+    shows as growth, so a heap the size it had after the last thaw is not walked."""
+    freezer = GcFreezer(3600, thaw_interval=0.02, burst_blocks=10**9, check_interval=0.01,
+                        thaw_growth_blocks=100_000, thaw_max_interval=0)
+    task = asyncio.create_task(freezer.run())
+    grown: list[dict[str, list[int]]] = []
+    try:
+        await _ticks(freezer, 10)
+        assert freezer.thaws == 0 and freezer.thaws_skipped >= 2  # due, but nothing grew
+        grown.extend({"desk": [i]} for i in range(30_000))  # ~150 k blocks
+        await _ticks(freezer, 10)
+        assert freezer.thaws == 1
+        gc.collect()  # the thaw's walk: its end is the new baseline
+        assert freezer.refreezes == 1
+        skipped = freezer.thaws_skipped
+        await _ticks(freezer, 10)
+        assert freezer.thaws == 1 and freezer.thaws_skipped > skipped
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
+
+
+def test_a_thaw_is_due_after_the_max_interval_whatever_the_heap() -> None:
+    freezer = GcFreezer(thaw_growth_blocks=100_000, thaw_max_interval=86_400)
+    assert not freezer.thaw_due(3600) and freezer.thaw_due(86_400)
+    assert GcFreezer(thaw_growth_blocks=0).thaw_due(1)  # 0: every interval, as before
