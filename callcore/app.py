@@ -187,7 +187,11 @@ class Container:
         from callcore.wiring import cluster_app
 
         app = cluster_app(self, create_app(self))  # scale-out (issue 19): call control to the AMI holder
-        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
+        from callcore.httpproto import http_protocol
+
+        # http: uvicorn's httptools protocol, minus the cycle each websocket upgrade leaves (callcore/httpproto.py)
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio",
+                                http=http_protocol())
         server = _EmbeddedUvicorn(config)
         # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
         # raises SystemExit(3) from its task); uvicorn then serves on this socket
