@@ -327,7 +327,7 @@ def _bookkeeping() -> dict[str, Any]:
         ("persistence", getattr(getattr(c, "cti", None), "persistence", None), ("batches", "batch_fallbacks", "failures")),
         ("journal", getattr(c, "journal", None), ("direct", "drained", "db_failures", "refused")),
         ("recording", getattr(c, "recording", None), ("unrecorded_lookups", "unrecorded_skipped")),
-        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "settle_freezes", "gc_freezes", "refreezes", "thaws", "thaws_skipped")),
+        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "settle_freezes", "gc_freezes", "refreezes", "after_full_freezes", "thaws", "thaws_skipped")),
     ):
         if obj is not None:
             out[name] = {a: getattr(obj, a) for a in attrs if hasattr(obj, a)}

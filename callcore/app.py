@@ -84,7 +84,7 @@ class Container:
         self.gc_freezer = GcFreezer(
             settings.gc_freeze_interval, settings.gc_thaw_interval, settings.gc_young_threshold,
             burst_blocks=settings.gc_freeze_burst_blocks, thaw_growth_blocks=settings.gc_thaw_growth_blocks,
-            thaw_max_interval=settings.gc_thaw_max_interval,
+            thaw_max_interval=settings.gc_thaw_max_interval, freeze_after_full=settings.gc_freeze_after_full,
         )
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)

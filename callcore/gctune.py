@@ -95,7 +95,10 @@ class GcFreezer:
         check_interval: float = 0.5,
         thaw_growth_blocks: int = 200_000,
         thaw_max_interval: float = 86_400.0,
+        freeze_after_full: bool = False,
     ) -> None:
+        self.freeze_after_full = freeze_after_full
+        self.after_full_freezes = 0
         self.thaw_growth_blocks = thaw_growth_blocks
         self.thaw_max_interval = thaw_max_interval
         self.thaws_skipped = 0  # thaws due but skipped: the heap had not grown
@@ -185,6 +188,9 @@ class GcFreezer:
                 self.refreezes += 1
                 self.freeze()
                 self._thaw_blocks = self._blocks
+            elif self.freeze_after_full:  # the garbage was just reclaimed: freeze the survivors
+                self.after_full_freezes += 1
+                self.freeze()
             return
         if self._thawed_at is not None or self.burst_blocks <= 0:
             return

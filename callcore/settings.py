@@ -213,6 +213,8 @@ class Settings(BaseSettings):
     gc_thaw_growth_blocks: int = Field(200_000, ge=0)
     #: ... but thaw at least this often (seconds; 0: no such bound)
     gc_thaw_max_interval: float = Field(86_400.0, ge=0)
+    #: freeze what survived each full collection at its end (callcore/gctune.py)
+    gc_freeze_after_full: bool = False
     #: young-generation GC threshold while the server runs; 0 keeps the interpreter's (700; callcore/gctune.py)
     gc_young_threshold: int = Field(0, ge=0)
     #: freeze at once (checked every second) when the heap grew by this many allocator blocks since

@@ -291,3 +291,32 @@ def test_a_thaw_is_due_after_the_max_interval_whatever_the_heap() -> None:
     freezer = GcFreezer(thaw_growth_blocks=100_000, thaw_max_interval=86_400)
     assert not freezer.thaw_due(3600) and freezer.thaw_due(86_400)
     assert GcFreezer(thaw_growth_blocks=0).thaw_due(1)  # 0: every interval, as before
+
+
+async def test_freeze_after_full_freezes_the_survivors_of_every_full_collection() -> None:
+    """Round five: with ``freeze_after_full`` the next full collection walks only what was
+    allocated since the last one (the survivors are frozen right after the garbage went)."""
+    freezer = GcFreezer(3600, thaw_interval=0, burst_blocks=0, check_interval=3600, freeze_after_full=True)
+    task = asyncio.create_task(freezer.run())
+    walked: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            walked.append(sum(len(gc.get_objects(i)) for i in range(3)))
+
+    keep = [{"call": [i]} for i in range(5_000)]
+    try:
+        await asyncio.sleep(0)
+        gc.callbacks.append(count)
+        gc.collect()
+        assert freezer.after_full_freezes == 1 and gc.get_freeze_count() >= len(keep)
+        gc.collect()
+        assert freezer.after_full_freezes == 2 and walked[-1] < len(keep)  # the survivors were not walked again
+        off = GcFreezer(3600, thaw_interval=0, burst_blocks=0)
+        assert off.freeze_after_full is False  # off by default
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.unfreeze()
