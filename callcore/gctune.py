@@ -73,8 +73,9 @@ thaws every interval as before.
 **Freeze after every full collection** (``freeze_after_full``, ``gc_freeze_after_full``, off by
 default): the hook's end-of-collection freeze for every full collection, not only the thaw's —
 the garbage was just reclaimed, so what is frozen is what survived, and the next full
-collection walks only what was allocated since (pop benchmark: 20–33 k objects walked instead
-of 25–48 k, gen-2 pauses 12–20 ms). Its price is the frozen garbage's: a per-call object alive
+collection walks only what was allocated since — in the pop benchmark that was still 20–42 k
+objects (a few seconds of call traffic), about what it walks without it, so it is off by
+default (``benchmarks/README.md`` round five). Its price is the frozen garbage's: a per-call object alive
 at that moment and dying later in a cycle waits for the thaw (measured per run in
 ``benchmarks/README.md`` round five).
 ``gc.get_freeze_count()`` is exported (``callcore_gc_frozen_objects``) so an operator sees it;
