@@ -233,6 +233,20 @@ class Heartbeat:
             self._task = None
 
 
+def _kind(o: Any) -> str:
+    """A tracked object's type, with the module of its class or coroutine (diagnosis)."""
+    t = type(o)
+    name = t.__qualname__
+    if name in ("coroutine", "function", "frame", "cell", "method"):
+        code = getattr(o, "cr_code", None) or getattr(o, "__code__", None) or getattr(o, "f_code", None)
+        if code is not None:
+            return f"{name}:{code.co_qualname}"
+        return name
+    if name in ("dict", "tuple", "list"):
+        return name
+    return f"{t.__module__}.{name}"
+
+
 class GcPauses:
     """Longest garbage-collector pauses per generation (``gc.callbacks``)."""
 
@@ -248,6 +262,10 @@ class GcPauses:
         self._t = 0.0
         self._t0 = time.perf_counter()
         self._walked = 0
+        #: CALLCORE_BENCH_GC_TYPES=1 (diagnosis, inflates the pauses): the kinds of objects the
+        #: first full collections walked
+        self.types_env = os.environ.get("CALLCORE_BENCH_GC_TYPES") == "1"
+        self.types: list[Any] = []
         gc.callbacks.append(self._cb)
 
     def _cb(self, phase: str, info: dict[str, Any]) -> None:
@@ -257,6 +275,11 @@ class GcPauses:
                 import gc
 
                 self._walked = sum(len(gc.get_objects(i)) for i in range(3))
+                if self.types_env and len(self.types) < 5:  # diagnosis only: what a full collection walks
+                    from collections import Counter
+
+                    c = Counter(_kind(o) for i in range(3) for o in gc.get_objects(i))
+                    self.types.append([round(time.perf_counter() - self._t0, 2), sum(c.values()), c.most_common(12)])
             self._t = time.perf_counter()
             return
         d = (time.perf_counter() - self._t) * 1000
@@ -267,8 +290,11 @@ class GcPauses:
             self.full.append([round(self._t - self._t0, 2), round(d, 2), self._walked, info.get("collected", 0)])
 
     def summary(self) -> dict[str, Any]:
-        return {"max_pause_ms_by_generation": [round(x, 2) for x in self.max_ms], "collections": list(self.count),
-                "full_collections": list(self.full)}
+        out = {"max_pause_ms_by_generation": [round(x, 2) for x in self.max_ms], "collections": list(self.count),
+               "full_collections": list(self.full)}
+        if self.types:
+            out["full_collection_types"] = self.types
+        return out
 
     def reset(self) -> None:
         self.max_ms = [0.0, 0.0, 0.0]

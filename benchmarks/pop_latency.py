@@ -327,10 +327,12 @@ def _bookkeeping() -> dict[str, Any]:
         ("persistence", getattr(getattr(c, "cti", None), "persistence", None), ("batches", "batch_fallbacks", "failures")),
         ("journal", getattr(c, "journal", None), ("direct", "drained", "db_failures", "refused")),
         ("recording", getattr(c, "recording", None), ("unrecorded_lookups", "unrecorded_skipped")),
-        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "thaws")),
+        ("gc_freezer", getattr(c, "gc_freezer", None), ("freezes", "burst_freezes", "settle_freezes", "gc_freezes", "refreezes", "after_full_freezes", "thaws", "thaws_skipped")),
     ):
         if obj is not None:
             out[name] = {a: getattr(obj, a) for a in attrs if hasattr(obj, a)}
+    if "freeze_times" in _BOOKKEEPING:
+        out["freeze_times_since_measure"] = [round(t - _BOOKKEEPING.get("t0", 0), 2) for t in _BOOKKEEPING["freeze_times"]]
     return out
 
 
@@ -342,11 +344,21 @@ def _frozen_garbage() -> dict[str, Any]:
     import gc
     from collections import Counter
 
+    # the freezer's hook (callcore/gctune.py) would freeze a grown heap at the start of these
+    # collections instead of letting them collect: measure without it
+    hooks = [cb for cb in gc.callbacks if getattr(cb, "__name__", "") == "_on_collection"]
+    for cb in hooks:
+        gc.callbacks.remove(cb)
     gc.collect()
     frozen = gc.get_freeze_count()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.unfreeze()
+        kinds = None
+        if os.environ.get("CALLCORE_BENCH_GC_TYPES") == "1":  # diagnosis: what the hourly thaw walks
+            from benchmarks.common import _kind
+
+            kinds = Counter(_kind(o) for o in gc.get_objects(2)).most_common(40)
         t = time.perf_counter()
         gc.collect()
         ms = (time.perf_counter() - t) * 1000
@@ -355,7 +367,17 @@ def _frozen_garbage() -> dict[str, Any]:
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
-    return {"frozen": frozen, "garbage": n, "full_collection_ms": round(ms, 1), "top_types": top}
+    # what a thaw costs in production (round five): the same walk without DEBUG_SAVEALL, the
+    # garbage just counted (released above, still cyclic) freed in it
+    t = time.perf_counter()
+    gc.collect()
+    thaw_ms = (time.perf_counter() - t) * 1000
+    gc.callbacks.extend(hooks)
+    out = {"frozen": frozen, "garbage": n, "full_collection_ms": round(ms, 1), "thaw_collection_ms": round(thaw_ms, 1),
+           "top_types": top}
+    if kinds is not None:
+        out["frozen_kinds"] = kinds
+    return out
 
 
 async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
@@ -398,6 +420,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
                 sampler.reset()
             if sqlc is not None:
                 sqlc.reset()
+            _BOOKKEEPING["t0"] = time.perf_counter()
             if profile_out and profiler is None:
                 import cProfile
 
@@ -416,7 +439,9 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
                                  "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
-                                 "bookkeeping": _bookkeeping(), "frozen_garbage": _frozen_garbage()}})
+                                 "bookkeeping": _bookkeeping(),
+                                 "stall_episodes": sorted(sampler.episodes, key=lambda e: -e["ms"])[:20] if sampler is not None else None,
+                                 "frozen_garbage": _frozen_garbage()}})
     await hb.stop()
     if sqlc is not None:
         with open(sql_out, "w") as fh:  # type: ignore[arg-type]
@@ -452,6 +477,15 @@ async def _start_callcore(ami_port: int) -> tuple[int, Any, str]:
         await container.ami.wait_connected(10)
         assert container.http_port
         _BOOKKEEPING["container"] = container
+        if os.environ.get("CALLCORE_BENCH_GC_TYPES") == "1":  # diagnosis: when the freezer froze
+            fz = container.gc_freezer
+            orig, times = fz.freeze, _BOOKKEEPING.setdefault("freeze_times", [])
+
+            def timed_freeze() -> None:
+                orig()
+                times.append(round(time.perf_counter(), 2))
+
+            fz.freeze = timed_freeze  # type: ignore[method-assign]
         return container.http_port, container.stop, "container"
     except Exception as exc:  # the composition root is still being wired: build the same pieces
         logging.getLogger("bench").warning("Container failed (%s: %s); building the CTI pieces directly", type(exc).__name__, exc)

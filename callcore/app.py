@@ -78,10 +78,13 @@ class Container:
             SlowClientPolicy(settings.ws_send_timeout, settings.ws_max_queued), on_written=self.metrics.observe_pop
         )
         # issue 18: loop stalls measured in production (callcore/loopwatch.py), started in start()
-        self.loop_watch = LoopWatch(self.metrics.loop_lag.observe, debug=settings.loop_debug)
+        self.loop_watch = LoopWatch(
+            self.metrics.loop_lag.observe, debug=settings.loop_debug, stack_threshold=settings.loop_stall_stacks_ms / 1000
+        )
         self.gc_freezer = GcFreezer(
             settings.gc_freeze_interval, settings.gc_thaw_interval, settings.gc_young_threshold,
-            burst_blocks=settings.gc_freeze_burst_blocks,
+            burst_blocks=settings.gc_freeze_burst_blocks, thaw_growth_blocks=settings.gc_thaw_growth_blocks,
+            thaw_max_interval=settings.gc_thaw_max_interval, freeze_after_full=settings.gc_freeze_after_full,
         )
         self.outbox: Any = None  # reliability: the webhook outbox repository (outbox/)
         self.journal: Any = None  # reliability: the call journal (journal/)
@@ -184,7 +187,11 @@ class Container:
         from callcore.wiring import cluster_app
 
         app = cluster_app(self, create_app(self))  # scale-out (issue 19): call control to the AMI holder
-        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio")
+        from callcore.httpproto import http_protocol
+
+        # http: uvicorn's httptools protocol, minus the cycle each websocket upgrade leaves (callcore/httpproto.py)
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio",
+                                http=http_protocol())
         server = _EmbeddedUvicorn(config)
         # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
         # raises SystemExit(3) from its task); uvicorn then serves on this socket

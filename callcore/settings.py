@@ -200,11 +200,21 @@ class Settings(BaseSettings):
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
     # issue 18: asyncio debug mode, logging every callback that holds the loop over 20 ms (callcore/loopwatch.py)
     loop_debug: bool = False
+    #: issue 18: log every hold of the event loop over this many ms with its stack, the loop
+    #: thread's CPU and the collector's share (a watchdog thread, callcore/loopwatch.py); 0 = off
+    loop_stall_stacks_ms: float = Field(0.0, ge=0)
     # issue 18: every this many seconds, objects that survived so far leave the collector's reach
     # (gc.freeze: short gen-2 pauses with thousands of desks connected; callcore/gctune.py); 0 = off
     gc_freeze_interval: float = Field(10.0, ge=0)
     #: seconds between two thaws of the frozen heap, so cycles that became garbage are reclaimed (0: never)
     gc_thaw_interval: float = Field(3600.0, ge=0)
+    #: ... a due thaw is skipped unless the heap grew by this many allocator blocks since the last
+    #: thaw (frozen garbage shows as growth; callcore/gctune.py); 0: thaw every interval
+    gc_thaw_growth_blocks: int = Field(200_000, ge=0)
+    #: ... but thaw at least this often (seconds; 0: no such bound)
+    gc_thaw_max_interval: float = Field(86_400.0, ge=0)
+    #: freeze what survived each full collection at its end (callcore/gctune.py)
+    gc_freeze_after_full: bool = False
     #: young-generation GC threshold while the server runs; 0 keeps the interpreter's (700; callcore/gctune.py)
     gc_young_threshold: int = Field(0, ge=0)
     #: freeze at once (checked every second) when the heap grew by this many allocator blocks since

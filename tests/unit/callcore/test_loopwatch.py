@@ -95,3 +95,37 @@ def test_a_message_is_encoded_once_for_every_socket(monkeypatch) -> None:
     masked = {routes._masked_encoder(msg) for _ in range(50)}
     assert len(texts) == 1 and len(masked) == 1 and len(calls) == 2
     assert "01012345678" in texts.pop() and "01012345678" not in masked.pop()
+
+
+def _hold_the_loop_in_a_named_function() -> None:
+    time.sleep(0.2)  # synchronous work in a callback (sleep releases the GIL: the watchdog samples)
+
+
+async def test_stall_stacks_log_each_hold_with_the_stack_that_held_it() -> None:
+    """Issue 18: in the debug mode every callback over the threshold is logged with its stack."""
+    import threading
+
+    from callcore.loopwatch import StallStacks
+
+    lines: list[str] = []
+    w = LoopWatch(interval=0.01, stack_threshold=0.02)
+    assert w.stacks is not None and LoopWatch().stacks is None  # off by default
+    assert LoopWatch(debug=True).stacks is not None  # CALLCORE_LOOP_DEBUG turns it on too
+    w.stacks.emit = lines.append
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.sleep(0.05)
+        _hold_the_loop_in_a_named_function()
+        for _ in range(200):  # the line is written when the loop beats again
+            if lines:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(lines) >= 1 and w.stacks.logged == len(lines)
+    held = [line for line in lines if "_hold_the_loop_in_a_named_function" in line]
+    assert held and held[0].startswith("event loop held ") and "garbage collector" in held[0]
+    assert not any(t.name == "loop-stall-stacks" for t in threading.enumerate())  # the thread left with the task
+    assert all(cb.__self__ is not w.stacks for cb in __import__("gc").callbacks if hasattr(cb, "__self__"))
+    assert isinstance(w.stacks, StallStacks)
