@@ -148,3 +148,29 @@ async def test_a_session_ends_when_the_server_stops(service, installed):
         await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd.code == 1012  # uvicorn's "service restart"
     assert service.websocket_clients == 0 and service.bus.subscriber_count == 0
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_permessage_deflate_only_when_configured(service, installed, deflate):
+    """Browsers offer permessage-deflate; by default callcore declines it (per-socket zlib memory,
+    per-socket compression of every message), ``ws_per_message_deflate`` turns it on."""
+    from callcore.app import uvicorn_config
+    from callcore.settings import Settings
+
+    app, _, _ = installed
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn_config(app, Settings(http_host="127.0.0.1", http_port=port, ws_per_message_deflate=deflate))
+    assert config.ws == "websockets-sansio"
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started, timeout=5)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token=static-sup", compression="deflate") as ws:
+            await recv_until(ws, "hello")
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)
+    assert (extensions is not None and "permessage-deflate" in extensions) is deflate
