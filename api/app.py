@@ -45,6 +45,11 @@ def create_app(container: "Container") -> FastAPI:
     from api import openapi
 
     openapi.install(app)  # ops (issue 20): summaries, permissions, error answers, event examples
+    from cti import desk_socket
+
+    # issue 18 round five: /ws in front of the middleware stack (one task and no middleware frames
+    # per open desk socket); it counts the websocket metrics the middleware would have
+    desk_socket.install(app, getattr(container, "metrics", None))
     return app
 
 

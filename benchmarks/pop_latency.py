@@ -253,6 +253,7 @@ class _Load:
         bg = loop.create_task(self.background(cfg["bg_fps"]))
         await asyncio.sleep(1.0 if cfg["pops"] > 100 else 0.2)  # background flowing
         seq: list[float] = []
+        at: dict[str, list[float]] = {}  # call id -> [AMI write, received] (the server splits it: pop_path)
         lost = 0
         n = 0
         bg0, t_start = self.bg_frames, time.perf_counter()
@@ -269,6 +270,7 @@ class _Load:
             try:
                 t1 = await asyncio.wait_for(fut, 2.0)
                 seq.append(t1 - t0)
+                at[call.uid] = [t0, t1]
             except asyncio.TimeoutError:
                 lost += 1
             self.writer.write(call.teardown())
@@ -302,7 +304,7 @@ class _Load:
         await asyncio.sleep(0.3)  # late duplicates / wrong deliveries
         bg.cancel()
         return {
-            "sequential": seq, "lost": lost, "bursts": bursts, "burst_lost": burst_lost,
+            "sequential": seq, "sequential_at": at, "lost": lost, "bursts": bursts, "burst_lost": burst_lost,
             "wrong_agent": self.wrong, "duplicates": self.duplicates, "bg_fps_measured": bg_rate,
             "ws_clients": len(self.clients), "ws_messages": self.ws_messages, "ami_connections": len(self.fake.writers),
         }
@@ -334,6 +336,62 @@ def _bookkeeping() -> dict[str, Any]:
     if "freeze_times" in _BOOKKEEPING:
         out["freeze_times_since_measure"] = [round(t - _BOOKKEEPING.get("t0", 0), 2) for t in _BOOKKEEPING["freeze_times"]]
     return out
+
+
+#: call id -> [AMI read, published, written] (perf_counter: CLOCK_MONOTONIC, one clock for both processes)
+_POP_PATH: dict[str, list[float]] = {}
+_BENCH_AGENT = str(AGENT_BASE)[0]  # the benchmark's agents (5000..6999), not the captures' 1001-1003
+
+
+def _watch_pop_path(container: Any) -> None:
+    """Where each ``call.ringing`` of the benchmark's agents spends its time in the server (issue
+    18 round five): the AMI read, the publication on the bus and the websocket frame written
+    (``callcore_pop_latency_seconds`` measures the last minus the first). ``perf_counter`` is
+    CLOCK_MONOTONIC on Linux, shared by the load process: the driver splits each pop into
+    AMI write → read (kernel + the server's loop busy with other work), read → published (CTI
+    pipeline), published → written (the websocket edge) and written → received (kernel + client)."""
+    bus, guard = getattr(container, "bus", None), getattr(container, "ws_guard", None)
+    if bus is None or guard is None:
+        return
+    publish, written = bus.publish, guard.on_written
+    perf = time.perf_counter
+    by_origin: dict[float, str] = {}
+
+    def watched_publish(msg: Any) -> int:
+        if msg.name == "call.ringing" and msg.origin and str(msg.payload.get("agent_id", "")).startswith(_BENCH_AGENT):
+            call_id = msg.payload.get("call_id")
+            if call_id not in _POP_PATH:
+                _POP_PATH[call_id] = [msg.origin, perf(), 0.0]
+                by_origin[msg.origin] = call_id
+        return publish(msg)
+
+    def watched_written(event: str, seconds: float) -> None:
+        if event == "call.ringing":
+            now = perf()
+            est = now - seconds  # the message's origin, give or take this hook's own microseconds
+            origin = min(by_origin, key=lambda o: abs(o - est), default=None)
+            if origin is not None and abs(origin - est) < 1e-4:
+                call_id = by_origin.pop(origin)
+                if not _POP_PATH[call_id][2]:
+                    _POP_PATH[call_id][2] = now
+        if written is not None:
+            written(event, seconds)
+
+    bus.publish = watched_publish  # type: ignore[method-assign]
+    guard.on_written = watched_written
+
+
+def _split_pop_path(server: dict[str, list[float]], sent: dict[str, list[float]]) -> dict[str, Any]:
+    """Per sequential pop (call id → [AMI write, received] in the load process), its four legs."""
+    legs: dict[str, list[float]] = {"write_to_read": [], "read_to_published": [], "published_to_written": [], "written_to_received": []}
+    for call_id, (t0, t1) in sent.items():
+        got = server.get(call_id)
+        if got is None or not got[2]:
+            continue
+        read, published, written = got
+        for k, v in zip(legs, (read - t0, published - read, written - published, t1 - written)):
+            legs[k].append(v)
+    return {k: summarize(v, 1000) for k, v in legs.items()}
 
 
 def _frozen_garbage() -> dict[str, Any]:
@@ -415,6 +473,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             break
         if msg.get("cmd") == "rss":
             hb.reset()  # from here on: the measured part
+            _POP_PATH.clear()
             gcp.reset()
             if sampler is not None:
                 sampler.reset()
@@ -439,7 +498,7 @@ async def _server_main(conn: Any, kind: str, ami_port: int) -> None:
             task_top = [[f"{name}{'' if young else ' (frozen)'}", n] for (name, young), n in tasks.most_common(15)]
             conn.send({"stats": {"gc_tracked_objects": len(objs), "gc_top_types": types,"loop_max_stall_ms": hb.max_stall * 1000, "loop_stalls_over_50ms": hb.stalls_over_50ms,
                                  "tasks": task_top, "gc": gcp.summary(), "logged": LOG_COUNTER.top(), "rss": rss_bytes(),
-                                 "bookkeeping": _bookkeeping(),
+                                 "bookkeeping": _bookkeeping(), "pop_path": _POP_PATH,
                                  "stall_episodes": sorted(sampler.episodes, key=lambda e: -e["ms"])[:20] if sampler is not None else None,
                                  "frozen_garbage": _frozen_garbage()}})
     await hb.stop()
@@ -486,6 +545,7 @@ async def _start_callcore(ami_port: int) -> tuple[int, Any, str]:
                 times.append(round(time.perf_counter(), 2))
 
             fz.freeze = timed_freeze  # type: ignore[method-assign]
+        _watch_pop_path(container)
         return container.http_port, container.stop, "container"
     except Exception as exc:  # the composition root is still being wired: build the same pieces
         logging.getLogger("bench").warning("Container failed (%s: %s); building the CTI pieces directly", type(exc).__name__, exc)
@@ -611,7 +671,10 @@ def _measure(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
         load.send({"cmd": "run", **cfg, "agents": agents})
         res = load.expect("result", 1800)["result"]
         server.send({"cmd": "stats"})
-        res["server_stats"] = server.expect("stats", 60)["stats"]
+        res["server_stats"] = stats = server.expect("stats", 60)["stats"]
+        path, sent = stats.pop("pop_path", None), res.pop("sequential_at", None)
+        if path and sent:
+            stats["pop_path_ms"] = _split_pop_path(path, sent)
         res.update(kind=kind, server=info.get("server", kind), connect=conn_info, rss_before=info["rss"], rss_connected=rss_connected)
         return res
     finally:

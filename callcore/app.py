@@ -35,6 +35,18 @@ from callcore.settings import Settings
 log = logging.getLogger("callcore")
 
 
+def uvicorn_config(app: Any, s: Settings) -> uvicorn.Config:
+    """The HTTP server's configuration: the sans-I/O websockets protocol (no task of its own per
+    connection), keepalive pings as uvicorn's defaults (20 s), permessage-deflate only when
+    ``ws_per_message_deflate`` asks for it, and an HTTP protocol that frees itself after a
+    websocket upgrade (issue 18 round five)."""
+    from callcore.httpproto import http_protocol
+
+    # http: uvicorn's httptools protocol, minus the cycle each websocket upgrade leaves (callcore/httpproto.py)
+    return uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio",
+                          ws_per_message_deflate=s.ws_per_message_deflate, http=http_protocol())
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling.
 
@@ -187,12 +199,7 @@ class Container:
         from callcore.wiring import cluster_app
 
         app = cluster_app(self, create_app(self))  # scale-out (issue 19): call control to the AMI holder
-        from callcore.httpproto import http_protocol
-
-        # http: uvicorn's httptools protocol, minus the cycle each websocket upgrade leaves (callcore/httpproto.py)
-        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_config=None, lifespan="off", ws="websockets-sansio",
-                                http=http_protocol())
-        server = _EmbeddedUvicorn(config)
+        server = _EmbeddedUvicorn(uvicorn_config(app, s))
         # bind here, not inside uvicorn: a port in use is one clear line (uvicorn logs a traceback and
         # raises SystemExit(3) from its task); uvicorn then serves on this socket
         sock = _bind_http(s.http_host, s.http_port)

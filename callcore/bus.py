@@ -53,14 +53,20 @@ def _message_maker() -> Callable[[str, dict[str, Any], frozenset[str], float], M
 new_message = _message_maker()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscription:
     keys: set[str]
-    queue: asyncio.Queue[Message]
+    #: None for a subscription with a ``sink`` (it keeps its own backlog)
+    queue: "asyncio.Queue[Message] | None"
     overflowed: bool = False
     predicate: Callable[[Message], bool] | None = None
+    #: issue 18 round five: called with each message instead of queueing it (a websocket
+    #: session writes it at once, without a task of its own); returns False when its own
+    #: backlog is full — the bus then counts a drop and marks the subscription overflowed
+    sink: Callable[[Message], bool] | None = None
 
     async def get(self) -> Message:
+        assert self.queue is not None, "a subscription with a sink has no queue"
         return await self.queue.get()
 
 
@@ -72,9 +78,15 @@ class Bus:
     published: int = 0
     dropped: int = 0
 
-    def subscribe(self, keys: set[str] | None = None, predicate: Callable[[Message], bool] | None = None) -> Subscription:
-        """``keys=None`` receives everything (e.g. webhooks); otherwise messages whose audience meets ``keys``."""
-        sub = Subscription(set(keys or ()), asyncio.Queue(self.max_queue), predicate=predicate)
+    def subscribe(
+        self, keys: set[str] | None = None, predicate: Callable[[Message], bool] | None = None,
+        sink: Callable[[Message], bool] | None = None,
+    ) -> Subscription:
+        """``keys=None`` receives everything (e.g. webhooks); otherwise messages whose audience meets ``keys``.
+
+        With ``sink``, each message is handed to it synchronously, inside :meth:`publish`
+        (no queue, no task): it must never block and never raise."""
+        sub = Subscription(set(keys or ()), None if sink is not None else asyncio.Queue(self.max_queue), predicate=predicate, sink=sink)
         if keys is None:
             self._wildcard.add(sub)
         else:
@@ -132,6 +144,13 @@ class Bus:
         n = 0
         for sub in targets:
             if sub.predicate is not None and not sub.predicate(msg):
+                continue
+            if sub.sink is not None:
+                if sub.sink(msg):
+                    n += 1
+                else:
+                    sub.overflowed = True
+                    self.dropped += 1
                 continue
             try:
                 sub.queue.put_nowait(msg)

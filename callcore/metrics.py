@@ -109,6 +109,7 @@ class Metrics:
         self.ws_messages = Counter(
             "callcore_websocket_messages", "Websocket messages by direction (in: from clients, out: to clients)", ["direction"], registry=r,
         )
+        self.ws_in, self.ws_out = self.ws_messages.labels("in"), self.ws_messages.labels("out")  # bound once: per message
         self.ws_disconnects = Counter(
             "callcore_websocket_disconnects", "Websocket sessions ended, by reason (close code name; refused = before accept)",
             ["reason"], registry=r,
@@ -188,31 +189,62 @@ class MetricsMiddleware:
             self.metrics.http_requests.labels(route, method, str(status["code"])).inc()
 
     async def _websocket(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        m = self.metrics
-        end = {"reason": None, "accepted": False}
+        meter = WsMeter(self.metrics)
+        try:
+            await self.app(scope, meter.receive(receive), meter.send(send))
+        finally:
+            meter.end()
 
-        async def receive_wrapper():  # type: ignore[no-untyped-def]
+
+class WsMeter:
+    """One websocket session's metrics: messages in and out, and at the end one disconnect
+    by reason (the first close or disconnect seen; ``refused`` when closed before the accept,
+    ``abnormal`` when neither was seen). Used by :class:`MetricsMiddleware` and by an endpoint
+    served in front of it (``cti/desk_socket.py``), which calls :meth:`received` itself."""
+
+    __slots__ = ("_m", "reason", "accepted")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+        self.reason: str | None = None
+        self.accepted = False
+
+    def received(self) -> None:
+        self._m.ws_in.inc()
+
+    def saw_receive(self, message: dict) -> None:  # type: ignore[type-arg]
+        kind = message["type"]
+        if kind == "websocket.receive":
+            self._m.ws_in.inc()
+        elif kind == "websocket.disconnect" and self.reason is None:
+            self.reason = ws_close_reason(None)
+
+    def saw_send(self, message: dict) -> None:  # type: ignore[type-arg]
+        kind = message["type"]
+        if kind == "websocket.send":
+            self._m.ws_out.inc()
+        elif kind == "websocket.accept":
+            self.accepted = True
+        elif kind in ("websocket.close", "websocket.http.response.start") and self.reason is None:
+            self.reason = ws_close_reason(message.get("code", 1000)) if self.accepted else "refused"
+
+    def receive(self, receive):  # type: ignore[no-untyped-def]
+        async def metered():  # type: ignore[no-untyped-def]
             message = await receive()
-            if message["type"] == "websocket.receive":
-                m.ws_messages.labels("in").inc()
-            elif message["type"] == "websocket.disconnect" and end["reason"] is None:
-                end["reason"] = ws_close_reason(None)
+            self.saw_receive(message)
             return message
 
-        async def send_wrapper(message):  # type: ignore[no-untyped-def]
-            kind = message["type"]
-            if kind == "websocket.send":
-                m.ws_messages.labels("out").inc()
-            elif kind == "websocket.accept":
-                end["accepted"] = True
-            elif kind in ("websocket.close", "websocket.http.response.start") and end["reason"] is None:
-                end["reason"] = ws_close_reason(message.get("code", 1000)) if end["accepted"] else "refused"
+        return metered
+
+    def send(self, send):  # type: ignore[no-untyped-def]
+        async def metered(message):  # type: ignore[no-untyped-def]
+            self.saw_send(message)
             await send(message)
 
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
-        finally:
-            m.ws_disconnects.labels(end["reason"] or ("abnormal" if end["accepted"] else "refused")).inc()
+        return metered
+
+    def end(self) -> None:
+        self._m.ws_disconnects.labels(self.reason or ("abnormal" if self.accepted else "refused")).inc()
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

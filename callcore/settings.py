@@ -198,6 +198,10 @@ class Settings(BaseSettings):
     ami_max_headers: int = Field(4096, ge=16)  # a frame with more lines is dropped + counted
     ws_send_timeout: float = Field(5.0, gt=0)  # a websocket client that does not take a message within this is cut off
     ws_max_queued: int = Field(500, ge=1)  # ... or that has this many messages waiting for it
+    # issue 18 round five: permessage-deflate on the desk websockets. Off: the messages are small JSON,
+    # each socket's zlib streams cost ~40 KiB of memory (browsers offer the extension) and every
+    # message would be compressed once per socket instead of encoded once for all
+    ws_per_message_deflate: bool = False
     # issue 18: asyncio debug mode, logging every callback that holds the loop over 20 ms (callcore/loopwatch.py)
     loop_debug: bool = False
     #: issue 18: log every hold of the event loop over this many ms with its stack, the loop

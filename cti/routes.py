@@ -15,19 +15,16 @@ and the permissions of every CTI route can be read together.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 from typing import Annotated, Any, Callable, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import Field
 
 from cti.ami.actions import AmiValueError
-from api.auth import Principal, public, require, websocket_login
+from api.auth import Principal, public, require
 from audit.service import record_from
 from auth import scope
 from auth.masking import mask_numbers
@@ -36,7 +33,7 @@ from cti.errors import CtiError, Forbidden, Invalid, NotFound
 from cti.service import CtiService
 from cti.state import QueueSettings
 from ivr.ports import CallbackRequest
-from callcore.wsguard import WsGuard
+from cti import desk_socket
 
 log = logging.getLogger("callcore.cti.routes")
 
@@ -563,32 +560,11 @@ async def spy(
 
 
 # ---- websocket
-def allowed_keys(p: Principal, requested: list[str]) -> tuple[set[str], list[str]]:
-    """Which bus keys a session may subscribe to (permission table: auth/permissions.py):
-    one's own ``agent:<id>`` always; ``queue:<name>`` (in one's queue scope) and ``queue.stats``
-    with ``queues.monitor``; another ``agent:<id>`` and ``supervisor`` with ``agents.monitor``."""
-    ok: set[str] = set()
-    denied: list[str] = []
-    for key in requested:
-        if not isinstance(key, str) or not key:
-            continue
-        if key == f"agent:{p.agent_id}" and p.agent_id:
-            ok.add(key)
-        elif key.startswith("queue:") and p.can("queues.monitor") and p.in_scope(key[6:]):
-            ok.add(key)
-        elif key == "queue.stats" and p.can("queues.monitor"):
-            # a queue-scoped user gets the statistics of its queues (their per-queue keys)
-            ok.update({f"queue:{q}" for q in p.queues} if p.queues else {key})
-        elif (key.startswith("agent:") or key == "supervisor") and p.can("agents.monitor"):
-            ok.add(key)
-        else:
-            denied.append(key)
-    return ok, denied
-
-
-def _masks_numbers(conn: Request | WebSocket, p: Principal) -> bool:
-    settings = getattr(conn.app.state, "settings", None)
-    return p.role in (getattr(settings, "mask_numbers_for_roles", None) or ()) and not p.can("numbers.unmasked")
+# the session itself is cti/desk_socket.py (issue 18 round five); the assembled app serves /ws in
+# front of its middleware (desk_socket.install), this route serves apps built from routers() alone
+allowed_keys = desk_socket.allowed_keys
+_masks_numbers = desk_socket.masks_numbers
+_encode_message, _masked_encoder, _scoped_encoder = desk_socket.encode_message, desk_socket.masked_encoder, desk_socket.scoped_encoder
 
 
 def _numbers_for(request: Request, p: Principal, data: Any) -> Any:
@@ -598,133 +574,7 @@ def _numbers_for(request: Request, p: Principal, data: Any) -> Any:
 
 @ws_router.websocket("/ws")
 async def websocket(ws: WebSocket) -> None:
-    p = await websocket_login(ws)  # handshake credential, session cookie, or a first {"auth": ...} message
-    if p is None:
-        return
-    service: CtiService = ws.app.state.cti
-    mask = _masks_numbers(ws, p)
-    initial = {f"agent:{p.agent_id}"} if p.agent_id else set()
-    if p.can("agents.monitor"):
-        initial.add("supervisor")
-    # a queue-scoped user's feed carries only its queues' calls, agents and statistics (auth/scope.py)
-    predicate = (lambda m: scope.message_in_scope(p, m.name, m.payload, m.audience)) if p.queues else None
-    sub = service.bus.subscribe(initial, predicate=predicate)
-    service.websocket_clients += 1
-    try:
-        hello: dict[str, Any] = {"event": "hello", "payload": {"subject": p.subject, "role": p.role, "keys": sorted(sub.keys)}}
-        if p.agent_id and p.agent_id in service.state.agents:
-            hello["payload"]["agent"] = service.state.agents[p.agent_id].to_dict()
-            call = service.state.call_for_agent(p.agent_id)
-            hello["payload"]["call"] = service.pops.pop(call, p.agent_id) if call else None
-            recording = getattr(ws.app.state, "recording", None)
-            if call and recording is not None and isinstance(hello["payload"]["call"], dict):
-                # a reconnecting desk gets the PCI pause back with the call (issue 14)
-                hello["payload"]["call"]["rec_paused"] = recording.is_paused(call.id)
-        await ws.send_text(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
-        # the writer runs in this (the ASGI handler's) task, the reader in one more: two tasks per
-        # socket instead of three plus an asyncio.wait (issue 18 round three: RSS per websocket).
-        # Whichever ends first ends the other.
-        this = asyncio.current_task()
-        assert this is not None
-        reader = asyncio.create_task(_ws_reader(ws, service, sub, p), name="ws-reader")
-        writing, reader_ended = True, False
-
-        def _reader_done(_: Any) -> None:
-            nonlocal reader_ended
-            reader_ended = True
-            if writing:  # only while the writer runs: never into the clean-up below
-                this.cancel()
-
-        reader.add_done_callback(_reader_done)
-        try:
-            await _ws_writer(ws, sub, p, mask)
-        except asyncio.CancelledError:
-            if not reader_ended:
-                raise  # the server is stopping: not the reader
-            this.uncancel()
-        except WebSocketDisconnect:
-            pass
-        except Exception as exc:
-            log.warning("websocket session ended: %r", exc)
-        finally:
-            writing = False
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        if not reader.cancelled() and reader.exception() is not None and not isinstance(reader.exception(), WebSocketDisconnect):
-            log.warning("websocket session ended: %r", reader.exception())
-    finally:
-        service.websocket_clients -= 1
-        service.bus.unsubscribe(sub)
-        with contextlib.suppress(Exception):
-            await ws.close()
-
-
-async def _ws_writer(ws: WebSocket, sub: Any, p: Principal, mask: bool = False) -> None:
-    # reliability (issue 12): every send has a deadline, a client with too many messages
-    # waiting is cut off (close 1013 + reason, abort if even that cannot be written)
-    guard = getattr(ws.app.state, "ws_guard", None) or WsGuard()
-    encode = _masked_encoder if mask else _encode_message
-    if p.queues or p.teams:
-        encode = _scoped_encoder(p, mask, encode, ws.app.state.cti)
-    await guard.pump(ws, sub, encode, who=p.subject)
-
-
-def _scoped_encoder(p: Principal, mask: bool, plain: Any, service: Any) -> Any:
-    """A queue/team-scoped supervisor's ``wallboard.update`` is cut to its scope before it is
-    written (auth/scope.py ``wallboard_in_scope``): encoded once per scope, however many sockets."""
-    name = f"scope:{','.join(sorted(p.queues))}|{','.join(sorted(p.teams))}|{int(mask)}"
-
-    def encode(msg: Any) -> str:
-        if msg.name != "wallboard.update":
-            return plain(msg)
-        text = msg.encoded.get(name)
-        if text is None:
-            payload = scope.wallboard_in_scope(p, msg.payload, service.agents.list_agents())
-            text = msg.encoded[name] = json.dumps(
-                {"event": msg.name, "payload": mask_numbers(payload) if mask else payload}, ensure_ascii=False, default=str)
-        return text
-
-    return encode
-
-
-def _encode_message(msg: Any) -> str:
-    text = msg.encoded.get("plain")
-    if text is None:  # once per message, whatever the number of sockets (issue 18)
-        text = msg.encoded["plain"] = json.dumps({"event": msg.name, "payload": msg.payload}, ensure_ascii=False, default=str)
-    return text
-
-
-def _masked_encoder(msg: Any) -> str:
-    text = msg.encoded.get("masked")
-    if text is None:
-        text = msg.encoded["masked"] = json.dumps(
-            {"event": msg.name, "payload": mask_numbers(msg.payload)}, ensure_ascii=False, default=str
-        )
-    return text
-
-
-async def _ws_reader(ws: WebSocket, service: CtiService, sub: Any, p: Principal) -> None:
-    while True:
-        text = await ws.receive_text()
-        try:
-            data = json.loads(text)
-        except ValueError:
-            await ws.send_text(json.dumps({"event": "error", "payload": {"detail": "invalid JSON"}}))
-            continue
-        if not isinstance(data, dict):
-            continue
-        if "subscribe" in data:
-            ok, denied = allowed_keys(p, list(data.get("subscribe") or []))
-            service.bus.add_keys(sub, ok)
-            await ws.send_text(json.dumps({"event": "subscribed", "payload": {"keys": sorted(sub.keys), "denied": denied}}))
-        elif "unsubscribe" in data:
-            keys = {k for k in (data.get("unsubscribe") or []) if isinstance(k, str)}
-            keys.discard(f"agent:{p.agent_id}")
-            service.bus.remove_keys(sub, keys)
-            await ws.send_text(json.dumps({"event": "unsubscribed", "payload": {"keys": sorted(sub.keys)}}))
-        elif data.get("ping") is not None:
-            await ws.send_text(json.dumps({"event": "pong", "payload": {"ping": data.get("ping")}}))
+    await desk_socket.serve_session(ws, ws._receive, ws._send)
 
 
 ALL_ROUTERS: tuple[APIRouter, ...] = (

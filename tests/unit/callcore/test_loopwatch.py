@@ -85,11 +85,11 @@ def test_a_message_is_encoded_once_for_every_socket(monkeypatch) -> None:
     """Issue 18: JSON is made once per message, not once per websocket it goes to."""
     import json
 
-    from cti import routes
+    from cti import desk_socket, routes
 
     calls: list[int] = []
     real = json.dumps
-    monkeypatch.setattr(routes.json, "dumps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(desk_socket.json, "dumps", lambda *a, **k: calls.append(1) or real(*a, **k))
     msg = Message("call.ringing", {"call_id": "c1", "caller": "01012345678"}, frozenset({"supervisor"}))
     texts = {routes._encode_message(msg) for _ in range(50)}
     masked = {routes._masked_encoder(msg) for _ in range(50)}
