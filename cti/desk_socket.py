@@ -165,6 +165,7 @@ async def serve_session(ws: WebSocket, receive: Receive, send: Send, meter: Any 
     del ws  # the handshake's Starlette objects (headers, cookies, query) are not kept for the session
     try:
         writer.offer(json.dumps(mask_numbers(hello) if mask else hello, ensure_ascii=False, default=str))
+        del hello, initial  # not kept in this frame for the session's life
         try:
             await _read(receive, writer, service, sub, p, meter)
         except asyncio.CancelledError:
