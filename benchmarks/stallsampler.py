@@ -85,14 +85,9 @@ class StallSampler:
             self.gc_by_gen[info["generation"]] += d
 
     def _invol(self) -> int:
-        try:
-            with open(f"/proc/self/task/{self._main_native}/status") as fh:
-                for line in fh:
-                    if line.startswith("nonvoluntary_ctxt_switches"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        from callcore.loopwatch import _involuntary_switches
+
+        return _involuntary_switches(self._main_native)
 
     def _snapshot(self) -> tuple[float, float, float, list[float], int]:
         cpu = time.clock_gettime(self._cpu_clock) if self._cpu_clock is not None else 0.0
